@@ -1,0 +1,20 @@
+"""ttm-jax: IBM's Tiny Time Mixers (TTM) in JAX/Flax.
+
+Public surface:
+  from ttm_jax import TTMConfig, TinyTimeMixerForPrediction
+  from ttm_jax import load_pretrained, save_pretrained
+"""
+
+from ttm_jax.models.checkpoint import load_pretrained
+from ttm_jax.models.checkpoint import save_pretrained
+from ttm_jax.models.config import TTMConfig
+from ttm_jax.models.ttm import TinyTimeMixerForMaskedPrediction
+from ttm_jax.models.ttm import TinyTimeMixerForPrediction
+from ttm_jax.models.ttm import TTMOutput
+
+__all__ = [
+    'TTMConfig', 'TinyTimeMixerForPrediction',
+    'TinyTimeMixerForMaskedPrediction', 'TTMOutput', 'load_pretrained',
+    'save_pretrained'
+]
+__version__ = '0.1.0'

@@ -1,0 +1,277 @@
+"""Reading and writing the reference's checkpoints (`config.json` +
+`model.safetensors`), and converting PyTorch state dicts.
+
+The Flax tree mirrors the reference's module tree, so a state-dict key is the
+Flax path with `name_N` written `name.N` and the leaf renamed
+(`kernel` -> `weight` transposed, `scale`/`embedding` -> `weight`,
+`batch_stats/mean|var` -> `running_mean|running_var`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ttm_jax.models import config as config_lib
+from ttm_jax.models import torch_pickle
+from ttm_jax.models import ttm
+
+_LOG = logging.getLogger(__name__)
+
+TTMConfig = config_lib.TTMConfig
+CONFIG_NAME = 'config.json'
+SAFETENSORS_NAME = 'model.safetensors'
+PYTORCH_NAME = 'pytorch_model.bin'
+_INDEXED = re.compile(r'^(.*)_(\d+)$')
+_LEAF_NAMES = {
+    ('params', 'kernel'): 'weight',
+    ('params', 'scale'): 'weight',
+    ('params', 'embedding'): 'weight',
+    ('params', 'bias'): 'bias',
+    ('params', 'position_enc'): 'position_enc',
+    ('buffers', 'position_enc'): 'position_enc',
+    ('batch_stats', 'mean'): 'running_mean',
+    ('batch_stats', 'var'): 'running_var',
+}
+# Torch keys without a Flax counterpart that carry no information.
+_IGNORED_SUFFIXES = ('num_batches_tracked',)
+# Fields whose change alters weight shapes: named in shape errors.
+_SHAPE_FIELDS = ('context_length', 'patch_length', 'num_input_channels',
+                 'prediction_length', 'd_model', 'decoder_d_model',
+                 'expansion_factor', 'frequency_token_vocab_size',
+                 'categorical_vocab_size_list', 'prediction_channel_indices',
+                 'exogenous_channel_indices', 'fcm_context_length',
+                 'prediction_filter_length')
+
+
+class CheckpointError(ValueError):
+  """A checkpoint that cannot be read or contradicts the configuration."""
+
+
+@dataclasses.dataclass
+class LoadReport:
+  """What `convert_state_dict` did, by reference (state-dict) name."""
+  loaded: list
+  new: list  # Initialised here: absent from the checkpoint.
+  dropped: list  # In the checkpoint, unused by this configuration.
+
+
+def torch_key(collection: str, path: Tuple[str, ...]) -> str:
+  """The reference state-dict key of a Flax variable."""
+  parts = []
+  for name in path[:-1]:
+    match = _INDEXED.match(name)
+    parts.append(f'{match.group(1)}.{match.group(2)}' if match else name)
+  parts.append(_LEAF_NAMES[(collection, path[-1])])
+  return '.'.join(parts)
+
+
+def dummy_inputs(config: TTMConfig, batch_size: int = 1) -> Dict[str, Any]:
+  """Inputs that exercise every weight of `config` (for init/eval_shape)."""
+  channels = config.num_input_channels
+  if config.prediction_channel_indices is not None:
+    channels = max(channels, max(config.prediction_channel_indices) + 1)
+  if config.exogenous_channel_indices is not None:
+    channels = max(channels, max(config.exogenous_channel_indices) + 1)
+  inputs = {
+      'past_values': jnp.zeros((batch_size, config.sequence_length, channels),
+                               jnp.float32)
+  }
+  if config.resolution_prefix_tuning:
+    inputs['freq_token'] = jnp.zeros((batch_size,), jnp.int32)
+  if config.categorical_vocab_size_list is not None:
+    inputs['static_categorical_values'] = jnp.zeros(
+        (batch_size, len(config.categorical_vocab_size_list)), jnp.int32)
+  if config.exogenous_channel_indices is not None:
+    inputs['future_values'] = jnp.zeros(
+        (batch_size, config.prediction_length, channels), jnp.float32)
+  return inputs
+
+
+def build_model(config: TTMConfig, **module_kwargs):
+  """The Linen module for `config` (masked variant if configured so)."""
+  if config.masked_context_length is not None:
+    return ttm.TinyTimeMixerForMaskedPrediction(config, **module_kwargs)
+  return ttm.TinyTimeMixerForPrediction(config, **module_kwargs)
+
+
+def init_variables(config: TTMConfig, rng: jax.Array,
+                   model: Optional[Any] = None) -> Dict[str, Any]:
+  """Random variables, initialised as the reference initialises them."""
+  model = model or build_model(config)
+  inputs = dummy_inputs(config)
+  if config.masked_context_length is not None:
+    inputs['past_values'] = inputs['past_values'][:, :config.context_length]
+  variables = jax.jit(lambda r: model.init(r, **inputs))(rng)
+  return flax.core.unfreeze(variables)
+
+
+def _flatten(variables: Mapping[str, Any]) -> Dict[Tuple[str, ...], Any]:
+  return flax.traverse_util.flatten_dict(flax.core.unfreeze(variables))
+
+
+def to_state_dict(variables: Mapping[str, Any]) -> Dict[str, np.ndarray]:
+  """Flax variables -> the reference's state dict (NumPy, torch layout)."""
+  state = {}
+  for path, value in _flatten(variables).items():
+    collection, rest = path[0], path[1:]
+    value = np.asarray(jax.device_get(value), dtype=np.float32)
+    if rest[-1] == 'kernel':
+      value = value.T
+    state[torch_key(collection, rest)] = np.ascontiguousarray(value)
+    if collection == 'batch_stats' and rest[-1] == 'mean':
+      prefix = torch_key(collection, rest).rsplit('.', 1)[0]
+      state[f'{prefix}.num_batches_tracked'] = np.zeros((), np.int64)
+  return state
+
+
+def convert_state_dict(
+    state_dict: Mapping[str, np.ndarray], config: TTMConfig,
+    rng: Optional[jax.Array] = None,
+    strict: bool = False) -> Tuple[Dict[str, Any], LoadReport]:
+  """A reference state dict -> Flax variables for `config`.
+
+  Weights absent from the checkpoint are initialised as the reference does
+  (reported as new); checkpoint weights this configuration does not use are
+  reported as dropped. A shape that contradicts the configuration raises.
+
+  Args:
+    state_dict: torch-layout arrays by reference key.
+    config: the configuration to build.
+    rng: key for new weights (default `jax.random.key(0)`).
+    strict: raise unless every weight is loaded and none dropped.
+
+  Returns:
+    (variables, report).
+  """
+  rng = jax.random.key(0) if rng is None else rng
+  fresh = _flatten(init_variables(config, rng))
+  out, loaded, new = {}, [], []
+  used = set()
+  for path, init_value in fresh.items():
+    collection, rest = path[0], path[1:]
+    key = torch_key(collection, rest)
+    if key not in state_dict:
+      out[path] = init_value
+      new.append(key)
+      continue
+    value = np.asarray(state_dict[key])
+    if rest[-1] == 'kernel':
+      value = value.T
+    if value.shape != init_value.shape:
+      expected = (init_value.shape[::-1] if rest[-1] == 'kernel'
+                  else init_value.shape)
+      raise CheckpointError(
+          f'Checkpoint weight {key} has shape {list(np.shape(state_dict[key]))}'
+          f' but this configuration needs {list(expected)}. The checkpoint\'s '
+          'weights fix these settings: '
+          + ', '.join(f'{f}={getattr(config, f)}' for f in _SHAPE_FIELDS) +
+          '. Drop the override that changes them (to forecast fewer steps '
+          'use prediction_filter_length).')
+    out[path] = jnp.asarray(value, init_value.dtype)
+    loaded.append(key)
+    used.add(key)
+  dropped = sorted(
+      k for k in state_dict
+      if k not in used and not k.endswith(_IGNORED_SUFFIXES))
+  report = LoadReport(loaded=sorted(loaded), new=sorted(new), dropped=dropped)
+  if strict and (report.new or report.dropped):
+    raise CheckpointError(f'Checkpoint does not match the configuration: new '
+                          f'{report.new}, dropped {report.dropped}.')
+  return flax.traverse_util.unflatten_dict(out), report
+
+
+# ------------------------------------------------------------------- files
+def read_state_dict(folder: str) -> Dict[str, np.ndarray]:
+  """Reads model.safetensors (or a safely readable pytorch_model.bin)."""
+  path = os.path.join(folder, SAFETENSORS_NAME)
+  if os.path.exists(path):
+    from safetensors.numpy import load_file  # pylint: disable=g-import-not-at-top
+    try:
+      return dict(load_file(path))
+    except Exception as e:  # safetensors raises its own error types.
+      raise CheckpointError(f'Cannot read {path}: {e}') from e
+  path = os.path.join(folder, PYTORCH_NAME)
+  if os.path.exists(path):
+    return torch_pickle.load_state_dict(path)
+  raise CheckpointError(
+      f'No {SAFETENSORS_NAME} or {PYTORCH_NAME} in {folder} (files there: '
+      f'{sorted(os.listdir(folder))}).')
+
+
+def resolve(path_or_hub_id: str, revision: Optional[str] = None,
+            cache_dir: Optional[str] = None) -> str:
+  """A local folder, or the snapshot folder of a Hugging Face hub repo.
+
+  Hub downloads fetch only `config.json` and the weights; offline
+  (HF_HUB_OFFLINE=1) they resolve from the local cache.
+  """
+  if os.path.isdir(path_or_hub_id):
+    return path_or_hub_id
+  if os.path.exists(path_or_hub_id) or path_or_hub_id.startswith(
+      ('.', '/', '~')) or path_or_hub_id.count('/') != 1:
+    raise CheckpointError(
+        f'{path_or_hub_id!r} is neither a checkpoint folder nor a Hugging '
+        'Face hub id of the form "org/name".')
+  import huggingface_hub  # pylint: disable=g-import-not-at-top
+  try:
+    folder = huggingface_hub.snapshot_download(
+        repo_id=path_or_hub_id, revision=revision, cache_dir=cache_dir,
+        allow_patterns=[CONFIG_NAME, SAFETENSORS_NAME])
+  except Exception as e:  # Network, auth, missing revision...
+    raise CheckpointError(
+        f'Could not fetch {path_or_hub_id} (revision {revision or "main"}) '
+        f'from the Hugging Face hub: {type(e).__name__}: {e}') from e
+  return folder
+
+
+def load_pretrained(path_or_hub_id: str, revision: Optional[str] = None,
+                    *, rng: Optional[jax.Array] = None,
+                    cache_dir: Optional[str] = None,
+                    return_report: bool = False, **config_overrides):
+  """Loads a reference checkpoint: (config, model, variables).
+
+  Args:
+    path_or_hub_id: a folder with config.json and model.safetensors, or a hub
+      id such as "ibm-granite/granite-timeseries-ttm-r2".
+    revision: hub branch/tag/commit (e.g. "1024-96-r2").
+    rng: key for weights the overrides create (default key 0).
+    cache_dir: hub cache folder.
+    return_report: also return the `LoadReport`.
+    **config_overrides: `TTMConfig` fields, as the reference's
+      `from_pretrained(..., **kwargs)`.
+  """
+  folder = resolve(path_or_hub_id, revision, cache_dir)
+  config_path = os.path.join(folder, CONFIG_NAME)
+  if not os.path.exists(config_path):
+    raise CheckpointError(f'No {CONFIG_NAME} in {folder}.')
+  config = TTMConfig.from_json_file(config_path, **config_overrides)
+  variables, report = convert_state_dict(read_state_dict(folder), config, rng)
+  if report.new:
+    _LOG.warning('Newly initialised weights (not in %s): %s', folder,
+                 report.new)
+  if report.dropped:
+    _LOG.warning('Checkpoint weights unused by this configuration: %s',
+                 report.dropped)
+  model = build_model(config)
+  if return_report:
+    return config, model, variables, report
+  return config, model, variables
+
+
+def save_pretrained(path: str, config: TTMConfig,
+                    variables: Mapping[str, Any]) -> None:
+  """Writes config.json + model.safetensors the reference can load."""
+  from safetensors.numpy import save_file  # pylint: disable=g-import-not-at-top
+  os.makedirs(path, exist_ok=True)
+  config.to_json_file(os.path.join(path, CONFIG_NAME))
+  save_file(to_state_dict(variables), os.path.join(path, SAFETENSORS_NAME),
+            metadata={'format': 'pt'})

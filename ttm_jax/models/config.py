@@ -1,0 +1,480 @@
+"""`TTMConfig`: the reference `TinyTimeMixerConfig`, field for field.
+
+The field names, defaults and derived fields are those of
+`tsfm_public.models.tinytimemixer.TinyTimeMixerConfig` (granite-tsfm 0.3.11),
+so that a reference `config.json` maps onto this dataclass one key to one
+field. Derived fields (`num_patches`, `masked_context_length`) are read from a
+checkpoint's `config.json` when present and only computed when absent, as the
+reference does: a checkpoint's weights fix them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from typing import Any, Mapping, Optional, Sequence, Tuple, Union
+
+_LOG = logging.getLogger(__name__)
+
+MODEL_TYPE = 'tinytimemixer'
+LOSSES = ('mse', 'mae', 'pinball', 'huber', None)
+MODES = ('common_channel', 'mix_channel')
+
+# Keys a reference config.json carries that the reference model never reads.
+UNUSED_KEYS = frozenset({
+    'd_model_scale', 'decoder_d_model_scale', 'stride_ratio', 'torch_dtype',
+    'dtype', 'transformers_version', 'architectures', 'model_type',
+    '_name_or_path', 'patch_last', 'init_processing',
+    # Generic `transformers.PretrainedConfig` keys (no effect on TTM).
+    'return_dict', 'output_hidden_states', 'output_attentions', 'torchscript',
+    'use_bfloat16', 'tf_legacy_loss', 'pruned_heads', 'tie_word_embeddings',
+    'chunk_size_feed_forward', 'is_encoder_decoder', 'is_decoder',
+    'cross_attention_hidden_size', 'add_cross_attention',
+    'tie_encoder_decoder', 'problem_type', 'id2label', 'label2id',
+    'num_labels', 'task_specific_params', 'finetuning_task', 'tokenizer_class',
+    'prefix', 'bos_token_id', 'pad_token_id', 'eos_token_id',
+    'sep_token_id', 'decoder_start_token_id', '_attn_implementation',
+    '_attn_implementation_autoset', '_commit_hash', 'use_cache',
+})
+
+# Keys of the unreleased "r3" TTM (multi-quantile head, decomposition, register
+# tokens, FFT embedding, multi-scale, other gates), with the value that leaves
+# the model as released. granite-tsfm 0.3.11 writes all of them, at these
+# values, into every config.json it saves; any other value is a model this
+# port does not implement and is rejected.
+R3_INERT_VALUES: Mapping[str, Any] = {
+    'multi_scale': False,
+    'register_tokens': 0,
+    'fft_length': 0,
+    'use_fft_embedding': True,
+    'multi_quantile_head': False,
+    'point_extra_weight': 0,
+    'residual_context_length': None,
+    'trend_patch_length': None,
+    'trend_patch_stride': None,
+    'trend_d_model': None,
+    'trend_decoder_d_model': None,
+    'trend_num_layers': None,
+    'trend_decoder_num_layers': None,
+    'trend_register_tokens': None,
+    'trend_fft_length': None,
+    'trend_multi_scale': None,
+    'trend_adaptive_patching_levels': None,
+    'trend_head_d_model': None,
+    'trend_loss_weight': 1,
+    'residual_loss_weight': 1,
+    'joint_loss_weight': 1,
+    'forecast_loss_type': 'joint',
+    'decompose': False,
+    'light_mode': False,
+    'mq_hidden': 8,
+    'mq_kernel_size': 3,
+    'mq_eps': 1e-6,
+    'mq_use_decoder_pool': False,
+    'mq_q50_type': 'median',
+    'mq_cond_path': 'pool',
+    'mq_cond_mode': 'add',
+    'mq_decoder_d_model': 8,
+    'mq_use_positional': False,
+    'combine_quantiles_via_variance': False,
+    'quantile_levels': [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
+    'penalize_large_width_ratio': 0.0,
+    'width_penalty_mode': 'boundary',
+    'enable_base_norm_always': False,
+    'gate_mode': 'softmax',
+    'use_register_context_gating': False,
+    'get_one_freq_emb': False,
+}
+# Read by the reference only in r3 code paths; any value is inert for TTM.
+R3_IGNORED_KEYS = frozenset({'gate_groups'})
+
+
+class ConfigError(ValueError):
+  """A configuration that the reference TTM cannot build or that contradicts
+  its checkpoint."""
+
+
+def compute_num_patches(sequence_length: int, patch_length: int,
+                        patch_stride: int) -> int:
+  """Patches that `TinyTimeMixerPatchify` cuts from `sequence_length` steps."""
+  return (max(sequence_length, patch_length) - patch_length) // patch_stride + 1
+
+
+def adaptive_patch_factor(d_model: int, level_index: int) -> int:
+  """Factor `f` of adaptive level `level_index` (2**i, forced to 1 if tiny)."""
+  factor = 2**level_index
+  if d_model // factor <= 4:
+    _LOG.warning(
+        'Disabling adaptive patching at level %d (d_model %d // %d <= 4), '
+        'as the reference does.', level_index, d_model, factor)
+    factor = 1
+  return factor
+
+
+def _as_tuple(value):
+  if value is None:
+    return None
+  return tuple(int(v) for v in value)
+
+
+@dataclasses.dataclass(frozen=True)
+class TTMConfig:
+  """Configuration of TinyTimeMixer (names and defaults of the reference).
+
+  Attributes:
+    context_length: L, steps of history the model reads (the last L are used).
+    patch_length: P, steps per patch.
+    num_input_channels: C; fixes weights only for mix_channel, FCM, categoricals.
+    prediction_length: F, steps the head forecasts.
+    patch_stride: S, step between patches (the reference requires S == P).
+    prediction_channel_indices: channels to output (sorted), None for all.
+    exogenous_channel_indices: channels with known future values (FCM).
+    d_model: D, backbone width.
+    expansion_factor: MLP hidden multiplier.
+    num_layers: mixer layers per block (per adaptive level when APL > 0).
+    dropout: backbone MLP and self-attention dropout.
+    mode: backbone channel mode, 'common_channel' or 'mix_channel'.
+    gated_attn: softmax gating in the mixers.
+    norm_mlp: 'LayerNorm', or any string containing 'batch' for BatchNorm.
+    self_attn: tiny self-attention over patches in each patch mixer.
+    self_attn_heads: heads of that attention.
+    use_positional_encoding: add a positional table to the patches.
+    positional_encoding_type: 'sincos' (fixed) or 'random' (trained).
+    scaling: 'std' or True (std scaler), 'mean' (mean scaler), else none.
+    loss: 'mse', 'mae', 'pinball', 'huber' or None.
+    init_std: std of the 'normal' init (only with post_init).
+    post_init: apply `init_linear` / `init_embed` instead of torch defaults.
+    norm_eps: LayerNorm / BatchNorm epsilon.
+    adaptive_patching_levels: APL; <= 0 disables adaptive patching.
+    resolution_prefix_tuning: prepend a frequency-token embedding (RPT).
+    frequency_token_vocab_size: vocabulary of the RPT embedding.
+    head_dropout: head dropout, and all dropout in the decoder and FCM mixer.
+    distribution_output: kept for config fidelity; distribution heads are
+      disabled in the reference.
+    num_parallel_samples: kept for config fidelity (sampling is disabled).
+    decoder_num_layers: decoder mixer layers.
+    decoder_d_model: Dd, decoder width.
+    decoder_adaptive_patching_levels: APL inside the decoder.
+    decoder_raw_residual: add Linear(P -> Dd) of the scaled patches.
+    decoder_mode: decoder channel mode ('mix_channel' for channel mixing).
+    use_decoder: without it the head reads the backbone output.
+    enable_forecast_channel_mixing: enable the exogenous mixer (FCM).
+    fcm_gated_attn: gating in FCM and inside its mixer.
+    fcm_context_length: l, neighbour steps each side (window 2l + 1).
+    fcm_use_mixer: embed windows to 2w and run the `exog_mixer` block.
+    fcm_mix_layers: layers of `exog_mixer`.
+    fcm_prepend_past: fill the left border with the last l context values.
+    fcm_prepend_past_offset: skip the last o context steps when prepending.
+    categorical_vocab_size_list: vocabularies of static categoricals.
+    prediction_filter_length: F' <= F, outputs and targets truncated to it.
+    init_linear: Linear init scheme with post_init ('normal', 'uniform',
+      'xavier_uniform', else torch default).
+    init_embed: Embedding init scheme with post_init.
+    quantile: q of the pinball loss.
+    huber_delta: delta of the huber loss.
+    mask_value: fill of the masked steps (masked prediction).
+    num_patches: N, patches including the RPT prefix; derived once and then
+      always read from config.json.
+    masked_context_length: L + A for the masked-prediction variant, else None.
+  """
+
+  context_length: int = 64
+  patch_length: int = 8
+  num_input_channels: int = 1
+  prediction_length: int = 16
+  patch_stride: int = 8
+  prediction_channel_indices: Optional[Tuple[int, ...]] = None
+  exogenous_channel_indices: Optional[Tuple[int, ...]] = None
+  d_model: int = 16
+  expansion_factor: int = 2
+  num_layers: int = 3
+  dropout: float = 0.2
+  mode: str = 'common_channel'
+  gated_attn: bool = True
+  norm_mlp: str = 'LayerNorm'
+  self_attn: bool = False
+  self_attn_heads: int = 1
+  use_positional_encoding: bool = False
+  positional_encoding_type: str = 'sincos'
+  scaling: Union[str, bool, None] = 'std'
+  loss: Optional[str] = 'mse'
+  init_std: float = 0.02
+  post_init: bool = False
+  norm_eps: float = 1e-5
+  adaptive_patching_levels: int = 0
+  resolution_prefix_tuning: bool = False
+  frequency_token_vocab_size: int = 5
+  head_dropout: float = 0.2
+  distribution_output: str = 'student_t'
+  num_parallel_samples: int = 100
+  decoder_num_layers: int = 8
+  decoder_d_model: int = 8
+  decoder_adaptive_patching_levels: int = 0
+  decoder_raw_residual: bool = False
+  decoder_mode: str = 'common_channel'
+  use_decoder: bool = True
+  enable_forecast_channel_mixing: bool = False
+  fcm_gated_attn: bool = True
+  fcm_context_length: int = 1
+  fcm_use_mixer: bool = False
+  fcm_mix_layers: int = 2
+  fcm_prepend_past: bool = True
+  fcm_prepend_past_offset: Optional[int] = None
+  categorical_vocab_size_list: Optional[Tuple[int, ...]] = None
+  prediction_filter_length: Optional[int] = None
+  init_linear: str = 'pytorch'
+  init_embed: str = 'pytorch'
+  quantile: float = 0.5
+  huber_delta: float = 1.0
+  mask_value: float = 0
+  num_patches: Optional[int] = None
+  masked_context_length: Optional[int] = None
+
+  def __post_init__(self):
+    setter = lambda name, value: object.__setattr__(self, name, value)
+    for name in ('prediction_channel_indices', 'exogenous_channel_indices',
+                 'categorical_vocab_size_list'):
+      value = _as_tuple(getattr(self, name))
+      if value is not None and name != 'categorical_vocab_size_list':
+        value = tuple(sorted(value))
+      setter(name, value)
+    # As `check_and_init_preprocessing`: eci alone makes pci its complement.
+    if (self.exogenous_channel_indices is not None
+        and self.prediction_channel_indices is None):
+      setter('prediction_channel_indices', tuple(sorted(
+          set(range(self.num_input_channels))
+          - set(self.exogenous_channel_indices))))
+    expected = self._expected_num_patches()
+    if self.num_patches is None:
+      setter('num_patches', expected)
+    self._validate(expected)
+
+  # ---------------------------------------------------------------- derived
+  @property
+  def sequence_length(self) -> int:
+    """Steps the model reads: `masked_context_length` or `context_length`."""
+    if self.masked_context_length is not None:
+      return self.masked_context_length
+    return self.context_length
+
+  @property
+  def num_base_patches(self) -> int:
+    """Patches cut from the input (without the RPT prefix)."""
+    return compute_num_patches(self.sequence_length, self.patch_length,
+                               self.patch_stride)
+
+  @property
+  def output_length(self) -> int:
+    """F': `prediction_filter_length` if set, else `prediction_length`."""
+    return self.prediction_filter_length or self.prediction_length
+
+  @property
+  def num_output_channels(self) -> Optional[int]:
+    """C' if `prediction_channel_indices` is set, else None (all channels)."""
+    if self.prediction_channel_indices is None:
+      return None
+    return len(self.prediction_channel_indices)
+
+  @property
+  def scaler_type(self) -> str:
+    if self.scaling == 'mean':
+      return 'mean'
+    if self.scaling == 'std' or self.scaling is True:
+      return 'std'
+    return 'none'
+
+  @property
+  def needs_fixed_channels(self) -> bool:
+    """Whether weights depend on `num_input_channels`."""
+    return (self.mode == 'mix_channel' or self.decoder_mode == 'mix_channel'
+            and self.use_decoder or self.enable_forecast_channel_mixing)
+
+  def _expected_num_patches(self) -> int:
+    return self.num_base_patches + int(bool(self.resolution_prefix_tuning))
+
+  # ------------------------------------------------------------- validation
+  def _validate(self, expected_num_patches: int) -> None:
+    def fail(message):
+      raise ConfigError(message)
+
+    for name in ('context_length', 'patch_length', 'patch_stride',
+                 'prediction_length', 'd_model', 'num_input_channels',
+                 'expansion_factor'):
+      if int(getattr(self, name)) <= 0:
+        fail(f'{name} must be positive, got {getattr(self, name)}.')
+    if self.patch_length != self.patch_stride:
+      fail(f'patch_stride ({self.patch_stride}) must equal patch_length '
+           f'({self.patch_length}): the reference TTM (granite-tsfm 0.3.11) '
+           'raises "patch_length should be same as patch_stride".')
+    if self.sequence_length <= self.patch_length:
+      fail(f'context_length ({self.sequence_length}) must be greater than '
+           f'patch_length ({self.patch_length}).')
+    if self.num_patches != expected_num_patches:
+      fail(f'num_patches={self.num_patches} (from the checkpoint) contradicts '
+           f'context_length={self.sequence_length}, patch_length='
+           f'{self.patch_length}, resolution_prefix_tuning='
+           f'{self.resolution_prefix_tuning}, which give '
+           f'{expected_num_patches} patches. A checkpoint\'s weights fix its '
+           'context length; load a checkpoint made for this context (or zero-'
+           'pad shorter inputs) instead of overriding context_length.')
+    if self.prediction_filter_length is not None and not (
+        0 < self.prediction_filter_length <= self.prediction_length):
+      fail(f'prediction_filter_length ({self.prediction_filter_length}) must '
+           f'be in (0, prediction_length={self.prediction_length}].')
+    if self.loss == 'nll':
+      fail('loss="nll" (distribution heads) is disabled in the reference TTM '
+           '("NLL loss and Distribution heads are currently not allowed"); '
+           'use mse, mae, pinball or huber.')
+    if self.loss not in LOSSES:
+      fail(f'loss must be one of {LOSSES}, got {self.loss!r}.')
+    for name in ('mode', 'decoder_mode'):
+      if getattr(self, name) not in MODES:
+        fail(f'{name} must be one of {MODES}, got {getattr(self, name)!r}.')
+    if self.use_positional_encoding and self.positional_encoding_type not in (
+        'sincos', 'random'):
+      fail('positional_encoding_type must be "sincos" or "random", got '
+           f'{self.positional_encoding_type!r}.')
+    if self.resolution_prefix_tuning and self.frequency_token_vocab_size < 1:
+      fail('frequency_token_vocab_size must be >= 1 with '
+           'resolution_prefix_tuning.')
+    for name in ('prediction_channel_indices', 'exogenous_channel_indices'):
+      indices = getattr(self, name)
+      if indices is None:
+        continue
+      if not indices:
+        fail(f'{name} must not be empty (use None for all channels).')
+      if len(set(indices)) != len(indices):
+        fail(f'{name} has repeated channels: {list(indices)}.')
+      bad = [i for i in indices if not 0 <= i < self.num_input_channels]
+      if bad and self.needs_fixed_channels:
+        fail(f'{name} {list(indices)} has channels {bad} outside '
+             f'[0, num_input_channels={self.num_input_channels}).')
+    if self.categorical_vocab_size_list is not None:
+      if not self.use_decoder or self.decoder_mode != 'mix_channel':
+        fail('categorical_vocab_size_list needs use_decoder=True and '
+             'decoder_mode="mix_channel" (the reference raises "set '
+             'decoder_mode to mix_channel when using static categorical '
+             'variables").')
+      if any(v <= 0 for v in self.categorical_vocab_size_list):
+        fail('categorical_vocab_size_list entries must be positive.')
+    if self.enable_forecast_channel_mixing:
+      if self.fcm_context_length < 0:
+        fail('fcm_context_length must be >= 0.')
+      if self.fcm_context_length == 0 and not self.fcm_gated_attn:
+        fail('enable_forecast_channel_mixing with fcm_context_length=0 needs '
+             'fcm_gated_attn=True (the reference crashes on this combination '
+             'with an undefined variable).')
+      offset = self.fcm_prepend_past_offset or 0
+      if offset < 0:
+        fail('fcm_prepend_past_offset must be >= 0.')
+      if self.fcm_context_length > 0 and offset == 0 and (
+          self.fcm_prepend_past_offset is not None):
+        fail('fcm_prepend_past_offset=0 selects an empty slice in the '
+             'reference; use None to prepend the last steps.')
+      if offset + self.fcm_context_length > self.sequence_length:
+        fail('fcm_prepend_past_offset + fcm_context_length exceeds the '
+             'context length.')
+    for levels, width, label in (
+        (self.adaptive_patching_levels, self.d_model, 'd_model'),
+        (self.decoder_adaptive_patching_levels, self.decoder_d_model,
+         'decoder_d_model')):
+      for i in range(max(levels, 0)):
+        factor = 2**i if width // 2**i > 4 else 1
+        if width % factor:
+          fail(f'{label} ({width}) must be divisible by 2^{i} for adaptive '
+               'patching.')
+        if self.self_attn and (width // factor) % self.self_attn_heads:
+          fail(f'{label}/{factor} must be divisible by self_attn_heads.')
+    if self.self_attn and self.d_model % self.self_attn_heads:
+      fail(f'd_model ({self.d_model}) must be divisible by self_attn_heads '
+           f'({self.self_attn_heads}).')
+    if self.masked_context_length is not None and (
+        self.masked_context_length <= self.context_length):
+      fail('masked_context_length must exceed context_length.')
+
+  # --------------------------------------------------------- serialisation
+  @classmethod
+  def field_names(cls) -> Tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+  @classmethod
+  def from_dict(cls, values: Mapping[str, Any], **overrides) -> 'TTMConfig':
+    """Builds a config from a reference config dict plus overrides.
+
+    Overrides behave as the reference's `from_pretrained(path, **kwargs)`:
+    they replace the file's values, while derived fields saved in the file
+    (`num_patches`) are kept, never recomputed.
+
+    Raises:
+      ConfigError: for r3 keys, unknown override names, contradictions.
+    """
+    names = set(cls.field_names())
+    bad_overrides = sorted(set(overrides) - names)
+    if bad_overrides:
+      raise ConfigError(f'Unknown TTMConfig fields in overrides: '
+                        f'{bad_overrides}. Valid fields: {sorted(names)}.')
+    merged = dict(values)
+    merged.update(overrides)
+    if merged.get('model_type', MODEL_TYPE) != MODEL_TYPE:
+      raise ConfigError(f'config.json has model_type='
+                        f'{merged["model_type"]!r}, not {MODEL_TYPE!r}.')
+    r3 = sorted(
+        k for k, inert in R3_INERT_VALUES.items()
+        if k in merged and merged[k] != inert)
+    if r3:
+      raise ConfigError(
+          'This config uses the unreleased TTM "r3" branch (non-default '
+          f'{r3}: {[merged[k] for k in r3]}), which ttm-jax does not '
+          'implement (see TTM_SPEC.md section 0).')
+    unknown = sorted(
+        set(merged) - names - UNUSED_KEYS - set(R3_INERT_VALUES)
+        - R3_IGNORED_KEYS)
+    if unknown:
+      _LOG.warning('Ignoring config keys that TinyTimeMixer does not use: %s',
+                   unknown)
+    kwargs = {k: merged[k] for k in names if k in merged}
+    try:
+      return cls(**kwargs)
+    except TypeError as e:  # A wrongly typed value.
+      raise ConfigError(f'Invalid TTM config: {e}') from e
+
+  def replace(self, **changes) -> 'TTMConfig':
+    """A copy with `changes`; derived `num_patches` kept unless given."""
+    return TTMConfig.from_dict(self.to_dict(), **changes)
+
+  def to_dict(self) -> dict:
+    """The reference's config.json content (loads in `from_pretrained`)."""
+    out = {}
+    for name in self.field_names():
+      value = getattr(self, name)
+      if isinstance(value, tuple):
+        value = list(value)
+      out[name] = value
+    out.update(model_type=MODEL_TYPE,
+               architectures=['TinyTimeMixerForPrediction'],
+               init_processing=True, patch_last=True)
+    out.update({k: v for k, v in R3_INERT_VALUES.items()
+                if k not in ('gate_mode', 'use_register_context_gating',
+                             'get_one_freq_emb')})
+    return out
+
+  @classmethod
+  def from_json_file(cls, path: Union[str, os.PathLike],
+                     **overrides) -> 'TTMConfig':
+    with open(path, encoding='utf-8') as f:
+      try:
+        values = json.load(f)
+      except json.JSONDecodeError as e:
+        raise ConfigError(f'{path} is not valid JSON: {e}') from e
+    return cls.from_dict(values, **overrides)
+
+  def to_json_file(self, path: Union[str, os.PathLike]) -> None:
+    with open(path, 'w', encoding='utf-8') as f:
+      json.dump(self.to_dict(), f, indent=2, sort_keys=True)
+      f.write('\n')
+
+
+def channel_indices(indices: Optional[Sequence[int]]) -> Optional[list]:
+  return None if indices is None else list(indices)

@@ -1,0 +1,364 @@
+"""Mixer building blocks of TinyTimeMixer as Flax Linen modules.
+
+Submodule names follow the reference's state-dict names (`mixers_0`,
+`patch_mixer`, `gating_block`, `attn_layer`, `fc1`, ...), so converting a
+PyTorch state dict is a renaming table (see `checkpoint.py`).
+
+Shapes: `b` batch, `c` channels, `n` patches, `d` width; blocks act on
+[b, c, n, d].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable, Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from ttm_jax.models import config as config_lib
+
+Array = jax.Array
+Dtype = Any
+
+
+# ------------------------------------------------------------ initialisers
+def torch_default_bias_init(fan_in: int) -> Callable:
+  """U(-1/sqrt(fan_in), 1/sqrt(fan_in)): torch's default Linear bias."""
+  bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+
+  def init(key, shape, dtype=jnp.float32):
+    return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+  return init
+
+
+def linear_inits(fan_in: int, init_linear: str, post_init: bool,
+                 init_std: float):
+  """(kernel_init, bias_init) reproducing the reference's Linear init."""
+  scheme = init_linear if post_init else 'pytorch'
+  if scheme == 'normal':
+    return nn.initializers.normal(init_std), nn.initializers.zeros
+  if scheme == 'uniform':
+    return nn.initializers.uniform(1.0), nn.initializers.zeros
+  if scheme == 'xavier_uniform':
+    return nn.initializers.xavier_uniform(), nn.initializers.zeros
+  # torch.nn.Linear.reset_parameters: kaiming_uniform(a=sqrt(5)) on the
+  # weight is U(+-1/sqrt(fan_in)); the bias is U(+-1/sqrt(fan_in)).
+  return (nn.initializers.variance_scaling(1 / 3, 'fan_in', 'uniform'),
+          torch_default_bias_init(fan_in))
+
+
+def embed_init(init_embed: str, post_init: bool) -> Callable:
+  scheme = init_embed if post_init else 'pytorch'
+  if scheme == 'uniform':
+    return nn.initializers.uniform(1.0)
+  if scheme == 'xavier_uniform':
+    return nn.initializers.xavier_uniform()
+  return nn.initializers.normal(1.0)  # torch.nn.Embedding: N(0, 1).
+
+
+@dataclasses.dataclass(frozen=True)
+class InitSpec:
+  """How new Linear and Embedding weights are initialised."""
+  init_linear: str = 'pytorch'
+  init_embed: str = 'pytorch'
+  post_init: bool = False
+  init_std: float = 0.02
+
+  @classmethod
+  def from_config(cls, config: config_lib.TTMConfig) -> 'InitSpec':
+    return cls(config.init_linear, config.init_embed, config.post_init,
+               config.init_std)
+
+
+class Linear(nn.Module):
+  """torch.nn.Linear on the last axis (kernel [in, out], bias [out])."""
+  features: int
+  init: InitSpec = InitSpec()
+  dtype: Optional[Dtype] = None
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    fan_in = x.shape[-1]
+    kernel_init, bias_init = linear_inits(fan_in, self.init.init_linear,
+                                          self.init.post_init,
+                                          self.init.init_std)
+    kernel = self.param('kernel', kernel_init, (fan_in, self.features),
+                        jnp.float32)
+    bias = self.param('bias', bias_init, (self.features,), jnp.float32)
+    dtype = self.dtype or x.dtype
+    return jnp.matmul(x.astype(dtype), kernel.astype(dtype)) + bias.astype(
+        dtype)
+
+
+def gelu(x: Array) -> Array:
+  """Exact (erf) GELU, as torch.nn.functional.gelu."""
+  return jax.nn.gelu(x, approximate=False)
+
+
+# -------------------------------------------------------------- mixer spec
+@dataclasses.dataclass(frozen=True)
+class MixerSpec:
+  """What one mixer layer needs to know (a slice of the reference config)."""
+  num_patches: int
+  d_model: int
+  num_channels: int
+  expansion_factor: int = 2
+  dropout: float = 0.0
+  mode: str = 'common_channel'
+  gated_attn: bool = True
+  norm_mlp: str = 'LayerNorm'
+  norm_eps: float = 1e-5
+  self_attn: bool = False
+  self_attn_heads: int = 1
+  num_layers: int = 1
+  adaptive_patching_levels: int = 0
+  init: InitSpec = InitSpec()
+
+  @property
+  def use_batch_norm(self) -> bool:
+    return 'batch' in self.norm_mlp.lower()
+
+  def replace(self, **changes) -> 'MixerSpec':
+    return dataclasses.replace(self, **changes)
+
+
+# ------------------------------------------------------------------ blocks
+class TorchBatchNorm(nn.Module):
+  """torch.nn.BatchNorm1d over the last axis of [m, n, d] (stats over m, n).
+
+  Training normalises with the biased batch variance and updates the running
+  variance with the unbiased one, momentum 0.1, as torch does.
+  """
+  features: int
+  eps: float = 1e-5
+  momentum: float = 0.1
+
+  @nn.compact
+  def __call__(self, x: Array, deterministic: bool) -> Array:
+    scale = self.param('scale', nn.initializers.ones, (self.features,))
+    bias = self.param('bias', nn.initializers.zeros, (self.features,))
+    mean_var = self.variable('batch_stats', 'mean', jnp.zeros,
+                             (self.features,))
+    var_var = self.variable('batch_stats', 'var', jnp.ones, (self.features,))
+    if deterministic:
+      mean, var = mean_var.value, var_var.value
+    else:
+      mean = jnp.mean(x, axis=(0, 1))
+      var = jnp.mean(jnp.square(x - mean), axis=(0, 1))
+      count = x.shape[0] * x.shape[1]
+      if not self.is_initializing() and self.is_mutable_collection(
+          'batch_stats'):
+        unbiased = var * count / max(count - 1, 1)
+        mean_var.value = ((1 - self.momentum) * mean_var.value
+                          + self.momentum * mean)
+        var_var.value = ((1 - self.momentum) * var_var.value
+                         + self.momentum * unbiased)
+    y = (x - mean) * jax.lax.rsqrt(var + self.eps)
+    return y * scale + bias
+
+
+class NormLayer(nn.Module):
+  """`TinyTimeMixerNormLayer`: LayerNorm over d, or BatchNorm over (b*c, n)."""
+  spec: MixerSpec
+
+  @nn.compact
+  def __call__(self, x: Array, deterministic: bool) -> Array:
+    if self.spec.use_batch_norm:
+      b, c, n, d = x.shape
+      y = BatchNormWrapper(self.spec, name='norm')(
+          x.reshape(b * c, n, d), deterministic)
+      return y.reshape(x.shape)
+    return nn.LayerNorm(epsilon=self.spec.norm_eps, name='norm')(x)
+
+
+class BatchNormWrapper(nn.Module):
+  """`TinyTimeMixerBatchNorm` (state-dict prefix `norm.batchnorm`)."""
+  spec: MixerSpec
+
+  @nn.compact
+  def __call__(self, x: Array, deterministic: bool) -> Array:
+    return TorchBatchNorm(self.spec.d_model, eps=self.spec.norm_eps,
+                          name='batchnorm')(x, deterministic)
+
+
+class MLP(nn.Module):
+  """fc1 -> exact GELU -> dropout -> fc2 -> dropout."""
+  in_features: int
+  out_features: int
+  spec: MixerSpec
+  dtype: Optional[Dtype] = None
+
+  @nn.compact
+  def __call__(self, x: Array, deterministic: bool) -> Array:
+    hidden = self.in_features * self.spec.expansion_factor
+    x = Linear(hidden, self.spec.init, self.dtype, name='fc1')(x)
+    x = nn.Dropout(self.spec.dropout)(gelu(x), deterministic=deterministic)
+    x = Linear(self.out_features, self.spec.init, self.dtype, name='fc2')(x)
+    return nn.Dropout(self.spec.dropout)(x, deterministic=deterministic)
+
+
+class GatedAttention(nn.Module):
+  """x * softmax(Linear(x)) over the last axis (`gating_block`)."""
+  size: int
+  init: InitSpec = InitSpec()
+  dtype: Optional[Dtype] = None
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    logits = Linear(self.size, self.init, self.dtype, name='attn_layer')(x)
+    return x * jax.nn.softmax(logits.astype(jnp.float32),
+                              axis=-1).astype(x.dtype)
+
+
+class SelfAttention(nn.Module):
+  """`TinyTimeMixerAttention`: multi-head self-attention, no mask."""
+  embed_dim: int
+  num_heads: int
+  dropout: float
+  init: InitSpec = InitSpec()
+  dtype: Optional[Dtype] = None
+
+  @nn.compact
+  def __call__(self, x: Array, deterministic: bool) -> Array:
+    m, t, d = x.shape
+    head_dim = d // self.num_heads
+    proj = lambda name: Linear(d, self.init, self.dtype, name=name)
+    split = lambda y: y.reshape(m, t, self.num_heads, head_dim).transpose(
+        0, 2, 1, 3)
+    q = split(proj('q_proj')(x) * head_dim**-0.5)
+    k = split(proj('k_proj')(x))
+    v = split(proj('v_proj')(x))
+    weights = jax.nn.softmax(jnp.einsum('mhqe,mhke->mhqk', q, k), axis=-1)
+    weights = nn.Dropout(self.dropout)(weights, deterministic=deterministic)
+    out = jnp.einsum('mhqk,mhke->mhqe', weights, v)
+    out = out.transpose(0, 2, 1, 3).reshape(m, t, d)
+    return proj('out_proj')(out)
+
+
+class PatchMixerBlock(nn.Module):
+  """Mixing across patches: norm -> MLP(n) -> gate(n) (+ self-attn) + res."""
+  spec: MixerSpec
+  dtype: Optional[Dtype] = None
+
+  @nn.compact
+  def __call__(self, h: Array, deterministic: bool) -> Array:
+    spec = self.spec
+    z = NormLayer(spec, name='norm')(h, deterministic)
+    if spec.self_attn:
+      b, c, n, d = z.shape
+      x_attn = SelfAttention(d, spec.self_attn_heads, spec.dropout, spec.init,
+                             self.dtype, name='self_attn_layer')(
+                                 z.reshape(b * c, n, d), deterministic)
+      x_attn = x_attn.reshape(b, c, n, d)
+    z = jnp.swapaxes(z, 2, 3)
+    z = MLP(spec.num_patches, spec.num_patches, spec, self.dtype,
+            name='mlp')(z, deterministic)
+    if spec.gated_attn:
+      z = GatedAttention(spec.num_patches, spec.init, self.dtype,
+                         name='gating_block')(z)
+    z = jnp.swapaxes(z, 2, 3)
+    if spec.self_attn:
+      z = NormLayer(spec, name='norm_attn')(z + x_attn, deterministic)
+    return z + h
+
+
+class FeatureMixerBlock(nn.Module):
+  """Mixing across the hidden axis: norm -> MLP(d) -> gate(d) + residual."""
+  spec: MixerSpec
+  dtype: Optional[Dtype] = None
+
+  @nn.compact
+  def __call__(self, h: Array, deterministic: bool) -> Array:
+    spec = self.spec
+    z = NormLayer(spec, name='norm')(h, deterministic)
+    z = MLP(spec.d_model, spec.d_model, spec, self.dtype, name='mlp')(
+        z, deterministic)
+    if spec.gated_attn:
+      z = GatedAttention(spec.d_model, spec.init, self.dtype,
+                         name='gating_block')(z)
+    return z + h
+
+
+class ChannelFeatureMixerBlock(nn.Module):
+  """Mixing across channels: norm -> gate(c) -> MLP(c) + residual."""
+  spec: MixerSpec
+  dtype: Optional[Dtype] = None
+
+  @nn.compact
+  def __call__(self, h: Array, deterministic: bool) -> Array:
+    spec = self.spec
+    if h.shape[1] != spec.num_channels:
+      raise ValueError(
+          f'The channel mixer was built for {spec.num_channels} channels '
+          f'(num_input_channels plus categoricals) but the input has '
+          f'{h.shape[1]}: set num_input_channels to the data\'s channel '
+          'count.')
+    z = NormLayer(spec, name='norm')(h, deterministic)
+    z = jnp.transpose(z, (0, 3, 2, 1))
+    if spec.gated_attn:
+      z = GatedAttention(spec.num_channels, spec.init, self.dtype,
+                         name='gating_block')(z)
+    z = MLP(spec.num_channels, spec.num_channels, spec, self.dtype,
+            name='mlp')(z, deterministic)
+    return jnp.transpose(z, (0, 3, 2, 1)) + h
+
+
+class MixerLayer(nn.Module):
+  """`TinyTimeMixerLayer`: channel (mix_channel), patch (n > 1), feature."""
+  spec: MixerSpec
+  dtype: Optional[Dtype] = None
+
+  @nn.compact
+  def __call__(self, h: Array, deterministic: bool) -> Array:
+    if self.spec.mode == 'mix_channel':
+      h = ChannelFeatureMixerBlock(self.spec, self.dtype,
+                                   name='channel_feature_mixer')(
+                                       h, deterministic)
+    if self.spec.num_patches > 1:
+      h = PatchMixerBlock(self.spec, self.dtype, name='patch_mixer')(
+          h, deterministic)
+    return FeatureMixerBlock(self.spec, self.dtype, name='feature_mixer')(
+        h, deterministic)
+
+
+class AdaptivePatchingBlock(nn.Module):
+  """One adaptive level: [n, d] -> [n*f, d/f], layers, and back."""
+  spec: MixerSpec  # At the block's (n, d); this level scales them.
+  level_index: int
+  dtype: Optional[Dtype] = None
+
+  @nn.compact
+  def __call__(self, h: Array, deterministic: bool) -> Array:
+    factor = config_lib.adaptive_patch_factor(self.spec.d_model,
+                                              self.level_index)
+    level = self.spec.replace(num_patches=self.spec.num_patches * factor,
+                              d_model=self.spec.d_model // factor)
+    b, c, n, d = h.shape
+    h = h.reshape(b, c, n * factor, d // factor)
+    for i in range(self.spec.num_layers):
+      h = MixerLayer(level, self.dtype, name=f'mixer_layers_{i}')(
+          h, deterministic)
+    return h.reshape(b, c, n, d)
+
+
+class MixerBlock(nn.Module):
+  """`TinyTimeMixerBlock`: layers, or adaptive levels finest first."""
+  spec: MixerSpec
+  dtype: Optional[Dtype] = None
+
+  @nn.compact
+  def __call__(self, h: Array, deterministic: bool) -> Array:
+    levels = self.spec.adaptive_patching_levels
+    if levels > 0:
+      for j, level_index in enumerate(reversed(range(levels))):
+        h = AdaptivePatchingBlock(self.spec, level_index, self.dtype,
+                                  name=f'mixers_{j}')(h, deterministic)
+    else:
+      for i in range(self.spec.num_layers):
+        h = MixerLayer(self.spec, self.dtype, name=f'mixers_{i}')(
+            h, deterministic)
+    return h
