@@ -153,14 +153,18 @@ def convert_state_dict(
     (variables, report).
   """
   rng = jax.random.key(0) if rng is None else rng
-  fresh = _flatten(init_variables(config, rng))
+  # Shapes by tracing only; weights are initialised only when some are new.
+  shapes = _flatten(jax.eval_shape(lambda: init_variables(config, rng)))
+  fresh = None
   out, loaded, new = {}, [], []
   used = set()
-  for path, init_value in fresh.items():
+  for path, init_value in shapes.items():
     collection, rest = path[0], path[1:]
     key = torch_key(collection, rest)
     if key not in state_dict:
-      out[path] = init_value
+      if fresh is None:
+        fresh = _flatten(init_variables(config, rng))
+      out[path] = fresh[path]
       new.append(key)
       continue
     value = np.asarray(state_dict[key])
@@ -176,7 +180,8 @@ def convert_state_dict(
           + ', '.join(f'{f}={getattr(config, f)}' for f in _SHAPE_FIELDS) +
           '. Drop the override that changes them (to forecast fewer steps '
           'use prediction_filter_length).')
-    out[path] = jnp.asarray(value, init_value.dtype)
+    # A copy: the array may be a view of a torch buffer updated in place.
+    out[path] = jnp.array(value, init_value.dtype, copy=True)
     loaded.append(key)
     used.add(key)
   dropped = sorted(

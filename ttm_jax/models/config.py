@@ -366,6 +366,12 @@ class TTMConfig:
         fail('enable_forecast_channel_mixing with fcm_context_length=0 needs '
              'fcm_gated_attn=True (the reference crashes on this combination '
              'with an undefined variable).')
+      if self.fcm_context_length == 0 and self.fcm_use_mixer:
+        fail('enable_forecast_channel_mixing with fcm_context_length=0 and '
+             'fcm_use_mixer=True is broken in the reference (it builds the '
+             'gate and mlp for 2T features and feeds T: "mat1 and mat2 shapes '
+             'cannot be multiplied"); use fcm_context_length >= 1 or '
+             'fcm_use_mixer=False.')
       offset = self.fcm_prepend_past_offset or 0
       if offset < 0:
         fail('fcm_prepend_past_offset must be >= 0.')

@@ -578,15 +578,20 @@ class TinyTimeMixerForMaskedPrediction(TinyTimeMixerForPrediction):
     append = config.output_length
     past_values = jnp.asarray(past_values, jnp.float32)
     b, _, c = past_values.shape
-    eci = config.exogenous_channel_indices or ()
-    non_exog = np.array([i for i in range(c) if i not in eci])
+    # As the reference: the masked channels are those of
+    # range(num_input_channels) that are not exogenous; without exogenous
+    # channels every appended value is the mask value.
+    eci = config.exogenous_channel_indices
+    non_exog = [i for i in range(config.num_input_channels)
+                if i not in (eci or ())]
     if future_values is None:
       appended = jnp.zeros((b, append, c), past_values.dtype)
     else:
       appended = jnp.asarray(future_values, past_values.dtype)[:, :append]
-    is_exog = np.zeros((c,), bool)
-    is_exog[list(eci)] = True
-    appended = jnp.where(is_exog, appended, config.mask_value)
+    if eci is None:
+      appended = jnp.full_like(appended, config.mask_value)
+    else:
+      appended = appended.at[:, :, non_exog].set(config.mask_value)
     values = jnp.concatenate([past_values, appended], axis=1)
     mask = jnp.ones_like(values)
     if past_observed_mask is not None:

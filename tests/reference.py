@@ -1,0 +1,117 @@
+"""Helpers to run IBM's reference TTM (granite-tsfm, test-only dependency)
+beside ours on the same weights and inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip('torch')
+tsfm = pytest.importorskip('tsfm_public.models.tinytimemixer')
+
+import jax  # pylint: disable=g-import-not-at-top
+import jax.numpy as jnp
+
+from ttm_jax.models import checkpoint
+from ttm_jax.models import config as config_lib
+from ttm_jax.models import ttm
+
+FIELDS = ('prediction_outputs', 'backbone_hidden_state',
+          'decoder_hidden_state', 'loc', 'scale', 'loss')
+
+
+def reference_config(config: config_lib.TTMConfig, masked: bool = False):
+  values = config.to_dict()
+  for key in ('model_type', 'architectures', 'init_processing', 'patch_last'):
+    values.pop(key)
+  if masked:  # The reference's masked class derives these itself.
+    values.pop('num_patches')
+    values['masked_context_length'] = None
+  return tsfm.TinyTimeMixerConfig(**values)
+
+
+def build_pair(config: config_lib.TTMConfig, seed: int = 0,
+               masked: bool = False, randomize_batch_stats: bool = True):
+  """Reference model with random weights, and ours with the same weights."""
+  torch.manual_seed(seed)
+  cls = (tsfm.TinyTimeMixerForMaskedPrediction if masked
+         else tsfm.TinyTimeMixerForPrediction)
+  ref = cls(reference_config(config, masked))
+  if randomize_batch_stats:
+    gen = torch.Generator().manual_seed(seed + 1)
+    for module in ref.modules():
+      if isinstance(module, torch.nn.BatchNorm1d):
+        module.running_mean.copy_(torch.randn(module.running_mean.shape,
+                                              generator=gen) * 0.3)
+        module.running_var.copy_(torch.rand(module.running_var.shape,
+                                            generator=gen) + 0.5)
+  ref.eval()
+  ours_config = config
+  if masked:
+    ours_config = ttm.masked_prediction_config(config)
+    assert ours_config.num_patches == ref.config.num_patches
+  state = {k: v.detach().numpy() for k, v in ref.state_dict().items()}
+  variables, _ = checkpoint.convert_state_dict(state, ours_config, strict=True)
+  return ref, checkpoint.build_model(ours_config), variables
+
+
+def run_reference(ref, inputs):
+  kwargs = {k: (None if v is None else torch.tensor(np.asarray(v)))
+            for k, v in inputs.items()}
+  with torch.no_grad():
+    out = ref(**kwargs)
+  return {f: (None if getattr(out, f) is None else
+              getattr(out, f).detach().numpy()) for f in FIELDS}
+
+
+def run_ours(model, variables, inputs, jit=True):
+  fn = lambda v, i: model.apply(v, **i)
+  if jit:
+    fn = jax.jit(fn)
+  inputs = {k: v for k, v in inputs.items() if v is not None}
+  out = fn(variables, {k: jnp.asarray(v) for k, v in inputs.items()})
+  return {f: (None if getattr(out, f) is None else
+              np.asarray(getattr(out, f))) for f in FIELDS}
+
+
+def assert_outputs_match(ours, ref, atol=1e-5):
+  for field in FIELDS:
+    if ref[field] is None:
+      assert ours[field] is None, field
+      continue
+    assert ours[field] is not None, field
+    assert ours[field].shape == ref[field].shape, (field, ours[field].shape,
+                                                   ref[field].shape)
+    diff = np.max(np.abs(ours[field] - ref[field]))
+    assert diff <= atol, f'{field}: max abs diff {diff}'
+
+
+def make_inputs(config, batch_size=3, length=None, channels=None, seed=0,
+                future=True, past_mask=None, future_mask=None,
+                future_length=None):
+  """Random inputs; masks: None, 'bool' or 'int'."""
+  rng = np.random.RandomState(seed)
+  length = length or config.context_length
+  channels = channels or config.num_input_channels
+  inputs = {'past_values': rng.randn(batch_size, length,
+                                     channels).astype(np.float32) * 2 + 0.5}
+  if future:
+    inputs['future_values'] = rng.randn(
+        batch_size, future_length or config.prediction_length,
+        channels).astype(np.float32)
+  for name, kind, shape in (
+      ('past_observed_mask', past_mask, inputs['past_values'].shape),
+      ('future_observed_mask', future_mask,
+       inputs.get('future_values', np.zeros(0)).shape)):
+    if kind is None:
+      continue
+    mask = rng.rand(*shape) > 0.2
+    inputs[name] = mask if kind == 'bool' else mask.astype(np.float32)
+  if config.resolution_prefix_tuning:
+    inputs['freq_token'] = rng.randint(
+        0, config.frequency_token_vocab_size, size=(batch_size,))
+  if config.categorical_vocab_size_list:
+    inputs['static_categorical_values'] = np.stack(
+        [rng.randint(0, v, size=(batch_size,))
+         for v in config.categorical_vocab_size_list], axis=1)
+  return inputs
