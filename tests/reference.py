@@ -3,6 +3,8 @@ beside ours on the same weights and inputs."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -74,7 +76,28 @@ def run_ours(model, variables, inputs, jit=True):
               np.asarray(getattr(out, f))) for f in FIELDS}
 
 
-def assert_outputs_match(ours, ref, atol=1e-5):
+def run_reference_float64(ref, inputs):
+  """The reference in float64: the exact value fp32 results approximate."""
+  ref64 = copy.deepcopy(ref).double()
+  kwargs = {}
+  for k, v in inputs.items():
+    v = np.asarray(v)
+    kwargs[k] = torch.tensor(v.astype(np.float64) if v.dtype == np.float32
+                             else v)
+  with torch.no_grad():
+    out = ref64(**kwargs)
+  return {f: (None if getattr(out, f) is None else
+              getattr(out, f).detach().numpy()) for f in FIELDS}
+
+
+def assert_outputs_match(ours, ref, atol=1e-5, ref64=None):
+  """Every field within `atol` of the reference's fp32 output.
+
+  With `ref64` (the reference in float64), a field may instead be within
+  `atol` of the reference's own fp32 error against the exact value: on the
+  exogenous fine-tune the reference's fp32 rounding error in
+  `decoder_hidden_state` (|values| ~4) is itself 1.5e-5 to 2e-5.
+  """
   for field in FIELDS:
     if ref[field] is None:
       assert ours[field] is None, field
@@ -83,7 +106,14 @@ def assert_outputs_match(ours, ref, atol=1e-5):
     assert ours[field].shape == ref[field].shape, (field, ours[field].shape,
                                                    ref[field].shape)
     diff = np.max(np.abs(ours[field] - ref[field]))
-    assert diff <= atol, f'{field}: max abs diff {diff}'
+    if diff <= atol:
+      continue
+    assert ref64 is not None, f'{field}: max abs diff {diff}'
+    ours_error = np.max(np.abs(ours[field] - ref64[field]))
+    ref_error = np.max(np.abs(ref[field] - ref64[field]))
+    assert ours_error <= ref_error + atol, (
+        f'{field}: max abs diff {diff} from the reference; error vs float64: '
+        f'ours {ours_error}, reference fp32 {ref_error}')
 
 
 def make_inputs(config, batch_size=3, length=None, channels=None, seed=0,

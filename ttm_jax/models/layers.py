@@ -172,7 +172,9 @@ class NormLayer(nn.Module):
       y = BatchNormWrapper(self.spec, name='norm')(
           x.reshape(b * c, n, d), deterministic)
       return y.reshape(x.shape)
-    return nn.LayerNorm(epsilon=self.spec.norm_eps, name='norm')(x)
+    # Two-pass variance, as torch (Flax's fast variance loses ~1e-5 here).
+    return nn.LayerNorm(epsilon=self.spec.norm_eps, use_fast_variance=False,
+                        name='norm')(x)
 
 
 class BatchNormWrapper(nn.Module):
