@@ -1,0 +1,317 @@
+"""Which IBM TTM checkpoint to use: the reference's `get_model` selection.
+
+A pure function from (context length, horizon, frequency, preferences) to
+(hub id, revision, prediction_filter_length), ported from
+`tsfm_public/toolkit/get_model.py` and its release table
+(`resources/model_paths_config/ttm.yaml`: r1, r2, r2.1, research-r2). The
+unreleased r3 entries are left out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from typing import Optional
+
+from ttm_jax.models import config as config_lib
+
+_LOG = logging.getLogger(__name__)
+
+# (key, release, hub id, revision, context length, prediction length).
+RELEASES = (
+    ('512-96-r1', 'r1', 'ibm-granite/granite-timeseries-ttm-r1', 'main', 512, 96),
+    ('1024-96-r1', 'r1', 'ibm-granite/granite-timeseries-ttm-r1', '1024_96_v1', 1024, 96),
+    ('512-96-r2', 'r2', 'ibm-granite/granite-timeseries-ttm-r2', 'main', 512, 96),
+    ('512-192-r2', 'r2', 'ibm-granite/granite-timeseries-ttm-r2', '512-192-r2', 512, 192),
+    ('512-336-r2', 'r2', 'ibm-granite/granite-timeseries-ttm-r2', '512-336-r2', 512, 336),
+    ('512-720-r2', 'r2', 'ibm-granite/granite-timeseries-ttm-r2', '512-720-r2', 512, 720),
+    ('1024-96-r2', 'r2', 'ibm-granite/granite-timeseries-ttm-r2', '1024-96-r2', 1024, 96),
+    ('1024-192-r2', 'r2', 'ibm-granite/granite-timeseries-ttm-r2', '1024-192-r2', 1024, 192),
+    ('1024-336-r2', 'r2', 'ibm-granite/granite-timeseries-ttm-r2', '1024-336-r2', 1024, 336),
+    ('1024-720-r2', 'r2', 'ibm-granite/granite-timeseries-ttm-r2', '1024-720-r2', 1024, 720),
+    ('1536-96-r2', 'r2', 'ibm-granite/granite-timeseries-ttm-r2', '1536-96-r2', 1536, 96),
+    ('1536-192-r2', 'r2', 'ibm-granite/granite-timeseries-ttm-r2', '1536-192-r2', 1536, 192),
+    ('1536-336-r2', 'r2', 'ibm-granite/granite-timeseries-ttm-r2', '1536-336-r2', 1536, 336),
+    ('1536-720-r2', 'r2', 'ibm-granite/granite-timeseries-ttm-r2', '1536-720-r2', 1536, 720),
+    ('52-16-ft-r2.1', 'r2.1', 'ibm-granite/granite-timeseries-ttm-r2', '52-16-ft-r2.1', 52, 16),
+    ('52-16-ft-l1-r2.1', 'r2.1', 'ibm-granite/granite-timeseries-ttm-r2', '52-16-ft-l1-r2.1', 52, 16),
+    ('90-30-ft-r2.1', 'r2.1', 'ibm-granite/granite-timeseries-ttm-r2', '90-30-ft-r2.1', 90, 30),
+    ('90-30-ft-l1-r2.1', 'r2.1', 'ibm-granite/granite-timeseries-ttm-r2', '90-30-ft-l1-r2.1', 90, 30),
+    ('180-60-ft-l1-r2.1', 'r2.1', 'ibm-granite/granite-timeseries-ttm-r2', '180-60-ft-l1-r2.1', 180, 60),
+    ('360-60-ft-l1-r2.1', 'r2.1', 'ibm-granite/granite-timeseries-ttm-r2', '360-60-ft-l1-r2.1', 360, 60),
+    ('512-48-ft-r2.1', 'r2.1', 'ibm-granite/granite-timeseries-ttm-r2', '512-48-ft-r2.1', 512, 48),
+    ('512-48-ft-l1-r2.1', 'r2.1', 'ibm-granite/granite-timeseries-ttm-r2', '512-48-ft-l1-r2.1', 512, 48),
+    ('512-96-ft-r2.1', 'r2.1', 'ibm-granite/granite-timeseries-ttm-r2', '512-96-ft-r2.1', 512, 96),
+    ('512-96-ft-l1-r2.1', 'r2.1', 'ibm-granite/granite-timeseries-ttm-r2', '512-96-ft-l1-r2.1', 512, 96),
+    ('512-96-ft-r2', 'r2', 'ibm-research/ttm-research-r2', 'main', 512, 96),
+    ('512-192-ft-r2', 'r2', 'ibm-research/ttm-research-r2', '512-192-ft-r2', 512, 192),
+    ('512-336-ft-r2', 'r2', 'ibm-research/ttm-research-r2', '512-336-ft-r2', 512, 336),
+    ('512-720-ft-r2', 'r2', 'ibm-research/ttm-research-r2', '512-720-ft-r2', 512, 720),
+    ('1024-96-ft-r2', 'r2', 'ibm-research/ttm-research-r2', '1024-96-ft-r2', 1024, 96),
+    ('1024-192-ft-r2', 'r2', 'ibm-research/ttm-research-r2', '1024-192-ft-r2', 1024, 192),
+    ('1024-336-ft-r2', 'r2', 'ibm-research/ttm-research-r2', '1024-336-ft-r2', 1024, 336),
+    ('1024-720-ft-r2', 'r2', 'ibm-research/ttm-research-r2', '1024-720-ft-r2', 1024, 720),
+    ('1536-96-ft-r2', 'r2', 'ibm-research/ttm-research-r2', '1536-96-ft-r2', 1536, 96),
+    ('1536-192-ft-r2', 'r2', 'ibm-research/ttm-research-r2', '1536-192-ft-r2', 1536, 192),
+    ('1536-336-ft-r2', 'r2', 'ibm-research/ttm-research-r2', '1536-336-ft-r2', 1536, 336),
+    ('1536-720-ft-r2', 'r2', 'ibm-research/ttm-research-r2', '1536-720-ft-r2', 1536, 720),
+)
+RESEARCH_HUB_ID = 'ibm-research/ttm-research-r2'
+LOW_RESOLUTION_MAX_CONTEXT = 512
+RANDOM_INIT = ('random_init_small', 'random_init_medium', 'random_init_large')
+FORCE_RETURN = ('zeropad', 'rolling') + RANDOM_INIT
+
+# `tsfm_public.toolkit.time_series_preprocessor.DEFAULT_FREQUENCY_MAPPING`.
+FREQUENCY_TOKENS = {
+    'oov': 0, 'min': 1, '2min': 2, '5min': 3, '10min': 4, '15min': 5,
+    '30min': 6, 'h': 7, 'H': 7, 'd': 8, 'D': 8, 'W': 9,
+}
+
+
+class NoCheckpointError(ValueError):
+  """No released TTM fits the request (and no fallback was asked for)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Selection:
+  """A chosen checkpoint, or a random-init model to train.
+
+  Attributes:
+    model_key: the release table's key (e.g. "512-96-r2"), or "TTM(small)".
+    hub_id: Hugging Face repo, or None for a random init.
+    revision: the branch holding the checkpoint.
+    prediction_filter_length: requested horizon when shorter than the
+      checkpoint's, else None.
+    context_length: the checkpoint's context (zero-pad shorter inputs).
+    prediction_length: the checkpoint's horizon (roll for longer ones).
+    random_config: for random-init fallbacks, the `TTMConfig` to train.
+  """
+  model_key: str
+  hub_id: Optional[str]
+  revision: Optional[str]
+  prediction_filter_length: Optional[int]
+  context_length: int
+  prediction_length: int
+  random_config: Optional[config_lib.TTMConfig] = None
+
+
+def path_type(model_path: str) -> int:
+  """1: r1, 2: granite r2 (incl. r2.1), 3: research r2, 0: anything else."""
+  if model_path.startswith((
+      'ibm/TTM', 'ibm-granite/granite-timeseries-ttm-r1',
+      'ibm-granite/granite-timeseries-ttm-v1',
+      'ibm-granite/granite-timeseries-ttm-1m')):
+    return 1
+  if model_path.startswith('ibm-granite/granite-timeseries-ttm-r2'):
+    return 2
+  if model_path.startswith(RESEARCH_HUB_ID):
+    return 3
+  if model_path.startswith(('ibm-research/ttm-r3',
+                            'ibm-granite/granite-timeseries-ttm-r3')):
+    raise NoCheckpointError('TTM r3 checkpoints are not supported by ttm-jax.')
+  return 0
+
+
+def random_ttm_config(context_length: int, prediction_length: int,
+                      size: str = 'small', **overrides) -> config_lib.TTMConfig:
+  """The reference's `get_random_ttm` configuration (small/medium/large)."""
+  size = size.lower()
+  if 'small' in size:
+    lower_bound, levels, num_layers = 4, 0, 3
+  elif 'medium' in size:
+    lower_bound, levels, num_layers = 16, 3, 3
+  elif 'large' in size:
+    lower_bound, levels, num_layers = 32, 5, 5
+  else:
+    raise ValueError('Wrong size. Should be either of these [small/medium/'
+                     'large].')
+  if context_length < lower_bound:
+    raise ValueError(f'Context length should be at least {lower_bound} if '
+                     f'`size={size}`.')
+  context = context_length if context_length % 2 == 0 else context_length - 1
+  patch = 2
+  while context % patch == 0 and context / patch >= 8:
+    patch *= 2
+  d_model = 2 * patch if 'small' in size else 16 * 2**levels
+  values = dict(context_length=context, prediction_length=prediction_length,
+                patch_length=patch, patch_stride=patch, d_model=d_model,
+                num_layers=num_layers, decoder_num_layers=2,
+                decoder_d_model=d_model, adaptive_patching_levels=levels,
+                dropout=0.2)
+  values.update(overrides)
+  return config_lib.TTMConfig(**values)
+
+
+def select_checkpoint(model_path: str, context_length: Optional[int] = None,
+                      prediction_length: Optional[int] = None,
+                      freq_prefix_tuning: bool = False,
+                      freq: Optional[str] = None,
+                      prefer_l1_loss: bool = False,
+                      prefer_longer_context: bool = True,
+                      force_return: Optional[str] = None) -> Selection:
+  """The reference's checkpoint choice for a request (no download).
+
+  Args:
+    model_path: a release hub id (r1, granite r2, research r2) or a folder.
+    context_length: history available per forecast.
+    prediction_length: horizon wanted.
+    freq_prefix_tuning: prefer "-ft-" (resolution-prefix) models.
+    freq: data frequency ('h', '10min', 'd', ...); daily and weekly data only
+      get r2.1 models.
+    prefer_l1_loss: prefer "-l1-" (MAE-trained) models.
+    prefer_longer_context: prefer the longest context that fits.
+    force_return: 'zeropad', 'rolling' or 'random_init_{small,medium,large}'
+      fallbacks when nothing fits.
+
+  Returns:
+    A `Selection`.
+
+  Raises:
+    NoCheckpointError: when nothing fits and no fallback applies.
+  """
+  if force_return is not None and force_return not in FORCE_RETURN:
+    raise ValueError(f'force_return must be one of {FORCE_RETURN} or None.')
+  kind = path_type(model_path)
+  if kind == 0:
+    if not os.path.isdir(model_path):
+      raise NoCheckpointError(
+          f'Model path {model_path} is not a valid local path, loading of '
+          'arbitrary remote models is not permitted.')
+    return Selection(model_key=model_path, hub_id=None, revision=None,
+                     prediction_filter_length=prediction_length,
+                     context_length=context_length or 0,
+                     prediction_length=prediction_length or 0)
+  if context_length is None or prediction_length is None:
+    raise ValueError('Provide `context_length` and `prediction_length` when '
+                     '`model_path` is a hub model path.')
+  rank = FREQUENCY_TOKENS.get(freq, 0)
+  if kind == 3:
+    table = {r[0]: r for r in RELEASES if r[2] == RESEARCH_HUB_ID}
+  else:
+    prefix = 'r1' if kind == 1 else 'r2'
+    table = {r[0]: r for r in RELEASES
+             if r[2] != RESEARCH_HUB_ID and r[1].startswith(prefix)}
+  cl = lambda key: table[key][4]
+  fl = lambda key: table[key][5]
+  if kind in (1, 2) and rank >= 8:
+    models = [k for k in table if 'r2.1' in table[k][1]]
+  else:
+    models = list(table)
+
+  selected, shortest_models = [], []
+  shortest = min(cl(k) for k in table)
+  if context_length < shortest:
+    if force_return is None:
+      raise NoCheckpointError(
+          'Requested context length is less than the shortest context length '
+          f'for TTMs: {shortest}. Set `force_return=zeropad` to get a TTM '
+          'with longer context.')
+    if force_return == 'zeropad':
+      selected = models
+  else:
+    lowest = float('inf')
+    for key in models:
+      if cl(key) <= context_length:
+        selected.append(key)
+      if cl(key) <= lowest:
+        lowest = cl(key)
+        shortest_models.append(key)
+  if not selected:
+    if force_return is None:
+      raise NoCheckpointError(
+          'Could not find a TTM with `context_length` shorter than the '
+          f'requested context length = {context_length}. Set '
+          '`force_return=zeropad` to get a TTM with longer context.')
+    if force_return == 'zeropad':
+      selected = shortest_models
+  models = selected
+
+  if models:
+    if prefer_longer_context:
+      reference = min(context_length, max(cl(k) for k in models))
+    else:
+      reference = min(cl(k) for k in models)
+    if reference <= LOW_RESOLUTION_MAX_CONTEXT:
+      if prefer_l1_loss:
+        models = [k for k in models if '-l1-' in k] or models
+      if freq_prefix_tuning:
+        models = [k for k in models if '-ft-' in k] or models
+    sign = -1 if prefer_longer_context else 1
+    models = sorted(models, key=lambda k: (sign * cl(k), fl(k)))
+    selected = []
+    highest, highest_model = float('-inf'), None
+    for key in models:
+      if fl(key) >= prediction_length:
+        selected.append(key)
+      if fl(key) > highest:
+        highest, highest_model = fl(key), key
+    if not selected:
+      if force_return is None:
+        raise NoCheckpointError(
+            'Could not find a TTM with `prediction_length` higher than the '
+            f'requested prediction length = {prediction_length}. Set '
+            '`force_return=rolling` to get a TTM with shorter prediction '
+            'length. Rolling must be done outside.')
+      if force_return == 'rolling':
+        selected.append(highest_model)
+    models = selected
+
+  if freq_prefix_tuning and freq is not None and freq not in FREQUENCY_TOKENS:
+    _LOG.warning('The specified frequency (%s) is not in the set of allowed '
+                 'resolutions: %s.', freq, list(FREQUENCY_TOKENS))
+    models = []
+  if not models:
+    if force_return in RANDOM_INIT:
+      config = random_ttm_config(context_length, prediction_length,
+                                 force_return)
+      return Selection(model_key=f'TTM({force_return.split("_")[-1]})',
+                       hub_id=None, revision=None,
+                       prediction_filter_length=None,
+                       context_length=config.context_length,
+                       prediction_length=prediction_length,
+                       random_config=config)
+    raise NoCheckpointError(
+        f'Could not find a suitable TTM for context_length = {context_length}'
+        f' and prediction_length = {prediction_length}; set force_return to '
+        'random_init_small/medium/large for a randomly initialised TTM.')
+  key = models[0]
+  _, _, hub_id, revision, context, horizon = table[key]
+  return Selection(model_key=key, hub_id=hub_id, revision=revision,
+                   prediction_filter_length=(prediction_length
+                                             if horizon > prediction_length
+                                             else None),
+                   context_length=context, prediction_length=horizon)
+
+
+def get_model(model_path: str, context_length: Optional[int] = None,
+              prediction_length: Optional[int] = None, *,
+              freq_prefix_tuning: bool = False, freq: Optional[str] = None,
+              prefer_l1_loss: bool = False, prefer_longer_context: bool = True,
+              force_return: Optional[str] = None, seed: int = 0,
+              **config_overrides):
+  """Selects and loads a checkpoint: (config, model, variables).
+
+  As the reference's `get_model`: the chosen checkpoint is loaded with
+  `prediction_filter_length` set to the requested horizon when it is shorter,
+  plus `config_overrides`.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  from ttm_jax.models import checkpoint  # pylint: disable=g-import-not-at-top
+  selection = select_checkpoint(
+      model_path, context_length, prediction_length,
+      freq_prefix_tuning=freq_prefix_tuning, freq=freq,
+      prefer_l1_loss=prefer_l1_loss,
+      prefer_longer_context=prefer_longer_context, force_return=force_return)
+  if selection.random_config is not None:
+    config = selection.random_config.replace(**config_overrides)
+    model = checkpoint.build_model(config)
+    return config, model, checkpoint.init_variables(config,
+                                                    jax.random.key(seed))
+  source = model_path if selection.hub_id is None else selection.hub_id
+  overrides = dict(config_overrides)
+  if selection.prediction_filter_length is not None:
+    overrides.setdefault('prediction_filter_length',
+                         selection.prediction_filter_length)
+  return checkpoint.load_pretrained(source, revision=selection.revision,
+                                    rng=jax.random.key(seed), **overrides)
