@@ -71,8 +71,8 @@ def test_release_table_matches_reference_yaml():
   assert set(zoo.RELEASES) == expected
 
 
-def test_selection_matches_live_reference_on_random_grid():
-  rng = random.Random(0)
+def _grid_cases(count, seed):
+  rng = random.Random(seed)
   grid = list(itertools.product(
       [R1, R2, RESEARCH],
       [10, 36, 52, 60, 80, 90, 100, 180, 200, 300, 360, 400, 512, 600, 1000,
@@ -82,8 +82,14 @@ def test_selection_matches_live_reference_on_random_grid():
       [None, 'h', 'H', '10min', 'd', 'W', 'oov', 'random'],
       [False, True], [False, True], [False, True],
       [None, 'zeropad', 'rolling', 'random_init_small']))
-  cases = rng.sample(grid, 1500)
+  return rng.sample(grid, count)
+
+
+@pytest.mark.parametrize('count, seed', [
+    (300, 0), pytest.param(5000, 1, marks=pytest.mark.slow)])
+def test_selection_matches_live_reference_on_random_grid(count, seed):
   mismatches = []
+  cases = _grid_cases(count, seed)
   for path, cl, fl, freq, ft, l1, longer, force in cases:
     kwargs = dict(context_length=cl, prediction_length=fl, freq=freq,
                   freq_prefix_tuning=ft, prefer_l1_loss=l1,

@@ -1,0 +1,137 @@
+"""TTMConfig: fields and defaults of the reference, config.json in and out,
+and clear errors for r3 keys and contradictions."""
+
+import dataclasses
+import inspect
+import json
+import os
+
+import pytest
+
+from tests import conftest
+from ttm_jax.models import config as config_lib
+
+TTMConfig = config_lib.TTMConfig
+tsfm = pytest.importorskip('tsfm_public.models.tinytimemixer')
+
+
+def test_every_reference_field_with_its_default():
+  signature = inspect.signature(tsfm.TinyTimeMixerConfig.__init__)
+  ours = {f.name: f.default for f in dataclasses.fields(TTMConfig)}
+  for name, parameter in signature.parameters.items():
+    if name in ('self', 'kwargs') or name in config_lib.R3_INERT_VALUES:
+      continue
+    assert name in ours, name
+    default = parameter.default
+    assert ours[name] == default, (name, ours[name], default)
+  # Derived fields the reference saves.
+  assert 'num_patches' in ours and 'masked_context_length' in ours
+
+
+def test_derived_fields_match_reference():
+  for kwargs in (dict(context_length=512, patch_length=64, patch_stride=64),
+                 dict(context_length=90, patch_length=8, patch_stride=8,
+                      resolution_prefix_tuning=True),
+                 dict(num_input_channels=5, exogenous_channel_indices=[4, 1])):
+    ours = TTMConfig(**kwargs)
+    ref = tsfm.TinyTimeMixerConfig(**kwargs)
+    ref.check_and_init_preprocessing()
+    assert ours.num_patches == ref.num_patches
+    assert list(ours.prediction_channel_indices or []) == list(
+        ref.prediction_channel_indices or [])
+
+
+@pytest.mark.parametrize('folder', [
+    'fraware__ChronoAPI__root', 'ErickParra__797_TTM_1__root',
+    'Blood-Glucose-Control__nocturnal-hypo-gly-prob-forecast__models-ttm_'
+    'tutorial_finetuned_models-output-checkpoint-140'])
+def test_reads_real_config_json(folder):
+  path = os.path.join(conftest.CHECKPOINTS, folder, 'config.json')
+  if not os.path.exists(path):
+    pytest.skip(f'{path} absent (real checkpoints live in ../shared).')
+  raw = json.load(open(path))
+  config = TTMConfig.from_json_file(path)
+  for key, value in raw.items():
+    if key in TTMConfig.field_names():
+      got = getattr(config, key)
+      got = list(got) if isinstance(got, tuple) else got
+      assert got == value, key
+  again = TTMConfig.from_dict(config.to_dict())
+  assert again == config
+
+
+def test_num_patches_is_read_not_recomputed():
+  values = TTMConfig(context_length=512, patch_length=64,
+                     patch_stride=64).to_dict()
+  assert values['num_patches'] == 8
+  with pytest.raises(config_lib.ConfigError, match='num_patches=8'):
+    TTMConfig.from_dict(values, context_length=1024)
+  values['num_patches'] = 9  # A file that contradicts itself.
+  with pytest.raises(config_lib.ConfigError, match='contradicts'):
+    TTMConfig.from_dict(values)
+
+
+def test_writes_what_the_reference_reads(tmp_path):
+  config = TTMConfig(context_length=96, patch_length=12, patch_stride=12,
+                     num_input_channels=3, decoder_mode='mix_channel',
+                     prediction_channel_indices=[2, 0],
+                     categorical_vocab_size_list=[3, 4])
+  config.to_json_file(tmp_path / 'config.json')
+  ref = tsfm.TinyTimeMixerConfig.from_pretrained(str(tmp_path))
+  for name in TTMConfig.field_names():
+    got = getattr(ref, name)
+    want = getattr(config, name)
+    assert (list(want) if isinstance(want, tuple) else want) == got, name
+
+
+@pytest.mark.parametrize('key, value', [
+    ('multi_quantile_head', True), ('register_tokens', 4), ('decompose', True),
+    ('multi_scale', True), ('fft_length', 8), ('gate_mode', 'sigmoid'),
+    ('enable_base_norm_always', True)])
+def test_r3_keys_rejected(key, value):
+  values = TTMConfig().to_dict()
+  values[key] = value
+  with pytest.raises(config_lib.ConfigError, match='r3'):
+    TTMConfig.from_dict(values)
+
+
+def test_r3_keys_at_inert_values_accepted():
+  values = TTMConfig().to_dict()
+  assert values['multi_quantile_head'] is False
+  assert TTMConfig.from_dict(values) == TTMConfig()
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(prediction_filter_length=17), 'prediction_filter_length'),
+    (dict(prediction_filter_length=0), 'prediction_filter_length'),
+    (dict(categorical_vocab_size_list=[3]), 'decoder_mode="mix_channel"'),
+    (dict(enable_forecast_channel_mixing=True, fcm_context_length=0,
+          fcm_gated_attn=False), 'fcm_gated_attn=True'),
+    (dict(enable_forecast_channel_mixing=True, fcm_context_length=0,
+          fcm_use_mixer=True), 'fcm_use_mixer'),
+    (dict(patch_stride=4), 'patch_stride'),
+    (dict(context_length=8), 'greater than patch_length'),
+    (dict(loss='nll'), 'nll'),
+    (dict(loss='rmse'), 'loss must be'),
+    (dict(mode='mixed'), 'mode must be'),
+    (dict(num_input_channels=2, decoder_mode='mix_channel',
+          prediction_channel_indices=[3]), 'outside'),
+    (dict(d_model=30, adaptive_patching_levels=3), 'divisible'),
+    (dict(self_attn=True, self_attn_heads=3), 'self_attn_heads'),
+])
+def test_contradictions_are_clear_errors(kwargs, message):
+  with pytest.raises(config_lib.ConfigError, match=message):
+    TTMConfig(**kwargs)
+
+
+def test_unknown_override_and_model_type():
+  with pytest.raises(config_lib.ConfigError, match='Unknown TTMConfig'):
+    TTMConfig.from_dict({}, contxt_length=3)
+  with pytest.raises(config_lib.ConfigError, match='model_type'):
+    TTMConfig.from_dict({'model_type': 'patchtst'})
+
+
+def test_eci_alone_makes_pci_complement():
+  config = TTMConfig(num_input_channels=4, exogenous_channel_indices=[3, 1])
+  assert config.exogenous_channel_indices == (1, 3)
+  assert config.prediction_channel_indices == (0, 2)
