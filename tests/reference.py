@@ -90,7 +90,7 @@ def run_reference_float64(ref, inputs):
               getattr(out, f).detach().numpy()) for f in FIELDS}
 
 
-def assert_outputs_match(ours, ref, atol=1e-5, ref64=None):
+def assert_outputs_match(ours, ref, atol=1e-5, ref64=None, rtol=1e-6):
   """Every field within `atol` of the reference's fp32 output.
 
   With `ref64` (the reference in float64), a field may instead be within
@@ -105,8 +105,11 @@ def assert_outputs_match(ours, ref, atol=1e-5, ref64=None):
     assert ours[field] is not None, field
     assert ours[field].shape == ref[field].shape, (field, ours[field].shape,
                                                    ref[field].shape)
+    # 1e-5 absolute, or 1e-6 of the tensor's largest magnitude when that is
+    # above 10 (about 16 float32 ulps there): hidden states of a series whose
+    # every step is masked reach 1e3 (the std scaler divides by sqrt(1e-5)).
     diff = np.max(np.abs(ours[field] - ref[field]))
-    if diff <= atol:
+    if diff <= max(atol, rtol * np.max(np.abs(ref[field]))):
       continue
     assert ref64 is not None, f'{field}: max abs diff {diff}'
     ours_error = np.max(np.abs(ours[field] - ref64[field]))

@@ -587,6 +587,11 @@ class TinyTimeMixerForMaskedPrediction(TinyTimeMixerForPrediction):
     if future_values is None:
       appended = jnp.zeros((b, append, c), past_values.dtype)
     else:
+      if jnp.shape(future_values)[-1] != c:
+        raise ValueError(
+            'The masked-prediction variant appends future_values to the '
+            f'context, so it needs all {c} channels; got '
+            f'{jnp.shape(future_values)[-1]}.')
       appended = jnp.asarray(future_values, past_values.dtype)[:, :append]
     if eci is None:
       appended = jnp.full_like(appended, config.mask_value)
@@ -597,7 +602,8 @@ class TinyTimeMixerForMaskedPrediction(TinyTimeMixerForPrediction):
     if past_observed_mask is not None:
       mask = mask.at[:, :past_observed_mask.shape[1]].set(
           jnp.asarray(past_observed_mask, values.dtype))
-    mask = mask.at[:, values.shape[1] - config.prediction_length:,
-                   non_exog].set(0.0)
+    # The reference unmasks the last F (not F') steps, clamped at the start.
+    start = max(values.shape[1] - config.prediction_length, 0)
+    mask = mask.at[:, start:, non_exog].set(0.0)
     return self._forward(values, mask, future_values, future_observed_mask,
                          freq_token, static_categorical_values, deterministic)
