@@ -118,7 +118,7 @@ def test_observed_mask(pci, loss, pfl, filtered, masked, past_mask,
     'eci, fcm, prepend',
     _grid([[None, [0, 2]], [True, False], [True, False],
            ['common_channel', 'mix_channel'], [0, 2], [-1, 3], [True, False],
-           [None, [1]], [True, False], [True, False]], 8))
+           [None, [1]], [True, False], [True, False]], 16))
 def test_forecast_decoder(pci, use_decoder, raw_residual, decoder_mode, apl,
                           decoder_apl, rpt, eci, fcm, prepend):
   if eci is not None and pci is not None and set(eci) & set(pci):
