@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Creates .venv (Python 3.11) with ttm-jax's dependencies.
+#   bash scripts/setup.sh         runtime dependencies
+#   bash scripts/setup.sh --dev   plus tests and the reference implementation
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3.11}"
+command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+PIP=(.venv/bin/python -m pip install --disable-pip-version-check -q)
+"${PIP[@]}" --upgrade pip
+if [ "${1:-}" = "--dev" ]; then
+  # Reference implementation for parity tests: CPU torch, then granite-tsfm
+  # without its torch<2.12 pin (its TTM code runs on torch 2.13).
+  "${PIP[@]}" torch==2.13.0
+  "${PIP[@]}" --no-deps granite-tsfm==0.3.11
+  "${PIP[@]}" -r requirements-dev.txt
+else
+  "${PIP[@]}" -r requirements.txt
+fi
