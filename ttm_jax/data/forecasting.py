@@ -1,0 +1,170 @@
+"""Forecasting datasets under IBM's protocol: a window is an index.
+
+`make_splits` applies TTM_SPEC.md section 5 to a `sources.Table`: split
+(valid/test start CL rows early), standard-scale per column with train
+statistics, optional few-shot selection from the start of train (after the
+scaler is fitted, as the reference does), then every stride-1 window of
+CL + FL rows. `WindowSource` maps an index to one window's arrays.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from ttm_jax.data import sources
+from ttm_jax.data import windows
+
+_LOG = logging.getLogger(__name__)
+
+# tsfm_public.toolkit.time_series_preprocessor.DEFAULT_FREQUENCY_MAPPING.
+FREQUENCY_TOKENS = {
+    'oov': 0, 'min': 1, '2min': 2, '5min': 3, '10min': 4, '15min': 5,
+    '30min': 6, 'h': 7, 'H': 7, 'd': 8, 'D': 8, 'W': 9,
+}
+
+
+def frequency_token(freq: Optional[str], warn: bool = True) -> int:
+  """The resolution-prefix token of a frequency, as the reference maps it
+  (direct lookup, then pandas offset string); unknown -> 0 with a warning."""
+  if freq in FREQUENCY_TOKENS:
+    return FREQUENCY_TOKENS[freq]
+  if freq:
+    import pandas as pd  # pylint: disable=g-import-not-at-top
+    for convert in (lambda f: pd.tseries.frequencies.to_offset(f).freqstr,
+                    lambda f: pd.tseries.frequencies.to_offset(
+                        pd.Timedelta(f)).freqstr):
+      try:
+        name = convert(freq)
+      except (ValueError, TypeError):
+        continue
+      for candidate in (name, name.lstrip('1')):
+        if candidate in FREQUENCY_TOKENS:
+          return FREQUENCY_TOKENS[candidate]
+  if warn:
+    _LOG.warning(
+        'Frequency %r is not in the resolution-prefix mapping %s: using the '
+        'out-of-vocabulary token 0. A model trained with resolution prefix '
+        'tuning will forecast poorly (granite-tsfm issue #259).', freq,
+        sorted(FREQUENCY_TOKENS))
+  return 0
+
+
+@dataclasses.dataclass
+class WindowSource:
+  """Random access to every window of a split (grain-compatible source).
+
+  Attributes:
+    values: per series, [t, c] float32 scaled values (NaN where missing).
+    series_index, starts: series and start row of each window.
+    context_length, prediction_length: window shape.
+    freq_tokens: per series resolution-prefix token.
+    static_categoricals: per series [k] int32 codes, or None.
+  """
+  values: List[np.ndarray]
+  series_index: np.ndarray
+  starts: np.ndarray
+  context_length: int
+  prediction_length: int
+  freq_tokens: np.ndarray
+  static_categoricals: Optional[List[np.ndarray]] = None
+
+  def __len__(self) -> int:
+    return int(len(self.starts))
+
+  def __getitem__(self, index: int) -> Dict[str, np.ndarray]:
+    index = int(index)
+    if not 0 <= index < len(self):
+      raise IndexError(f'window {index} out of range [0, {len(self)})')
+    series = int(self.series_index[index])
+    item = windows.take_window(self.values[series], int(self.starts[index]),
+                               self.context_length, self.prediction_length)
+    item['freq_token'] = np.asarray(self.freq_tokens[series], np.int32)
+    if self.static_categoricals is not None:
+      item['static_categorical_values'] = np.asarray(
+          self.static_categoricals[series], np.int32)
+    return item
+
+  @property
+  def num_channels(self) -> int:
+    return int(self.values[0].shape[1])
+
+
+@dataclasses.dataclass
+class Splits:
+  train: WindowSource
+  valid: WindowSource
+  test: WindowSource
+  scalers: List[windows.Scaler]  # Per series id.
+  columns: List[str]
+
+  def __getitem__(self, name: str) -> WindowSource:
+    return {'train': self.train, 'valid': self.valid, 'test': self.test}[name]
+
+
+def make_splits(table: sources.Table, context_length: int,
+                prediction_length: int, rule: windows.SplitRule,
+                fewshot_fraction: Optional[float] = None,
+                fewshot_location: str = 'first', scale: bool = True,
+                stride: int = 1) -> Splits:
+  """The three window sources of `table` under the protocol.
+
+  Raises:
+    sources.DataError: when a split has no window (series too short).
+  """
+  pieces = {'train': [], 'valid': [], 'test': []}
+  scalers = []
+  for key, values in zip(table.ids, table.values):
+    ranges = windows.split_ranges(len(values), rule, context_length)
+    train = values[slice(*ranges['train'])]
+    scaler = (windows.Scaler.fit(train) if scale else
+              windows.Scaler.identity(values.shape[1]))
+    scalers.append(scaler)
+    for name, (start, end) in ranges.items():
+      part = values[start:end]
+      if name == 'train' and fewshot_fraction is not None:
+        first, last = windows.fewshot_rows(len(part), fewshot_fraction,
+                                           context_length, fewshot_location)
+        part = part[first:last]
+      pieces[name].append(scaler.transform(part))
+    del key
+  token = frequency_token(table.freq)
+  out = {}
+  for name, parts in pieces.items():
+    lengths = [len(p) for p in parts]
+    series, starts = windows.window_starts(lengths, context_length,
+                                           prediction_length, stride)
+    if len(starts) == 0:
+      raise sources.DataError(
+          f'The {name} split has no window of {context_length} + '
+          f'{prediction_length} steps (its series have {lengths} rows). Use '
+          'a shorter context or horizon'
+          + (' or a larger few-shot fraction' if name == 'train'
+             and fewshot_fraction else '') + '.')
+    out[name] = WindowSource(
+        values=parts, series_index=series, starts=starts,
+        context_length=context_length, prediction_length=prediction_length,
+        freq_tokens=np.full(len(parts), token, np.int32),
+        static_categoricals=table.static_categoricals)
+  return Splits(scalers=scalers, columns=list(table.columns), **out)
+
+
+def load_benchmark(name: str, context_length: int, prediction_length: int,
+                   data_dir: Optional[str] = None,
+                   fewshot_fraction: Optional[float] = None) -> Splits:
+  """A registered benchmark (ETTh1, weather, ...) under IBM's protocol."""
+  spec = sources.REGISTRY.get(name.lower())
+  table = sources.read_registered(name, data_dir)
+  return make_splits(table, context_length, prediction_length, spec.split,
+                     fewshot_fraction=fewshot_fraction)
+
+
+def window_count(splits: Splits) -> Dict[str, int]:
+  return {name: len(splits[name]) for name in ('train', 'valid', 'test')}
+
+
+def stack(items: Sequence[Dict[str, np.ndarray]]) -> Dict[str, np.ndarray]:
+  return {k: np.stack([item[k] for item in items]) for k in items[0]}

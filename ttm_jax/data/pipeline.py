@@ -1,0 +1,162 @@
+"""grain input pipelines: shuffled training batches, per-host sharding,
+checkpointable iterator state, and exhaustive padded evaluation batches.
+
+A window source maps an index to one window's dict of arrays
+(`forecasting.WindowSource`); grain does the shuffling, host slicing,
+batching and (optionally) multi-threaded reading.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, Dict, Iterator, Optional, Sequence
+
+import grain
+import numpy as np
+
+
+def _host(process_index: Optional[int], process_count: Optional[int]):
+  if process_index is None or process_count is None:
+    import jax  # pylint: disable=g-import-not-at-top
+    return jax.process_index(), jax.process_count()
+  return process_index, process_count
+
+
+def _read_options(num_threads: int) -> Optional[grain.ReadOptions]:
+  if num_threads <= 0:
+    return None
+  return grain.ReadOptions(num_threads=num_threads,
+                           prefetch_buffer_size=4 * num_threads)
+
+
+def train_dataset(source: Sequence[Dict[str, np.ndarray]], global_batch_size:
+                  int, seed: int, *, num_epochs: Optional[int] = None,
+                  process_index: Optional[int] = None,
+                  process_count: Optional[int] = None,
+                  num_threads: int = 0) -> grain.IterDataset:
+  """Shuffled, host-sharded, batched training windows.
+
+  Each epoch is a fresh permutation of all windows (seeded by `seed` and the
+  epoch); this host takes every `process_count`-th window of it and batches
+  `global_batch_size / process_count` of them, dropping the remainder so
+  every host runs the same number of steps.
+
+  Args:
+    source: random-access windows.
+    global_batch_size: batch over all hosts.
+    seed: shuffle seed.
+    num_epochs: epochs (None: repeat forever).
+    process_index, process_count: this host (default: jax's).
+    num_threads: grain reader threads (0: read in the main thread).
+  """
+  process_index, process_count = _host(process_index, process_count)
+  if global_batch_size % process_count:
+    raise ValueError(f'global batch {global_batch_size} is not divisible by '
+                     f'{process_count} processes.')
+  per_host = global_batch_size // process_count
+  if len(source) < global_batch_size:
+    raise ValueError(f'{len(source)} training windows are fewer than one '
+                     f'batch of {global_batch_size}.')
+  dataset = _per_epoch(source, seed, num_epochs, global_batch_size)
+  dataset = dataset[process_index::process_count]
+  dataset = dataset.batch(per_host, drop_remainder=True)
+  return dataset.to_iter_dataset(_read_options(num_threads))
+
+
+class _Permutations:
+  """Per-epoch permutations of range(size), cached (a few epochs at once)."""
+
+  def __init__(self, size: int, seed: int):
+    self.size, self.seed = size, seed
+    self.permutation = functools.lru_cache(maxsize=4)(self._permutation)
+
+  def _permutation(self, epoch: int) -> np.ndarray:
+    return np.random.default_rng([self.seed, epoch]).permutation(self.size)
+
+
+def _per_epoch(source, seed: int, num_epochs: Optional[int],
+               multiple: int = 1):
+  """Concatenated epochs, each a permutation of the source by its own seed,
+  cut to a multiple of `multiple` windows (whole global batches, so hosts
+  run equal steps and no batch straddles two epochs). A MapDataset: random
+  access, so iterator state is just a position."""
+  size = len(source)
+  usable = (size // multiple) * multiple
+  permutations = _Permutations(size, seed)
+
+  def window(index):
+    epoch, position = divmod(index, usable)
+    return source[int(permutations.permutation(epoch)[position])]
+
+  count = usable * num_epochs if num_epochs else usable * (2**40 // usable)
+  return grain.MapDataset.range(count).map(window)
+
+
+def steps_per_epoch(num_windows: int, global_batch_size: int) -> int:
+  """Steps of one epoch: whole global batches only (the rest dropped)."""
+  return num_windows // global_batch_size
+
+
+class EvalBatches:
+  """Every window exactly once, in order, in fixed-size padded batches.
+
+  Global batch k holds windows [k*B, (k+1)*B); this host takes its slice of
+  `B / process_count`. The last batch is padded with copies of window 0 and a
+  `weight` of 0, so metrics weighted by `weight` count each window once and
+  every host runs the same number of batches.
+  """
+
+  def __init__(self, source, global_batch_size: int, *,
+               process_index: Optional[int] = None,
+               process_count: Optional[int] = None, num_threads: int = 0):
+    self.source = source
+    self.process_index, self.process_count = _host(process_index,
+                                                   process_count)
+    if global_batch_size % self.process_count:
+      raise ValueError(f'global batch {global_batch_size} is not divisible '
+                       f'by {self.process_count} processes.')
+    self.global_batch_size = global_batch_size
+    self.per_host = global_batch_size // self.process_count
+    self.num_batches = math.ceil(len(source) / global_batch_size)
+    self.num_threads = num_threads
+
+  def __len__(self) -> int:
+    return self.num_batches
+
+  def _batch(self, k: int) -> Dict[str, Any]:
+    first = k * self.global_batch_size + self.process_index * self.per_host
+    indices = np.arange(first, first + self.per_host)
+    valid = indices < len(self.source)
+    items = [self.source[int(i) if ok else 0] for i, ok in zip(indices, valid)]
+    batch = {key: np.stack([item[key] for item in items])
+             for key in items[0]}
+    batch['weight'] = valid.astype(np.float32)
+    return batch
+
+  def __iter__(self) -> Iterator[Dict[str, Any]]:
+    dataset = grain.MapDataset.range(self.num_batches).map(self._batch)
+    return iter(dataset.to_iter_dataset(_read_options(self.num_threads)))
+
+
+def mixture_dataset(sources: Sequence[Any], weights: Sequence[float],
+                    global_batch_size: int, seed: int, *,
+                    process_index: Optional[int] = None,
+                    process_count: Optional[int] = None,
+                    num_threads: int = 0) -> grain.IterDataset:
+  """An endless weighted mixture of window sources (pretraining).
+
+  Each source is shuffled per epoch and repeated; `MapDataset.mix` draws
+  from them in proportion to `weights`.
+  """
+  if len(sources) != len(weights) or not sources:
+    raise ValueError('need one weight per source')
+  process_index, process_count = _host(process_index, process_count)
+  per_host = global_batch_size // process_count
+  parts = [_per_epoch(s, seed + 7919 * i, None)
+           for i, s in enumerate(sources)]
+  total = float(sum(weights))
+  mixed = grain.MapDataset.mix(parts, [w / total for w in weights])
+  mixed = mixed[process_index::process_count].batch(per_host,
+                                                    drop_remainder=True)
+  return mixed.to_iter_dataset(_read_options(num_threads))

@@ -1,0 +1,189 @@
+"""Pretraining data: Monash `.tsf` files, channel-independent univariate
+series, diverse resolution sampling (DRS, TTM_SPEC.md 4.1) and mixtures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from ttm_jax.data import forecasting
+from ttm_jax.data import sources
+from ttm_jax.data import synthetic
+from ttm_jax.data import windows
+
+_LOG = logging.getLogger(__name__)
+
+# Monash frequency names -> pandas frequency strings.
+MONASH_FREQUENCIES = {
+    '4_seconds': '4s', 'minutely': 'min', '10_minutes': '10min',
+    'half_hourly': '30min', 'hourly': 'h', 'daily': 'D', 'weekly': 'W',
+    'monthly': 'MS', 'quarterly': 'QS', 'yearly': 'YS',
+}
+
+
+@dataclasses.dataclass
+class TsfFile:
+  """A parsed `.tsf` file.
+
+  Attributes:
+    series: per series, float64 values (NaN for '?').
+    attributes: per series, {attribute name: value} from the series line.
+    frequency: Monash frequency name ('hourly', ...) or None.
+    freq: pandas frequency string, or '' if unknown.
+    horizon: forecast horizon, or None.
+    missing: whether the file declares missing values.
+    equal_length: whether series have equal length.
+  """
+  series: List[np.ndarray]
+  attributes: List[Dict[str, str]]
+  frequency: Optional[str]
+  freq: str
+  horizon: Optional[int]
+  missing: bool
+  equal_length: bool
+
+
+def read_tsf(path: str, encoding: str = 'cp1252') -> TsfFile:
+  """Parses the Monash forecasting archive's `.tsf` format.
+
+  Header lines: `@attribute <name> <type>`, `@frequency`, `@horizon`,
+  `@missing`, `@equallength`, then `@data`; each data line is the series'
+  attribute values then its comma-separated values, separated by ':'. '?'
+  is a missing value.
+  """
+  names, frequency, horizon = [], None, None
+  missing, equal_length = False, False
+  series, attributes = [], []
+  in_data = False
+  with open(path, encoding=encoding, errors='replace') as f:
+    for number, raw in enumerate(f, 1):
+      line = raw.strip()
+      if not line or line.startswith('#'):
+        continue
+      if not in_data:
+        if not line.startswith('@'):
+          raise sources.DataError(f'{path}:{number}: expected a header line '
+                                  f'(@...) before @data, got {line[:40]!r}.')
+        parts = line.split()
+        key = parts[0].lower()
+        if key == '@attribute':
+          if len(parts) != 3:
+            raise sources.DataError(f'{path}:{number}: bad @attribute line.')
+          names.append(parts[1])
+        elif key == '@frequency':
+          frequency = parts[1]
+        elif key == '@horizon':
+          horizon = int(parts[1])
+        elif key == '@missing':
+          missing = parts[1].lower() == 'true'
+        elif key == '@equallength':
+          equal_length = parts[1].lower() == 'true'
+        elif key == '@data':
+          in_data = True
+        continue
+      fields = line.split(':')
+      if len(fields) != len(names) + 1:
+        raise sources.DataError(
+            f'{path}:{number}: expected {len(names)} attributes and the '
+            f'values, got {len(fields)} ":"-separated fields.')
+      values = np.array(
+          [np.nan if v.strip() == '?' else float(v)
+           for v in fields[-1].split(',')], np.float64)
+      if np.isnan(values).any() and not missing:
+        _LOG.warning('%s:%d: missing values although @missing is false.',
+                     path, number)
+      series.append(values)
+      attributes.append(dict(zip(names, fields[:-1])))
+  if not in_data:
+    raise sources.DataError(f'{path}: no @data section.')
+  return TsfFile(series=series, attributes=attributes, frequency=frequency,
+                 freq=MONASH_FREQUENCIES.get(frequency or '', ''),
+                 horizon=horizon, missing=missing, equal_length=equal_length)
+
+
+@dataclasses.dataclass
+class UnivariateCorpus:
+  """Named univariate series sharing one frequency."""
+  name: str
+  series: List[np.ndarray]
+  freq: str
+
+
+def diverse_resolutions(corpus: UnivariateCorpus, factors: Sequence[int],
+                        method: str = 'mean') -> List[UnivariateCorpus]:
+  """DRS: the corpus plus one lower-resolution copy per factor.
+
+  Each copy averages non-overlapping blocks of `factor` points ('mean') or
+  keeps every `factor`-th point ('decimate'), and carries the frequency
+  `factor` times coarser (so its own resolution-prefix token).
+  """
+  out = [corpus]
+  for factor in factors:
+    if factor <= 1:
+      continue
+    freq = (windows.frequency_multiple(corpus.freq, factor)
+            if corpus.freq else '')
+    out.append(UnivariateCorpus(
+        name=f'{corpus.name}@{method}{factor}',
+        series=[windows.downsample(s, factor, method) for s in corpus.series],
+        freq=freq))
+  return out
+
+
+def corpus_windows(corpus: UnivariateCorpus, context_length: int,
+                   prediction_length: int,
+                   train_fraction: float = 1.0) -> forecasting.WindowSource:
+  """Training windows of every series long enough for one window, each
+  series standard-scaled by its own (train part) statistics. Shorter series
+  are dropped and counted in the log."""
+  span = context_length + prediction_length
+  kept, dropped = [], 0
+  for values in corpus.series:
+    values = np.asarray(values, np.float64)
+    usable = values[:max(int(len(values) * train_fraction), 0)]
+    if len(usable) < span or np.isnan(usable).all():
+      dropped += 1
+      continue
+    kept.append(windows.Scaler.fit(usable[:, None]).transform(usable[:, None]))
+  _LOG.info('%s: %d series kept, %d dropped as shorter than one window of %d '
+            'steps.', corpus.name, len(kept), dropped, span)
+  if not kept:
+    raise sources.DataError(
+        f'{corpus.name}: no series has {span} steps (context '
+        f'{context_length} + horizon {prediction_length}); {dropped} dropped.')
+  series, starts = windows.window_starts([len(v) for v in kept],
+                                         context_length, prediction_length)
+  token = forecasting.frequency_token(corpus.freq)
+  return forecasting.WindowSource(
+      values=kept, series_index=series, starts=starts,
+      context_length=context_length, prediction_length=prediction_length,
+      freq_tokens=np.full(len(kept), token, np.int32))
+
+
+def synthetic_corpora(num_series: int = 64, seed: int = 0,
+                      min_length: int = 1200, max_length: int = 4000
+                      ) -> List[UnivariateCorpus]:
+  """The embedded synthetic corpus, one `UnivariateCorpus` per resolution."""
+  by_freq: Dict[str, List[np.ndarray]] = {}
+  for s in synthetic.make_corpus(num_series, min_length, max_length, seed):
+    by_freq.setdefault(s.freq, []).append(s.values)
+  return [UnivariateCorpus(f'synthetic_{freq}', series, freq)
+          for freq, series in by_freq.items()]
+
+
+def tsf_corpus(path: str, name: Optional[str] = None) -> UnivariateCorpus:
+  tsf = read_tsf(path)
+  return UnivariateCorpus(name or path.rsplit('/', 1)[-1].split('.')[0],
+                          tsf.series, tsf.freq)
+
+
+def table_corpus(table: sources.Table, name: str) -> UnivariateCorpus:
+  """A multivariate table split into univariate series (channel
+  independence), one per (series id, target column)."""
+  series = [values[:, k] for values in table.values
+            for k in range(len(table.target_columns))]
+  return UnivariateCorpus(name, series, table.freq)
