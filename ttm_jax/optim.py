@@ -1,0 +1,159 @@
+"""Optimisation as the reference does it (TTM_SPEC.md 4.2, 4.3).
+
+torch `AdamW` (betas 0.9/0.999, eps 1e-8, weight decay 0.01) with torch's
+`OneCycleLR` (cosine, pct_start 0.3, div_factor 25, final_div_factor 1e4,
+Adam's beta1 cycling 0.95 -> 0.85 -> 0.95), optional global-norm clipping,
+and freezing by regexes over parameter paths (no update, no decay).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable, Optional, Sequence
+
+import flax
+import jax.numpy as jnp
+import optax
+
+
+def _cosine(start, end, pct):
+  return end + (start - end) / 2.0 * (jnp.cos(jnp.pi * pct) + 1)
+
+
+def one_cycle(total_steps: int, max_value: float, pct_start: float = 0.3,
+              div_factor: float = 25.0, final_div_factor: float = 1e4
+              ) -> Callable[[Any], Any]:
+  """torch.optim.lr_scheduler.OneCycleLR's learning rate at step `count`."""
+  initial = max_value / div_factor
+  minimum = initial / final_div_factor
+  phase_end = float(pct_start * total_steps) - 1
+  last = float(total_steps - 1)
+
+  def schedule(count):
+    step = jnp.asarray(count, jnp.float32)
+    warm = _cosine(initial, max_value, step / phase_end)
+    cool = _cosine(max_value, minimum, (step - phase_end) / (last - phase_end))
+    return jnp.where(step <= phase_end, warm, cool)
+
+  return schedule
+
+
+def one_cycle_momentum(total_steps: int, pct_start: float = 0.3,
+                       base: float = 0.85, maximum: float = 0.95):
+  """OneCycleLR's cycled beta1: max -> base while the LR rises, back after."""
+  phase_end = float(pct_start * total_steps) - 1
+  last = float(total_steps - 1)
+
+  def schedule(count):
+    step = jnp.asarray(count, jnp.float32)
+    warm = _cosine(maximum, base, step / phase_end)
+    cool = _cosine(base, maximum, (step - phase_end) / (last - phase_end))
+    return jnp.where(step <= phase_end, warm, cool)
+
+  return schedule
+
+
+def path_labels(params, frozen: Sequence[str]):
+  """'frozen' for parameters whose '/'-joined path matches a regex."""
+  patterns = [re.compile(p) for p in frozen]
+  flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(params))
+  labels = {
+      path: ('frozen' if any(p.fullmatch('/'.join(path)) for p in patterns)
+             else 'train') for path in flat}
+  return flax.traverse_util.unflatten_dict(labels)
+
+
+def make_optimizer(total_steps: int, learning_rate: float, *,
+                   weight_decay: float = 0.01, schedule: str = 'onecycle',
+                   pct_start: float = 0.3, div_factor: float = 25.0,
+                   final_div_factor: float = 1e4, cycle_momentum: bool = True,
+                   b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
+                   clip_norm: float = 0.0, frozen: Sequence[str] = (),
+                   params: Optional[Any] = None
+                   ) -> optax.GradientTransformation:
+  """AdamW with the reference's schedule; frozen paths get no update."""
+  if schedule == 'onecycle':
+    lr = one_cycle(total_steps, learning_rate, pct_start, div_factor,
+                   final_div_factor)
+    beta1 = (one_cycle_momentum(total_steps, pct_start) if cycle_momentum
+             else b1)
+  elif schedule == 'constant':
+    lr, beta1 = learning_rate, b1
+  else:
+    raise ValueError(f"schedule must be 'onecycle' or 'constant', got "
+                     f'{schedule!r}.')
+  tx = optax.inject_hyperparams(optax.adamw)(
+      learning_rate=lr, b1=beta1, b2=b2, eps=eps, weight_decay=weight_decay)
+  if clip_norm:
+    tx = optax.chain(optax.clip_by_global_norm(clip_norm), tx)
+  if frozen:
+    if params is None:
+      raise ValueError('freezing needs the parameters to label')
+    tx = optax.multi_transform({'train': tx, 'frozen': optax.set_to_zero()},
+                               path_labels(params, frozen))
+  return tx
+
+
+def current_learning_rate(opt_state) -> Optional[jnp.ndarray]:
+  """The injected learning rate inside (possibly wrapped) optimizer state."""
+  found = []
+
+  def visit(node):
+    hyperparams = getattr(node, 'hyperparams', None)
+    if isinstance(hyperparams, dict) and 'learning_rate' in hyperparams:
+      found.append(hyperparams['learning_rate'])
+      return
+    if isinstance(node, dict):
+      children = node.values()
+    elif isinstance(node, (tuple, list)):  # Includes NamedTuple states.
+      children = node
+    else:
+      children = ()
+    for child in children:
+      visit(child)
+
+  visit(opt_state)
+  return found[0] if found else None
+
+
+def valley(learning_rates: Sequence[float], losses: Sequence[float]) -> float:
+  """The reference LR finder's suggestion: a rate partway into the longest
+  decreasing run of the smoothed loss."""
+  n = len(losses)
+  max_start, max_end = 0, 0
+  lds = [1] * n
+  for i in range(1, n):
+    for j in range(0, i):
+      if losses[i] < losses[j] and lds[i] < lds[j] + 1:
+        lds[i] = lds[j] + 1
+      if lds[max_end] < lds[i]:
+        max_end = i
+        max_start = max_end - lds[max_end]
+  sections = (max_end - max_start) / 3
+  index = max_start + int(sections) + int(sections / 2)
+  return float(learning_rates[index])
+
+
+def lr_finder_rates(start: float = 1e-7, end: float = 10.0,
+                    num_iter: int = 100) -> Callable[[int], float]:
+  """The reference's exponential sweep: the rate of (0-based) step k."""
+  def rate(k):
+    return start * (end / start)**((k + 1) / (num_iter - 1))
+  return rate
+
+
+def smoothed(losses: Sequence[float], beta: float = 0.98):
+  """EMA-smoothed, bias-corrected losses (as the reference's finder)."""
+  average, out = 0.0, []
+  for i, loss in enumerate(losses, 1):
+    average = beta * average + (1 - beta) * loss
+    out.append(average / (1 - beta**i))
+  return out
+
+
+def num_steps(num_windows: int, batch_size: int, num_epochs: int) -> int:
+  return max(num_windows // batch_size, 1) * num_epochs
+
+
+__all__ = ['make_optimizer', 'one_cycle', 'one_cycle_momentum', 'valley',
+           'lr_finder_rates', 'smoothed', 'path_labels', 'num_steps']
