@@ -162,6 +162,24 @@ def load_benchmark(name: str, context_length: int, prediction_length: int,
                      fewshot_fraction=fewshot_fraction)
 
 
+class ConcatSource:
+  """Several window sources as one (index ranges laid end to end)."""
+
+  def __init__(self, parts: Sequence[WindowSource]):
+    self.parts = list(parts)
+    self.offsets = np.cumsum([0] + [len(p) for p in self.parts])
+
+  def __len__(self) -> int:
+    return int(self.offsets[-1])
+
+  def __getitem__(self, index: int) -> Dict[str, np.ndarray]:
+    index = int(index)
+    if not 0 <= index < len(self):
+      raise IndexError(f'window {index} out of range [0, {len(self)})')
+    part = int(np.searchsorted(self.offsets, index, side='right')) - 1
+    return self.parts[part][index - int(self.offsets[part])]
+
+
 def window_count(splits: Splits) -> Dict[str, int]:
   return {name: len(splits[name]) for name in ('train', 'valid', 'test')}
 

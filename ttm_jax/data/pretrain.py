@@ -164,6 +164,37 @@ def corpus_windows(corpus: UnivariateCorpus, context_length: int,
       freq_tokens=np.full(len(kept), token, np.int32))
 
 
+def corpus_splits(corpus: UnivariateCorpus, context_length: int,
+                  prediction_length: int,
+                  rule: windows.SplitRule = windows.SplitRule()
+                  ) -> Optional[Dict[str, forecasting.WindowSource]]:
+  """Train/valid/test windows of a corpus, each series split in time by
+  `rule` (valid/test start CL early) and scaled by its train statistics.
+  Series too short for a window in every split are dropped and counted;
+  None when none is left."""
+  table = sources.Table(
+      values=[np.asarray(s, np.float64)[:, None] for s in corpus.series],
+      columns=['value'], target_columns=['value'], control_columns=[],
+      ids=[str(i) for i in range(len(corpus.series))], freq=corpus.freq)
+  span = context_length + prediction_length
+  keep = []
+  for i, values in enumerate(table.values):
+    ranges = windows.split_ranges(len(values), rule, context_length)
+    if all(b - a >= span for a, b in ranges.values()) and not np.isnan(
+        values[slice(*ranges['train'])]).all():
+      keep.append(i)
+  dropped = len(table.values) - len(keep)
+  _LOG.info('%s: %d series kept, %d dropped as too short for a window of %d '
+            'steps in each split.', corpus.name, len(keep), dropped, span)
+  if not keep:
+    return None
+  table.values = [table.values[i] for i in keep]
+  table.ids = [table.ids[i] for i in keep]
+  splits = forecasting.make_splits(table, context_length, prediction_length,
+                                   rule)
+  return {'train': splits.train, 'valid': splits.valid, 'test': splits.test}
+
+
 def synthetic_corpora(num_series: int = 64, seed: int = 0,
                       min_length: int = 1200, max_length: int = 4000
                       ) -> List[UnivariateCorpus]:

@@ -1,0 +1,48 @@
+r"""Few-shot head probing of a pretrained TTM on a benchmark, IBM's recipe
+(TTM_SPEC.md 4.3): backbone frozen, head dropout 0.7 for ETT, batch 64 (32
+Electricity, 8 Traffic), LR finder, one-cycle AdamW, up to 50 epochs with
+early stopping (patience 10) on validation loss, best model tested, seed 42.
+
+  .venv/bin/python -m experiments.train \
+      --config configs/few_shot.py:data=etth1,fraction=0.05 --workdir W
+
+Targets (5%, horizon 96): ETTh1 0.362, ETTh2 0.273, ETTm1 0.341, ETTm2
+0.176, Weather 0.150, Electricity 0.145, Traffic 0.410.
+"""
+
+from configs import common
+
+
+def get_config(arg=None):
+  arg = common.parse_arg(arg, data='etth1', fraction=0.05, context=512,
+                         horizon=96, checkpoint=common.R2_CHECKPOINT,
+                         full=False, quick=False)
+  config = common.base_config()
+  config.mode = 'finetune'
+  config.context_length = arg.context
+  config.prediction_length = arg.horizon
+  config.checkpoint = arg.checkpoint
+  config.data_dir = common.DATA_DIR
+  config.model.checkpoint = config.get_ref('checkpoint')
+  overrides = {}
+  if arg.data in common.ETT:
+    overrides['head_dropout'] = 0.7
+  if arg.horizon < 96:
+    overrides['prediction_filter_length'] = arg.horizon
+  config.model.overrides = overrides
+  config.data.name = arg.data
+  config.data.data_dir = config.get_ref('data_dir')
+  config.data.fewshot_fraction = arg.fraction if arg.fraction < 1 else 0.0
+  config.data.batch_size = common.BATCH_SIZES.get(arg.data, 64)
+  config.data.eval_batch_size = 256
+  config.optim.lr_finder.enabled = True
+  config.frozen = () if arg.full else ('backbone/.*',)
+  config.num_epochs = 50
+  config.early_stopping_patience = 10
+  config.export = True
+  if arg.quick:
+    config.num_epochs = 1
+    config.num_steps = 4
+    config.eval_every_steps = 2
+    config.optim.lr_finder.enabled = False
+  return config

@@ -1,0 +1,31 @@
+r"""Evaluates a checkpoint (IBM's or any exported run) without training.
+
+  .venv/bin/python -m experiments.evaluate \
+      --config configs/zero_shot.py:data=etth1 --workdir DIR \
+      [--config.checkpoint=DIR/export] [--config.data_dir=...]
+"""
+
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+
+from experiments import common
+from ttm_jax import train
+
+_CONFIG = config_flags.DEFINE_config_file('config', lock_config=True)
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.',
+                               required=True)
+
+
+def main(argv):
+  del argv
+  common.setup()
+  config = _CONFIG.value
+  with config.unlocked():
+    config.mode = 'zero_shot'
+  common.record(config, _WORKDIR.value)
+  train.train_and_evaluate(config, _WORKDIR.value)
+
+
+if __name__ == '__main__':
+  app.run(main)
