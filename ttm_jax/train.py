@@ -58,11 +58,14 @@ class TrainState:
 
 
 # ------------------------------------------------------------------- mesh
-def make_mesh() -> jax.sharding.Mesh:
-  """1-D 'data' mesh over every device of every process. Auto axis type:
-  the pmap model, where XLA propagates the batch sharding itself."""
-  return jax.make_mesh((jax.device_count(),), ('data',),
-                       axis_types=(jax.sharding.AxisType.Auto,))
+def make_mesh(devices=None) -> jax.sharding.Mesh:
+  """1-D 'data' mesh over `devices` (default: every device of every
+  process). Auto axis type: the pmap model, where XLA propagates the batch
+  sharding itself."""
+  devices = jax.devices() if devices is None else list(devices)
+  return jax.make_mesh((len(devices),), ('data',),
+                       axis_types=(jax.sharding.AxisType.Auto,),
+                       devices=devices)
 
 
 def shard_batch(batch: Dict[str, np.ndarray], mesh) -> Dict[str, jax.Array]:
@@ -243,7 +246,8 @@ def make_eval_step(module, ttm_config, mesh):
 def evaluate(eval_step, variables, source, batch_size, mesh,
              num_threads=0) -> Dict[str, float]:
   """Exact MSE/MAE over every window, step and channel of `source`."""
-  batch_size = -(-batch_size // jax.device_count()) * jax.device_count()
+  devices = mesh.devices.size
+  batch_size = -(-batch_size // devices) * devices
   totals = None
   for batch in pipeline.EvalBatches(source, batch_size,
                                     num_threads=num_threads):

@@ -38,9 +38,10 @@ def train_dataset(source: Sequence[Dict[str, np.ndarray]], global_batch_size:
   """Shuffled, host-sharded, batched training windows.
 
   Each epoch is a fresh permutation of all windows (seeded by `seed` and the
-  epoch); this host takes every `process_count`-th window of it and batches
-  `global_batch_size / process_count` of them, dropping the remainder so
-  every host runs the same number of steps.
+  epoch), cut to whole global batches; this host takes its contiguous block
+  of `global_batch_size / process_count` rows of each global batch, so every
+  host runs the same number of steps and a global batch is the same
+  whatever the process count.
 
   Args:
     source: random-access windows.
@@ -59,9 +60,25 @@ def train_dataset(source: Sequence[Dict[str, np.ndarray]], global_batch_size:
     raise ValueError(f'{len(source)} training windows are fewer than one '
                      f'batch of {global_batch_size}.')
   dataset = _per_epoch(source, seed, num_epochs, global_batch_size)
-  dataset = dataset[process_index::process_count]
+  dataset = _host_block(dataset, global_batch_size, process_index,
+                        process_count)
   dataset = dataset.batch(per_host, drop_remainder=True)
   return dataset.to_iter_dataset(_read_options(num_threads))
+
+
+def _host_block(stream, global_batch_size: int, process_index: int,
+                process_count: int):
+  """This host's rows: block `process_index` of every global batch, so a
+  global batch holds the same windows in the same order (hence the same
+  dropout masks) whatever the number of processes."""
+  per_host = global_batch_size // process_count
+  count = (len(stream) // global_batch_size) * per_host
+
+  def item(j):
+    batch, row = divmod(int(j), per_host)
+    return stream[batch * global_batch_size + process_index * per_host + row]
+
+  return grain.MapDataset.range(count).map(item)
 
 
 class _Permutations:
@@ -157,6 +174,6 @@ def mixture_dataset(sources: Sequence[Any], weights: Sequence[float],
            for i, s in enumerate(sources)]
   total = float(sum(weights))
   mixed = grain.MapDataset.mix(parts, [w / total for w in weights])
-  mixed = mixed[process_index::process_count].batch(per_host,
-                                                    drop_remainder=True)
+  mixed = _host_block(mixed, global_batch_size, process_index,
+                      process_count).batch(per_host, drop_remainder=True)
   return mixed.to_iter_dataset(_read_options(num_threads))

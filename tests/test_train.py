@@ -1,0 +1,209 @@
+"""The engine: data-parallel agreement, multi-process training, exact
+resume after SIGKILL, head probing, zero-shot ETTh1 through the engine."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+from safetensors.numpy import load_file
+
+from configs import demo
+from configs import few_shot
+from configs import zero_shot
+from tests import conftest
+from ttm_jax import optim
+from ttm_jax import train
+from ttm_jax.data import pretrain
+from ttm_jax.models import checkpoint
+from ttm_jax.models import config as config_lib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMALL = dict(context_length=64, prediction_length=16, patch_length=8,
+             patch_stride=8, d_model=32, decoder_d_model=16, num_layers=1,
+             decoder_num_layers=1, adaptive_patching_levels=2, dropout=0.2,
+             head_dropout=0.2)
+
+
+def _losses(devices, steps=20, batch_size=16):
+  mesh = train.make_mesh(devices)
+  config = config_lib.TTMConfig(**SMALL)
+  module = checkpoint.build_model(config)
+  variables = checkpoint.init_variables(config, jax.random.key(0))
+  corpus = pretrain.synthetic_corpora(8, seed=3)[0]
+  source = pretrain.corpus_windows(corpus, 64, 16)
+  tx = optim.make_optimizer(steps, 1e-2)
+  cfg = demo.get_config('quick=true')
+  state = train.init_state(cfg, variables, tx, mesh)
+  step = train.make_train_step(module, config, tx, mesh)
+  losses = []
+  for k in range(steps):
+    items = [source[(k * batch_size + i) % len(source)]
+             for i in range(batch_size)]
+    batch = {key: np.stack([it[key] for it in items]) for key in items[0]}
+    state, metrics = step(state, train.shard_batch(batch, mesh))
+    losses.append(float(metrics['train/loss']))
+  return np.array(losses)
+
+
+def test_one_and_four_devices_agree_for_20_steps():
+  assert jax.device_count() >= 4
+  one = _losses(jax.devices()[:1])
+  four = _losses(jax.devices()[:4])
+  np.testing.assert_allclose(four, one, atol=1e-5, rtol=0)
+  assert one[-1] < one[0]  # It learns.
+
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(('localhost', 0))
+    return s.getsockname()[1]
+
+
+def _run(args, env_extra=None, wait=True):
+  env = dict(os.environ, PYTHONPATH=ROOT, **(env_extra or {}))
+  env.pop('XLA_FLAGS', None)
+  command = [sys.executable, '-m', 'experiments.train'] + args
+  process = subprocess.Popen(command, cwd=ROOT, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True)
+  if not wait:
+    return process
+  out, _ = process.communicate(timeout=600)
+  assert process.returncode == 0, out[-3000:]
+  return out
+
+
+DEMO_ARGS = ['--config', 'configs/demo.py:quick=true',
+             '--config.num_steps=8', '--config.log_every_steps=1',
+             '--config.eval_every_steps=4', '--config.plot=false',
+             '--config.tensorboard=false']
+
+
+def _train_losses(workdir):
+  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+    rows = [json.loads(line) for line in f]
+  return {r['step']: r['train/loss'] for r in rows if 'train/loss' in r}
+
+
+def test_two_processes_match_one_process(tmp_path):
+  """jax.distributed on CPU (gloo): 2 processes x 2 devices vs 1 x 4, same
+  global batch, same losses."""
+  single = tmp_path / 'single'
+  _run(DEMO_ARGS + ['--workdir', str(single), '--cpu_devices=4'])
+  port = _free_port()
+  multi = tmp_path / 'multi'
+  procs = [
+      _run(DEMO_ARGS + ['--workdir', str(multi), '--cpu_devices=2',
+                        f'--coordinator=localhost:{port}',
+                        '--num_processes=2', f'--process_id={i}'],
+           wait=False) for i in range(2)]
+  for p in procs:
+    out, _ = p.communicate(timeout=600)
+    assert p.returncode == 0, out[-3000:]
+  a, b = _train_losses(single), _train_losses(multi)
+  assert sorted(a) == sorted(b) == list(range(1, 9))
+  np.testing.assert_allclose([b[k] for k in a], [a[k] for k in a],
+                             atol=1e-5, rtol=0)
+
+
+def _params(workdir):
+  return load_file(os.path.join(workdir, 'export', 'model.safetensors'))
+
+
+RESUME_ARGS = ['--config', 'configs/demo.py:quick=true',
+               '--config.num_steps=14', '--config.checkpoint_every_steps=2',
+               '--config.eval_every_steps=7', '--config.plot=false',
+               '--config.test_best=false', '--config.tensorboard=false']
+
+
+def test_sigkill_and_restart_is_bit_identical(tmp_path):
+  reference_dir = tmp_path / 'uninterrupted'
+  _run(RESUME_ARGS + ['--workdir', str(reference_dir)])
+  killed = tmp_path / 'killed'
+  process = _run(RESUME_ARGS + ['--workdir', str(killed),
+                                '--config.log_every_steps=1'], wait=False)
+  ckpt_dir = killed / 'checkpoints'
+  deadline = time.time() + 300
+  while time.time() < deadline:
+    steps = [int(n) for n in os.listdir(ckpt_dir)] if ckpt_dir.exists() \
+        and any(n.isdigit() for n in os.listdir(ckpt_dir)) else []
+    steps = [s for s in (int(n) for n in os.listdir(ckpt_dir)
+                         if n.isdigit())] if ckpt_dir.exists() else []
+    if steps and max(steps) >= 6:
+      break
+    time.sleep(0.05)
+  os.kill(process.pid, signal.SIGKILL)
+  process.wait()
+  assert not (killed / 'export').exists()  # It really died mid-run.
+  out = _run(RESUME_ARGS + ['--workdir', str(killed)])
+  assert 'Resumed from step' in out
+  ours, expected = _params(killed), _params(reference_dir)
+  assert set(ours) == set(expected)
+  for key in expected:
+    np.testing.assert_array_equal(ours[key], expected[key], err_msg=key)
+
+
+def _write_csv(path, rows=400, channels=3):
+  rng = np.random.default_rng(0)
+  t = np.arange(rows)
+  data = {'date': pd.date_range('2022-01-01', periods=rows, freq='h')}
+  for k in range(channels):
+    data[f'x{k}'] = np.sin(2 * np.pi * t / 24 + k) + 0.1 * rng.normal(
+        size=rows) + 0.01 * t
+  pd.DataFrame(data).to_csv(path, index=False)
+
+
+def test_head_probing_leaves_backbone_bit_identical(tmp_path):
+  config = config_lib.TTMConfig(**SMALL)
+  variables = checkpoint.init_variables(config, jax.random.key(5))
+  checkpoint.save_pretrained(str(tmp_path / 'init'), config, variables)
+  _write_csv(tmp_path / 'data.csv')
+  cfg = few_shot.get_config('quick=true,context=64,horizon=16,data=mine')
+  with cfg.unlocked():
+    cfg.checkpoint = str(tmp_path / 'init')
+    cfg.data.kind = 'csv'
+    cfg.data.path = str(tmp_path / 'data.csv')
+    cfg.data.timestamp_column = 'date'
+    cfg.data.target_columns = ()
+    cfg.data.batch_size = 8
+    cfg.num_steps = 6
+    cfg.test_best = False
+    cfg.tensorboard = False
+  train.train_and_evaluate(cfg, str(tmp_path / 'run'))
+  before = load_file(str(tmp_path / 'init' / 'model.safetensors'))
+  after = _params(tmp_path / 'run')
+  backbone = [k for k in before if k.startswith('backbone.')]
+  assert backbone
+  for key in backbone:
+    np.testing.assert_array_equal(after[key], before[key], err_msg=key)
+  changed = [k for k in before if not k.startswith('backbone.')
+             and not np.array_equal(after[k], before[k])]
+  assert changed  # The decoder and head did train.
+  results = json.load(open(tmp_path / 'run' / 'results.json'))
+  assert results[0]['split'] == 'test' and results[0]['num_windows'] > 0
+
+
+def test_zero_shot_etth1_through_engine(tmp_path):
+  ckpt = os.path.join(conftest.CHECKPOINTS, 'fraware__ChronoAPI__root')
+  data = os.path.join(conftest.SHARED, 'data', 'ltsf')
+  if not (os.path.isdir(ckpt) and os.path.exists(
+      os.path.join(data, 'ETTh1.csv'))):
+    pytest.skip('needs ../shared/checkpoints and ../shared/data/ltsf')
+  cfg = zero_shot.get_config('data=etth1')
+  with cfg.unlocked():
+    cfg.checkpoint = ckpt
+    cfg.data_dir = data
+    cfg.tensorboard = False
+  results = train.train_and_evaluate(cfg, str(tmp_path))
+  (record,) = results
+  assert record['num_windows'] == 2785
+  assert abs(record['mse'] - 0.363) <= 0.002, record
