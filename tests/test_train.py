@@ -134,10 +134,8 @@ def test_sigkill_and_restart_is_bit_identical(tmp_path):
   ckpt_dir = killed / 'checkpoints'
   deadline = time.time() + 300
   while time.time() < deadline:
-    steps = [int(n) for n in os.listdir(ckpt_dir)] if ckpt_dir.exists() \
-        and any(n.isdigit() for n in os.listdir(ckpt_dir)) else []
-    steps = [s for s in (int(n) for n in os.listdir(ckpt_dir)
-                         if n.isdigit())] if ckpt_dir.exists() else []
+    steps = [int(n) for n in os.listdir(ckpt_dir)
+             if n.isdigit()] if ckpt_dir.exists() else []
     if steps and max(steps) >= 6:
       break
     time.sleep(0.05)
@@ -167,7 +165,8 @@ def test_head_probing_leaves_backbone_bit_identical(tmp_path):
   variables = checkpoint.init_variables(config, jax.random.key(5))
   checkpoint.save_pretrained(str(tmp_path / 'init'), config, variables)
   _write_csv(tmp_path / 'data.csv')
-  cfg = few_shot.get_config('quick=true,context=64,horizon=16,data=mine')
+  cfg = few_shot.get_config(
+      'quick=true,context=64,horizon=16,data=mine,fraction=1.0')
   with cfg.unlocked():
     cfg.checkpoint = str(tmp_path / 'init')
     cfg.data.kind = 'csv'
