@@ -29,7 +29,7 @@ from ttm_jax.models import config as config_lib
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = dict(context_length=64, prediction_length=16, patch_length=8,
              patch_stride=8, d_model=32, decoder_d_model=16, num_layers=1,
-             decoder_num_layers=1, adaptive_patching_levels=2, dropout=0.2,
+             decoder_num_layers=1, adaptive_patching_levels=1, dropout=0.2,
              head_dropout=0.2)
 
 
@@ -82,10 +82,14 @@ def _run(args, env_extra=None, wait=True):
   return out
 
 
-DEMO_ARGS = ['--config', 'configs/demo.py:quick=true',
-             '--config.num_steps=8', '--config.log_every_steps=1',
-             '--config.eval_every_steps=4', '--config.plot=false',
-             '--config.tensorboard=false']
+# One short pretraining run shape for the subprocess tests: 40 steps, a
+# checkpoint every 5, validation every 6, every loss logged, final (not best)
+# parameters exported.
+RUN_ARGS = ['--config', 'configs/demo.py:quick=true',
+            '--config.num_steps=40', '--config.checkpoint_every_steps=5',
+            '--config.eval_every_steps=6', '--config.log_every_steps=1',
+            '--config.plot=false', '--config.test_best=false',
+            '--config.tensorboard=false']
 
 
 def _train_losses(workdir):
@@ -94,57 +98,55 @@ def _train_losses(workdir):
   return {r['step']: r['train/loss'] for r in rows if 'train/loss' in r}
 
 
-def test_two_processes_match_one_process(tmp_path):
-  """jax.distributed on CPU (gloo): 2 processes x 2 devices vs 1 x 4, same
-  global batch, same losses."""
-  single = tmp_path / 'single'
-  _run(DEMO_ARGS + ['--workdir', str(single), '--cpu_devices=4'])
-  port = _free_port()
-  multi = tmp_path / 'multi'
-  procs = [
-      _run(DEMO_ARGS + ['--workdir', str(multi), '--cpu_devices=2',
-                        f'--coordinator=localhost:{port}',
-                        '--num_processes=2', f'--process_id={i}'],
-           wait=False) for i in range(2)]
-  for p in procs:
-    out, _ = p.communicate(timeout=600)
-    assert p.returncode == 0, out[-3000:]
-  a, b = _train_losses(single), _train_losses(multi)
-  assert sorted(a) == sorted(b) == list(range(1, 9))
-  np.testing.assert_allclose([b[k] for k in a], [a[k] for k in a],
-                             atol=1e-5, rtol=0)
-
-
 def _params(workdir):
   return load_file(os.path.join(workdir, 'export', 'model.safetensors'))
 
 
-RESUME_ARGS = ['--config', 'configs/demo.py:quick=true',
-               '--config.num_steps=14', '--config.checkpoint_every_steps=2',
-               '--config.eval_every_steps=7', '--config.plot=false',
-               '--config.test_best=false', '--config.tensorboard=false']
+@pytest.fixture(scope='module')
+def uninterrupted(tmp_path_factory):
+  """One process, 4 CPU devices, never stopped: the reference run."""
+  workdir = tmp_path_factory.mktemp('uninterrupted')
+  _run(RUN_ARGS + ['--workdir', str(workdir), '--cpu_devices=4'])
+  return workdir
 
 
-def test_sigkill_and_restart_is_bit_identical(tmp_path):
-  reference_dir = tmp_path / 'uninterrupted'
-  _run(RESUME_ARGS + ['--workdir', str(reference_dir)])
+def test_two_processes_match_one_process(tmp_path, uninterrupted):
+  """jax.distributed on CPU (gloo): 2 processes x 2 devices vs 1 x 4, same
+  global batch, same losses."""
+  port = _free_port()
+  multi = tmp_path / 'multi'
+  procs = [
+      _run(RUN_ARGS + ['--workdir', str(multi), '--cpu_devices=2',
+                       f'--coordinator=localhost:{port}',
+                       '--num_processes=2', f'--process_id={i}'],
+           wait=False) for i in range(2)]
+  for p in procs:
+    out, _ = p.communicate(timeout=600)
+    assert p.returncode == 0, out[-3000:]
+  a, b = _train_losses(uninterrupted), _train_losses(multi)
+  assert sorted(a) == sorted(b) == list(range(1, 41))
+  np.testing.assert_allclose([b[k] for k in a], [a[k] for k in a],
+                             atol=1e-5, rtol=0)
+
+
+def test_sigkill_and_restart_is_bit_identical(tmp_path, uninterrupted):
   killed = tmp_path / 'killed'
-  process = _run(RESUME_ARGS + ['--workdir', str(killed),
-                                '--config.log_every_steps=1'], wait=False)
+  args = RUN_ARGS + ['--workdir', str(killed), '--cpu_devices=4']
+  process = _run(args, wait=False)
   ckpt_dir = killed / 'checkpoints'
   deadline = time.time() + 300
   while time.time() < deadline:
     steps = [int(n) for n in os.listdir(ckpt_dir)
              if n.isdigit()] if ckpt_dir.exists() else []
-    if steps and max(steps) >= 6:
+    if steps and max(steps) >= 10:
       break
     time.sleep(0.05)
   os.kill(process.pid, signal.SIGKILL)
   process.wait()
   assert not (killed / 'export').exists()  # It really died mid-run.
-  out = _run(RESUME_ARGS + ['--workdir', str(killed)])
+  out = _run(args)
   assert 'Resumed from step' in out
-  ours, expected = _params(killed), _params(reference_dir)
+  ours, expected = _params(killed), _params(uninterrupted)
   assert set(ours) == set(expected)
   for key in expected:
     np.testing.assert_array_equal(ours[key], expected[key], err_msg=key)
