@@ -357,6 +357,8 @@ class Checkpoints:
     return restored.state, restored.meta
 
   def save_best(self, step, variables, meta):
+    if step in self.best.all_steps():  # Re-reached after a resume.
+      self.best.delete(step)
     self.best.save(step, args=ocp.args.Composite(
         variables=ocp.args.StandardSave(variables),
         meta=ocp.args.JsonSave(meta)), force=True)

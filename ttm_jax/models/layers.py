@@ -17,6 +17,7 @@ from typing import Any, Callable, Optional
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ttm_jax.models import config as config_lib
 
@@ -35,29 +36,52 @@ def torch_default_bias_init(fan_in: int) -> Callable:
   return init
 
 
-def linear_inits(fan_in: int, init_linear: str, post_init: bool,
-                 init_std: float):
-  """(kernel_init, bias_init) reproducing the reference's Linear init."""
+def linear_init_spec(fan_in: int, fan_out: int, init_linear: str,
+                     post_init: bool, init_std: float):
+  """(kernel, bias) initial distributions of a Linear, as the reference:
+  ('uniform', low, high), ('normal', std) or ('constant', value)."""
   scheme = init_linear if post_init else 'pytorch'
   if scheme == 'normal':
-    return nn.initializers.normal(init_std), nn.initializers.zeros
+    return ('normal', init_std), ('constant', 0.0)
   if scheme == 'uniform':
-    return nn.initializers.uniform(1.0), nn.initializers.zeros
+    return ('uniform', 0.0, 1.0), ('constant', 0.0)
   if scheme == 'xavier_uniform':
-    return nn.initializers.xavier_uniform(), nn.initializers.zeros
+    limit = math.sqrt(6.0 / (fan_in + fan_out))
+    return ('uniform', -limit, limit), ('constant', 0.0)
   # torch.nn.Linear.reset_parameters: kaiming_uniform(a=sqrt(5)) on the
   # weight is U(+-1/sqrt(fan_in)); the bias is U(+-1/sqrt(fan_in)).
-  return (nn.initializers.variance_scaling(1 / 3, 'fan_in', 'uniform'),
-          torch_default_bias_init(fan_in))
+  bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+  return ('uniform', -bound, bound), ('uniform', -bound, bound)
 
 
-def embed_init(init_embed: str, post_init: bool) -> Callable:
+def embed_init_spec(vocab: int, dim: int, init_embed: str, post_init: bool):
   scheme = init_embed if post_init else 'pytorch'
   if scheme == 'uniform':
-    return nn.initializers.uniform(1.0)
+    return ('uniform', 0.0, 1.0)
   if scheme == 'xavier_uniform':
-    return nn.initializers.xavier_uniform()
-  return nn.initializers.normal(1.0)  # torch.nn.Embedding: N(0, 1).
+    limit = math.sqrt(6.0 / (vocab + dim))
+    return ('uniform', -limit, limit)
+  return ('normal', 1.0)  # torch.nn.Embedding: N(0, 1).
+
+
+def spec_initializer(spec) -> Callable:
+  """A Flax initializer drawing from an init spec."""
+  def init(key, shape, dtype=jnp.float32):
+    if spec[0] == 'uniform':
+      return jax.random.uniform(key, shape, dtype, spec[1], spec[2])
+    if spec[0] == 'normal':
+      return spec[1] * jax.random.normal(key, shape, dtype)
+    return jnp.full(shape, spec[1], dtype)
+  return init
+
+
+def sample_spec(spec, shape, rng: np.random.Generator) -> np.ndarray:
+  """The same distribution drawn with NumPy (fast initialisation)."""
+  if spec[0] == 'uniform':
+    return rng.uniform(spec[1], spec[2], size=shape).astype(np.float32)
+  if spec[0] == 'normal':
+    return (spec[1] * rng.standard_normal(size=shape)).astype(np.float32)
+  return np.full(shape, spec[1], np.float32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,9 +107,11 @@ class Linear(nn.Module):
   @nn.compact
   def __call__(self, x: Array) -> Array:
     fan_in = x.shape[-1]
-    kernel_init, bias_init = linear_inits(fan_in, self.init.init_linear,
-                                          self.init.post_init,
-                                          self.init.init_std)
+    kernel_spec, bias_spec = linear_init_spec(
+        fan_in, self.features, self.init.init_linear, self.init.post_init,
+        self.init.init_std)
+    kernel_init = spec_initializer(kernel_spec)
+    bias_init = spec_initializer(bias_spec)
     kernel = self.param('kernel', kernel_init, (fan_in, self.features),
                         jnp.float32)
     bias = self.param('bias', bias_init, (self.features,), jnp.float32)

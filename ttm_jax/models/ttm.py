@@ -166,8 +166,11 @@ class TinyTimeMixerEncoder(nn.Module):
                          f'batch of {h.shape[0]}.')
       mid = (config.patch_length + config.d_model) // 2
       e = nn.Embed(config.frequency_token_vocab_size, config.patch_length,
-                   embedding_init=layers.embed_init(config.init_embed,
-                                                    config.post_init),
+                   embedding_init=layers.spec_initializer(
+                       layers.embed_init_spec(
+                           config.frequency_token_vocab_size,
+                           config.patch_length, config.init_embed,
+                           config.post_init)),
                    name='freq_mod_0')(tokens)
       e = layers.Linear(mid, init, self.dtype, name='freq_mod_1')(e)
       e = layers.Linear(config.d_model, init, self.dtype,
@@ -221,10 +224,13 @@ class CategoricalEmbedding(nn.Module):
   @nn.compact
   def __call__(self, values: Array) -> Array:
     config = self.config
-    init = layers.embed_init(config.init_embed, config.post_init)
     values = jnp.asarray(values).astype(jnp.int32)
     embedded = [
-        nn.Embed(vocab, config.decoder_d_model, embedding_init=init,
+        nn.Embed(vocab, config.decoder_d_model,
+                 embedding_init=layers.spec_initializer(
+                     layers.embed_init_spec(vocab, config.decoder_d_model,
+                                            config.init_embed,
+                                            config.post_init)),
                  name=f'embedding_layers_{k}')(values[:, k])
         for k, vocab in enumerate(config.categorical_vocab_size_list)
     ]
