@@ -42,7 +42,7 @@ def _grid(factors, count):
 
 
 def _run_case(fields, masked=False, filter_target=False, past_mask=None,
-              future_mask=None, constant=False, seed=0):
+              future_mask=None, constant=False, seed=0, jit=False):
   config = config_lib.TTMConfig(**fields)
   ref, model, variables = reference.build_pair(config, seed=seed,
                                                masked=masked)
@@ -68,7 +68,7 @@ def _run_case(fields, masked=False, filter_target=False, past_mask=None,
     with pytest.raises(ValueError, match='needs all 3 channels'):
       reference.run_ours(model, variables, inputs, jit=False)
     return
-  ours = reference.run_ours(model, variables, inputs, jit=False)
+  ours = reference.run_ours(model, variables, inputs, jit=jit)
   expected = reference.run_reference(ref, inputs)
   # What the reference's own test asserts...
   channels = len(config.prediction_channel_indices or
@@ -161,4 +161,4 @@ def test_forecast_catog(pci, eci, categoricals, decoder_apl, fcm,
 ])
 def test_forecast_full(name, fields):
   del name
-  _run_case(dict(BASE, **fields))
+  _run_case(dict(BASE, **fields), jit=True)
