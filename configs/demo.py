@@ -12,7 +12,7 @@ from configs import common
 
 
 def get_config(arg=None):
-  arg = common.parse_arg(arg, steps=600, quick=False)
+  arg = common.parse_arg(arg, steps=1500, quick=False)
   config = common.base_config()
   config.mode = 'pretrain'
   config.seed = 0
@@ -34,9 +34,9 @@ def get_config(arg=None):
   config.num_steps = arg.steps
   config.steps_per_epoch = 100
   config.early_stopping_patience = 0
-  config.eval_every_steps = 200
+  config.eval_every_steps = 500
   config.log_every_steps = 20
-  config.checkpoint_every_steps = 200
+  config.checkpoint_every_steps = 500
   config.plot = True
   if arg.quick:  # Seconds; used by tests.
     config.num_steps = 6
