@@ -20,37 +20,35 @@ def _cosine(start, end, pct):
   return end + (start - end) / 2.0 * (jnp.cos(jnp.pi * pct) + 1)
 
 
+def _two_phase_cosine(total_steps: int, pct_start: float, start: float,
+                      middle: float, end: float):
+  """OneCycleLR's shape: cosine from `start` to `middle` over the first
+  pct_start of the steps, then cosine from `middle` to `end`."""
+  phase_end = float(pct_start * total_steps) - 1
+  last = float(total_steps - 1)
+
+  def schedule(count):
+    step = jnp.asarray(count, jnp.float32)
+    first = _cosine(start, middle, step / phase_end)
+    second = _cosine(middle, end, (step - phase_end) / (last - phase_end))
+    return jnp.where(step <= phase_end, first, second)
+
+  return schedule
+
+
 def one_cycle(total_steps: int, max_value: float, pct_start: float = 0.3,
               div_factor: float = 25.0, final_div_factor: float = 1e4
               ) -> Callable[[Any], Any]:
   """torch.optim.lr_scheduler.OneCycleLR's learning rate at step `count`."""
   initial = max_value / div_factor
-  minimum = initial / final_div_factor
-  phase_end = float(pct_start * total_steps) - 1
-  last = float(total_steps - 1)
-
-  def schedule(count):
-    step = jnp.asarray(count, jnp.float32)
-    warm = _cosine(initial, max_value, step / phase_end)
-    cool = _cosine(max_value, minimum, (step - phase_end) / (last - phase_end))
-    return jnp.where(step <= phase_end, warm, cool)
-
-  return schedule
+  return _two_phase_cosine(total_steps, pct_start, initial, max_value,
+                           initial / final_div_factor)
 
 
 def one_cycle_momentum(total_steps: int, pct_start: float = 0.3,
                        base: float = 0.85, maximum: float = 0.95):
   """OneCycleLR's cycled beta1: max -> base while the LR rises, back after."""
-  phase_end = float(pct_start * total_steps) - 1
-  last = float(total_steps - 1)
-
-  def schedule(count):
-    step = jnp.asarray(count, jnp.float32)
-    warm = _cosine(maximum, base, step / phase_end)
-    cool = _cosine(base, maximum, (step - phase_end) / (last - phase_end))
-    return jnp.where(step <= phase_end, warm, cool)
-
-  return schedule
+  return _two_phase_cosine(total_steps, pct_start, maximum, base, maximum)
 
 
 def path_labels(params, frozen: Sequence[str]):
