@@ -177,6 +177,8 @@ def test_head_probing_leaves_backbone_bit_identical(tmp_path):
     cfg.data.target_columns = ()
     cfg.data.batch_size = 8
     cfg.num_steps = 6
+    cfg.optim.lr_finder.enabled = True  # A short sweep, then training.
+    cfg.optim.lr_finder.num_iter = 5
     cfg.test_best = False
     cfg.tensorboard = False
   train.train_and_evaluate(cfg, str(tmp_path / 'run'))

@@ -309,6 +309,10 @@ def find_learning_rate(config, module, ttm_config, variables, tx_kwargs,
 
 # ------------------------------------------------------------ checkpoints
 def init_state(config, variables, tx, mesh) -> TrainState:
+  # The state is donated to the train step, so it must own its buffers:
+  # without the copy, a second state built from the same variables (after
+  # the LR finder) would read deleted arrays.
+  variables = jax.tree_util.tree_map(jnp.copy, variables)
   params = variables['params']
   state = TrainState(step=jnp.zeros((), jnp.int32), params=params,
                      opt_state=tx.init(params),
