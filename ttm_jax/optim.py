@@ -149,9 +149,5 @@ def smoothed(losses: Sequence[float], beta: float = 0.98):
   return out
 
 
-def num_steps(num_windows: int, batch_size: int, num_epochs: int) -> int:
-  return max(num_windows // batch_size, 1) * num_epochs
-
-
 __all__ = ['make_optimizer', 'one_cycle', 'one_cycle_momentum', 'valley',
-           'lr_finder_rates', 'smoothed', 'path_labels', 'num_steps']
+           'lr_finder_rates', 'smoothed', 'path_labels']

@@ -8,7 +8,7 @@ statistics come from the train split and are passed in.
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -175,7 +175,3 @@ def frequency_multiple(freq: str, factor: int) -> str:
       count = step // unit
       return name if count == 1 else f'{count}{name}'
   return pd.tseries.frequencies.to_offset(step).freqstr
-
-
-def as_float_array(values: Union[np.ndarray, Sequence[float]]) -> np.ndarray:
-  return np.asarray(values, dtype=np.float64)

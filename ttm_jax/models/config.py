@@ -480,7 +480,3 @@ class TTMConfig:
     with open(path, 'w', encoding='utf-8') as f:
       json.dump(self.to_dict(), f, indent=2, sort_keys=True)
       f.write('\n')
-
-
-def channel_indices(indices: Optional[Sequence[int]]) -> Optional[list]:
-  return None if indices is None else list(indices)
