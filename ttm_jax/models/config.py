@@ -14,7 +14,7 @@ import dataclasses
 import json
 import logging
 import os
-from typing import Any, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Mapping, Optional, Tuple, Union
 
 _LOG = logging.getLogger(__name__)
 
