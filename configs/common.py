@@ -60,10 +60,10 @@ def base_config():
   config.data = mlc.ConfigDict(dict(
       kind='benchmark', name='etth1', data_dir=DATA_DIR,
       fewshot_fraction=0.0, batch_size=64, eval_batch_size=0, num_threads=0,
-      seed=42))
+      seed=42, drop_remainder=True))
   config.optim = mlc.ConfigDict(dict(
       lr=1e-3, weight_decay=0.01, schedule='onecycle', pct_start=0.3,
-      cycle_momentum=True, clip_norm=0.0,
+      cycle_momentum=True, clip_norm=0.0,  # HF Trainer's default is 1.0.
       lr_finder=dict(enabled=False, start_lr=1e-7, end_lr=10.0,
                      num_iter=100, beta=0.98)))
   config.frozen = ()

@@ -37,6 +37,11 @@ def get_config(arg=None):
   config.data.fewshot_fraction = arg.fraction if arg.fraction < 1 else 0.0
   config.data.batch_size = common.BATCH_SIZES.get(arg.data, 64)
   config.data.eval_batch_size = 256
+  # As the reference's HF Trainer runs it: the last partial batch of each
+  # epoch is kept (steps per epoch = ceil(N / batch), which also sets the
+  # one-cycle length) and gradients are clipped to norm 1 (max_grad_norm).
+  config.data.drop_remainder = False
+  config.optim.clip_norm = 1.0
   config.optim.lr_finder.enabled = True
   config.frozen = () if arg.full else ('backbone/.*',)
   config.num_epochs = 50

@@ -219,6 +219,42 @@ def test_train_iterator_resumes_exactly_mid_epoch():
   assert len(set(flat[:96])) == 96
 
 
+@pytest.mark.parametrize('hosts', [1, 2])
+def test_partial_batch_is_kept_padded(hosts):
+  # HF's Trainer keeps each epoch's partial batch; drop_remainder=False
+  # pads it instead: every window once per epoch, padding rows weight 0
+  # with no observed future.
+  source = _toy_source(103)
+  assert pipeline.steps_per_epoch(103, 8, drop_remainder=False) == 13
+  assert pipeline.steps_per_epoch(103, 8) == 12
+  real, padding, steps = [], 0, 0
+  for p in range(hosts):
+    for batch in pipeline.train_dataset(
+        source, 8, seed=5, num_epochs=2, drop_remainder=False,
+        process_index=p, process_count=hosts):
+      steps += 1
+      weight = batch['weight']
+      assert set(np.unique(weight)) <= {0.0, 1.0}
+      mask = batch['future_observed_mask'].reshape(len(weight), -1)
+      np.testing.assert_array_equal(mask.min(1), weight)
+      np.testing.assert_array_equal(mask.max(1), weight)
+      real += batch['past_values'][weight == 1, 0, 0].tolist()
+      padding += int(np.sum(weight == 0))
+  assert steps == 2 * 13 * hosts
+  assert padding == 2 * (13 * 8 - 103)
+  assert sorted(real) == sorted(2 * [float(source[i]['past_values'][0, 0])
+                                     for i in range(103)])
+  # A source smaller than one batch still trains (one padded batch).
+  small = _toy_source(5)
+  (batch,) = list(pipeline.train_dataset(small, 8, seed=0, num_epochs=1,
+                                         drop_remainder=False,
+                                         process_index=0, process_count=1))
+  assert batch['weight'].sum() == 5
+  with pytest.raises(ValueError, match='fewer than one batch'):
+    pipeline.train_dataset(small, 8, seed=0, process_index=0,
+                           process_count=1)
+
+
 def test_hosts_see_disjoint_windows():
   source = _toy_source()
   seen = []

@@ -12,6 +12,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pandas as pd
 import pytest
 from safetensors.numpy import load_file
@@ -60,6 +61,66 @@ def test_one_and_four_devices_agree_for_20_steps():
   four = _losses(jax.devices()[:4])
   np.testing.assert_allclose(four, one, atol=1e-5, rtol=0)
   assert one[-1] < one[0]  # It learns.
+
+
+def _one_step(batch, frozen=(), clip_norm=1.0):
+  mesh = train.make_mesh(jax.devices()[:1])
+  config = config_lib.TTMConfig(**dict(SMALL, dropout=0.0, head_dropout=0.0))
+  module = checkpoint.build_model(config)
+  variables = checkpoint.init_variables(config, jax.random.key(1))
+  tx = optim.make_optimizer(10, 1e-2, clip_norm=clip_norm, frozen=frozen,
+                            params=variables['params'])
+  state = train.init_state(demo.get_config('quick=true'), variables, tx,
+                           mesh)
+  step = train.make_train_step(module, config, tx, mesh, frozen)
+  state, metrics = step(state, train.shard_batch(batch, mesh))
+  return (jax.device_get(state.params), jax.device_get(metrics), variables,
+          module)
+
+
+def _stack(items):
+  return {key: np.stack([it[key] for it in items]) for key in items[0]}
+
+
+def test_padded_partial_batch_steps_like_the_short_batch():
+  # The padded last batch (drop_remainder=False) must update the model as
+  # HF's Trainer updates it with the short batch itself.
+  corpus = pretrain.synthetic_corpora(8, seed=3)[0]
+  source = pretrain.corpus_windows(corpus, 64, 16)
+  items = [source[i] for i in (3, 40, 77, 91, 120)]
+  short = _stack(items)
+  padding = dict(items[0], future_observed_mask=np.zeros_like(
+      items[0]['future_observed_mask']))
+  padded = _stack(items + [padding] * 3)
+  params_short, metrics_short, _, _ = _one_step(short)
+  params_padded, metrics_padded, _, _ = _one_step(padded)
+  np.testing.assert_allclose(metrics_padded['train/loss'],
+                             metrics_short['train/loss'], rtol=1e-6)
+  np.testing.assert_allclose(metrics_padded['grad_norm'],
+                             metrics_short['grad_norm'], rtol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6),
+               params_padded, params_short)
+
+
+def test_frozen_step_reports_trained_gradient_norm():
+  corpus = pretrain.synthetic_corpora(8, seed=3)[0]
+  source = pretrain.corpus_windows(corpus, 64, 16)
+  batch = _stack([source[i] for i in range(8)])
+  frozen = ('backbone/.*',)
+  params, metrics, variables, module = _one_step(batch, frozen, clip_norm=0)
+  config = module.config
+
+  def loss(p):
+    return module.apply({'params': p}, **train._inputs(batch, config)).loss
+
+  grads = jax.grad(loss)(variables['params'])
+  trained = {k: v for k, v in grads.items() if k != 'backbone'}
+  assert set(grads) - set(trained) == {'backbone'}
+  np.testing.assert_allclose(metrics['grad_norm'],
+                             float(optax.global_norm(trained)), rtol=1e-5)
+  assert float(optax.global_norm(grads['backbone'])) > 0
+  jax.tree.map(np.testing.assert_array_equal, params['backbone'],
+               jax.device_get(variables['params']['backbone']))
 
 
 def _free_port():

@@ -19,7 +19,7 @@ import logging
 import os
 import signal
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 import flax
 import grain
@@ -189,14 +189,25 @@ def _inputs(batch, ttm_config):
   return inputs
 
 
-def make_train_step(module, ttm_config, tx, mesh):
-  """One optimizer step: pure, jitted once, state donated."""
+def make_train_step(module, ttm_config, tx, mesh, frozen: Sequence[str] = ()):
+  """One optimizer step: pure, jitted once, state donated.
+
+  Parameters matching the `frozen` regexes are constants to autodiff (their
+  gradient is zero, so no backward pass runs through a frozen backbone, and
+  `grad_norm` is over the trained parameters, as HF's Trainer reports it);
+  `tx` must leave them unchanged too (`optim.make_optimizer(frozen=...)`).
+  """
   replicated = NamedSharding(mesh, P())
 
   def step(state: TrainState, batch):
     rng = jax.random.fold_in(state.rng, state.step)
+    labels = optim.path_labels(state.params, frozen) if frozen else None
 
     def loss_fn(params):
+      if labels is not None:
+        params = jax.tree.map(
+            lambda p, label: jax.lax.stop_gradient(p) if label == 'frozen'
+            else p, params, labels)
       variables = {'params': params}
       if state.batch_stats:
         variables['batch_stats'] = state.batch_stats
@@ -260,12 +271,25 @@ def evaluate(eval_step, variables, source, batch_size, mesh,
           'num_windows': int(round(totals['windows']))}
 
 
+def _drop_remainder(config, ttm_config) -> bool:
+  """Whether each epoch's partial batch is dropped (`data.drop_remainder`;
+  False pads it, as HF's Trainer keeps it). Padding rows would enter
+  BatchNorm statistics, so that combination is refused."""
+  drop = bool(config.data.get('drop_remainder', True))
+  if not drop and 'batch' in ttm_config.norm_mlp.lower():
+    raise ValueError(
+        "config.data.drop_remainder=False pads each epoch's last batch, and "
+        "padding rows would enter the statistics of norm_mlp='BatchNorm'; "
+        'set config.data.drop_remainder=True for this model.')
+  return drop
+
+
 # ------------------------------------------------------------- LR finder
 def find_learning_rate(config, module, ttm_config, variables, tx_kwargs,
                        train_source, mesh) -> float:
   """The reference's LR finder: exponential sweep 1e-7 -> 10 over 100
-  steps of AdamW (unshuffled batches), EMA-smoothed loss, stop at 4x the
-  best, 'valley' suggestion; the weights are left untouched."""
+  steps of AdamW (no clipping) on shuffled batches, EMA-smoothed loss,
+  stop at 4x the best, 'valley' suggestion; the weights are untouched."""
   finder = config.optim.lr_finder
   rates_fn = optim.lr_finder_rates(finder.start_lr, finder.end_lr,
                                    finder.num_iter)
@@ -282,17 +306,16 @@ def find_learning_rate(config, module, ttm_config, variables, tx_kwargs,
         {'train': tx, 'frozen': optax.set_to_zero()},
         optim.path_labels(variables['params'], frozen))
   state = init_state(config, variables, tx, mesh)
-  step = make_train_step(module, ttm_config, tx, mesh)
-  batch_size = config.data.batch_size
+  step = make_train_step(module, ttm_config, tx, mesh, frozen)
+  # Shuffled batches, epoch after epoch, as the reference's DataLoader
+  # (shuffle=True) gives them; an order of its own (seed + 1).
+  batches = iter(pipeline.train_dataset(
+      train_source, config.data.batch_size,
+      config.data.get('seed', config.seed) + 1,
+      drop_remainder=_drop_remainder(config, ttm_config)))
   losses, rates, best, average = [], [], float('inf'), 0.0
-  position = 0
   for k in range(finder.num_iter + 1):
-    if position + batch_size > len(train_source):
-      position = 0
-    items = [train_source[i] for i in range(position, position + batch_size)]
-    position += batch_size
-    batch = forecasting.stack(items)
-    state, metrics = step(state, shard_batch(batch, mesh))
+    state, metrics = step(state, shard_batch(next(batches), mesh))
     loss = float(metrics['train/loss'])
     average = finder.beta * average + (1 - finder.beta) * loss
     smoothed = average / (1 - finder.beta**(k + 1))
@@ -482,7 +505,9 @@ def train(config, workdir, mesh, module, ttm_config, variables, data, writer,
         num_train // batch_size, 1)
   else:
     num_train = len(data.train)
-    steps_per_epoch = pipeline.steps_per_epoch(num_train, batch_size)
+    steps_per_epoch = pipeline.steps_per_epoch(num_train, batch_size,
+                                               _drop_remainder(cfg,
+                                                               ttm_config))
     if steps_per_epoch == 0:
       raise sources.DataError(
           f'{num_train} training windows are fewer than one batch of '
@@ -517,10 +542,10 @@ def train(config, workdir, mesh, module, ttm_config, variables, data, writer,
                                        num_threads=cfg.data.get(
                                            'num_threads', 0))
   else:
-    dataset = pipeline.train_dataset(data.train, batch_size,
-                                     cfg.data.get('seed', cfg.seed),
-                                     num_threads=cfg.data.get(
-                                         'num_threads', 0))
+    dataset = pipeline.train_dataset(
+        data.train, batch_size, cfg.data.get('seed', cfg.seed),
+        drop_remainder=_drop_remainder(cfg, ttm_config),
+        num_threads=cfg.data.get('num_threads', 0))
   iterator = iter(dataset)
   meta = dict(learning_rate=learning_rate, best_val=None, best_step=None,
               bad_evals=0, stopped=False)
@@ -530,7 +555,7 @@ def train(config, workdir, mesh, module, ttm_config, variables, data, writer,
     state = replicate(state, mesh)
     _LOG.info('Resumed from step %d in %s', int(state.step), workdir)
     print(f'Resumed from step {int(state.step)}.', flush=True)
-  train_step = make_train_step(module, ttm_config, tx, mesh)
+  train_step = make_train_step(module, ttm_config, tx, mesh, frozen)
   eval_every = cfg.get('eval_every_steps') or steps_per_epoch
   log_every = cfg.get('log_every_steps', 50)
   ckpt_every = cfg.get('checkpoint_every_steps') or eval_every

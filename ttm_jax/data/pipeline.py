@@ -32,22 +32,32 @@ def _read_options(num_threads: int) -> Optional[grain.ReadOptions]:
 
 def train_dataset(source: Sequence[Dict[str, np.ndarray]], global_batch_size:
                   int, seed: int, *, num_epochs: Optional[int] = None,
+                  drop_remainder: bool = True,
                   process_index: Optional[int] = None,
                   process_count: Optional[int] = None,
                   num_threads: int = 0) -> grain.IterDataset:
   """Shuffled, host-sharded, batched training windows.
 
   Each epoch is a fresh permutation of all windows (seeded by `seed` and the
-  epoch), cut to whole global batches; this host takes its contiguous block
-  of `global_batch_size / process_count` rows of each global batch, so every
+  epoch) in global batches; this host takes its contiguous block of
+  `global_batch_size / process_count` rows of each global batch, so every
   host runs the same number of steps and a global batch is the same
   whatever the process count.
+
+  With `drop_remainder` the windows left over after the last whole batch of
+  an epoch are dropped. Without it (HF Trainer's default, which the
+  reference's fine-tuning uses) they form a last batch, padded to full size
+  with rows whose `future_observed_mask` is zero and `weight` is 0: every
+  TTM loss is a mean over observed future entries only, so the padded batch
+  gives the loss (and gradient) of the short batch the Trainer would run,
+  with one compiled shape. Every item carries `weight` (1 real, 0 padding).
 
   Args:
     source: random-access windows.
     global_batch_size: batch over all hosts.
     seed: shuffle seed.
     num_epochs: epochs (None: repeat forever).
+    drop_remainder: drop the partial batch of each epoch (else pad it).
     process_index, process_count: this host (default: jax's).
     num_threads: grain reader threads (0: read in the main thread).
   """
@@ -56,10 +66,11 @@ def train_dataset(source: Sequence[Dict[str, np.ndarray]], global_batch_size:
     raise ValueError(f'global batch {global_batch_size} is not divisible by '
                      f'{process_count} processes.')
   per_host = global_batch_size // process_count
-  if len(source) < global_batch_size:
+  if not len(source) or (drop_remainder and len(source) < global_batch_size):
     raise ValueError(f'{len(source)} training windows are fewer than one '
                      f'batch of {global_batch_size}.')
-  dataset = _per_epoch(source, seed, num_epochs, global_batch_size)
+  dataset = _per_epoch(source, seed, num_epochs, global_batch_size,
+                       pad=not drop_remainder)
   dataset = _host_block(dataset, global_batch_size, process_index,
                         process_count)
   dataset = dataset.batch(per_host, drop_remainder=True)
@@ -93,26 +104,43 @@ class _Permutations:
 
 
 def _per_epoch(source, seed: int, num_epochs: Optional[int],
-               multiple: int = 1):
+               multiple: int = 1, pad: bool = False):
   """Concatenated epochs, each a permutation of the source by its own seed,
-  cut to a multiple of `multiple` windows (whole global batches, so hosts
-  run equal steps and no batch straddles two epochs). A MapDataset: random
-  access, so iterator state is just a position."""
+  cut (or, with `pad`, padded) to a multiple of `multiple` windows (whole
+  global batches, so hosts run equal steps and no batch straddles two
+  epochs). A MapDataset: random access, so iterator state is a position."""
   size = len(source)
-  usable = (size // multiple) * multiple
+  usable = (-(-size // multiple) if pad else size // multiple) * multiple
   permutations = _Permutations(size, seed)
 
   def window(index):
     epoch, position = divmod(index, usable)
-    return source[int(permutations.permutation(epoch)[position])]
+    if position >= size:
+      return _padding(source[int(permutations.permutation(epoch)[0])])
+    item = source[int(permutations.permutation(epoch)[position])]
+    return {**item, 'weight': np.float32(1.0)} if pad else item
 
   count = usable * num_epochs if num_epochs else usable * (2**40 // usable)
   return grain.MapDataset.range(count).map(window)
 
 
-def steps_per_epoch(num_windows: int, global_batch_size: int) -> int:
-  """Steps of one epoch: whole global batches only (the rest dropped)."""
-  return num_windows // global_batch_size
+def _padding(item: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+  """A row that counts for nothing in the loss: no observed future."""
+  if 'future_observed_mask' not in item:
+    raise ValueError('padding a partial batch needs future_observed_mask in '
+                     'the windows (the loss ignores unobserved entries).')
+  return {**item,
+          'future_observed_mask': np.zeros_like(item['future_observed_mask']),
+          'weight': np.float32(0.0)}
+
+
+def steps_per_epoch(num_windows: int, global_batch_size: int,
+                    drop_remainder: bool = True) -> int:
+  """Steps of one epoch: whole global batches, plus the padded partial one
+  unless `drop_remainder`."""
+  if drop_remainder:
+    return num_windows // global_batch_size
+  return -(-num_windows // global_batch_size)
 
 
 class EvalBatches:
