@@ -42,6 +42,9 @@ _EPOCHS = flags.DEFINE_integer('epochs', 50, 'Maximum epochs.')
 _LR = flags.DEFINE_float('lr', 0.0, 'Fixed learning rate; 0 = LR finder.')
 _MAX_GRAD_NORM = flags.DEFINE_float(
     'max_grad_norm', 1.0, 'HF Trainer gradient clipping (its default 1.0).')
+_TRACK_TEST = flags.DEFINE_bool(
+    'track_test', False, 'Also compute the test MSE after every epoch '
+    '(analysis only; the Trainer selects on validation).')
 _CONTEXT = flags.DEFINE_integer('context', 512, 'Context length.')
 _HORIZON = flags.DEFINE_integer('horizon', 96, 'Forecast length.')
 
@@ -59,6 +62,23 @@ def _dataset_root(dataset, data_dir, tmp):
   os.makedirs(link_dir, exist_ok=True)
   os.symlink(os.path.abspath(path), os.path.join(link_dir, spec['data_file']))
   return tmp
+
+
+def _test_mse(torch, model, dataset, batch_size):
+  """MSE over every window, step and channel of `dataset` (eval mode)."""
+  was_training = model.training
+  model.eval()
+  total, count = 0.0, 0
+  loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size)
+  with torch.no_grad():
+    for batch in loader:
+      out = model(past_values=batch['past_values'],
+                  past_observed_mask=batch['past_observed_mask'])
+      error = out.prediction_outputs - batch['future_values']
+      total += float(torch.sum(error.double()**2))
+      count += error.numel()
+  model.train(was_training)
+  return total / count
 
 
 def main(argv):
@@ -104,11 +124,20 @@ def main(argv):
   optimizer = AdamW(model.parameters(), lr=learning_rate)
   scheduler = OneCycleLR(optimizer, learning_rate, epochs=_EPOCHS.value,
                          steps_per_epoch=math.ceil(len(train) / batch_size))
+  callbacks = [transformers.EarlyStoppingCallback(
+      early_stopping_patience=10, early_stopping_threshold=0.0)]
+  tracked = []
+  if _TRACK_TEST.value:
+
+    class TrackTest(transformers.TrainerCallback):
+
+      def on_evaluate(self, args, state, control, model=None, **kwargs):
+        tracked.append(_test_mse(torch, model, test, batch_size))
+
+    callbacks.append(TrackTest())
   trainer = transformers.Trainer(
       model=model, args=args, train_dataset=train, eval_dataset=valid,
-      callbacks=[transformers.EarlyStoppingCallback(
-          early_stopping_patience=10, early_stopping_threshold=0.0)],
-      optimizers=(optimizer, scheduler))
+      callbacks=callbacks, optimizers=(optimizer, scheduler))
   trainer.train()
   result = trainer.evaluate(test)
   history = trainer.state.log_history
@@ -123,7 +152,8 @@ def main(argv):
       seed=_SEED.value, max_grad_norm=_MAX_GRAD_NORM.value,
       best_checkpoint=trainer.state.best_model_checkpoint,
       steps_per_epoch=math.ceil(len(train) / batch_size),
-      epochs=[dict(e, train=t) for e, t in zip(epochs, train_losses)],
+      epochs=[dict(e, train=t, **({'test': tracked[i]} if tracked else {}))
+              for i, (e, t) in enumerate(zip(epochs, train_losses))],
       seconds=round(time.time() - start, 1),
       torch=torch.__version__, transformers=transformers.__version__)
   with open(os.path.join(workdir, 'results.json'), 'w') as f:

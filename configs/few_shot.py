@@ -18,8 +18,9 @@ from configs import common
 def get_config(arg=None):
   arg = common.parse_arg(arg, data='etth1', fraction=0.05, context=512,
                          horizon=96, checkpoint=common.R2_CHECKPOINT,
-                         full=False, quick=False)
+                         full=False, quick=False, seed=42)
   config = common.base_config()
+  config.seed = config.data.seed = arg.seed  # Dropout and shuffling.
   config.mode = 'finetune'
   config.context_length = arg.context
   config.prediction_length = arg.horizon
@@ -36,7 +37,7 @@ def get_config(arg=None):
   config.data.data_dir = config.get_ref('data_dir')
   config.data.fewshot_fraction = arg.fraction if arg.fraction < 1 else 0.0
   config.data.batch_size = common.BATCH_SIZES.get(arg.data, 64)
-  config.data.eval_batch_size = 256
+  config.data.eval_batch_size = common.EVAL_BATCH_SIZES.get(arg.data, 256)
   # As the reference's HF Trainer runs it: the last partial batch of each
   # epoch is kept (steps per epoch = ceil(N / batch), which also sets the
   # one-cycle length) and gradients are clipped to norm 1 (max_grad_norm).

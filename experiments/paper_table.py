@@ -9,7 +9,9 @@ Cells whose data file is absent are skipped (and listed). Each cell runs in
 its own sub-workdir, exactly as the per-cell commands would:
   python -m experiments.evaluate --config configs/zero_shot.py:data=D ...
   python -m experiments.train --config configs/few_shot.py:data=D,fraction=0.05
-Writes W/table.md and W/table.csv.
+With --seeds 42,43,44 each few-shot cell is run per seed (`seed=S` in the
+few-shot config) and reported as the mean with its range.
+Writes W/table.md, W/table.csv and W/table.json.
 """
 
 import csv
@@ -34,6 +36,9 @@ _DATA_DIR = flags.DEFINE_string('data_dir', config_common.DATA_DIR,
 _CHECKPOINT = flags.DEFINE_string('checkpoint', config_common.R2_CHECKPOINT,
                                   'IBM r2 512-96 checkpoint (folder or hub).')
 _MODES = flags.DEFINE_list('modes', ['zs', 'fs5'], 'zs and/or fs5.')
+_SEEDS = flags.DEFINE_list(
+    'seeds', ['42'], 'Few-shot seeds (IBM: 42). Several give the mean and '
+    'the spread of each few-shot cell; each seed is its own sub-workdir.')
 _DATASETS = flags.DEFINE_list(
     'datasets', ['etth1', 'etth2', 'ettm1', 'ettm2', 'weather', 'electricity',
                  'traffic'], 'Datasets.')
@@ -47,11 +52,11 @@ IBM = {
 }
 
 
-def _cell(dataset, mode, workdir):
+def _cell(dataset, mode, workdir, seed=42):
   if mode == 'zs':
     config = zero_shot.get_config(f'data={dataset}')
   else:
-    config = few_shot.get_config(f'data={dataset},fraction=0.05')
+    config = few_shot.get_config(f'data={dataset},fraction=0.05,seed={seed}')
   with config.unlocked():
     config.checkpoint = _CHECKPOINT.value
     config.data_dir = _DATA_DIR.value
@@ -76,26 +81,45 @@ def main(argv):
       print(f'SKIP {dataset}: {e}', flush=True)
       continue
     for mode in _MODES.value:
-      workdir = os.path.join(_WORKDIR.value, f'{dataset}_{mode}')
-      record = _cell(dataset, mode, workdir)
+      seeds = [42] if mode == 'zs' else [int(x) for x in _SEEDS.value]
+      records = []
+      for seed in seeds:
+        name = f'{dataset}_{mode}' + (f'_seed{seed}' if len(seeds) > 1
+                                      else '')
+        records.append(_cell(dataset, mode, os.path.join(_WORKDIR.value,
+                                                         name), seed))
+      mses = [r['mse'] for r in records]
+      mse = float(sum(mses) / len(mses))
       target = IBM[dataset][0 if mode == 'zs' else 1]
-      rows.append(dict(dataset=dataset, mode=mode, mse=record['mse'],
-                       ibm=target, diff=record['mse'] - target,
-                       mae=record['mae'], num_windows=record['num_windows'],
-                       wall_seconds=record['wall_seconds']))
-      print(f'{dataset} {mode}: mse {record["mse"]:.4f} (IBM {target:.3f}, '
-            f'{record["mse"] - target:+.4f}) in {record["wall_seconds"]} s',
+      training = [r.get('training', {}) for r in records]
+      rows.append(dict(
+          dataset=dataset, mode=mode, mse=mse, ibm=target, diff=mse - target,
+          mse_min=min(mses), mse_max=max(mses), seeds=len(seeds),
+          mae=float(sum(r['mae'] for r in records) / len(records)),
+          num_windows=records[0]['num_windows'],
+          learning_rate=' '.join(f"{t['learning_rate']:.3g}"
+                                 for t in training if t),
+          best_step=' '.join(str(t['best_step']) for t in training if t),
+          wall_seconds=round(sum(r['wall_seconds'] for r in records), 1)))
+      print(f'{dataset} {mode}: mse {mse:.4f} (IBM {target:.3f}, '
+            f'{mse - target:+.4f}) in {rows[-1]["wall_seconds"]} s',
             flush=True)
   with open(os.path.join(_WORKDIR.value, 'table.csv'), 'w', newline='') as f:
     writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ['none'])
     writer.writeheader()
     writer.writerows(rows)
   lines = ['| dataset | setting | test MSE | IBM | diff | test windows | '
-           'wall time |', '|---|---|---|---|---|---|---|']
+           'wall time | LR found | best step |',
+           '|---|---|---|---|---|---|---|---|---|']
   for r in rows:
-    lines.append(f"| {r['dataset']} | {'zero-shot' if r['mode'] == 'zs' else '5% few-shot'} "
-                 f"| {r['mse']:.4f} | {r['ibm']:.3f} | {r['diff']:+.4f} | "
-                 f"{r['num_windows']} | {r['wall_seconds']:.0f} s |")
+    mse = f"{r['mse']:.4f}"
+    if r['seeds'] > 1:
+      mse += f" ({r['mse_min']:.4f}-{r['mse_max']:.4f}, {r['seeds']} seeds)"
+    setting = 'zero-shot' if r['mode'] == 'zs' else '5% few-shot'
+    lines.append(f"| {r['dataset']} | {setting} | {mse} | {r['ibm']:.3f} | "
+                 f"{r['diff']:+.4f} | {r['num_windows']} | "
+                 f"{r['wall_seconds']:.0f} s | {r['learning_rate'] or '-'} | "
+                 f"{r['best_step'] or '-'} |")
   if skipped:
     lines.append('')
     lines.append(f'Skipped (data file absent): {", ".join(skipped)}.')

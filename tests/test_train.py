@@ -102,6 +102,16 @@ def test_padded_partial_batch_steps_like_the_short_batch():
                params_padded, params_short)
 
 
+def test_padding_partial_batches_is_refused_with_batchnorm():
+  cfg = few_shot.get_config('quick=true')
+  assert not cfg.data.drop_remainder and cfg.optim.clip_norm == 1.0
+  layer_norm = config_lib.TTMConfig(**SMALL)
+  assert train._drop_remainder(cfg, layer_norm) is False
+  batch_norm = config_lib.TTMConfig(**dict(SMALL, norm_mlp='BatchNorm'))
+  with pytest.raises(ValueError, match='drop_remainder=True'):
+    train._drop_remainder(cfg, batch_norm)
+
+
 def test_frozen_step_reports_trained_gradient_norm():
   corpus = pretrain.synthetic_corpora(8, seed=3)[0]
   source = pretrain.corpus_windows(corpus, 64, 16)

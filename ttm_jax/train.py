@@ -453,8 +453,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     return {**v, **buffers}
 
   if config.mode != 'zero_shot':
-    variables = train(config, workdir, mesh, module, ttm_config, variables,
-                      data, writer, eval_step, buffers)
+    variables, summary = train(config, workdir, mesh, module, ttm_config,
+                               variables, data, writer, eval_step, buffers)
+    results_meta['training'] = summary
   variables = replicate(full_variables(
       {k: v for k, v in variables.items() if k in ('params', 'batch_stats')}),
                         mesh)
@@ -496,7 +497,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
 
 def train(config, workdir, mesh, module, ttm_config, variables, data, writer,
           eval_step, buffers):
-  """The training loop; returns the variables to test (the best)."""
+  """The training loop; returns the variables to test (the best) and a
+  summary (learning rate, steps, best step and validation MSE)."""
   cfg = config
   batch_size = cfg.data.batch_size
   if cfg.mode == 'pretrain':
@@ -580,7 +582,16 @@ def train(config, workdir, mesh, module, ttm_config, variables, data, writer,
         val = evaluate(eval_step, {**_variables(state), **buffers},
                        data.valid, eval_batch, mesh,
                        cfg.data.get('num_threads', 0))
-        writer.write(step, {'val/loss': val['mse'], 'val/mae': val['mae']})
+        logged = {'val/loss': val['mse'], 'val/mae': val['mae']}
+        if cfg.get('track_test'):
+          # Analysis only (how test moves along the validation curve); the
+          # model choice and early stopping use validation alone.
+          test = evaluate(eval_step, {**_variables(state), **buffers},
+                          data.test, eval_batch, mesh,
+                          cfg.data.get('num_threads', 0))
+          logged.update({'track/test_mse': test['mse'],
+                         'track/test_mae': test['mae']})
+        writer.write(step, logged)
         improved = meta['best_val'] is None or val['mse'] < meta['best_val']
         if improved:
           meta.update(best_val=val['mse'], best_step=step, bad_evals=0)
@@ -593,8 +604,10 @@ def train(config, workdir, mesh, module, ttm_config, variables, data, writer,
         progress.write(
             f'step {step}/{total_steps} epoch {step / steps_per_epoch:.1f}: '
             f'val mse {val["mse"]:.5f} (best {meta["best_val"]:.5f} at '
-            f'{meta["best_step"]})' + (' early stop' if meta['stopped']
-                                        else ''))
+            f'{meta["best_step"]})' + (
+                f' [test mse {logged["track/test_mse"]:.5f}]'
+                if 'track/test_mse' in logged else '') +
+            (' early stop' if meta['stopped'] else ''))
       if step % ckpt_every == 0 or preemption.requested:
         ckpts.save(state, iterator, meta, force=preemption.requested)
       if preemption.requested:
@@ -612,9 +625,13 @@ def train(config, workdir, mesh, module, ttm_config, variables, data, writer,
   final = _variables(state)
   best = ckpts.restore_best(jax.device_get(final))
   ckpts.close()
+  summary = dict(learning_rate=float(meta['learning_rate']),
+                 steps=int(state.step), steps_per_epoch=steps_per_epoch,
+                 best_step=meta['best_step'], best_val_mse=meta['best_val'],
+                 early_stopped=bool(meta['stopped']), tested='final')
   if best is not None and cfg.get('test_best', True):
     print(f'Testing the best model (step {meta["best_step"]}, val mse '
           f'{meta["best_val"]:.5f}).', flush=True)
-    return best
-  return final
+    return best, dict(summary, tested='best')
+  return final, summary
 
