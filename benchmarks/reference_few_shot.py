@@ -69,7 +69,11 @@ def _test_mse(torch, model, dataset, batch_size):
   was_training = model.training
   model.eval()
   total, count = 0.0, 0
-  loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size)
+  keys = ('past_values', 'past_observed_mask', 'future_values')
+  loader = torch.utils.data.DataLoader(
+      dataset, batch_size=batch_size, collate_fn=lambda items: {
+          k: torch.stack([torch.as_tensor(it[k]) for it in items])
+          for k in keys})
   with torch.no_grad():
     for batch in loader:
       out = model(past_values=batch['past_values'],

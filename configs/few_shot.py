@@ -37,7 +37,8 @@ def get_config(arg=None):
   config.data.data_dir = config.get_ref('data_dir')
   config.data.fewshot_fraction = arg.fraction if arg.fraction < 1 else 0.0
   config.data.batch_size = common.BATCH_SIZES.get(arg.data, 64)
-  config.data.eval_batch_size = common.EVAL_BATCH_SIZES.get(arg.data, 256)
+  config.data.eval_batch_size = common.EVAL_BATCH_SIZES.get(
+      arg.data, common.EVAL_BATCH_SIZE)
   # As the reference's HF Trainer runs it: the last partial batch of each
   # epoch is kept (steps per epoch = ceil(N / batch), which also sets the
   # one-cycle length) and gradients are clipped to norm 1 (max_grad_norm).

@@ -27,7 +27,8 @@ def get_config(arg=None):
   config.data.name = arg.data
   config.data.data_dir = config.get_ref('data_dir')
   config.data.batch_size = common.BATCH_SIZES.get(arg.data, 64)
-  config.data.eval_batch_size = common.EVAL_BATCH_SIZES.get(arg.data, 256)
+  config.data.eval_batch_size = common.EVAL_BATCH_SIZES.get(
+      arg.data, common.EVAL_BATCH_SIZE)
   if arg.horizon < 96:  # Shorter horizons: filter the 96-step head.
     config.model.overrides = dict(prediction_filter_length=arg.horizon)
   config.export = False

@@ -23,9 +23,13 @@ def _host(process_index: Optional[int], process_count: Optional[int]):
   return process_index, process_count
 
 
-def _read_options(num_threads: int) -> Optional[grain.ReadOptions]:
+def _read_options(num_threads: int) -> grain.ReadOptions:
+  """`num_threads` reader threads with a buffer of 4 per thread; 0 reads in
+  the main thread with no buffer. (grain's own default, used when no options
+  are given, is 16 threads and 500 buffered elements: for batches of wide
+  windows that is gigabytes of memory and threads contending with XLA.)"""
   if num_threads <= 0:
-    return None
+    return grain.ReadOptions(num_threads=0, prefetch_buffer_size=0)
   return grain.ReadOptions(num_threads=num_threads,
                            prefetch_buffer_size=4 * num_threads)
 
