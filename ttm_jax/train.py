@@ -255,17 +255,28 @@ def make_eval_step(module, ttm_config, mesh):
 
 
 def evaluate(eval_step, variables, source, batch_size, mesh,
-             num_threads=0) -> Dict[str, float]:
-  """Exact MSE/MAE over every window, step and channel of `source`."""
+             num_threads=0, progress: str = '') -> Dict[str, float]:
+  """Exact MSE/MAE over every window, step and channel of `source`.
+
+  Per-batch sums stay on the device until the end (read in float64), so
+  the host builds the next batch while the device computes; `progress`
+  labels a progress bar (process 0)."""
   devices = mesh.devices.size
   batch_size = -(-batch_size // devices) * devices
-  totals = None
-  for batch in pipeline.EvalBatches(source, batch_size,
-                                    num_threads=num_threads):
-    sums = eval_step(variables, shard_batch(batch, mesh))
-    sums = {k: np.float64(v) for k, v in jax.device_get(sums).items()}
-    totals = sums if totals is None else {k: totals[k] + sums[k]
-                                          for k in totals}
+  batches = pipeline.EvalBatches(source, batch_size, num_threads=num_threads)
+  bar = writers.Progress(len(batches), unit='batch', desc=progress,
+                         leave=False) if progress else None
+  pending = []
+  for k, batch in enumerate(batches, 1):
+    pending.append(eval_step(variables, shard_batch(batch, mesh)))
+    if k > 1:  # At most two batches in flight: bounded memory.
+      jax.block_until_ready(pending[-2])
+    if bar is not None:
+      bar.update(k)
+  totals = {key: sum(np.float64(s[key]) for s in jax.device_get(pending))
+            for key in pending[0]}
+  if bar is not None:
+    bar.close()
   return {'mse': totals['se'] / totals['count'],
           'mae': totals['ae'] / totals['count'],
           'num_windows': int(round(totals['windows']))}
@@ -464,7 +475,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     source = data.valid if split == 'valid' else data.test
     start = time.time()
     metrics = evaluate(eval_step, variables, source, eval_batch, mesh,
-                       threads)
+                       threads, progress=f'{data.name} {split}')
     record = dict(results_meta, split=split, **metrics,
                   seconds=round(time.time() - start, 1),
                   mode=config.mode)

@@ -51,12 +51,13 @@ class MetricWriter:
 class Progress:
   """A progress bar with step rate and ETA (tqdm), process 0 only."""
 
-  def __init__(self, total: int, initial: int = 0):
+  def __init__(self, total: int, initial: int = 0, unit: str = 'step',
+               desc: str = '', leave: bool = True):
     self.bar = None
     if jax.process_index() == 0:
       from tqdm import tqdm  # pylint: disable=g-import-not-at-top
-      self.bar = tqdm(total=total, initial=initial, unit='step',
-                      dynamic_ncols=True, mininterval=1.0)
+      self.bar = tqdm(total=total, initial=initial, unit=unit, desc=desc,
+                      dynamic_ncols=True, mininterval=1.0, leave=leave)
     self.last = initial
     self.start = time.time()
 
