@@ -297,25 +297,19 @@ def _drop_remainder(config, ttm_config) -> bool:
 
 # ------------------------------------------------------------- LR finder
 def find_learning_rate(config, module, ttm_config, variables, tx_kwargs,
-                       train_source, mesh) -> float:
+                       train_source, mesh, drop_remainder: bool) -> float:
   """The reference's LR finder: exponential sweep 1e-7 -> 10 over 100
   steps of AdamW (no clipping) on shuffled batches, EMA-smoothed loss,
   stop at 4x the best, 'valley' suggestion; the weights are untouched."""
   finder = config.optim.lr_finder
   rates_fn = optim.lr_finder_rates(finder.start_lr, finder.end_lr,
                                    finder.num_iter)
-  # The torch scheduler steps once at construction: step k uses rate k - 1.
-  schedule = lambda count: finder.start_lr * (
-      finder.end_lr / finder.start_lr)**(count / (finder.num_iter - 1))
-  kwargs = dict(tx_kwargs, schedule='constant')
-  frozen = kwargs.pop('frozen')
-  tx = optax.inject_hyperparams(optax.adamw)(
-      learning_rate=lambda c: schedule(c + 1), b1=0.9, b2=0.999, eps=1e-8,
-      weight_decay=kwargs['weight_decay'])
-  if frozen:
-    tx = optax.multi_transform(
-        {'train': tx, 'frozen': optax.set_to_zero()},
-        optim.path_labels(variables['params'], frozen))
+  # Plain AdamW (constant beta1, no clipping) stepping through the sweep:
+  # optimizer step k uses rates_fn(k), as the torch scheduler gives it.
+  frozen = tx_kwargs['frozen']
+  tx = optim.make_optimizer(0, rates_fn, schedule='constant',
+                            weight_decay=tx_kwargs['weight_decay'],
+                            frozen=frozen, params=variables['params'])
   state = init_state(config, variables, tx, mesh)
   step = make_train_step(module, ttm_config, tx, mesh, frozen)
   # Shuffled batches, epoch after epoch, as the reference's DataLoader
@@ -323,7 +317,7 @@ def find_learning_rate(config, module, ttm_config, variables, tx_kwargs,
   batches = iter(pipeline.train_dataset(
       train_source, config.data.batch_size,
       config.data.get('seed', config.seed) + 1,
-      drop_remainder=_drop_remainder(config, ttm_config)))
+      drop_remainder=drop_remainder))
   losses, rates, best, average = [], [], float('inf'), 0.0
   for k in range(finder.num_iter + 1):
     state, metrics = step(state, shard_batch(next(batches), mesh))
@@ -512,6 +506,7 @@ def train(config, workdir, mesh, module, ttm_config, variables, data, writer,
   summary (learning rate, steps, best step and validation MSE)."""
   cfg = config
   batch_size = cfg.data.batch_size
+  drop_remainder = _drop_remainder(cfg, ttm_config)
   if cfg.mode == 'pretrain':
     num_train = int(sum(len(t) for t in data.train))
     steps_per_epoch = cfg.get('steps_per_epoch') or max(
@@ -519,8 +514,7 @@ def train(config, workdir, mesh, module, ttm_config, variables, data, writer,
   else:
     num_train = len(data.train)
     steps_per_epoch = pipeline.steps_per_epoch(num_train, batch_size,
-                                               _drop_remainder(cfg,
-                                                               ttm_config))
+                                               drop_remainder)
     if steps_per_epoch == 0:
       raise sources.DataError(
           f'{num_train} training windows are fewer than one batch of '
@@ -545,7 +539,8 @@ def train(config, workdir, mesh, module, ttm_config, variables, data, writer,
   elif cfg.optim.get('lr_finder') and cfg.optim.lr_finder.enabled:
     learning_rate = find_learning_rate(
         cfg, module, ttm_config, variables, tx_kwargs,
-        data.train if cfg.mode != 'pretrain' else data.train[0], mesh)
+        data.train if cfg.mode != 'pretrain' else data.train[0], mesh,
+        drop_remainder)
   tx = optim.make_optimizer(total_steps, learning_rate, **tx_kwargs,
                             **with_params)
   state = init_state(cfg, variables, tx, mesh)
@@ -557,7 +552,7 @@ def train(config, workdir, mesh, module, ttm_config, variables, data, writer,
   else:
     dataset = pipeline.train_dataset(
         data.train, batch_size, cfg.data.get('seed', cfg.seed),
-        drop_remainder=_drop_remainder(cfg, ttm_config),
+        drop_remainder=drop_remainder,
         num_threads=cfg.data.get('num_threads', 0))
   iterator = iter(dataset)
   meta = dict(learning_rate=learning_rate, best_val=None, best_step=None,
@@ -590,16 +585,16 @@ def train(config, workdir, mesh, module, ttm_config, variables, data, writer,
           writer.write(pending[0], jax.device_get(pending[1]))
       pending = (step, metrics)
       if step % eval_every == 0 or step == total_steps:
-        val = evaluate(eval_step, {**_variables(state), **buffers},
-                       data.valid, eval_batch, mesh,
-                       cfg.data.get('num_threads', 0))
+        current = {**_variables(state), **buffers}
+        threads = cfg.data.get('num_threads', 0)
+        val = evaluate(eval_step, current, data.valid, eval_batch, mesh,
+                       threads)
         logged = {'val/loss': val['mse'], 'val/mae': val['mae']}
         if cfg.get('track_test'):
           # Analysis only (how test moves along the validation curve); the
           # model choice and early stopping use validation alone.
-          test = evaluate(eval_step, {**_variables(state), **buffers},
-                          data.test, eval_batch, mesh,
-                          cfg.data.get('num_threads', 0))
+          test = evaluate(eval_step, current, data.test, eval_batch, mesh,
+                          threads)
           logged.update({'track/test_mse': test['mse'],
                          'track/test_mae': test['mae']})
         writer.write(step, logged)

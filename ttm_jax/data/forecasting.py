@@ -182,7 +182,3 @@ class ConcatSource:
 
 def window_count(splits: Splits) -> Dict[str, int]:
   return {name: len(splits[name]) for name in ('train', 'valid', 'test')}
-
-
-def stack(items: Sequence[Dict[str, np.ndarray]]) -> Dict[str, np.ndarray]:
-  return {k: np.stack([item[k] for item in items]) for k in items[0]}
