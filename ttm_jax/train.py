@@ -389,6 +389,10 @@ class Checkpoints:
     return restored.state, restored.meta
 
   def save_best(self, step, variables, meta):
+    # Both managers sync processes through orbax's process-wide barriers
+    # (same keys): a best save racing the latest manager's async finalize
+    # fails multi-process with "Barrier ... is already ongoing".
+    self.latest.wait_until_finished()
     if step in self.best.all_steps():  # Re-reached after a resume.
       self.best.delete(step)
     self.best.save(step, args=ocp.args.Composite(
