@@ -23,7 +23,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from configs import common
+from benchmarks import common
 from ttm_jax.data import sources
 
 SHAPES = {'electricity': (26304, 321), 'traffic': (17544, 862)}

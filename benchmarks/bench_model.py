@@ -24,16 +24,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from benchmarks import common
 from ttm_jax.models import checkpoint
 from ttm_jax.models import config as config_lib
+from ttm_jax.models import presets
+from ttm_jax.models import ttm
 
-DEFAULT_CHECKPOINT = os.path.join(os.path.dirname(__file__), '..', '..',
-                                  'shared', 'checkpoints',
-                                  'fraware__ChronoAPI__root')
-R2_512_96 = dict(context_length=512, patch_length=64, patch_stride=64,
-                 prediction_length=96, d_model=192, decoder_d_model=128,
-                 num_layers=2, decoder_num_layers=2,
-                 adaptive_patching_levels=3, dropout=0.4, head_dropout=0.4)
 
 
 def _time(fn, repeats):
@@ -55,7 +51,7 @@ def sgemm_rate(n=2048, repeats=10):
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--checkpoint', default=DEFAULT_CHECKPOINT)
+  parser.add_argument('--checkpoint', default=common.R2_CHECKPOINT)
   parser.add_argument('--rounds', type=int, default=5)
   parser.add_argument('--calls', type=int, default=5)
   parser.add_argument('--out', default='')
@@ -70,8 +66,8 @@ def main():
     ref = TinyTimeMixerForPrediction.from_pretrained(args.checkpoint)
     source = args.checkpoint
   else:
-    config = config_lib.TTMConfig(**R2_512_96)
-    model = checkpoint.build_model(config)
+    config = config_lib.TTMConfig(**presets.R2_512_96)
+    model = ttm.build_module(config)
     variables = checkpoint.init_variables(config, jax.random.key(0))
     from tests import reference  # pylint: disable=g-import-not-at-top
     ref = TinyTimeMixerForPrediction(reference.reference_config(config))

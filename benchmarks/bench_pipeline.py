@@ -17,14 +17,18 @@ import time
 import jax
 import numpy as np
 
-from configs import common
+from benchmarks import common
 from ttm_jax import optim
-from ttm_jax import train
+from ttm_jax import sharding
 from ttm_jax.data import forecasting
 from ttm_jax.data import pipeline
 from ttm_jax.data import pretrain
 from ttm_jax.models import checkpoint
 from ttm_jax.models import config as config_lib
+from ttm_jax.models import factory
+from ttm_jax.models import presets
+from ttm_jax.models import ttm
+from ttm_jax.train import state as state_lib
 
 
 def pipeline_rate(source, threads, batches=60):
@@ -37,21 +41,15 @@ def pipeline_rate(source, threads, batches=60):
 
 
 def step_rate(source, steps=8):
-  config = config_lib.TTMConfig(**dict(
-      common.ARCHS['r2_512'], context_length=512, patch_stride=64,
-      prediction_length=96))
-  module = checkpoint.build_model(config)
-  variables = checkpoint.init_variables(config, jax.random.key(0))
-  mesh = train.make_mesh()
-  tx = optim.make_optimizer(100, 1e-3)
-
-  class Cfg(dict):
-    seed = 0
-
-  state = train.init_state(Cfg(), variables, tx, mesh)
-  step = train.make_train_step(module, config, tx, mesh)
+  config = config_lib.TTMConfig(**presets.R2_512_96)
+  model = factory.Model(config, ttm.build_module(config),
+                        checkpoint.init_variables(config, jax.random.key(0)))
+  mesh = sharding.make_mesh()
+  optimizer = optim.make_optimizer(100, 1e-3)
+  state = state_lib.create_train_state(0, model.variables, optimizer, mesh)
+  step = steps.make_train_step(model, optimizer, mesh)
   it = iter(pipeline.train_dataset(source, 64, seed=0))
-  batch = train.shard_batch(next(it), mesh)
+  batch = sharding.shard_batch(next(it), mesh)
   state, metrics = step(state, batch)
   jax.block_until_ready(metrics)
   start = time.perf_counter()
@@ -63,7 +61,7 @@ def step_rate(source, steps=8):
 
 def main():
   parser = argparse.ArgumentParser()
-  parser.add_argument('--data_dir', default=common.DATA_DIR)
+  parser.add_argument('--data_dir', default=common.LTSF_DIR)
   args = parser.parse_args()
   sources = {}
   corpus = pretrain.synthetic_corpora(48, seed=0, min_length=2000,

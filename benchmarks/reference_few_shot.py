@@ -26,13 +26,14 @@ import time
 from absl import app
 from absl import flags
 
+from benchmarks import common
 from configs import common as config_common
 from ttm_jax.data import sources
 
 _DATASET = flags.DEFINE_string('dataset', 'ettm1', 'Benchmark name.')
-_DATA_DIR = flags.DEFINE_string('data_dir', config_common.DATA_DIR,
+_DATA_DIR = flags.DEFINE_string('data_dir', common.LTSF_DIR,
                                 'Folder holding the benchmark file.')
-_CHECKPOINT = flags.DEFINE_string('checkpoint', config_common.R2_CHECKPOINT,
+_CHECKPOINT = flags.DEFINE_string('checkpoint', common.R2_CHECKPOINT,
                                   'Checkpoint folder (config.json + weights).')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output folder.',
                                required=True)

@@ -15,14 +15,14 @@ from configs import common
 def get_config(arg=None):
   arg = common.parse_arg(arg, steps=1500, quick=False)
   config = common.base_config()
-  config.mode = 'pretrain'
+  config.task = 'pretrain'
   config.seed = 0
   config.context_length = 256
   config.prediction_length = 48
-  config.model.arch = dict(common.ARCHS['tiny'], patch_stride=16,
-                           resolution_prefix_tuning=True,
+  config.model.preset = 'tiny'
+  config.model.arch = dict(resolution_prefix_tuning=True,
                            frequency_token_vocab_size=10)
-  config.data = dict(
+  config.data.update(
       kind='pretrain', name='synthetic', batch_size=64, eval_batch_size=256,
       num_threads=0, seed=0,
       # DRS: lower-resolution copies whose frequencies the resolution-prefix

@@ -25,20 +25,13 @@ def get_config(arg=None):
                          full=False, quick=False, seed=42)
   config = common.base_config()
   config.seed = config.data.seed = arg.seed  # Dropout and shuffling.
-  config.mode = 'finetune'
+  config.task = 'finetune'
   config.context_length = arg.context
   config.prediction_length = arg.horizon
   config.checkpoint = arg.checkpoint
-  config.data_dir = common.DATA_DIR
-  config.model.checkpoint = config.get_ref('checkpoint')
-  overrides = {}
   if arg.data in common.ETT:
-    overrides['head_dropout'] = 0.7
-  if arg.horizon < 96:
-    overrides['prediction_filter_length'] = arg.horizon
-  config.model.overrides = overrides
+    config.model.overrides = dict(head_dropout=0.7)
   config.data.name = arg.data
-  config.data.data_dir = config.get_ref('data_dir')
   config.data.fewshot_fraction = arg.fraction if arg.fraction < 1 else 0.0
   config.data.batch_size = common.BATCH_SIZES.get(arg.data, 64)
   config.data.eval_batch_size = common.EVAL_BATCH_SIZES.get(
@@ -50,9 +43,6 @@ def get_config(arg=None):
   config.optim.clip_norm = 1.0
   config.optim.lr_finder.enabled = True
   config.frozen = () if arg.full else ('backbone/.*',)
-  config.num_epochs = 50
-  config.early_stopping_patience = 10
-  config.export = True
   if arg.quick:
     config.num_epochs = 1
     config.num_steps = 4

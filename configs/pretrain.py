@@ -25,16 +25,12 @@ def get_config(arg=None):
   arg = common.parse_arg(arg, arch='r2_512', tsf_dir='', synthetic=True,
                          steps=20000, batch=256, horizon=96, rpt=True)
   config = common.base_config()
-  config.mode = 'pretrain'
-  config.context_length = 512 if arg.arch != 'tiny' else 256
-  if arg.arch == 'r2_1024':
-    config.context_length = 1024
+  config.task = 'pretrain'
+  config.context_length = {'tiny': 256, 'r2_1024': 1024}.get(arg.arch, 512)
   config.prediction_length = arg.horizon
-  arch = dict(common.ARCHS[arg.arch])
-  arch.update(patch_stride=arch['patch_length'],
-              resolution_prefix_tuning=arg.rpt,
-              frequency_token_vocab_size=10)
-  config.model.arch = arch
+  config.model.preset = arg.arch
+  config.model.arch = dict(resolution_prefix_tuning=arg.rpt,
+                           frequency_token_vocab_size=10)
   drs = {'h': (24,), '10min': (3, 6), '15min': (2, 4), 'D': (7,),
          'd': (7,)}
   corpora = []
@@ -45,7 +41,7 @@ def get_config(arg=None):
   if arg.synthetic:
     corpora.append(dict(kind='synthetic', num_series=256, seed=0,
                         drs_factors=drs, drs_method='mean'))
-  config.data = dict(kind='pretrain', name='pretrain', batch_size=arg.batch,
+  config.data.update(kind='pretrain', name='pretrain', batch_size=arg.batch,
                      eval_batch_size=512, num_threads=4, seed=0,
                      corpora=corpora)
   config.optim.lr = 1e-3
@@ -53,6 +49,5 @@ def get_config(arg=None):
   config.steps_per_epoch = 1000
   config.eval_every_steps = 1000
   config.checkpoint_every_steps = 1000
-  config.early_stopping_patience = 10
   config.plot = True
   return config

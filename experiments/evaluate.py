@@ -22,7 +22,7 @@ def main(argv):
   common.setup()
   config = _CONFIG.value
   with config.unlocked():
-    config.mode = 'zero_shot'
+    config.task = 'zero_shot'
   common.record(config, _WORKDIR.value)
   train.train_and_evaluate(config, _WORKDIR.value)
 

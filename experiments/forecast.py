@@ -19,16 +19,12 @@ import numpy as np
 from ttm_jax.data import synthetic
 from ttm_jax.models import checkpoint
 from ttm_jax.models import config as config_lib
+from ttm_jax.models import presets
+from ttm_jax.models import ttm
 
 _WORKDIR = flags.DEFINE_string('workdir', '/tmp/ttm_forecast', 'Output dir.')
 _CHECKPOINT = flags.DEFINE_string('checkpoint', '', 'Folder or hub id.')
 _NUM_SERIES = flags.DEFINE_integer('num_series', 8, 'Series to forecast.')
-
-R2_512_96 = dict(context_length=512, patch_length=64, patch_stride=64,
-                 prediction_length=96, d_model=192, decoder_d_model=128,
-                 num_layers=2, decoder_num_layers=2,
-                 adaptive_patching_levels=3)
-
 
 def main(argv):
   del argv
@@ -37,8 +33,8 @@ def main(argv):
     config, model, variables = checkpoint.load_pretrained(_CHECKPOINT.value)
     source = _CHECKPOINT.value
   else:
-    config = config_lib.TTMConfig(**R2_512_96)
-    model = checkpoint.build_model(config)
+    config = config_lib.TTMConfig(**presets.R2_512_96)
+    model = ttm.build_module(config)
     variables = checkpoint.init_variables(config, jax.random.key(0))
     source = 'random init (r2 512-96 shapes)'
   window = config.context_length + config.prediction_length

@@ -31,8 +31,8 @@ from ttm_jax.data import sources
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.',
                                required=True)
-_DATA_DIR = flags.DEFINE_string('data_dir', config_common.DATA_DIR,
-                                'LTSF data directory.')
+_DATA_DIR = flags.DEFINE_string('data_dir', '', 'LTSF data directory '
+                                '(empty: $TTM_DATA_DIR).')
 _CHECKPOINT = flags.DEFINE_string('checkpoint', config_common.R2_CHECKPOINT,
                                   'IBM r2 512-96 checkpoint (folder or hub).')
 _MODES = flags.DEFINE_list('modes', ['zs', 'fs5'], 'zs and/or fs5.')

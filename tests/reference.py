@@ -54,7 +54,7 @@ def build_pair(config: config_lib.TTMConfig, seed: int = 0,
     assert ours_config.num_patches == ref.config.num_patches
   state = {k: v.detach().numpy() for k, v in ref.state_dict().items()}
   variables, _ = checkpoint.convert_state_dict(state, ours_config, strict=True)
-  return ref, checkpoint.build_model(ours_config), variables
+  return ref, ttm.build_module(ours_config), variables
 
 
 def run_reference(ref, inputs):

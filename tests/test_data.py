@@ -14,6 +14,7 @@ from ttm_jax.data import pipeline
 from ttm_jax.data import pretrain
 from ttm_jax.data import sources
 from ttm_jax.data import windows
+from ttm_jax.models import frequency
 
 LTSF = os.path.join(conftest.SHARED, 'data', 'ltsf')
 
@@ -147,7 +148,7 @@ def test_long_format_with_ids_controls_and_categoricals(tmp_path):
   assert len(splits.train) == (84 - 25 + 1) + (105 - 25 + 1)
   item = splits.train[len(splits.train) - 1]
   assert item['static_categorical_values'].tolist() == [1]
-  assert forecasting.frequency_token(table.freq) == 8
+  assert frequency.frequency_token(table.freq) == 8
 
 
 # ----------------------------------------------------------------- errors
@@ -183,11 +184,11 @@ def test_named_errors(tmp_path):
 
 def test_unknown_frequency_warns(caplog):
   with caplog.at_level(logging.WARNING):
-    assert forecasting.frequency_token('3min') == 0
+    assert frequency.frequency_token('3min') == 0
   assert 'out-of-vocabulary' in caplog.text
   for freq, token in (('1h', 7), ('h', 7), ('10min', 4), ('15min', 5),
                       ('1d', 8), ('D', 8), ('W', 9), ('min', 1)):
-    assert forecasting.frequency_token(freq) == token, freq
+    assert frequency.frequency_token(freq) == token, freq
 
 
 # --------------------------------------------------------------- pipeline
@@ -332,7 +333,7 @@ def test_drs_hand_computed():
   decimated = pretrain.diverse_resolutions(corpus, [3], 'decimate')[1]
   np.testing.assert_array_equal(decimated.series[0], [0, 3, 6, 9])
   daily = pretrain.diverse_resolutions(corpus, [24], 'mean')[1]
-  assert daily.freq == 'D' and forecasting.frequency_token(daily.freq) == 8
+  assert daily.freq == 'D' and frequency.frequency_token(daily.freq) == 8
   minutes = pretrain.UnivariateCorpus('m', [np.arange(60.0)], '10min')
   assert [c.freq for c in pretrain.diverse_resolutions(
       minutes, [3, 6], 'decimate')] == ['10min', '30min', 'h']

@@ -9,6 +9,7 @@ import pytest
 
 from ttm_jax.models import checkpoint
 from ttm_jax.models import config as config_lib
+from ttm_jax.models import ttm
 
 FULL = dict(context_length=64, patch_length=8, patch_stride=8,
             prediction_length=16, d_model=32, decoder_d_model=16,
@@ -32,9 +33,10 @@ def test_same_tree_and_distributions_as_flax_init(extra):
   config = config_lib.TTMConfig(**FULL, **extra)
   ours = flax.traverse_util.flatten_dict(
       checkpoint.init_variables(config, jax.random.key(0)))
-  model = checkpoint.build_model(config)
-  flax_init = flax.traverse_util.flatten_dict(flax.core.unfreeze(model.init(
-      jax.random.key(1), **checkpoint.dummy_inputs(config))))
+  model = ttm.build_module(config)
+  flax_init = flax.traverse_util.flatten_dict(flax.core.unfreeze(
+      flax.core.meta.unbox(model.init(jax.random.key(1),
+                                      **ttm.example_batch(config)))))
   assert set(ours) == set(flax_init)
   for path, expected in flax_init.items():
     got, expected = np.asarray(ours[path]), np.asarray(expected)

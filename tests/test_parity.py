@@ -7,7 +7,6 @@ output field and the loss must agree to 1e-5 (fp32). Gradients of the loss
 with respect to every parameter must agree to 1e-4 relative.
 """
 
-import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -17,16 +16,14 @@ import pytest
 from tests import reference
 from ttm_jax.models import checkpoint
 from ttm_jax.models import config as config_lib
+from ttm_jax.models import presets
+from ttm_jax.models import ttm
 
 torch = reference.torch
 
-R2_512 = dict(context_length=512, patch_length=64, patch_stride=64,
-              prediction_length=96, d_model=192, decoder_d_model=128,
-              num_layers=2, decoder_num_layers=2, adaptive_patching_levels=3,
-              dropout=0.2, head_dropout=0.2)
+R2_512 = presets.R2_512_96
 R1_1024 = dict(R2_512, context_length=1024)
-R2_1024 = dict(R2_512, context_length=1024, patch_length=128, patch_stride=128,
-               d_model=384, decoder_d_model=256)
+R2_1024 = presets.arch('r2_1024', context_length=1024, prediction_length=96)
 R2_1536 = dict(R2_1024, context_length=1536)
 SMALL = dict(context_length=64, patch_length=8, patch_stride=8,
              prediction_length=24, d_model=32, decoder_d_model=16,
@@ -151,11 +148,11 @@ def test_short_context_padding_matches_reference():
   ref, _, variables = reference.build_pair(config)
   inputs = reference.make_inputs(config, length=300, past_mask='bool',
                                  **options)
-  model = checkpoint.build_model(config, short_context='pad')
+  model = ttm.build_module(config, short_context='pad')
   reference.assert_outputs_match(
       reference.run_ours(model, variables, inputs),
       reference.run_reference(ref, inputs))
-  strict = checkpoint.build_model(config)
+  strict = ttm.build_module(config)
   with pytest.raises(ValueError, match='needs a context of 512'):
     reference.run_ours(strict, variables, inputs)
 

@@ -10,22 +10,28 @@ import sys
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 import pandas as pd
 import pytest
 from safetensors.numpy import load_file
 
-from configs import demo
 from configs import few_shot
 from configs import zero_shot
 from tests import conftest
+from ttm_jax import errors
 from ttm_jax import optim
+from ttm_jax import schema
+from ttm_jax import sharding
 from ttm_jax import train
+from ttm_jax.data import builders
 from ttm_jax.data import pretrain
 from ttm_jax.models import checkpoint
 from ttm_jax.models import config as config_lib
+from ttm_jax.models import factory
+from ttm_jax.models import ttm
+from ttm_jax.train import state as state_lib
+from ttm_jax.train import steps as steps_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = dict(context_length=64, prediction_length=16, patch_length=8,
@@ -35,22 +41,19 @@ SMALL = dict(context_length=64, prediction_length=16, patch_length=8,
 
 
 def _losses(devices, steps=20, batch_size=16):
-  mesh = train.make_mesh(devices)
-  config = config_lib.TTMConfig(**SMALL)
-  module = checkpoint.build_model(config)
-  variables = checkpoint.init_variables(config, jax.random.key(0))
+  mesh = sharding.make_mesh(devices)
+  model = factory.new_model(config_lib.TTMConfig(**SMALL), jax.random.key(0))
   corpus = pretrain.synthetic_corpora(8, seed=3)[0]
   source = pretrain.corpus_windows(corpus, 64, 16)
-  tx = optim.make_optimizer(steps, 1e-2)
-  cfg = demo.get_config('quick=true')
-  state = train.init_state(cfg, variables, tx, mesh)
-  step = train.make_train_step(module, config, tx, mesh)
+  optimizer = optim.make_optimizer(steps, 1e-2)
+  state = state_lib.create_train_state(0, model.variables, optimizer, mesh)
+  step = steps_lib.make_train_step(model, optimizer, mesh)
   losses = []
   for k in range(steps):
     items = [source[(k * batch_size + i) % len(source)]
              for i in range(batch_size)]
     batch = {key: np.stack([it[key] for it in items]) for key in items[0]}
-    state, metrics = step(state, train.shard_batch(batch, mesh))
+    state, metrics = step(state, sharding.shard_batch(batch, mesh))
     losses.append(float(metrics['train/loss']))
   return np.array(losses)
 
@@ -64,18 +67,18 @@ def test_one_and_four_devices_agree_for_20_steps():
 
 
 def _one_step(batch, frozen=(), clip_norm=1.0):
-  mesh = train.make_mesh(jax.devices()[:1])
-  config = config_lib.TTMConfig(**dict(SMALL, dropout=0.0, head_dropout=0.0))
-  module = checkpoint.build_model(config)
-  variables = checkpoint.init_variables(config, jax.random.key(1))
-  tx = optim.make_optimizer(10, 1e-2, clip_norm=clip_norm, frozen=frozen,
-                            params=variables['params'])
-  state = train.init_state(demo.get_config('quick=true'), variables, tx,
-                           mesh)
-  step = train.make_train_step(module, config, tx, mesh, frozen)
-  state, metrics = step(state, train.shard_batch(batch, mesh))
-  return (jax.device_get(state.params), jax.device_get(metrics), variables,
-          module)
+  mesh = sharding.make_mesh(jax.devices()[:1])
+  model = factory.new_model(
+      config_lib.TTMConfig(**dict(SMALL, dropout=0.0, head_dropout=0.0)),
+      jax.random.key(1))
+  optimizer = optim.make_optimizer(10, 1e-2, clip_norm=clip_norm,
+                                   frozen=frozen,
+                                   params=model.variables['params'])
+  state = state_lib.create_train_state(0, model.variables, optimizer, mesh)
+  step = steps_lib.make_train_step(model, optimizer, mesh)
+  state, metrics = step(state, sharding.shard_batch(batch, mesh))
+  return (jax.device_get(state.params), jax.device_get(metrics),
+          model.variables, model.module)
 
 
 def _stack(items):
@@ -103,13 +106,13 @@ def test_padded_partial_batch_steps_like_the_short_batch():
 
 
 def test_padding_partial_batches_is_refused_with_batchnorm():
-  cfg = few_shot.get_config('quick=true')
+  cfg = schema.resolve(few_shot.get_config('quick=true'))
   assert not cfg.data.drop_remainder and cfg.optim.clip_norm == 1.0
   layer_norm = config_lib.TTMConfig(**SMALL)
-  assert train._drop_remainder(cfg, layer_norm) is False
+  assert builders.drop_remainder(cfg, layer_norm) is False
   batch_norm = config_lib.TTMConfig(**dict(SMALL, norm_mlp='BatchNorm'))
-  with pytest.raises(ValueError, match='drop_remainder=True'):
-    train._drop_remainder(cfg, batch_norm)
+  with pytest.raises(errors.ConfigError, match='drop_remainder=True'):
+    builders.drop_remainder(cfg, batch_norm)
 
 
 def test_frozen_step_reports_trained_gradient_norm():
@@ -121,7 +124,7 @@ def test_frozen_step_reports_trained_gradient_norm():
   config = module.config
 
   def loss(p):
-    return module.apply({'params': p}, **train._inputs(batch, config)).loss
+    return module.apply({'params': p}, **ttm.model_inputs(batch, config)).loss
 
   grads = jax.grad(loss)(variables['params'])
   trained = {k: v for k, v in grads.items() if k != 'backbone'}

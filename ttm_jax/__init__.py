@@ -2,19 +2,22 @@
 
 Public surface:
   from ttm_jax import TTMConfig, TinyTimeMixerForPrediction
-  from ttm_jax import load_pretrained, save_pretrained
+  from ttm_jax import load_pretrained, save_pretrained, frequency_token
+  from ttm_jax import TTMError   # the base of every input error
 """
 
+from ttm_jax.errors import TTMError
 from ttm_jax.models.checkpoint import load_pretrained
 from ttm_jax.models.checkpoint import save_pretrained
 from ttm_jax.models.config import TTMConfig
+from ttm_jax.models.frequency import frequency_token
 from ttm_jax.models.ttm import TinyTimeMixerForMaskedPrediction
 from ttm_jax.models.ttm import TinyTimeMixerForPrediction
 from ttm_jax.models.ttm import TTMOutput
 
 __all__ = [
     'TTMConfig', 'TinyTimeMixerForPrediction',
-    'TinyTimeMixerForMaskedPrediction', 'TTMOutput', 'load_pretrained',
-    'save_pretrained'
+    'TinyTimeMixerForMaskedPrediction', 'TTMOutput', 'TTMError',
+    'frequency_token', 'load_pretrained', 'save_pretrained'
 ]
-__version__ = '0.1.0'
+__version__ = '0.2.0'

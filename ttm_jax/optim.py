@@ -9,9 +9,10 @@ and freezing by regexes over parameter paths (no update, no decay).
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import flax
+import jax
 import jax.numpy as jnp
 import optax
 
@@ -61,15 +62,40 @@ def path_labels(params, frozen: Sequence[str]):
   return flax.traverse_util.unflatten_dict(labels)
 
 
-def make_optimizer(total_steps: int, learning_rate: float, *,
+class Optimizer(NamedTuple):
+  """An optax transformation that knows which parameters it freezes.
+
+  `init` and `update` are the transformation's (so it is used as any
+  `optax.GradientTransformation`); `labels` is the 'train'/'frozen' tree of
+  the frozen regexes (None when nothing is frozen), which the train step
+  reads to make frozen parameters constants to autodiff: the frozen set is
+  given once, here.
+  """
+  init: Callable
+  update: Callable
+  labels: Optional[Any] = None
+
+  def stop_frozen_gradients(self, params):
+    """`params` with the frozen leaves behind `stop_gradient`."""
+    if self.labels is None:
+      return params
+    return jax.tree.map(
+        lambda p, label: jax.lax.stop_gradient(p) if label == 'frozen' else p,
+        params, self.labels)
+
+
+def make_optimizer(total_steps: int, learning_rate, *,
                    weight_decay: float = 0.01, schedule: str = 'onecycle',
                    pct_start: float = 0.3, div_factor: float = 25.0,
                    final_div_factor: float = 1e4, cycle_momentum: bool = True,
                    b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
                    clip_norm: float = 0.0, frozen: Sequence[str] = (),
-                   params: Optional[Any] = None
-                   ) -> optax.GradientTransformation:
-  """AdamW with the reference's schedule; frozen paths get no update."""
+                   params: Optional[Any] = None) -> Optimizer:
+  """AdamW with the reference's schedule; frozen paths get no update.
+
+  `learning_rate` is the peak rate ('onecycle') or a rate or schedule
+  ('constant', e.g. the LR finder's sweep).
+  """
   if schedule == 'onecycle':
     lr = one_cycle(total_steps, learning_rate, pct_start, div_factor,
                    final_div_factor)
@@ -84,34 +110,22 @@ def make_optimizer(total_steps: int, learning_rate: float, *,
       learning_rate=lr, b1=beta1, b2=b2, eps=eps, weight_decay=weight_decay)
   if clip_norm:
     tx = optax.chain(optax.clip_by_global_norm(clip_norm), tx)
+  labels = None
   if frozen:
     if params is None:
       raise ValueError('freezing needs the parameters to label')
+    labels = path_labels(params, frozen)
     tx = optax.multi_transform({'train': tx, 'frozen': optax.set_to_zero()},
-                               path_labels(params, frozen))
-  return tx
+                               labels)
+  return Optimizer(tx.init, tx.update, labels)
 
 
 def current_learning_rate(opt_state) -> Optional[jnp.ndarray]:
-  """The injected learning rate inside (possibly wrapped) optimizer state."""
-  found = []
-
-  def visit(node):
-    hyperparams = getattr(node, 'hyperparams', None)
-    if isinstance(hyperparams, dict) and 'learning_rate' in hyperparams:
-      found.append(hyperparams['learning_rate'])
-      return
-    if isinstance(node, dict):
-      children = node.values()
-    elif isinstance(node, (tuple, list)):  # Includes NamedTuple states.
-      children = node
-    else:
-      children = ()
-    for child in children:
-      visit(child)
-
-  visit(opt_state)
-  return found[0] if found else None
+  """The injected learning rate inside (possibly wrapped) optimizer state
+  (the `hyperparams` value, not the schedule's own state of that name)."""
+  return optax.tree_utils.tree_get(
+      opt_state, 'learning_rate',
+      filtering=lambda path, value: isinstance(value, jax.Array))
 
 
 def valley(learning_rates: Sequence[float], losses: Sequence[float]) -> float:
@@ -149,5 +163,5 @@ def smoothed(losses: Sequence[float], beta: float = 0.98):
   return out
 
 
-__all__ = ['make_optimizer', 'one_cycle', 'one_cycle_momentum', 'valley',
+__all__ = ['Optimizer', 'make_optimizer', 'current_learning_rate', 'one_cycle', 'one_cycle_momentum', 'valley',
            'lr_finder_rates', 'smoothed', 'path_labels']

@@ -11,6 +11,8 @@ from typing import Any, Dict, Optional
 import jax
 import numpy as np
 
+from ttm_jax.models import ttm
+
 
 def _scalar(value) -> float:
   return float(np.asarray(value))
@@ -48,6 +50,34 @@ class MetricWriter:
       self.tb.close()
 
 
+class DelayedLogger:
+  """Logs each step's metrics one step late, so the loop never waits on the
+  device (big_vision's trick): `log(step, metrics)` reads the previous
+  step's values. Written every `every` steps, at the run's first step, and
+  at `flush` (the last step)."""
+
+  def __init__(self, writer: MetricWriter, every: int, first: int):
+    self.writer, self.every, self.first = writer, every, first
+    self.pending = None
+
+  def _emit(self, progress: 'Progress', force: bool = False) -> None:
+    step, metrics = self.pending
+    progress.update(step, metrics)
+    if force or step % self.every == 0 or step == self.first:
+      self.writer.write(step, jax.device_get(metrics))
+
+  def log(self, step: int, metrics: Dict[str, Any],
+          progress: 'Progress') -> None:
+    if self.pending is not None:
+      self._emit(progress)
+    self.pending = (step, metrics)
+
+  def flush(self, progress: 'Progress') -> None:
+    if self.pending is not None:
+      self._emit(progress, force=True)
+      self.pending = None
+
+
 class Progress:
   """A progress bar with step rate and ETA (tqdm), process 0 only."""
 
@@ -78,6 +108,13 @@ class Progress:
     if self.bar is not None:
       self.bar.close()
 
+  def __enter__(self) -> 'Progress':
+    return self
+
+  def __exit__(self, *exc):
+    self.close()
+    return False
+
 
 def plot_forecasts(path: str, module, variables, source, ttm_config,
                    title: str = '', num: int = 4) -> None:
@@ -88,11 +125,7 @@ def plot_forecasts(path: str, module, variables, source, ttm_config,
   picks = np.linspace(0, len(source) - 1, num).astype(int)
   items = [source[int(i)] for i in picks]
   batch = {k: np.stack([it[k] for it in items]) for k in items[0]}
-  inputs = {k: batch[k] for k in ('past_values', 'past_observed_mask')}
-  if ttm_config.resolution_prefix_tuning:
-    inputs['freq_token'] = batch['freq_token']
-  if ttm_config.enable_forecast_channel_mixing:
-    inputs['future_values'] = batch['future_values']
+  inputs = ttm.model_inputs(batch, ttm_config)
   pred = np.asarray(jax.jit(module.apply)(jax.device_get(variables),
                                           **inputs).prediction_outputs)
   pci = list(ttm_config.prediction_channel_indices or [0])

@@ -10,48 +10,13 @@ CL + FL rows. `WindowSource` maps an index to one window's arrays.
 from __future__ import annotations
 
 import dataclasses
-import logging
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
 from ttm_jax.data import sources
 from ttm_jax.data import windows
-
-_LOG = logging.getLogger(__name__)
-
-# tsfm_public.toolkit.time_series_preprocessor.DEFAULT_FREQUENCY_MAPPING.
-FREQUENCY_TOKENS = {
-    'oov': 0, 'min': 1, '2min': 2, '5min': 3, '10min': 4, '15min': 5,
-    '30min': 6, 'h': 7, 'H': 7, 'd': 8, 'D': 8, 'W': 9,
-}
-
-
-def frequency_token(freq: Optional[str], warn: bool = True) -> int:
-  """The resolution-prefix token of a frequency, as the reference maps it
-  (direct lookup, then pandas offset string); unknown -> 0 with a warning."""
-  if freq in FREQUENCY_TOKENS:
-    return FREQUENCY_TOKENS[freq]
-  if freq:
-    import pandas as pd  # pylint: disable=g-import-not-at-top
-    for convert in (lambda f: pd.tseries.frequencies.to_offset(f).freqstr,
-                    lambda f: pd.tseries.frequencies.to_offset(
-                        pd.Timedelta(f)).freqstr):
-      try:
-        name = convert(freq)
-      except (ValueError, TypeError):
-        continue
-      for candidate in (name, name.lstrip('1')):
-        if candidate in FREQUENCY_TOKENS:
-          return FREQUENCY_TOKENS[candidate]
-  if warn:
-    _LOG.warning(
-        'Frequency %r is not in the resolution-prefix mapping %s: using the '
-        'out-of-vocabulary token 0. A model trained with resolution prefix '
-        'tuning will forecast poorly (granite-tsfm issue #259).', freq,
-        sorted(FREQUENCY_TOKENS))
-  return 0
-
+from ttm_jax.models import frequency
 
 @dataclasses.dataclass
 class WindowSource:
@@ -131,7 +96,7 @@ def make_splits(table: sources.Table, context_length: int,
         part = part[first:last]
       pieces[name].append(scaler.transform(part))
     del key
-  token = frequency_token(table.freq)
+  token = frequency.frequency_token(table.freq)
   out = {}
   for name, parts in pieces.items():
     lengths = [len(p) for p in parts]

@@ -15,6 +15,8 @@ from typing import Any, Dict, Iterator, Optional, Sequence
 import grain
 import numpy as np
 
+from ttm_jax import errors
+
 
 def _host(process_index: Optional[int], process_count: Optional[int]):
   if process_index is None or process_count is None:
@@ -67,12 +69,13 @@ def train_dataset(source: Sequence[Dict[str, np.ndarray]], global_batch_size:
   """
   process_index, process_count = _host(process_index, process_count)
   if global_batch_size % process_count:
-    raise ValueError(f'global batch {global_batch_size} is not divisible by '
-                     f'{process_count} processes.')
+    raise errors.ConfigError(
+        f'config.data.batch_size={global_batch_size} is not divisible by '
+        f'the {process_count} processes.')
   per_host = global_batch_size // process_count
   if not len(source) or (drop_remainder and len(source) < global_batch_size):
-    raise ValueError(f'{len(source)} training windows are fewer than one '
-                     f'batch of {global_batch_size}.')
+    raise errors.DataError(f'{len(source)} training windows are fewer than '
+                           f'one batch of {global_batch_size}.')
   dataset = _per_epoch(source, seed, num_epochs, global_batch_size,
                        pad=not drop_remainder)
   dataset = _host_block(dataset, global_batch_size, process_index,

@@ -14,6 +14,7 @@ from ttm_jax.data import forecasting
 from ttm_jax.data import sources
 from ttm_jax.data import synthetic
 from ttm_jax.data import windows
+from ttm_jax.models import frequency
 
 _LOG = logging.getLogger(__name__)
 
@@ -157,7 +158,7 @@ def corpus_windows(corpus: UnivariateCorpus, context_length: int,
         f'{context_length} + horizon {prediction_length}); {dropped} dropped.')
   series, starts = windows.window_starts([len(v) for v in kept],
                                          context_length, prediction_length)
-  token = forecasting.frequency_token(corpus.freq)
+  token = frequency.frequency_token(corpus.freq)
   return forecasting.WindowSource(
       values=kept, series_index=series, starts=starts,
       context_length=context_length, prediction_length=prediction_length,
@@ -210,11 +211,3 @@ def tsf_corpus(path: str, name: Optional[str] = None) -> UnivariateCorpus:
   tsf = read_tsf(path)
   return UnivariateCorpus(name or path.rsplit('/', 1)[-1].split('.')[0],
                           tsf.series, tsf.freq)
-
-
-def table_corpus(table: sources.Table, name: str) -> UnivariateCorpus:
-  """A multivariate table split into univariate series (channel
-  independence), one per (series id, target column)."""
-  series = [values[:, k] for values in table.values
-            for k in range(len(table.target_columns))]
-  return UnivariateCorpus(name, series, table.freq)

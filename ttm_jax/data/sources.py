@@ -18,6 +18,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ttm_jax import errors
 from ttm_jax.data import windows
 
 _LOG = logging.getLogger(__name__)
@@ -32,8 +33,7 @@ _ETT_MINUTELY = windows.SplitRule(borders={
 _FRACTIONS = windows.SplitRule()
 
 
-class DataError(ValueError):
-  """Bad or missing data, with what was expected and where."""
+DataError = errors.DataError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,8 +148,8 @@ def read_table(path: str, *, timestamp_column: Optional[str] = 'date',
                target_columns: Optional[Sequence[str]] = None,
                control_columns: Sequence[str] = (),
                static_categorical_columns: Sequence[str] = (),
-               id_columns: Sequence[str] = (), freq: Optional[str] = None,
-               value_column: Optional[str] = None) -> Table:
+               id_columns: Sequence[str] = (), freq: Optional[str] = None
+               ) -> Table:
   """Reads a wide (one column per channel) or long (id column) file.
 
   Args:
@@ -162,23 +162,19 @@ def read_table(path: str, *, timestamp_column: Optional[str] = 'date',
     static_categorical_columns: per-series categoricals (constant per id).
     id_columns: columns identifying series in a long file.
     freq: frequency; inferred from the timestamps when None.
-    value_column: for long files with one value column per row (the id
-      names the channel), its name; targets are then the distinct ids.
   """
   frame = read_frame(path)
   columns = list(frame.columns)
   needed = [c for c in ([timestamp_column] if timestamp_column else [])
             + list(control_columns) + list(static_categorical_columns)
-            + list(id_columns) + list(target_columns or [])
-            + ([value_column] if value_column else [])]
+            + list(id_columns) + list(target_columns or [])]
   for name in needed:
     if name not in columns:
       _missing_column(name, columns, path)
   reserved = set(id_columns) | set(control_columns) | set(
       static_categorical_columns) | {timestamp_column}
   if target_columns is None:
-    target_columns = [c for c in columns if c not in reserved
-                      and c != value_column]
+    target_columns = [c for c in columns if c not in reserved]
   if not target_columns:
     raise DataError(f'{path}: no target columns.')
   groups = ([('', frame)] if not id_columns else

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ttm_jax import errors
 from ttm_jax.models import config as config_lib
 from ttm_jax.models import layers
 from ttm_jax.models import torch_pickle
@@ -53,8 +54,7 @@ _SHAPE_FIELDS = ('context_length', 'patch_length', 'num_input_channels',
                  'prediction_filter_length')
 
 
-class CheckpointError(ValueError):
-  """A checkpoint that cannot be read or contradicts the configuration."""
+CheckpointError = errors.CheckpointError
 
 
 @dataclasses.dataclass
@@ -75,71 +75,22 @@ def torch_key(collection: str, path: Tuple[str, ...]) -> str:
   return '.'.join(parts)
 
 
-def dummy_inputs(config: TTMConfig, batch_size: int = 1) -> Dict[str, Any]:
-  """Inputs that exercise every weight of `config` (for init/eval_shape)."""
-  channels = config.num_input_channels
-  if config.prediction_channel_indices is not None:
-    channels = max(channels, max(config.prediction_channel_indices) + 1)
-  if config.exogenous_channel_indices is not None:
-    channels = max(channels, max(config.exogenous_channel_indices) + 1)
-  inputs = {
-      'past_values': jnp.zeros((batch_size, config.sequence_length, channels),
-                               jnp.float32)
-  }
-  if config.resolution_prefix_tuning:
-    inputs['freq_token'] = jnp.zeros((batch_size,), jnp.int32)
-  if config.categorical_vocab_size_list is not None:
-    inputs['static_categorical_values'] = jnp.zeros(
-        (batch_size, len(config.categorical_vocab_size_list)), jnp.int32)
-  if config.exogenous_channel_indices is not None:
-    inputs['future_values'] = jnp.zeros(
-        (batch_size, config.prediction_length, channels), jnp.float32)
-  return inputs
+def variable_shapes(config: TTMConfig, module: Optional[Any] = None):
+  """Abstract variables of `config`, each boxed with the spec of its initial
+  distribution (`layers.Initialised`); tracing only, nothing compiled."""
+  module = module or ttm.build_module(config)
+  inputs = ttm.example_batch(config)
+  return jax.eval_shape(lambda r: module.init(r, **inputs),
+                        jax.random.key(0))
 
 
-def build_model(config: TTMConfig, **module_kwargs):
-  """The Linen module for `config` (masked variant if configured so)."""
-  if config.masked_context_length is not None:
-    return ttm.TinyTimeMixerForMaskedPrediction(config, **module_kwargs)
-  return ttm.TinyTimeMixerForPrediction(config, **module_kwargs)
-
-
-def variable_shapes(config: TTMConfig, model: Optional[Any] = None):
-  """Abstract variables of `config` (tracing only, nothing compiled)."""
-  model = model or build_model(config)
-  inputs = dummy_inputs(config)
-  if config.masked_context_length is not None:
-    inputs['past_values'] = inputs['past_values'][:, :config.context_length]
-  return jax.eval_shape(lambda r: model.init(r, **inputs), jax.random.key(0))
-
-
-def _init_spec(config: TTMConfig, collection: str, path, shape, siblings):
-  """The reference's initial distribution of one variable (the specs the
-  modules in layers.py / ttm.py declare)."""
-  leaf = path[-1]
-  if collection == 'batch_stats':
-    return ('constant', 0.0 if leaf == 'mean' else 1.0)
-  if leaf == 'kernel':
-    return layers.linear_init_spec(shape[0], shape[1], config.init_linear,
-                                   config.post_init, config.init_std)[0]
-  if leaf == 'bias':
-    if 'kernel' not in siblings:  # LayerNorm / BatchNorm.
-      return ('constant', 0.0)
-    kernel = siblings['kernel']
-    return layers.linear_init_spec(kernel[0], kernel[1], config.init_linear,
-                                   config.post_init, config.init_std)[1]
-  if leaf == 'scale':
-    return ('constant', 1.0)
-  if leaf == 'embedding':
-    return layers.embed_init_spec(shape[0], shape[1], config.init_embed,
-                                  config.post_init)
-  if leaf == 'position_enc':  # Trained ("random") positional table.
-    return ('normal', 0.1 if config.post_init else 1.0)
-  raise ValueError(f'No initialiser for {collection}/{"/".join(path)}')
+def _is_box(path, x) -> bool:
+  del path
+  return isinstance(x, layers.Initialised)
 
 
 def init_variables(config: TTMConfig, rng: jax.Array,
-                   model: Optional[Any] = None) -> Dict[str, Any]:
+                   module: Optional[Any] = None) -> Dict[str, Any]:
   """Random variables, initialised as the reference initialises them.
 
   The tree comes from tracing the model (`eval_shape`); each leaf is drawn
@@ -148,20 +99,17 @@ def init_variables(config: TTMConfig, rng: jax.Array,
   whole forward pass and hundreds of threefry draws, which takes XLA:CPU
   10-25 s for a full TTM; this takes milliseconds.
   """
-  shapes = _flatten(variable_shapes(config, model))
-  by_parent = {}
-  for path, value in shapes.items():
-    by_parent.setdefault(path[:-1], {})[path[-1]] = value.shape
+  boxes = flax.traverse_util.flatten_dict(
+      flax.core.unfreeze(variable_shapes(config, module)), is_leaf=_is_box)
   seed = np.asarray(jax.random.key_data(rng)).ravel().tolist()
   generator = np.random.default_rng(seed)
   out = {}
-  for path, value in sorted(shapes.items()):
-    if path[0] == 'buffers':  # The fixed sincos positional table.
-      array = ttm.sincos_position_encoding(*value.shape)
+  for path, box in sorted(boxes.items()):
+    shape = box.value.shape
+    if box.spec[0] == 'sincos':  # The fixed positional table.
+      array = ttm.sincos_position_encoding(*shape)
     else:
-      spec = _init_spec(config, path[0], path[1:], value.shape,
-                        by_parent[path[:-1]])
-      array = layers.sample_spec(spec, value.shape, generator)
+      array = layers.sample_spec(box.spec, shape, generator)
     out[path] = jnp.asarray(array)
   return flax.traverse_util.unflatten_dict(out)
 
@@ -206,7 +154,7 @@ def convert_state_dict(
   """
   rng = jax.random.key(0) if rng is None else rng
   # Shapes by tracing only; weights are initialised only when some are new.
-  shapes = _flatten(variable_shapes(config))
+  shapes = _flatten(flax.core.meta.unbox(variable_shapes(config)))
   fresh = None
   out, loaded, new = {}, [], []
   used = set()
@@ -318,7 +266,7 @@ def load_pretrained(path_or_hub_id: str, revision: Optional[str] = None,
   if report.dropped:
     _LOG.warning('Checkpoint weights unused by this configuration: %s',
                  report.dropped)
-  model = build_model(config)
+  model = ttm.build_module(config)
   if return_report:
     return config, model, variables, report
   return config, model, variables

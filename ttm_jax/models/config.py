@@ -16,6 +16,8 @@ import logging
 import os
 from typing import Any, Mapping, Optional, Tuple, Union
 
+from ttm_jax import errors
+
 _LOG = logging.getLogger(__name__)
 
 MODEL_TYPE = 'tinytimemixer'
@@ -91,9 +93,7 @@ R3_INERT_VALUES: Mapping[str, Any] = {
 R3_IGNORED_KEYS = frozenset({'gate_groups'})
 
 
-class ConfigError(ValueError):
-  """A configuration that the reference TTM cannot build or that contradicts
-  its checkpoint."""
+ConfigError = errors.ConfigError
 
 
 def compute_num_patches(sequence_length: int, patch_length: int,

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Tuple
 
+import flax
+from flax.core import meta
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -26,23 +28,42 @@ Dtype = Any
 
 
 # ------------------------------------------------------------ initialisers
-def torch_default_bias_init(fan_in: int) -> Callable:
-  """U(-1/sqrt(fan_in), 1/sqrt(fan_in)): torch's default Linear bias."""
-  bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+# Every variable declares the reference's initial distribution as a spec:
+# ('uniform', low, high), ('normal', std), ('constant', value) or
+# ('sincos',) (the fixed positional table). Modules create their variables
+# through `initializer(spec)`, which boxes the value with its spec (Flax
+# axis metadata, unboxed inside the modules), so the distribution of every
+# leaf can be read off the traced tree (`checkpoint.init_variables`) without
+# running the initialisers or knowing parameter names.
+Spec = Tuple[Any, ...]
 
-  def init(key, shape, dtype=jnp.float32):
-    return jax.random.uniform(key, shape, dtype, -bound, bound)
 
-  return init
+class Initialised(flax.struct.PyTreeNode, meta.AxisMetadata):
+  """A variable's value with the spec of its initial distribution."""
+  value: Any
+  spec: Spec = flax.struct.field(pytree_node=False)
+
+  def unbox(self):
+    return self.value
+
+  def replace_boxed(self, val):
+    return self.replace(value=val)
+
+  def add_axis(self, index, params):
+    del index, params
+    return self
+
+  def remove_axis(self, index, params):
+    del index, params
+    return self
 
 
-def linear_init_spec(fan_in: int, fan_out: int, init_linear: str,
-                     post_init: bool, init_std: float):
-  """(kernel, bias) initial distributions of a Linear, as the reference:
-  ('uniform', low, high), ('normal', std) or ('constant', value)."""
-  scheme = init_linear if post_init else 'pytorch'
+def linear_init_spec(fan_in: int, fan_out: int, init: 'InitSpec'
+                     ) -> Tuple[Spec, Spec]:
+  """(kernel, bias) initial distributions of a Linear, as the reference."""
+  scheme = init.init_linear if init.post_init else 'pytorch'
   if scheme == 'normal':
-    return ('normal', init_std), ('constant', 0.0)
+    return ('normal', init.init_std), ('constant', 0.0)
   if scheme == 'uniform':
     return ('uniform', 0.0, 1.0), ('constant', 0.0)
   if scheme == 'xavier_uniform':
@@ -54,8 +75,8 @@ def linear_init_spec(fan_in: int, fan_out: int, init_linear: str,
   return ('uniform', -bound, bound), ('uniform', -bound, bound)
 
 
-def embed_init_spec(vocab: int, dim: int, init_embed: str, post_init: bool):
-  scheme = init_embed if post_init else 'pytorch'
+def embed_init_spec(vocab: int, dim: int, init: 'InitSpec') -> Spec:
+  scheme = init.init_embed if init.post_init else 'pytorch'
   if scheme == 'uniform':
     return ('uniform', 0.0, 1.0)
   if scheme == 'xavier_uniform':
@@ -64,19 +85,27 @@ def embed_init_spec(vocab: int, dim: int, init_embed: str, post_init: bool):
   return ('normal', 1.0)  # torch.nn.Embedding: N(0, 1).
 
 
-def spec_initializer(spec) -> Callable:
-  """A Flax initializer drawing from an init spec."""
+def initializer(spec: Spec) -> Callable:
+  """A Flax initializer drawing from `spec`, its value boxed with it."""
   def init(key, shape, dtype=jnp.float32):
     if spec[0] == 'uniform':
-      return jax.random.uniform(key, shape, dtype, spec[1], spec[2])
-    if spec[0] == 'normal':
-      return spec[1] * jax.random.normal(key, shape, dtype)
-    return jnp.full(shape, spec[1], dtype)
+      value = jax.random.uniform(key, shape, dtype, spec[1], spec[2])
+    elif spec[0] == 'normal':
+      value = spec[1] * jax.random.normal(key, shape, dtype)
+    else:
+      value = jnp.full(shape, spec[1], dtype)
+    return Initialised(value, spec)
   return init
 
 
-def sample_spec(spec, shape, rng: np.random.Generator) -> np.ndarray:
-  """The same distribution drawn with NumPy (fast initialisation)."""
+def constant(value: float) -> Callable:
+  """A boxed constant for `Module.variable` (no rng)."""
+  return lambda shape: Initialised(jnp.full(shape, value, jnp.float32),
+                                   ('constant', value))
+
+
+def sample_spec(spec: Spec, shape, rng: np.random.Generator) -> np.ndarray:
+  """The spec's distribution drawn with NumPy (fast initialisation)."""
   if spec[0] == 'uniform':
     return rng.uniform(spec[1], spec[2], size=shape).astype(np.float32)
   if spec[0] == 'normal':
@@ -97,6 +126,11 @@ class InitSpec:
     return cls(config.init_linear, config.init_embed, config.post_init,
                config.init_std)
 
+  def embed(self, vocab: int, dim: int, name: str) -> nn.Embed:
+    """An Embedding [vocab, dim] initialised as the reference's."""
+    return nn.Embed(vocab, dim, embedding_init=initializer(
+        embed_init_spec(vocab, dim, self)), name=name)
+
 
 class Linear(nn.Module):
   """torch.nn.Linear on the last axis (kernel [in, out], bias [out])."""
@@ -107,14 +141,12 @@ class Linear(nn.Module):
   @nn.compact
   def __call__(self, x: Array) -> Array:
     fan_in = x.shape[-1]
-    kernel_spec, bias_spec = linear_init_spec(
-        fan_in, self.features, self.init.init_linear, self.init.post_init,
-        self.init.init_std)
-    kernel_init = spec_initializer(kernel_spec)
-    bias_init = spec_initializer(bias_spec)
-    kernel = self.param('kernel', kernel_init, (fan_in, self.features),
-                        jnp.float32)
-    bias = self.param('bias', bias_init, (self.features,), jnp.float32)
+    kernel_spec, bias_spec = linear_init_spec(fan_in, self.features,
+                                              self.init)
+    kernel = self.param('kernel', initializer(kernel_spec),
+                        (fan_in, self.features), jnp.float32)
+    bias = self.param('bias', initializer(bias_spec), (self.features,),
+                      jnp.float32)
     dtype = self.dtype or x.dtype
     return jnp.matmul(x.astype(dtype), kernel.astype(dtype)) + bias.astype(
         dtype)
@@ -165,11 +197,14 @@ class TorchBatchNorm(nn.Module):
 
   @nn.compact
   def __call__(self, x: Array, deterministic: bool) -> Array:
-    scale = self.param('scale', nn.initializers.ones, (self.features,))
-    bias = self.param('bias', nn.initializers.zeros, (self.features,))
-    mean_var = self.variable('batch_stats', 'mean', jnp.zeros,
+    scale = self.param('scale', initializer(('constant', 1.0)),
+                       (self.features,))
+    bias = self.param('bias', initializer(('constant', 0.0)),
+                      (self.features,))
+    mean_var = self.variable('batch_stats', 'mean', constant(0.0),
                              (self.features,))
-    var_var = self.variable('batch_stats', 'var', jnp.ones, (self.features,))
+    var_var = self.variable('batch_stats', 'var', constant(1.0),
+                            (self.features,))
     if deterministic:
       mean, var = mean_var.value, var_var.value
     else:
@@ -200,6 +235,8 @@ class NormLayer(nn.Module):
       return y.reshape(x.shape)
     # Two-pass variance, as torch (Flax's fast variance loses ~1e-5 here).
     return nn.LayerNorm(epsilon=self.spec.norm_eps, use_fast_variance=False,
+                        scale_init=initializer(('constant', 1.0)),
+                        bias_init=initializer(('constant', 0.0)),
                         name='norm')(x)
 
 

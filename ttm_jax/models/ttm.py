@@ -159,19 +159,14 @@ class TinyTimeMixerEncoder(nn.Module):
         raise ValueError(
             'This model uses resolution prefix tuning: pass freq_token '
             '(shape [b], the frequency token of the data, e.g. 7 for hourly; '
-            'see ttm_jax.frequency_token).')
+            'ttm_jax.frequency_token(freq) gives it).')
       tokens = jnp.asarray(freq_token).reshape(-1).astype(jnp.int32)
       if tokens.shape[0] != h.shape[0]:
         raise ValueError(f'freq_token has {tokens.shape[0]} entries for a '
                          f'batch of {h.shape[0]}.')
       mid = (config.patch_length + config.d_model) // 2
-      e = nn.Embed(config.frequency_token_vocab_size, config.patch_length,
-                   embedding_init=layers.spec_initializer(
-                       layers.embed_init_spec(
-                           config.frequency_token_vocab_size,
-                           config.patch_length, config.init_embed,
-                           config.post_init)),
-                   name='freq_mod_0')(tokens)
+      e = init.embed(config.frequency_token_vocab_size, config.patch_length,
+                     name='freq_mod_0')(tokens)
       e = layers.Linear(mid, init, self.dtype, name='freq_mod_1')(e)
       e = layers.Linear(config.d_model, init, self.dtype,
                         name='freq_mod_3')(layers.gelu(e))
@@ -192,11 +187,12 @@ class PositionalEncoding(nn.Module):
   def __call__(self) -> Array:
     n, d = self.config.num_patches, self.config.d_model
     if self.config.positional_encoding_type == 'random':
-      init = nn.initializers.normal(0.1 if self.config.post_init else 1.0)
-      return self.param('position_enc', init, (n, d))
+      std = 0.1 if self.config.post_init else 1.0
+      return self.param('position_enc', layers.initializer(('normal', std)),
+                        (n, d))
     return self.variable(
-        'buffers', 'position_enc',
-        lambda: jnp.asarray(sincos_position_encoding(n, d))).value
+        'buffers', 'position_enc', lambda: layers.Initialised(
+            jnp.asarray(sincos_position_encoding(n, d)), ('sincos',))).value
 
 
 class TinyTimeMixerModel(nn.Module):
@@ -224,14 +220,11 @@ class CategoricalEmbedding(nn.Module):
   @nn.compact
   def __call__(self, values: Array) -> Array:
     config = self.config
+    init = layers.InitSpec.from_config(config)
     values = jnp.asarray(values).astype(jnp.int32)
     embedded = [
-        nn.Embed(vocab, config.decoder_d_model,
-                 embedding_init=layers.spec_initializer(
-                     layers.embed_init_spec(vocab, config.decoder_d_model,
-                                            config.init_embed,
-                                            config.post_init)),
-                 name=f'embedding_layers_{k}')(values[:, k])
+        init.embed(vocab, config.decoder_d_model,
+                   name=f'embedding_layers_{k}')(values[:, k])
         for k, vocab in enumerate(config.categorical_vocab_size_list)
     ]
     out = jnp.stack(embedded, axis=1)[:, :, None, :]
@@ -505,14 +498,7 @@ class TinyTimeMixerForPrediction(nn.Module):
 
   def _loss(self, y_hat, target, mask):
     config = self.config
-    pfl, pci = config.prediction_filter_length, config.prediction_channel_indices
-    if pfl is not None and target.shape[1] != pfl:
-      target = target[:, :pfl]
-      mask = None if mask is None else mask[:, :pfl]
-    if (pci is not None and target.shape[2] != len(pci)
-        and target.shape[2] == config.num_input_channels):
-      target = target[..., list(pci)]
-      mask = None if mask is None else mask[..., list(pci)]
+    target, mask = align_targets(config, target, mask)
     if target.shape != y_hat.shape:
       raise ValueError(
           f'future_values (after the reference\'s filtering to {target.shape}'
@@ -613,3 +599,64 @@ class TinyTimeMixerForMaskedPrediction(TinyTimeMixerForPrediction):
     mask = mask.at[:, start:, non_exog].set(0.0)
     return self._forward(values, mask, future_values, future_observed_mask,
                          freq_token, static_categorical_values, deterministic)
+
+
+# ---------------------------------------------------------------- helpers
+MODEL_INPUTS = ('past_values', 'past_observed_mask', 'future_values',
+                'future_observed_mask', 'freq_token',
+                'static_categorical_values')
+
+
+def model_inputs(batch, config: TTMConfig):
+  """The arguments of `model.apply` that `config` reads, taken from a batch
+  (a dict that may hold more, e.g. a data pipeline's `weight`)."""
+  skip = set()
+  if not config.resolution_prefix_tuning:
+    skip.add('freq_token')
+  if config.categorical_vocab_size_list is None:
+    skip.add('static_categorical_values')
+  return {k: batch[k] for k in MODEL_INPUTS if k in batch and k not in skip}
+
+
+def align_targets(config: TTMConfig, target: Array,
+                  mask: Optional[Array] = None):
+  """Targets (and their mask) aligned with the forecast as the reference
+  aligns them: cut to `prediction_filter_length` steps, and reduced to
+  `prediction_channel_indices` unless already reduced."""
+  pfl, pci = config.prediction_filter_length, config.prediction_channel_indices
+  if pfl is not None and target.shape[1] != pfl:
+    target = target[:, :pfl]
+    mask = None if mask is None else mask[:, :pfl]
+  if (pci is not None and target.shape[2] != len(pci)
+      and target.shape[2] > max(pci)):
+    target = target[..., list(pci)]
+    mask = None if mask is None else mask[..., list(pci)]
+  return target, mask
+
+
+def example_batch(config: TTMConfig, batch_size: int = 1):
+  """Zero inputs with everything `config` reads (for init, eval_shape and
+  compilation), with channels enough for every configured index."""
+  channels = config.num_input_channels
+  for indices in (config.prediction_channel_indices,
+                  config.exogenous_channel_indices):
+    if indices is not None:
+      channels = max(channels, max(indices) + 1)
+  past = (batch_size, config.context_length, channels)
+  future = (batch_size, config.prediction_length, channels)
+  batch = {
+      'past_values': jnp.zeros(past, jnp.float32),
+      'future_values': jnp.zeros(future, jnp.float32),
+      'freq_token': jnp.zeros((batch_size,), jnp.int32),
+      'static_categorical_values': jnp.zeros(
+          (batch_size, len(config.categorical_vocab_size_list or ())),
+          jnp.int32),
+  }
+  return model_inputs(batch, config)
+
+
+def build_module(config: TTMConfig, **module_kwargs) -> nn.Module:
+  """The Linen module for `config` (the masked variant if configured so)."""
+  if config.masked_context_length is not None:
+    return TinyTimeMixerForMaskedPrediction(config, **module_kwargs)
+  return TinyTimeMixerForPrediction(config, **module_kwargs)

@@ -14,7 +14,9 @@ import logging
 import os
 from typing import Optional
 
+from ttm_jax import errors
 from ttm_jax.models import config as config_lib
+from ttm_jax.models import frequency
 
 _LOG = logging.getLogger(__name__)
 
@@ -62,14 +64,7 @@ LOW_RESOLUTION_MAX_CONTEXT = 512
 RANDOM_INIT = ('random_init_small', 'random_init_medium', 'random_init_large')
 FORCE_RETURN = ('zeropad', 'rolling') + RANDOM_INIT
 
-# `tsfm_public.toolkit.time_series_preprocessor.DEFAULT_FREQUENCY_MAPPING`.
-FREQUENCY_TOKENS = {
-    'oov': 0, 'min': 1, '2min': 2, '5min': 3, '10min': 4, '15min': 5,
-    '30min': 6, 'h': 7, 'H': 7, 'd': 8, 'D': 8, 'W': 9,
-}
-
-
-class NoCheckpointError(ValueError):
+class NoCheckpointError(errors.TTMError, ValueError):
   """No released TTM fits the request (and no fallback was asked for)."""
 
 
@@ -185,7 +180,7 @@ def select_checkpoint(model_path: str, context_length: Optional[int] = None,
   if context_length is None or prediction_length is None:
     raise ValueError('Provide `context_length` and `prediction_length` when '
                      '`model_path` is a hub model path.')
-  rank = FREQUENCY_TOKENS.get(freq, 0)
+  rank = frequency.FREQUENCY_TOKENS.get(freq, 0)
   if kind == 3:
     table = {r[0]: r for r in RELEASES if r[2] == RESEARCH_HUB_ID}
   else:
@@ -257,9 +252,9 @@ def select_checkpoint(model_path: str, context_length: Optional[int] = None,
         selected.append(highest_model)
     models = selected
 
-  if freq_prefix_tuning and freq is not None and freq not in FREQUENCY_TOKENS:
+  if freq_prefix_tuning and freq is not None and freq not in frequency.FREQUENCY_TOKENS:
     _LOG.warning('The specified frequency (%s) is not in the set of allowed '
-                 'resolutions: %s.', freq, list(FREQUENCY_TOKENS))
+                 'resolutions: %s.', freq, list(frequency.FREQUENCY_TOKENS))
     models = []
   if not models:
     if force_return in RANDOM_INIT:
@@ -298,6 +293,7 @@ def get_model(model_path: str, context_length: Optional[int] = None,
   """
   import jax  # pylint: disable=g-import-not-at-top
   from ttm_jax.models import checkpoint  # pylint: disable=g-import-not-at-top
+  from ttm_jax.models import ttm  # pylint: disable=g-import-not-at-top
   selection = select_checkpoint(
       model_path, context_length, prediction_length,
       freq_prefix_tuning=freq_prefix_tuning, freq=freq,
@@ -305,7 +301,7 @@ def get_model(model_path: str, context_length: Optional[int] = None,
       prefer_longer_context=prefer_longer_context, force_return=force_return)
   if selection.random_config is not None:
     config = selection.random_config.replace(**config_overrides)
-    model = checkpoint.build_model(config)
+    model = ttm.build_module(config)
     return config, model, checkpoint.init_variables(config,
                                                     jax.random.key(seed))
   source = model_path if selection.hub_id is None else selection.hub_id

@@ -1,0 +1,151 @@
+"""The data of an experiment config: window sources and training batches.
+
+`build_data(config)` reads `config.data` (a registered benchmark, a file of
+the user's, or pretraining corpora) into train/valid/test window sources;
+`train_batches` makes the shuffled, host-sharded training stream.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, List, Optional
+
+import grain
+
+from ttm_jax import errors
+from ttm_jax.data import forecasting
+from ttm_jax.data import pipeline
+from ttm_jax.data import pretrain
+from ttm_jax.data import sources
+from ttm_jax.data import windows
+
+
+@dataclasses.dataclass
+class Data:
+  """Window sources of an experiment.
+
+  Attributes:
+    train: a window source, or for pretraining one per corpus (mixed by
+      `weights`).
+    valid, test: window sources.
+    name: label of the results.
+    scalers: per series, the standard scaler fitted on train (benchmarks and
+      files), else None.
+    weights: mixture weights of the pretraining corpora, else None.
+  """
+  train: Any
+  valid: Any
+  test: Any
+  name: str
+  scalers: Optional[List[windows.Scaler]] = None
+  weights: Optional[List[float]] = None
+
+  @property
+  def is_mixture(self) -> bool:
+    return self.weights is not None
+
+  @property
+  def num_train_windows(self) -> int:
+    if self.is_mixture:
+      return int(sum(len(t) for t in self.train))
+    return len(self.train)
+
+
+def _fewshot(data) -> Optional[float]:
+  return data.fewshot_fraction or None
+
+
+def _benchmark(config) -> Data:
+  data = config.data
+  splits = forecasting.load_benchmark(
+      data.name, config.context_length, config.prediction_length,
+      data_dir=config.data_dir or None, fewshot_fraction=_fewshot(data))
+  return Data(splits.train, splits.valid, splits.test, data.name,
+              splits.scalers)
+
+
+def _csv(config) -> Data:
+  data = config.data
+  table = sources.read_table(
+      data.path, timestamp_column=data.timestamp_column or None,
+      target_columns=list(data.target_columns) or None,
+      control_columns=list(data.control_columns),
+      static_categorical_columns=list(data.static_categorical_columns),
+      id_columns=list(data.id_columns), freq=data.freq or None)
+  splits = forecasting.make_splits(
+      table, config.context_length, config.prediction_length,
+      windows.SplitRule(train_fraction=data.train_fraction,
+                        test_fraction=data.test_fraction),
+      fewshot_fraction=_fewshot(data))
+  return Data(splits.train, splits.valid, splits.test, data.name,
+              splits.scalers)
+
+
+def _corpora(corpus_cfg) -> List[pretrain.UnivariateCorpus]:
+  if corpus_cfg['kind'] == 'synthetic':
+    found = pretrain.synthetic_corpora(corpus_cfg['num_series'],
+                                       seed=corpus_cfg['seed'])
+  else:
+    found = [pretrain.tsf_corpus(corpus_cfg['path'])]
+  out = []
+  for corpus in found:
+    # DRS factors per frequency of the corpus.
+    factors = corpus_cfg['drs_factors'].get(corpus.freq, ())
+    out.extend(pretrain.diverse_resolutions(corpus, factors,
+                                            corpus_cfg['drs_method']))
+  return out
+
+
+def _pretrain(config) -> Data:
+  corpora = [c for cfg in config.data.corpora for c in _corpora(cfg)]
+  splits = [pretrain.corpus_splits(c, config.context_length,
+                                   config.prediction_length) for c in corpora]
+  splits = [s for s in splits if s is not None]
+  if not splits:
+    raise errors.DataError('No pretraining corpus has a series long enough '
+                           'for one window.')
+  trains = [s['train'] for s in splits]
+  return Data(trains, forecasting.ConcatSource([s['valid'] for s in splits]),
+              forecasting.ConcatSource([s['test'] for s in splits]),
+              config.data.name, weights=[float(len(t)) for t in trains])
+
+
+_BUILDERS = {'benchmark': _benchmark, 'csv': _csv, 'pretrain': _pretrain}
+
+
+def build_data(config) -> Data:
+  """The window sources `config.data` describes (protocol of TTM_SPEC 5)."""
+  return _BUILDERS[config.data.kind](config)
+
+
+def drop_remainder(config, ttm_config) -> bool:
+  """Whether each epoch's partial batch is dropped (`data.drop_remainder`;
+  False pads it, as HF's Trainer keeps it). Padding rows would enter
+  BatchNorm statistics, so that combination is refused."""
+  drop = config.data.drop_remainder
+  if not drop and 'batch' in ttm_config.norm_mlp.lower():
+    raise errors.ConfigError(
+        "config.data.drop_remainder=False pads each epoch's last batch, and "
+        "padding rows would enter the statistics of norm_mlp='BatchNorm'; "
+        'set config.data.drop_remainder=True for this model.')
+  return drop
+
+
+def train_batches(config, data: Data, drop: bool, seed: int
+                  ) -> grain.IterDataset:
+  """The training stream: shuffled epochs, or the corpora's mixture."""
+  if data.is_mixture:
+    return pipeline.mixture_dataset(data.train, data.weights,
+                                    config.data.batch_size, seed,
+                                    num_threads=config.data.num_threads)
+  return pipeline.train_dataset(data.train, config.data.batch_size, seed,
+                                drop_remainder=drop,
+                                num_threads=config.data.num_threads)
+
+
+def finder_batches(config, data: Data, drop: bool) -> grain.IterDataset:
+  """Shuffled batches for the LR finder, in an order of their own (the
+  reference's DataLoader(shuffle=True)); the first corpus when mixing."""
+  source = data.train[0] if data.is_mixture else data.train
+  return pipeline.train_dataset(source, config.data.batch_size,
+                                config.data.seed + 1, drop_remainder=drop)

@@ -1,0 +1,111 @@
+"""The model of an experiment config: loaded from a checkpoint or new.
+
+`create_model(config)` returns a `Model`: the `TTMConfig`, the Linen module
+and its variables. A checkpoint is loaded with `config.model.overrides` (as
+the reference's `from_pretrained(**kwargs)`); a horizon shorter than the
+checkpoint's is served by `prediction_filter_length`, as the reference's
+`get_model` does. A new model is `config.model.preset` updated with
+`config.model.arch`, at the experiment's context and horizon.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any, Dict, List
+
+import jax
+import jax.numpy as jnp
+import flax.linen as nn
+
+from ttm_jax import errors
+from ttm_jax.models import checkpoint
+from ttm_jax.models import config as config_lib
+from ttm_jax.models import presets
+from ttm_jax.models import ttm
+
+_LOG = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Model:
+  """A TTM ready to run.
+
+  Attributes:
+    config: its `TTMConfig`.
+    module: the Linen module (compute dtype set).
+    variables: {'params': ..., and 'batch_stats'/'buffers' when it has
+      them}.
+    new_weights: reference names of weights initialised here (absent from
+      the checkpoint).
+  """
+  config: config_lib.TTMConfig
+  module: nn.Module
+  variables: Dict[str, Any]
+  new_weights: List[str] = dataclasses.field(default_factory=list)
+
+
+def _horizon_overrides(config, overrides: Dict[str, Any]) -> Dict[str, Any]:
+  """Serves a shorter horizon with `prediction_filter_length`; refuses a
+  longer one with advice that works."""
+  path = checkpoint.resolve(config.checkpoint, config.revision or None)
+  stored = config_lib.TTMConfig.from_json_file(
+      f'{path}/{checkpoint.CONFIG_NAME}', **overrides)
+  wanted = config.prediction_length
+  if wanted > stored.prediction_length:
+    raise errors.ConfigError(
+        f'config.prediction_length={wanted} is longer than the '
+        f'{stored.prediction_length} steps checkpoint {config.checkpoint} '
+        'forecasts: use a checkpoint made for that horizon (e.g. an IBM r2 '
+        'release with prediction_length >= '
+        f'{wanted}, see ttm_jax.models.zoo), or forecast rolling '
+        '(ttm_jax.forecast(..., horizon=...) feeds its forecasts back).')
+  if (wanted != stored.output_length
+      and 'prediction_filter_length' not in overrides):
+    _LOG.info('Forecasting %d of the checkpoint\'s %d steps '
+              '(prediction_filter_length).', wanted,
+              stored.prediction_length)
+    overrides = dict(overrides, prediction_filter_length=wanted)
+  return overrides
+
+
+def _check_matches(config, ttm_config: config_lib.TTMConfig) -> None:
+  if ttm_config.context_length != config.context_length:
+    raise errors.ConfigError(
+        f'config.context_length={config.context_length} but the model\'s is '
+        f'{ttm_config.context_length} (its weights fix it): set '
+        f'config.context_length={ttm_config.context_length}.')
+  if ttm_config.output_length != config.prediction_length:
+    raise errors.ConfigError(
+        f'config.prediction_length={config.prediction_length} but the model '
+        f'forecasts {ttm_config.output_length} steps (prediction_length '
+        f'{ttm_config.prediction_length}, prediction_filter_length '
+        f'{ttm_config.prediction_filter_length}): set them equal.')
+
+
+def new_model(ttm_config: config_lib.TTMConfig, rng: jax.Array,
+              dtype=None) -> Model:
+  """A new model of `ttm_config`, initialised as the reference does."""
+  return Model(ttm_config, ttm.build_module(ttm_config, dtype=dtype),
+               checkpoint.init_variables(ttm_config, rng))
+
+
+def create_model(config) -> Model:
+  """The experiment's model: `config.checkpoint` loaded, or a new one."""
+  rng = jax.random.key(config.seed)
+  dtype = jnp.bfloat16 if config.compute_dtype == 'bfloat16' else None
+  if not config.checkpoint:
+    arch = presets.arch(config.model.preset) if config.model.preset else {}
+    arch.update(context_length=config.context_length,
+                prediction_length=config.prediction_length)
+    arch.update(config.model.arch)
+    model = new_model(config_lib.TTMConfig(**arch), rng, dtype)
+    _check_matches(config, model.config)
+    return model
+  overrides = _horizon_overrides(config, dict(config.model.overrides))
+  ttm_config, _, variables, report = checkpoint.load_pretrained(
+      config.checkpoint, revision=config.revision or None, rng=rng,
+      return_report=True, **overrides)
+  _check_matches(config, ttm_config)
+  return Model(ttm_config, ttm.build_module(ttm_config, dtype=dtype),
+               variables, report.new)

@@ -1,0 +1,44 @@
+"""Named TTM architectures (TTM_SPEC.md 3.2): `TTMConfig` fields without the
+context and horizon, which an experiment sets.
+
+The released r1/r2 shapes use d_model = 3 P and decoder_d_model = 2 P,
+adaptive patching with 3 levels of 2 layers, a 2-layer decoder.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+ARCHS: Dict[str, Dict[str, Any]] = {
+    # A small TTM for demos, tests and CPU ablations.
+    'tiny': dict(patch_length=16, patch_stride=16, d_model=48,
+                 decoder_d_model=32, num_layers=1, decoder_num_layers=1,
+                 adaptive_patching_levels=2, dropout=0.2, head_dropout=0.2),
+    # Between tiny and r2_512 (P 32, D 96): the size ablation's middle.
+    'small': dict(patch_length=32, patch_stride=32, d_model=96,
+                  decoder_d_model=64, num_layers=2, decoder_num_layers=2,
+                  adaptive_patching_levels=3, dropout=0.2, head_dropout=0.2),
+    # IBM r1/r2 context 512 (TTM-B): P 64, D 192, 805,280 parameters at F 96.
+    'r2_512': dict(patch_length=64, patch_stride=64, d_model=192,
+                   decoder_d_model=128, num_layers=2, decoder_num_layers=2,
+                   adaptive_patching_levels=3, dropout=0.2,
+                   head_dropout=0.2),
+    # IBM r2 context 1024/1536 (TTM-E/A): P 128, D 384.
+    'r2_1024': dict(patch_length=128, patch_stride=128, d_model=384,
+                    decoder_d_model=256, num_layers=2, decoder_num_layers=2,
+                    adaptive_patching_levels=3, dropout=0.2,
+                    head_dropout=0.2),
+}
+
+# IBM granite r2 `main`: context 512, horizon 96 (its config.json has head
+# dropout 0.7; the other fields as r2_512).
+R2_512_96: Dict[str, Any] = dict(ARCHS['r2_512'], context_length=512,
+                                 prediction_length=96)
+
+
+def arch(name: str, **changes) -> Dict[str, Any]:
+  """The preset's fields with `changes` (a new dict)."""
+  if name not in ARCHS:
+    raise KeyError(f'Unknown architecture preset {name!r}; known: '
+                   f'{sorted(ARCHS)}.')
+  return dict(ARCHS[name], **changes)

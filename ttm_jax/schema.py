@@ -1,0 +1,413 @@
+"""Every field of an experiment config, defined once: default, check, doc.
+
+`defaults()` is the base config (configs/common.base_config returns it);
+`resolve(config)` fills a (possibly partial) config with the defaults and
+validates every field against its type, range and allowed values, naming
+the field, the value and what is accepted. An unknown field fails at
+start-up. The engine reads `config.field` directly from the resolved config.
+
+This module imports no JAX, so configs stay cheap to build.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import re
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence
+
+import ml_collections
+
+from ttm_jax import errors
+
+TASKS = ('pretrain', 'finetune', 'zero_shot')
+DATA_KINDS = ('benchmark', 'csv', 'pretrain')
+SPLITS = ('train', 'valid', 'test')
+Check = Callable[[Any], Optional[str]]  # A complaint, or None when valid.
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+  """One config field: its default, what it means, and its check.
+
+  Attributes:
+    default: the value when a config does not set it (its type is the
+      field's type; an empty tuple holds any sequence).
+    doc: one line for the reader.
+    check: extra validation beyond the type (range, allowed set).
+    only_for: the `data.kind` values that read this field; setting it away
+      from its default under another kind is an error, never ignored.
+  """
+  default: Any
+  doc: str
+  check: Optional[Check] = None
+  only_for: Sequence[str] = ()
+
+
+# ------------------------------------------------------------------ checks
+def one_of(*allowed) -> Check:
+  return lambda v: None if v in allowed else f'must be one of {list(allowed)}'
+
+
+def at_least(low, exclusive: bool = False) -> Check:
+  def check(v):
+    ok = v > low if exclusive else v >= low
+    return None if ok and math.isfinite(v) else (
+        f'must be {">" if exclusive else ">="} {low}')
+  return check
+
+
+def in_range(low, high) -> Check:
+  return lambda v: None if low <= v <= high else f'must be in [{low}, {high}]'
+
+
+def positive() -> Check:
+  return at_least(0, exclusive=True)
+
+
+def each(check: Check) -> Check:
+  def run(values):
+    for v in values:
+      complaint = check(v)
+      if complaint:
+        return f'entry {v!r} {complaint}'
+    return None
+  return run
+
+
+def _strings(v) -> Optional[str]:
+  return None if isinstance(v, str) else 'must be a string'
+
+
+def _regex(v) -> Optional[str]:
+  try:
+    re.compile(v)
+  except (re.error, TypeError) as e:
+    return f'is not a regular expression ({e})'
+  return None
+
+
+def _fewshot(v) -> Optional[str]:
+  return None if 0.0 <= v < 1.0 else ('must be in [0, 1) (0 trains on every '
+                                      'window)')
+
+
+# ------------------------------------------------------------------ fields
+CORPUS = {
+    'kind': Field('synthetic', "'synthetic' (embedded generator) or 'tsf' "
+                  '(a Monash .tsf file).', one_of('synthetic', 'tsf')),
+    'path': Field('', 'The .tsf file (kind tsf).'),
+    'num_series': Field(64, 'Series generated (kind synthetic).', positive()),
+    'seed': Field(0, 'Generator seed (kind synthetic).'),
+    'drs_factors': Field({}, 'Diverse resolution sampling: downsampling '
+                         'factors per frequency, e.g. {"h": [24]}.'),
+    'drs_method': Field('mean', "'mean' of blocks or 'decimate'.",
+                        one_of('mean', 'decimate')),
+}
+
+SCHEMA: Dict[str, Any] = {
+    'seed': Field(42, 'Seed of new weights and dropout.'),
+    'task': Field('finetune', "'pretrain', 'finetune' or 'zero_shot' "
+                  '(evaluate only).', one_of(*TASKS)),
+    'context_length': Field(512, "Steps of history per window (the model's "
+                            'context).', positive()),
+    'prediction_length': Field(96, 'Steps forecast per window (the model\'s '
+                               'horizon or prediction_filter_length).',
+                               positive()),
+    'checkpoint': Field('', 'Folder or hub id of the weights to start from; '
+                        'empty: a new model (model.preset, model.arch).'),
+    'revision': Field('', 'Hub revision (branch) of `checkpoint`; empty: '
+                      'main.'),
+    'data_dir': Field('', 'Folder of registered benchmark files; empty: '
+                      '$TTM_DATA_DIR.'),
+    'compute_dtype': Field('float32', "Matmul dtype, 'float32' or "
+                           "'bfloat16' (parameters, norms, softmax and the "
+                           'optimiser stay float32).',
+                           one_of('float32', 'bfloat16')),
+    'model': {
+        'preset': Field('', 'Architecture preset of a new model '
+                        "(ttm_jax.models.presets: 'tiny', 'r2_512', "
+                        "'r2_1024'); empty: TTMConfig defaults."),
+        'arch': Field({}, 'TTMConfig fields of a new model, over the '
+                      'preset.'),
+        'overrides': Field({}, 'TTMConfig fields changed when loading '
+                           '`checkpoint` (as from_pretrained(**kwargs)).'),
+    },
+    'data': {
+        'kind': Field('benchmark', "'benchmark' (registered file), 'csv' "
+                      "(a file of yours) or 'pretrain' (corpora).",
+                      one_of(*DATA_KINDS)),
+        'name': Field('etth1', 'Registered benchmark (kind benchmark), else '
+                      'the label of the results.'),
+        'fewshot_fraction': Field(0.0, "Fraction of the train split kept, "
+                                  "IBM's few-shot rule; 0: all of it.",
+                                  _fewshot, only_for=('benchmark', 'csv')),
+        'batch_size': Field(64, 'Global training batch (windows).',
+                            positive()),
+        'eval_batch_size': Field(0, 'Global evaluation batch (windows); 0: '
+                                 'batch_size.', at_least(0)),
+        'num_threads': Field(0, 'grain reader threads; 0 reads in the main '
+                             'thread.', at_least(0)),
+        'seed': Field(42, 'Shuffling seed.'),
+        'drop_remainder': Field(True, "Drop each epoch's partial batch "
+                                "(False pads it, as HF's Trainer keeps "
+                                'it).'),
+        'path': Field('', 'The CSV or Parquet file (kind csv).',
+                      only_for=('csv',)),
+        'timestamp_column': Field('date', 'Time column (kind csv); empty: '
+                                  'none.', only_for=('csv',)),
+        'target_columns': Field((), 'Forecast targets (kind csv); empty: '
+                                'every other column.', each(_strings),
+                                only_for=('csv',)),
+        'control_columns': Field((), 'Exogenous columns with known future '
+                                 'values (kind csv).', each(_strings),
+                                 only_for=('csv',)),
+        'static_categorical_columns': Field(
+            (), 'Per-series categorical columns (kind csv).',
+            each(_strings), only_for=('csv',)),
+        'id_columns': Field((), 'Series id columns of a long file (kind '
+                            'csv).', each(_strings), only_for=('csv',)),
+        'freq': Field('', 'Frequency (kind csv); empty: inferred.',
+                      only_for=('csv',)),
+        'train_fraction': Field(0.7, 'Rows of the train split (kind csv).',
+                                in_range(0.0, 1.0), only_for=('csv',)),
+        'test_fraction': Field(0.2, 'Rows of the test split (kind csv).',
+                               in_range(0.0, 1.0), only_for=('csv',)),
+        'corpora': Field((), 'Pretraining corpora (kind pretrain), each a '
+                         'dict of the CORPUS fields.',
+                         only_for=('pretrain',)),
+    },
+    'optim': {
+        'lr': Field(1e-3, 'Peak learning rate (unless the LR finder runs).',
+                    positive()),
+        'weight_decay': Field(0.01, 'AdamW decoupled weight decay.',
+                              at_least(0)),
+        'schedule': Field('onecycle', "'onecycle' (torch OneCycleLR with "
+                          "beta1 cycling) or 'constant'.",
+                          one_of('onecycle', 'constant')),
+        'pct_start': Field(0.3, 'Fraction of steps the one-cycle LR rises.',
+                           in_range(0.0, 1.0)),
+        'cycle_momentum': Field(True, 'Cycle beta1 0.95 -> 0.85 -> 0.95.'),
+        'clip_norm': Field(0.0, 'Global gradient-norm clip; 0: none (HF '
+                           "Trainer's default is 1).", at_least(0)),
+        'lr_finder': {
+            'enabled': Field(False, "Pick the LR with the reference's "
+                             'finder.'),
+            'start_lr': Field(1e-7, 'First rate of the sweep.', positive()),
+            'end_lr': Field(10.0, 'Last rate of the sweep.', positive()),
+            'num_iter': Field(100, 'Steps of the sweep.', at_least(2)),
+            'beta': Field(0.98, 'EMA smoothing of the loss.',
+                          in_range(0.0, 0.999999)),
+        },
+    },
+    'frozen': Field((), 'Regexes over parameter paths kept fixed (e.g. '
+                    "'backbone/.*' for head probing).", each(_regex)),
+    'num_epochs': Field(50, 'Epochs (when num_steps is 0).', positive()),
+    'num_steps': Field(0, 'Training steps; 0: num_epochs x steps_per_epoch.',
+                       at_least(0)),
+    'steps_per_epoch': Field(0, 'Steps per epoch; 0: windows / batch '
+                             '(pretraining needs it set).', at_least(0)),
+    'early_stopping_patience': Field(10, 'Evaluations without a better '
+                                     'validation loss before stopping; 0: '
+                                     'never stop.', at_least(0)),
+    'eval_every_steps': Field(0, 'Validation cadence; 0: every epoch.',
+                              at_least(0)),
+    'log_every_steps': Field(50, 'Training-metric cadence.', positive()),
+    'checkpoint_every_steps': Field(0, 'Checkpoint cadence; 0: at every '
+                                    'validation.', at_least(0)),
+    'keep_checkpoints': Field(3, 'Latest checkpoints kept.', positive()),
+    'eval_splits': Field(('test',), 'Splits evaluated after training.',
+                         each(one_of('valid', 'test'))),
+    'eval_metrics': Field(('mse', 'mae'), 'Metrics of every evaluation '
+                          '(ttm_jax.metrics.METRICS).'),
+    'track_test': Field(False, 'Also log the test metrics at every '
+                        'validation (analysis; selection stays on '
+                        'validation).'),
+    'test_best': Field(True, 'Test the best validation model (else the '
+                       'final one).'),
+    'export': Field(True, "Write the tested model in the reference's format "
+                    'to export/.'),
+    'plot': Field(False, 'Plot test forecasts to forecast.png.'),
+    'tensorboard': Field(True, 'Mirror metrics.jsonl to TensorBoard.'),
+}
+
+
+# ------------------------------------------------------------------- build
+def _default_value(field: Field):
+  value = field.default
+  return dict(value) if isinstance(value, dict) else value
+
+
+def _defaults_tree(schema: Mapping[str, Any]) -> Dict[str, Any]:
+  return {k: (_defaults_tree(v) if isinstance(v, dict) else _default_value(v))
+          for k, v in schema.items()}
+
+
+def defaults() -> ml_collections.ConfigDict:
+  """The base config: every field at its default."""
+  return ml_collections.ConfigDict(_defaults_tree(SCHEMA))
+
+
+def _fail(path: str, value, complaint: str):
+  raise errors.ConfigError(f'config.{path}={value!r} {complaint}.')
+
+
+def _typed(path: str, field: Field, value):
+  """`value` converted to the field's type, or a ConfigError."""
+  default = field.default
+  if isinstance(default, bool):
+    if not isinstance(value, bool):
+      _fail(path, value, 'must be true or false')
+  elif isinstance(default, int):
+    if isinstance(value, bool) or not isinstance(value, int):
+      if isinstance(value, float) and value.is_integer():
+        return int(value)
+      _fail(path, value, 'must be an integer')
+  elif isinstance(default, float):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+      _fail(path, value, 'must be a number')
+    value = float(value)
+    if not math.isfinite(value):
+      _fail(path, value, 'must be finite')
+  elif isinstance(default, str):
+    if not isinstance(value, str):
+      _fail(path, value, 'must be a string')
+  elif isinstance(default, tuple):
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+      _fail(path, value, 'must be a list')
+    value = tuple(value)
+  elif isinstance(default, dict):
+    if not isinstance(value, Mapping):
+      _fail(path, value, 'must be a dict')
+    value = dict(value)
+  return value
+
+
+def _unknown(path: str, key: str, known: Sequence[str]):
+  close = difflib.get_close_matches(key, list(known), n=3)
+  hint = f' Did you mean {close}?' if close else ''
+  raise errors.ConfigError(
+      f'config.{path}{key} is not a field of the engine (known at '
+      f'config.{path or ""}: {sorted(known)}).{hint}')
+
+
+def _merge(schema: Mapping[str, Any], given: Mapping[str, Any],
+           prefix: str = '') -> Dict[str, Any]:
+  out = _defaults_tree(schema)
+  for key, value in given.items():
+    if key not in schema:
+      _unknown(prefix, key, list(schema))
+    spec = schema[key]
+    path = prefix + key
+    if isinstance(spec, dict):
+      if not isinstance(value, Mapping):
+        _fail(path, value, 'must be a group of fields')
+      out[key] = _merge(spec, value, path + '.')
+      continue
+    value = _typed(path, spec, value)
+    complaint = spec.check(value) if spec.check is not None else None
+    if complaint:
+      _fail(path, value, complaint)
+    out[key] = value
+  return out
+
+
+def _plain(config) -> Dict[str, Any]:
+  if isinstance(config, ml_collections.ConfigDict):
+    return config.to_dict()
+  return dict(config)
+
+
+def _check_kind_fields(resolved: Dict[str, Any]) -> None:
+  """Fields read only by some data kinds must stay at their defaults under
+  the others: nothing set is silently ignored."""
+  kind = resolved['data']['kind']
+  for name, field in SCHEMA['data'].items():
+    if field.only_for and kind not in field.only_for:
+      if resolved['data'][name] != _default_value(field):
+        raise errors.ConfigError(
+            f'config.data.{name}={resolved["data"][name]!r} is read only '
+            f'when data.kind is one of {list(field.only_for)}, but data.kind '
+            f'is {kind!r}: remove it or change data.kind.')
+
+
+def _check_corpora(resolved: Dict[str, Any]) -> None:
+  corpora = []
+  for k, corpus in enumerate(resolved['data']['corpora']):
+    if not isinstance(corpus, Mapping):
+      _fail(f'data.corpora[{k}]', corpus, 'must be a dict of '
+            f'{sorted(CORPUS)}')
+    corpora.append(_merge(CORPUS, corpus, f'data.corpora[{k}].'))
+    if corpora[-1]['kind'] == 'tsf' and not corpora[-1]['path']:
+      _fail(f'data.corpora[{k}].path', '', 'must name a .tsf file '
+            '(kind tsf)')
+  resolved['data']['corpora'] = tuple(corpora)
+  if resolved['data']['kind'] == 'pretrain' and not corpora:
+    _fail('data.corpora', (), 'must list at least one corpus for '
+          "data.kind='pretrain'")
+
+
+def _check_model(resolved: Dict[str, Any]) -> None:
+  # Imported here: the model config pulls in no JAX, but keep this module's
+  # import graph minimal for configs.
+  from ttm_jax.models import config as config_lib  # pylint: disable=g-import-not-at-top
+  from ttm_jax.models import presets  # pylint: disable=g-import-not-at-top
+  names = set(config_lib.TTMConfig.field_names())
+  model = resolved['model']
+  for group in ('arch', 'overrides'):
+    for key in model[group]:
+      if key not in names:
+        _unknown(f'model.{group}.', key, sorted(names))
+  if model['preset'] and model['preset'] not in presets.ARCHS:
+    _fail('model.preset', model['preset'],
+          f'must be one of {sorted(presets.ARCHS)} (or empty)')
+  if resolved['checkpoint'] and (model['arch'] or model['preset']):
+    raise errors.ConfigError(
+        f'config.checkpoint={resolved["checkpoint"]!r} loads an existing '
+        'model, so config.model.preset and config.model.arch (for a new '
+        'model) would be ignored: use config.model.overrides to change '
+        'the loaded configuration, or clear checkpoint.')
+  if not resolved['checkpoint'] and model['overrides']:
+    raise errors.ConfigError(
+        'config.model.overrides change a loaded checkpoint, but '
+        'config.checkpoint is empty: put the fields in config.model.arch.')
+
+
+def resolve(config) -> ml_collections.ConfigDict:
+  """The config with every default filled in, validated.
+
+  Raises:
+    errors.ConfigError: naming the first unknown or invalid field.
+  """
+  resolved = _merge(SCHEMA, _plain(config))
+  _check_kind_fields(resolved)
+  _check_corpora(resolved)
+  _check_model(resolved)
+  if resolved['task'] == 'zero_shot' and not resolved['checkpoint']:
+    _fail('checkpoint', '', "must name a checkpoint for task='zero_shot' "
+          '(there is nothing to evaluate)')
+  if resolved['data']['kind'] == 'csv' and not resolved['data']['path']:
+    _fail('data.path', '', "must name the file when data.kind='csv'")
+  from ttm_jax import metrics  # pylint: disable=g-import-not-at-top
+  unknown = [m for m in resolved['eval_metrics'] if m not in metrics.METRICS]
+  if unknown or not resolved['eval_metrics']:
+    _fail('eval_metrics', resolved['eval_metrics'],
+          f'must list metrics of {sorted(metrics.METRICS)}')
+  if 'mse' not in resolved['eval_metrics']:
+    _fail('eval_metrics', resolved['eval_metrics'], "must include 'mse' "
+          '(validation selects on it)')
+  return ml_collections.ConfigDict(resolved)
+
+
+def describe(schema: Mapping[str, Any] = None, prefix: str = '') -> str:
+  """Every field with its default and doc, one per line (for --help-like
+  listings and the README)."""
+  schema = SCHEMA if schema is None else schema
+  lines = []
+  for key, spec in schema.items():
+    if isinstance(spec, dict):
+      lines.append(describe(spec, f'{prefix}{key}.'))
+    else:
+      lines.append(f'{prefix}{key} = {spec.default!r}  # {spec.doc}')
+  return '\n'.join(lines)

@@ -1,0 +1,114 @@
+"""Checkpoints in the workdir (orbax): the latest N (state, data iterator,
+run record) for resuming exactly, and the best model by validation loss.
+SIGTERM requests a checkpoint and a clean exit (preemption)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from typing import Any, Dict, Optional
+
+import grain
+import orbax.checkpoint as ocp
+
+_LOG = logging.getLogger(__name__)
+
+
+class Checkpoints:
+  """Latest-N (async) and best checkpoints under `workdir`."""
+
+  def __init__(self, workdir: str, keep: int):
+    root = os.path.abspath(workdir)
+    self.latest = ocp.CheckpointManager(
+        os.path.join(root, 'checkpoints'),
+        options=ocp.CheckpointManagerOptions(
+            max_to_keep=keep, enable_async_checkpointing=True, create=True),
+        item_names=('state', 'data', 'meta'))
+    self.best = ocp.CheckpointManager(
+        os.path.join(root, 'best'),
+        options=ocp.CheckpointManagerOptions(
+            max_to_keep=1, create=True, enable_async_checkpointing=False),
+        item_names=('variables', 'meta'))
+
+  def latest_step(self) -> Optional[int]:
+    return self.latest.latest_step()
+
+  def save(self, state, iterator, meta: Dict[str, Any], force=False):
+    step = int(state.step)
+    if step in self.latest.all_steps():
+      return
+    self.latest.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state),
+        data=grain.checkpoint.CheckpointSave(iterator),
+        meta=ocp.args.JsonSave(meta)), force=force)
+
+  def restore_meta(self) -> Optional[Dict[str, Any]]:
+    """The run record of the latest checkpoint (None without one)."""
+    step = self.latest_step()
+    if step is None:
+      return None
+    return self.latest.restore(step, args=ocp.args.Composite(
+        meta=ocp.args.JsonRestore())).meta
+
+  def restore(self, abstract_state, iterator):
+    """(state, meta) of the latest checkpoint, the iterator moved to its
+    position; None without one."""
+    step = self.latest_step()
+    if step is None:
+      return None
+    restored = self.latest.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract_state),
+        data=grain.checkpoint.CheckpointRestore(iterator),
+        meta=ocp.args.JsonRestore()))
+    return restored.state, restored.meta
+
+  def save_best(self, step: int, variables, meta: Dict[str, Any]):
+    # Both managers sync processes through orbax's process-wide barriers
+    # (same keys): a best save racing the latest manager's async finalize
+    # fails multi-process with "Barrier ... is already ongoing".
+    self.latest.wait_until_finished()
+    if step in self.best.all_steps():  # Re-reached after a resume.
+      self.best.delete(step)
+    self.best.save(step, args=ocp.args.Composite(
+        variables=ocp.args.StandardSave(variables),
+        meta=ocp.args.JsonSave(meta)), force=True)
+    self.best.wait_until_finished()
+
+  def restore_best(self, abstract_variables):
+    step = self.best.latest_step()
+    if step is None:
+      return None
+    return self.best.restore(step, args=ocp.args.Composite(
+        variables=ocp.args.StandardRestore(abstract_variables),
+        meta=ocp.args.JsonRestore())).variables
+
+  def wait(self):
+    self.latest.wait_until_finished()
+    self.best.wait_until_finished()
+
+  def close(self):
+    self.latest.close()
+    self.best.close()
+
+
+class Preemption:
+  """While active, SIGTERM requests a checkpoint and a clean exit instead of
+  killing the run (`requested` turns True)."""
+
+  def __init__(self):
+    self.requested = False
+    self._previous = None
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    _LOG.warning('SIGTERM: saving a checkpoint before exiting.')
+    self.requested = True
+
+  def __enter__(self) -> 'Preemption':
+    self._previous = signal.signal(signal.SIGTERM, self._handle)
+    return self
+
+  def __exit__(self, *exc):
+    signal.signal(signal.SIGTERM, self._previous)
+    return False

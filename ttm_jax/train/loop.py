@@ -1,0 +1,329 @@
+"""`train_and_evaluate(config, workdir)`: the story of a run.
+
+  1. Resolve and validate the config; build the mesh, model and data.
+  2. Train (unless zero-shot): restore or initialise; then for each step:
+     step, log, evaluate, checkpoint, stop on preemption or early
+     stopping.
+  3. Test the best model (or the final one) on the evaluation splits.
+  4. Export it in the reference's format; write results.json.
+
+Each concern lives in its own module: steps (train/eval steps), evaluation
+(streamed metrics), checkpoints (orbax, preemption), lr_finder; the model
+comes from `models.factory`, the data from `data.builders`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from typing import Any, Callable, Dict, List, Sequence
+
+import jax
+import ml_collections
+
+from ttm_jax import errors
+from ttm_jax import metrics as metrics_lib
+from ttm_jax import optim
+from ttm_jax import schema
+from ttm_jax import sharding
+from ttm_jax import writers
+from ttm_jax.data import builders
+from ttm_jax.data import pipeline
+from ttm_jax.models import checkpoint
+from ttm_jax.models import factory
+from ttm_jax.train import checkpoints as checkpoints_lib
+from ttm_jax.train import evaluation
+from ttm_jax.train import lr_finder
+from ttm_jax.train import state as state_lib
+from ttm_jax.train import steps
+
+_LOG = logging.getLogger(__name__)
+OUTPUTS = ('results.json', 'metrics.jsonl', 'tensorboard', 'checkpoints',
+           'best', 'export', 'forecast.png', 'config.json')
+
+
+@dataclasses.dataclass
+class Run:
+  """What every stage of a run shares."""
+  config: ml_collections.ConfigDict
+  workdir: str
+  mesh: Any
+  model: factory.Model
+  data: builders.Data
+  writer: writers.MetricWriter
+  metrics: Sequence[metrics_lib.Metric]
+  eval_step: Callable
+
+  def evaluate(self, variables, split: str, progress: str = ''):
+    source = self.data.valid if split == 'valid' else self.data.test
+    return evaluation.evaluate(
+        self.eval_step, variables, source,
+        self.config.data.eval_batch_size or self.config.data.batch_size,
+        self.mesh, self.metrics, self.config.data.num_threads, progress)
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+  """How many steps, and when to log, evaluate and checkpoint."""
+  steps_per_epoch: int
+  total_steps: int
+  eval_every: int
+  log_every: int
+  checkpoint_every: int
+
+  def evaluates(self, step: int) -> bool:
+    return step % self.eval_every == 0 or step == self.total_steps
+
+  def checkpoints(self, step: int) -> bool:
+    return step % self.checkpoint_every == 0
+
+
+def make_plan(config, data: builders.Data, drop: bool) -> Plan:
+  steps_per_epoch = config.steps_per_epoch
+  if not steps_per_epoch:
+    steps_per_epoch = (max(data.num_train_windows // config.data.batch_size,
+                           1) if data.is_mixture else pipeline.steps_per_epoch(
+                               data.num_train_windows,
+                               config.data.batch_size, drop))
+  total = config.num_steps or steps_per_epoch * config.num_epochs
+  eval_every = config.eval_every_steps or steps_per_epoch
+  return Plan(steps_per_epoch, total, eval_every, config.log_every_steps,
+              config.checkpoint_every_steps or eval_every)
+
+
+# ------------------------------------------------------------------- fit
+def _learning_rate(run: Run, ckpts, drop: bool) -> float:
+  """The run's learning rate: the resumed run's (found or given), else the
+  finder's, else config.optim.lr."""
+  meta = ckpts.restore_meta()
+  if meta is not None:
+    return meta['learning_rate']
+  if run.config.optim.lr_finder.enabled:
+    return lr_finder.find_learning_rate(
+        run.config, run.model,
+        builders.finder_batches(run.config, run.data, drop), run.mesh)
+  return run.config.optim.lr
+
+
+def _make_optimizer(config, plan: Plan, learning_rate: float, params):
+  return optim.make_optimizer(
+      plan.total_steps, learning_rate, weight_decay=config.optim.weight_decay,
+      schedule=config.optim.schedule, pct_start=config.optim.pct_start,
+      cycle_momentum=config.optim.cycle_momentum,
+      clip_norm=config.optim.clip_norm, frozen=config.frozen, params=params)
+
+
+class _Selection:
+  """Early stopping and the best model, by validation MSE. Its `record`
+  (learning rate, best, patience count) is checkpointed with the state."""
+
+  def __init__(self, record: Dict[str, Any], patience: int):
+    self.record, self.patience = record, patience
+
+  @classmethod
+  def fresh(cls, learning_rate: float, patience: int) -> '_Selection':
+    return cls(dict(learning_rate=learning_rate, best_val=None,
+                    best_step=None, bad_evals=0, stopped=False), patience)
+
+  @property
+  def stopped(self) -> bool:
+    return self.record['stopped']
+
+  def update(self, step: int, val_mse: float) -> bool:
+    """Records a validation result; True when it is the best so far."""
+    r = self.record
+    if r['best_val'] is None or val_mse < r['best_val']:
+      r.update(best_val=val_mse, best_step=step, bad_evals=0)
+      return True
+    r['bad_evals'] += 1
+    r['stopped'] = bool(self.patience and r['bad_evals'] >= self.patience)
+    return False
+
+
+def _validate(run: Run, state, step: int, selection: _Selection, ckpts,
+              progress: writers.Progress, plan: Plan) -> None:
+  variables = state.variables
+  val = run.evaluate(variables, 'valid')
+  logged = {'val/loss': val['mse'],
+            **{f'val/{k}': v for k, v in val.items()
+               if k not in ('mse', 'num_windows')}}
+  if run.config.track_test:
+    # Analysis only (how test moves along the validation curve); the model
+    # choice and early stopping use validation alone.
+    test = run.evaluate(variables, 'test')
+    logged.update({f'track/test_{k}': v for k, v in test.items()
+                   if k != 'num_windows'})
+  run.writer.write(step, logged)
+  if selection.update(step, val['mse']):
+    ckpts.save_best(step, jax.device_get(variables),
+                    {'val_loss': val['mse'], 'step': step})
+  r = selection.record
+  progress.write(
+      f'step {step}/{plan.total_steps} epoch {step / plan.steps_per_epoch:.1f}'
+      f': val mse {val["mse"]:.5f} (best {r["best_val"]:.5f} at '
+      f'{r["best_step"]})' + (f' [test mse {logged["track/test_mse"]:.5f}]'
+                              if 'track/test_mse' in logged else '')
+      + (' early stop' if selection.stopped else ''))
+
+
+def _restore(ckpts, state, iterator, selection: _Selection, mesh):
+  restored = ckpts.restore(state, iterator)
+  if restored is None:
+    return state
+  state, selection.record = restored
+  _LOG.info('Resumed from step %d', int(state.step))
+  print(f'Resumed from step {int(state.step)}.', flush=True)
+  return sharding.replicate(state, mesh)
+
+
+def fit(run: Run):
+  """Trains; returns the variables to test and the training summary."""
+  config = run.config
+  drop = builders.drop_remainder(config, run.model.config)
+  plan = make_plan(config, run.data, drop)
+  if plan.steps_per_epoch == 0:
+    raise errors.DataError(
+        f'{run.data.num_train_windows} training windows are fewer than one '
+        f'batch of {config.data.batch_size}.')
+  ckpts = checkpoints_lib.Checkpoints(run.workdir, config.keep_checkpoints)
+  selection = _Selection.fresh(_learning_rate(run, ckpts, drop),
+                               config.early_stopping_patience)
+  optimizer = _make_optimizer(config, plan, selection.record['learning_rate'],
+                              run.model.variables['params'])
+  state = state_lib.create_train_state(config.seed, run.model.variables,
+                                       optimizer, run.mesh)
+  iterator = iter(builders.train_batches(config, run.data, drop,
+                                         config.data.seed))
+  state = _restore(ckpts, state, iterator, selection, run.mesh)
+  try:
+    state = _train_steps(run, plan, ckpts, selection, optimizer, state,
+                         iterator)
+  finally:
+    ckpts.wait()
+  return _tested_variables(run, ckpts, state, selection, plan)
+
+
+def _train_steps(run: Run, plan: Plan, ckpts, selection: _Selection,
+                 optimizer, state, iterator):
+  """The step loop, from the restored step to the end (or an early stop,
+  or a preemption, which checkpoints and exits)."""
+  train_step = steps.make_train_step(run.model, optimizer, run.mesh)
+  start = int(state.step)
+  logger = writers.DelayedLogger(run.writer, plan.log_every, first=start + 1)
+  with checkpoints_lib.Preemption() as preemption, writers.Progress(
+      plan.total_steps, start) as progress:
+    for step in range(start + 1, plan.total_steps + 1):
+      if selection.stopped:
+        break
+      state, metrics = train_step(
+          state, sharding.shard_batch(next(iterator), run.mesh))
+      logger.log(step, metrics, progress)  # Reads the previous step's.
+      if plan.evaluates(step):
+        _validate(run, state, step, selection, ckpts, progress, plan)
+      if plan.checkpoints(step) or preemption.requested:
+        ckpts.save(state, iterator, selection.record,
+                   force=preemption.requested)
+      if preemption.requested:
+        ckpts.wait()
+        raise SystemExit('Preempted (SIGTERM): checkpoint saved at step '
+                         f'{step}; rerun the same command to resume.')
+    logger.flush(progress)
+  ckpts.save(state, iterator, selection.record, force=True)
+  return state
+
+
+def _tested_variables(run: Run, ckpts, state, selection: _Selection,
+                      plan: Plan):
+  final = state.variables
+  best = ckpts.restore_best(jax.device_get(final))
+  ckpts.close()
+  r = selection.record
+  summary = dict(learning_rate=float(r['learning_rate']),
+                 steps=int(state.step), steps_per_epoch=plan.steps_per_epoch,
+                 best_step=r['best_step'], best_val_mse=r['best_val'],
+                 early_stopped=bool(r['stopped']), tested='final')
+  if best is not None and run.config.test_best:
+    print(f'Testing the best model (step {r["best_step"]}, val mse '
+          f'{r["best_val"]:.5f}).', flush=True)
+    return best, dict(summary, tested='best')
+  return final, summary
+
+
+# -------------------------------------------------------------- test/export
+def test(run: Run, variables, step: int,
+         extra: Dict[str, Any]) -> List[Dict[str, Any]]:
+  """Every `config.eval_splits` split: records for results.json."""
+  config = run.config
+  records = []
+  for split in config.eval_splits:
+    start = time.time()
+    values = run.evaluate(variables, split, progress=f'{run.data.name} '
+                          f'{split}')
+    record = dict(dataset=run.data.name, split=split,
+                  context_length=config.context_length,
+                  prediction_length=config.prediction_length, **values,
+                  seconds=round(time.time() - start, 1), task=config.task,
+                  **extra)
+    records.append(record)
+    run.writer.write(step, {f'{split}/{k}': v for k, v in values.items()
+                            if k != 'num_windows'})
+    print(f'[{run.data.name} {split}] ' + ' '.join(
+        f'{k} {values[k]:.6f}' for k in config.eval_metrics) +
+          f' over {values["num_windows"]} windows ({record["seconds"]} s)',
+          flush=True)
+  return records
+
+
+def export(run: Run, variables, results: List[Dict[str, Any]]) -> None:
+  """results.json, the reference-format export and the forecast plot."""
+  if jax.process_index() != 0:
+    return
+  workdir = run.workdir
+  with open(os.path.join(workdir, 'results.json'), 'w') as f:
+    json.dump(results, f, indent=2)
+  host_variables = jax.device_get(variables)
+  if run.config.export:
+    checkpoint.save_pretrained(os.path.join(workdir, 'export'),
+                               run.model.config, host_variables)
+  if run.config.plot:
+    writers.plot_forecasts(os.path.join(workdir, 'forecast.png'),
+                           run.model.module, host_variables, run.data.test,
+                           run.model.config,
+                           title=f'{run.data.name} test windows')
+
+
+def setup(config, workdir: str) -> Run:
+  """The run's mesh, model, data, writer and evaluation step."""
+  os.makedirs(workdir, exist_ok=True)
+  mesh = sharding.make_mesh()
+  model = factory.create_model(config)
+  if model.new_weights:
+    _LOG.warning('New weights: %s', model.new_weights)
+  data = builders.build_data(config)
+  metrics = metrics_lib.get(config.eval_metrics)
+  return Run(config, workdir, mesh, model, data,
+             writers.MetricWriter(workdir, config.tensorboard), metrics,
+             steps.make_eval_step(model, metrics, mesh))
+
+
+def train_and_evaluate(config, workdir: str) -> List[Dict[str, Any]]:
+  """Runs `config` in `workdir`; returns the results records."""
+  config = schema.resolve(config)
+  run = setup(config, workdir)
+  extra, step = {}, 0
+  variables = run.model.variables
+  if config.task != 'zero_shot':
+    variables, extra['training'] = fit(run)
+    step = extra['training']['steps']
+  variables = sharding.replicate(variables, run.mesh)
+  results = test(run, variables, step, extra)
+  export(run, variables, results)
+  run.writer.close()
+  if jax.process_index() == 0:
+    written = ', '.join(n for n in OUTPUTS
+                        if os.path.exists(os.path.join(workdir, n)))
+    print(f'Wrote to {os.path.abspath(workdir)}: {written}', flush=True)
+  return results

@@ -1,0 +1,94 @@
+"""The jitted steps: one optimiser step, and one evaluation batch's metric
+sums added to running totals. Pure functions, compiled once; the train
+state is donated; metrics are flat dicts of scalars."""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import jax
+import numpy as np
+import optax
+
+from ttm_jax import metrics as metrics_lib
+from ttm_jax import optim
+from ttm_jax import sharding
+from ttm_jax.models import factory
+from ttm_jax.models import ttm
+from ttm_jax.train import state as state_lib
+
+
+def make_train_step(model: factory.Model, optimizer: optim.Optimizer,
+                    mesh) -> Callable:
+  """`step(state, batch) -> (state, metrics)`, jitted, state donated.
+
+  Parameters the optimizer freezes are constants to autodiff (their
+  gradient is zero, so no backward pass runs through a frozen backbone, and
+  `grad_norm` is over the trained parameters, as HF's Trainer reports it).
+  Dropout keys are `fold_in(state.rng, state.step)`.
+  """
+  module, config = model.module, model.config
+
+  def step(state: state_lib.TrainState, batch):
+    rng = jax.random.fold_in(state.rng, state.step)
+
+    def loss_fn(params):
+      params = optimizer.stop_frozen_gradients(params)
+      out, updates = module.apply(
+          {**state.variables, 'params': params},
+          **ttm.model_inputs(batch, config), deterministic=False,
+          rngs={'dropout': rng}, mutable=['batch_stats'])
+      return out.loss, updates.get('batch_stats', {})
+
+    (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.params)
+    updates, opt_state = optimizer.update(grads, state.opt_state,
+                                          state.params)
+    new_state = state.replace(step=state.step + 1,
+                              params=optax.apply_updates(state.params,
+                                                         updates),
+                              opt_state=opt_state,
+                              batch_stats=batch_stats or state.batch_stats)
+    metrics = {'train/loss': loss, 'grad_norm': optax.global_norm(grads),
+               'lr': optim.current_learning_rate(opt_state)}
+    return new_state, metrics
+
+  replicated = sharding.replicated(mesh)
+  return jax.jit(step, donate_argnums=(0,),
+                 out_shardings=(replicated, replicated))
+
+
+def make_eval_step(model: factory.Model,
+                   metrics: Sequence[metrics_lib.Metric], mesh) -> Callable:
+  """`step(variables, batch, totals) -> totals`: the batch's metric sums
+  (weighted by the future observed mask and the window `weight`) added to
+  the running totals on the device. `totals=None` starts them."""
+  module, config = model.module, model.config
+
+  def sums(variables, batch):
+    out = module.apply(variables, **ttm.model_inputs(batch, config))
+    target, mask = ttm.align_targets(config, batch['future_values'],
+                                     batch['future_observed_mask'])
+    eval_batch = metrics_lib.make_eval_batch(
+        prediction=out.prediction_outputs, target=target,
+        weight=mask * batch['weight'][:, None, None],
+        past=batch['past_values'],
+        past_weight=batch['past_observed_mask'] * batch['weight'][:, None,
+                                                                   None],
+        window_weight=batch['weight'],
+        pci=config.prediction_channel_indices)
+    return metrics_lib.batch_sums(metrics, eval_batch)
+
+  replicated = sharding.replicated(mesh)
+  # Totals are not donated: the evaluator waits on the previous ones.
+  add = jax.jit(lambda v, b, t: metrics_lib.accumulate(t, sums(v, b)),
+                out_shardings=replicated)
+
+  def step(variables, batch, totals=None):
+    if totals is None:  # Zeros of the sums' shapes (traced, not compiled).
+      shapes = jax.eval_shape(sums, variables, batch)
+      totals = sharding.replicate(metrics_lib.zeros_like_totals(
+          {k: np.zeros(v.shape, v.dtype) for k, v in shapes.items()}), mesh)
+    return add(variables, batch, totals)
+
+  return step
