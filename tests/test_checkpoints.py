@@ -177,8 +177,10 @@ def test_dropped_weights_are_reported():
 def test_contradicting_shapes_are_clear_errors():
   _need(R2)
   with pytest.raises(checkpoint.CheckpointError,
-                     match=r'head.base_forecast_block.(weight|bias) has shape '
-                     r'\[96.*but this configuration needs \[192'):
+                     match=r'head.base_forecast_block.(weight|bias) is '
+                     r'\[96.*but the configuration needs \[192.*your override '
+                     r'prediction_length=192, the weights say '
+                     r'prediction_length=96'):
     load_pretrained(R2, prediction_length=192)
   with pytest.raises(config_lib.ConfigError, match='num_patches=8'):
     load_pretrained(R2, context_length=1024)

@@ -170,6 +170,10 @@ SCHEMA: Dict[str, Any] = {
                             'csv).', each(_strings), only_for=('csv',)),
         'freq': Field('', 'Frequency (kind csv); empty: inferred.',
                       only_for=('csv',)),
+        'duplicates': Field('error', "Repeated timestamps (kind csv): "
+                            "'error', 'first' (keep the first row) or "
+                            "'keep'.", one_of('error', 'first', 'keep'),
+                            only_for=('csv',)),
         'train_fraction': Field(0.7, 'Rows of the train split (kind csv).',
                                 in_range(0.0, 1.0), only_for=('csv',)),
         'test_fraction': Field(0.2, 'Rows of the test split (kind csv).',

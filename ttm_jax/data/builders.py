@@ -8,7 +8,7 @@ the user's, or pretraining corpora) into train/valid/test window sources;
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Tuple
 
 import grain
 
@@ -39,6 +39,7 @@ class Data:
   name: str
   scalers: Optional[List[windows.Scaler]] = None
   weights: Optional[List[float]] = None
+  notes: List[str] = dataclasses.field(default_factory=list)
 
   @property
   def is_mixture(self) -> bool:
@@ -55,13 +56,21 @@ def _fewshot(data) -> Optional[float]:
   return data.fewshot_fraction or None
 
 
+def _required(config) -> Tuple[str, ...]:
+  """Splits that must have windows: zero-shot evaluates only."""
+  if config.task == 'zero_shot':
+    return tuple(config.eval_splits)
+  return ('train', 'valid', 'test')
+
+
 def _benchmark(config) -> Data:
   data = config.data
   splits = forecasting.load_benchmark(
       data.name, config.context_length, config.prediction_length,
-      data_dir=config.data_dir or None, fewshot_fraction=_fewshot(data))
+      data_dir=config.data_dir or None, fewshot_fraction=_fewshot(data),
+      required=_required(config))
   return Data(splits.train, splits.valid, splits.test, data.name,
-              splits.scalers)
+              splits.scalers, notes=splits.notes)
 
 
 def _csv(config) -> Data:
@@ -71,14 +80,15 @@ def _csv(config) -> Data:
       target_columns=list(data.target_columns) or None,
       control_columns=list(data.control_columns),
       static_categorical_columns=list(data.static_categorical_columns),
-      id_columns=list(data.id_columns), freq=data.freq or None)
+      id_columns=list(data.id_columns), freq=data.freq or None,
+      duplicates=data.duplicates)
   splits = forecasting.make_splits(
       table, config.context_length, config.prediction_length,
       windows.SplitRule(train_fraction=data.train_fraction,
                         test_fraction=data.test_fraction),
-      fewshot_fraction=_fewshot(data))
+      fewshot_fraction=_fewshot(data), required=_required(config))
   return Data(splits.train, splits.valid, splits.test, data.name,
-              splits.scalers)
+              splits.scalers, notes=splits.notes)
 
 
 def _corpora(corpus_cfg) -> List[pretrain.UnivariateCorpus]:

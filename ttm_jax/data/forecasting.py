@@ -10,6 +10,7 @@ CL + FL rows. `WindowSource` maps an index to one window's arrays.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -17,6 +18,8 @@ import numpy as np
 from ttm_jax.data import sources
 from ttm_jax.data import windows
 from ttm_jax.models import frequency
+
+_LOG = logging.getLogger(__name__)
 
 @dataclasses.dataclass
 class WindowSource:
@@ -65,27 +68,57 @@ class Splits:
   test: WindowSource
   scalers: List[windows.Scaler]  # Per series id.
   columns: List[str]
+  notes: List[str] = dataclasses.field(default_factory=list)
 
   def __getitem__(self, name: str) -> WindowSource:
     return {'train': self.train, 'valid': self.valid, 'test': self.test}[name]
+
+
+def _fit_scaler(train: np.ndarray, key: str, columns: Sequence[str],
+                notes: List[str]) -> windows.Scaler:
+  """The standard scaler of a series' train rows; columns with fewer than
+  two observed train values stay unscaled, and `notes` says so."""
+  observed = np.sum(~np.isnan(train), axis=0) if len(train) else np.zeros(
+      len(columns), int)
+  short = observed < 2
+  if not short.any():
+    return windows.Scaler.fit(train)
+  if short.all():
+    scaler = windows.Scaler.identity(len(columns))
+  else:
+    fitted = windows.Scaler.fit(train)
+    scaler = windows.Scaler(np.where(short, 0.0, fitted.mean),
+                            np.where(short, 1.0, fitted.scale))
+  notes.append(
+      f'{"series " + repr(key) + ": " if key else ""}the train split has '
+      f'{int(observed.min())} observed rows in {[c for c, s in zip(columns, short) if s]}'
+      ', too few to fit the standard scaler: those columns are left '
+      "unscaled (their metrics are in the data's own units).")
+  return scaler
 
 
 def make_splits(table: sources.Table, context_length: int,
                 prediction_length: int, rule: windows.SplitRule,
                 fewshot_fraction: Optional[float] = None,
                 fewshot_location: str = 'first', scale: bool = True,
-                stride: int = 1) -> Splits:
+                stride: int = 1,
+                required: Sequence[str] = ('train', 'valid', 'test')
+                ) -> Splits:
   """The three window sources of `table` under the protocol.
 
+  Args:
+    required: the splits that must have windows (zero-shot needs only the
+      test split; the others may then be empty).
+
   Raises:
-    sources.DataError: when a split has no window (series too short).
+    sources.DataError: when a required split has no window.
   """
   pieces = {'train': [], 'valid': [], 'test': []}
-  scalers = []
+  scalers, notes = [], []
   for key, values in zip(table.ids, table.values):
     ranges = windows.split_ranges(len(values), rule, context_length)
     train = values[slice(*ranges['train'])]
-    scaler = (windows.Scaler.fit(train) if scale else
+    scaler = (_fit_scaler(train, key, table.columns, notes) if scale else
               windows.Scaler.identity(values.shape[1]))
     scalers.append(scaler)
     for name, (start, end) in ranges.items():
@@ -102,7 +135,7 @@ def make_splits(table: sources.Table, context_length: int,
     lengths = [len(p) for p in parts]
     series, starts = windows.window_starts(lengths, context_length,
                                            prediction_length, stride)
-    if len(starts) == 0:
+    if len(starts) == 0 and name in required:
       raise sources.DataError(
           f'The {name} split has no window of {context_length} + '
           f'{prediction_length} steps (its series have {lengths} rows). Use '
@@ -114,17 +147,22 @@ def make_splits(table: sources.Table, context_length: int,
         context_length=context_length, prediction_length=prediction_length,
         freq_tokens=np.full(len(parts), token, np.int32),
         static_categoricals=table.static_categoricals)
-  return Splits(scalers=scalers, columns=list(table.columns), **out)
+  for note in notes:
+    _LOG.warning('%s', note)
+  return Splits(scalers=scalers, columns=list(table.columns), notes=notes,
+                **out)
 
 
 def load_benchmark(name: str, context_length: int, prediction_length: int,
                    data_dir: Optional[str] = None,
-                   fewshot_fraction: Optional[float] = None) -> Splits:
+                   fewshot_fraction: Optional[float] = None,
+                   required: Sequence[str] = ('train', 'valid', 'test')
+                   ) -> Splits:
   """A registered benchmark (ETTh1, weather, ...) under IBM's protocol."""
-  spec = sources.REGISTRY.get(name.lower())
   table = sources.read_registered(name, data_dir)
+  spec = sources.REGISTRY[name.lower()]
   return make_splits(table, context_length, prediction_length, spec.split,
-                     fewshot_fraction=fewshot_fraction)
+                     fewshot_fraction=fewshot_fraction, required=required)
 
 
 class ConcatSource:

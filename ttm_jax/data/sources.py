@@ -136,38 +136,37 @@ def _missing_column(name: str, available: Sequence[str], path: str):
 
 
 def read_frame(path: str):
+  """A CSV or Parquet file as a DataFrame, or one clear DataError."""
   import pandas as pd  # pylint: disable=g-import-not-at-top
   if not os.path.exists(path):
     raise DataError(f'Data file {path} does not exist.')
-  if path.endswith(('.parquet', '.pq')):
-    return pd.read_parquet(path)
-  return pd.read_csv(path)
+  try:
+    if path.endswith(('.parquet', '.pq')):
+      frame = pd.read_parquet(path)
+    else:
+      frame = pd.read_csv(path)
+  except pd.errors.EmptyDataError:
+    raise DataError(f'{path} is empty: expected a header line of column '
+                    'names, then one row per time step.') from None
+  except (pd.errors.ParserError, UnicodeDecodeError, OSError,
+          ValueError) as e:
+    raise DataError(f'{path} cannot be read as '
+                    f'{"Parquet" if path.endswith((".parquet", ".pq")) else "CSV"}'
+                    f': {str(e).splitlines()[0]}') from None
+  if not len(frame):
+    raise DataError(f'{path} has a header ({list(frame.columns)}) but no '
+                    'rows.')
+  return frame
 
 
-def read_table(path: str, *, timestamp_column: Optional[str] = 'date',
-               target_columns: Optional[Sequence[str]] = None,
-               control_columns: Sequence[str] = (),
-               static_categorical_columns: Sequence[str] = (),
-               id_columns: Sequence[str] = (), freq: Optional[str] = None
-               ) -> Table:
-  """Reads a wide (one column per channel) or long (id column) file.
-
-  Args:
-    path: CSV or Parquet file.
-    timestamp_column: time column (checked: monotonic, no duplicates), or
-      None for none.
-    target_columns: forecast targets; default every column that is not
-      time, id, control or categorical.
-    control_columns: exogenous columns (known future values).
-    static_categorical_columns: per-series categoricals (constant per id).
-    id_columns: columns identifying series in a long file.
-    freq: frequency; inferred from the timestamps when None.
-  """
-  frame = read_frame(path)
+def _target_columns(frame, path, timestamp_column, target_columns,
+                    control_columns, static_categorical_columns, id_columns):
+  """The targets (named, or every other column), after checking that every
+  named column exists."""
   columns = list(frame.columns)
-  needed = [c for c in ([timestamp_column] if timestamp_column else [])
-            + list(control_columns) + list(static_categorical_columns)
-            + list(id_columns) + list(target_columns or [])]
+  needed = ([timestamp_column] if timestamp_column else []) + list(
+      control_columns) + list(static_categorical_columns) + list(
+          id_columns) + list(target_columns or [])
   for name in needed:
     if name not in columns:
       _missing_column(name, columns, path)
@@ -176,59 +175,149 @@ def read_table(path: str, *, timestamp_column: Optional[str] = 'date',
   if target_columns is None:
     target_columns = [c for c in columns if c not in reserved]
   if not target_columns:
-    raise DataError(f'{path}: no target columns.')
+    raise DataError(f'{path}: no target columns (columns: {columns}).')
+  return list(target_columns)
+
+
+DUPLICATES = ('error', 'keep', 'first')
+
+
+def _timestamps(group, path: str, key: str, column: str, duplicates: str,
+                published: bool):
+  """The group's time index (rows dropped when keeping first duplicates),
+  checked: increasing, duplicates as asked. Registered benchmarks keep
+  their published rows, with a warning naming duplicates and gaps."""
+  import pandas as pd  # pylint: disable=g-import-not-at-top
+  try:
+    time = pd.to_datetime(group[column])
+  except (ValueError, TypeError) as e:
+    raise DataError(f'{path}: column {column!r} is not a time stamp '
+                    f'({str(e).splitlines()[0]}).') from None
+  series = f' of series {key!r}' if key else ''
+  dup = time.duplicated()
+  if published:
+    _warn_irregular(time, path, series)
+    return group, time
+  if not time.is_monotonic_increasing:
+    bad = int(np.argmax(np.diff(time.values.astype('int64')) < 0))
+    raise DataError(f'{path}: timestamps{series} are not increasing (row '
+                    f'{time.index[bad] + 1}: {time.iloc[bad]} then '
+                    f'{time.iloc[bad + 1]}); sort the file by time.')
+  if dup.any() and duplicates == 'error':
+    rows = [int(i) + 1 for i in time.index[dup][:3]]
+    raise DataError(
+        f'{path}: duplicated timestamps{series} (first at rows {rows}: '
+        f'{time[dup].iloc[0]}). Remove them, or set duplicates=\'first\' '
+        "(keep each time's first row) or 'keep' (keep every row).")
+  if dup.any() and duplicates == 'first':
+    group, time = group[~dup.values], time[~dup.values]
+  return group, time
+
+
+def _warn_irregular(time, path: str, series: str) -> None:
+  dup = time.duplicated()
+  steps = np.diff(time.values.astype('int64'))
+  if not len(steps):
+    return
+  usual = np.median(steps)
+  gaps = np.flatnonzero(steps > usual)
+  if dup.any() or len(gaps):
+    _LOG.warning(
+        '%s%s: %d duplicated timestamp(s)%s and %d gap(s)%s; kept as '
+        'published (the benchmark protocol windows rows by index).', path,
+        series, int(dup.sum()),
+        f' (first {time[dup].iloc[0]})' if dup.any() else '', len(gaps),
+        f' (first after {time.iloc[int(gaps[0])]})' if len(gaps) else '')
+
+
+def _numeric(block, path: str):
+  """The block as float64, refusing non-numeric and infinite values (NaN
+  means missing), naming the column and row."""
+  import pandas as pd  # pylint: disable=g-import-not-at-top
+  out = np.empty(block.shape, np.float64)
+  for k, name in enumerate(block.columns):
+    column = block[name]
+    converted = pd.to_numeric(column, errors='coerce')
+    bad = converted.isna() & column.notna()
+    if bad.any():
+      row = int(column.index[bad.values][0]) + 1
+      raise DataError(f'{path}: column {name!r} has a non-numeric value '
+                      f'{column[bad].iloc[0]!r} at row {row}; numbers (or '
+                      'empty for missing) are accepted.')
+    out[:, k] = converted.to_numpy(np.float64)
+    infinite = np.isinf(out[:, k])
+    if infinite.any():
+      row = int(column.index[infinite][0]) + 1
+      raise DataError(f'{path}: column {name!r} has {out[infinite, k][0]} at '
+                      f'row {row}; values must be finite (leave a cell empty '
+                      'or NaN for a missing value).')
+  return out
+
+
+def read_table(path: str, *, timestamp_column: Optional[str] = 'date',
+               target_columns: Optional[Sequence[str]] = None,
+               control_columns: Sequence[str] = (),
+               static_categorical_columns: Sequence[str] = (),
+               id_columns: Sequence[str] = (), freq: Optional[str] = None,
+               duplicates: str = 'error', published: bool = False) -> Table:
+  """Reads a wide (one column per channel) or long (id column) file.
+
+  Args:
+    path: CSV or Parquet file.
+    timestamp_column: time column (increasing; duplicates as `duplicates`),
+      or None for none.
+    target_columns: forecast targets; default every column that is not
+      time, id, control or categorical.
+    control_columns: exogenous columns (known future values).
+    static_categorical_columns: per-series categoricals (constant per id).
+    id_columns: columns identifying series in a long file.
+    freq: frequency; inferred from the timestamps when None.
+    duplicates: repeated timestamps are an 'error' (default), or 'first'
+      (keep each time's first row) or 'keep' (keep every row).
+    published: a registered benchmark: its rows are kept as published
+      (IBM's protocol windows rows by index), duplicates and gaps only
+      warned about.
+
+  Raises:
+    DataError: naming the file, column and row of the first problem.
+  """
+  if duplicates not in DUPLICATES:
+    raise DataError(f'duplicates={duplicates!r}: expected one of '
+                    f'{list(DUPLICATES)}.')
+  frame = read_frame(path)
+  target_columns = _target_columns(frame, path, timestamp_column,
+                                   target_columns, control_columns,
+                                   static_categorical_columns, id_columns)
+  value_columns = target_columns + list(control_columns)
   groups = ([('', frame)] if not id_columns else
             [('/'.join(map(str, k if isinstance(k, tuple) else (k,))), g)
              for k, g in frame.groupby(list(id_columns), sort=True)])
-  value_columns = list(target_columns) + list(control_columns)
   values, stamps, statics, ids = [], [], [], []
   for key, group in groups:
     if timestamp_column:
-      import pandas as pd  # pylint: disable=g-import-not-at-top
-      time = pd.to_datetime(group[timestamp_column])
-      if time.duplicated().any():
-        raise DataError(f'{path}: duplicated timestamps in series {key!r} '
-                        f'(first: {time[time.duplicated()].iloc[0]}).')
-      if not time.is_monotonic_increasing:
-        bad = int(np.argmax(np.diff(time.values.astype('int64')) < 0))
-        raise DataError(f'{path}: timestamps of series {key!r} are not '
-                        f'increasing (row {bad + 1}: {time.iloc[bad]} then '
-                        f'{time.iloc[bad + 1]}).')
+      group, time = _timestamps(group, path, key, timestamp_column,
+                                duplicates, published)
       stamps.append(time.values)
-    block = group[value_columns].apply(_to_numeric, path=path).to_numpy(
-        np.float64)
-    values.append(block)
+    values.append(_numeric(group[value_columns], path))
     ids.append(key)
     if static_categorical_columns:
       statics.append(group[list(static_categorical_columns)].iloc[0].to_numpy())
-  all_values = np.concatenate(values, axis=0)
-  empty = [c for c, col in zip(value_columns, all_values.T)
+  empty = [c for c, col in zip(value_columns,
+                               np.concatenate(values, axis=0).T)
            if np.isnan(col).all()]
   if empty:
     raise DataError(f'{path}: column(s) {empty} have no value (all NaN).')
   if freq is None and stamps and len(stamps[0]) > 2:
     import pandas as pd  # pylint: disable=g-import-not-at-top
     freq = pd.infer_freq(pd.DatetimeIndex(stamps[0][:1000])) or ''
-  codes = None
-  if static_categorical_columns:
-    codes = _encode_categoricals(statics)
   return Table(values=values, columns=value_columns,
-               target_columns=list(target_columns),
+               target_columns=target_columns,
                control_columns=list(control_columns), ids=ids,
                freq=freq or '', timestamps=stamps or None,
-               static_categoricals=codes,
+               static_categoricals=(_encode_categoricals(statics)
+                                    if static_categorical_columns else None),
                static_categorical_columns=list(static_categorical_columns)
                or None)
-
-
-def _to_numeric(column, path):
-  import pandas as pd  # pylint: disable=g-import-not-at-top
-  converted = pd.to_numeric(column, errors='coerce')
-  bad = converted.isna() & column.notna()
-  if bad.any():
-    raise DataError(f'{path}: column {column.name!r} has non-numeric values '
-                    f'(e.g. {column[bad].iloc[0]!r}).')
-  return converted
 
 
 def _encode_categoricals(rows: List[np.ndarray]) -> List[np.ndarray]:
@@ -248,6 +337,6 @@ def read_registered(name: str, directory: Optional[str] = None) -> Table:
                     f'{sorted(REGISTRY)}.' + (f' Did you mean {close}?'
                                               if close else ''))
   spec = REGISTRY[key]
-  table = read_table(locate(spec, directory),
-                     timestamp_column=spec.timestamp_column, freq=spec.freq)
-  return table
+  return read_table(locate(spec, directory),
+                    timestamp_column=spec.timestamp_column, freq=spec.freq,
+                    published=True)

@@ -42,7 +42,7 @@ def split_ranges(num_rows: int, rule: SplitRule,
     out = {}
     for name, (start, end) in rule.borders.items():
       start = start - context_length if name != 'train' else start
-      out[name] = (max(start, 0), min(end, num_rows))
+      out[name] = (min(max(start, 0), num_rows), min(end, num_rows))
     return out
   train_size = int(num_rows * rule.train_fraction)
   test_size = int(num_rows * rule.test_fraction)

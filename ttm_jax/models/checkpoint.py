@@ -10,6 +10,7 @@ Flax path with `name_N` written `name.N` and the leaf renamed
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import re
@@ -22,7 +23,9 @@ import numpy as np
 
 from ttm_jax import errors
 from ttm_jax.models import config as config_lib
-from ttm_jax.models import layers
+from ttm_jax.models import config_rules
+from ttm_jax.models import backbone
+from ttm_jax.models import initializers
 from ttm_jax.models import torch_pickle
 from ttm_jax.models import ttm
 
@@ -77,7 +80,7 @@ def torch_key(collection: str, path: Tuple[str, ...]) -> str:
 
 def variable_shapes(config: TTMConfig, module: Optional[Any] = None):
   """Abstract variables of `config`, each boxed with the spec of its initial
-  distribution (`layers.Initialised`); tracing only, nothing compiled."""
+  distribution (`initializers.Initialised`); tracing only, nothing compiled."""
   module = module or ttm.build_module(config)
   inputs = ttm.example_batch(config)
   return jax.eval_shape(lambda r: module.init(r, **inputs),
@@ -86,7 +89,7 @@ def variable_shapes(config: TTMConfig, module: Optional[Any] = None):
 
 def _is_box(path, x) -> bool:
   del path
-  return isinstance(x, layers.Initialised)
+  return isinstance(x, initializers.Initialised)
 
 
 def init_variables(config: TTMConfig, rng: jax.Array,
@@ -107,9 +110,9 @@ def init_variables(config: TTMConfig, rng: jax.Array,
   for path, box in sorted(boxes.items()):
     shape = box.value.shape
     if box.spec[0] == 'sincos':  # The fixed positional table.
-      array = ttm.sincos_position_encoding(*shape)
+      array = backbone.sincos_position_encoding(*shape)
     else:
-      array = layers.sample_spec(box.spec, shape, generator)
+      array = initializers.sample_spec(box.spec, shape, generator)
     out[path] = jnp.asarray(array)
   return flax.traverse_util.unflatten_dict(out)
 
@@ -133,10 +136,40 @@ def to_state_dict(variables: Mapping[str, Any]) -> Dict[str, np.ndarray]:
   return state
 
 
+def _shape_conflict(key: str, got, expected, config: TTMConfig, state_dict,
+                    provenance: Optional[Tuple[Mapping, Mapping]]) -> str:
+  """'config.json says X, the weights say Y' for a weight of the wrong
+  shape (with overrides named as such)."""
+  file_values, overrides = provenance or ({}, {})
+  said, _ = config_rules.weights_say(state_dict)
+  conflicts = []
+  for field, weights_value in said.items():
+    ours = getattr(config, field)
+    if ours == weights_value:
+      continue
+    if field in overrides:
+      origin = f'your override {field}={ours!r}'
+    elif provenance is not None and field not in file_values:
+      origin = (f'config.json has no {field}, so it is the default '
+                f'{ours!r}')
+    else:
+      origin = f'config.json says {field}={ours!r}'
+    conflicts.append(f'{origin}, the weights say {field}={weights_value!r}')
+  if not conflicts:
+    conflicts = ['the weights were made for another configuration of '
+                 + ', '.join(f'{f}={getattr(config, f)!r}'
+                             for f in _SHAPE_FIELDS)]
+  hint = (' (to forecast fewer steps use prediction_filter_length)'
+          if 'prediction_length' in overrides else '')
+  return (f'Checkpoint weight {key} is {list(got)} but the configuration '
+          f'needs {list(expected)}: ' + '; '.join(conflicts) + hint + '.')
+
+
 def convert_state_dict(
     state_dict: Mapping[str, np.ndarray], config: TTMConfig,
-    rng: Optional[jax.Array] = None,
-    strict: bool = False) -> Tuple[Dict[str, Any], LoadReport]:
+    rng: Optional[jax.Array] = None, strict: bool = False,
+    provenance: Optional[Tuple[Mapping, Mapping]] = None
+) -> Tuple[Dict[str, Any], LoadReport]:
   """A reference state dict -> Flax variables for `config`.
 
   Weights absent from the checkpoint are initialised as the reference does
@@ -148,6 +181,8 @@ def convert_state_dict(
     config: the configuration to build.
     rng: key for new weights (default `jax.random.key(0)`).
     strict: raise unless every weight is loaded and none dropped.
+    provenance: (config.json values, overrides) that made `config`, to
+      word shape conflicts by where each setting came from.
 
   Returns:
     (variables, report).
@@ -173,13 +208,9 @@ def convert_state_dict(
     if value.shape != init_value.shape:
       expected = (init_value.shape[::-1] if rest[-1] == 'kernel'
                   else init_value.shape)
-      raise CheckpointError(
-          f'Checkpoint weight {key} has shape {list(np.shape(state_dict[key]))}'
-          f' but this configuration needs {list(expected)}. The checkpoint\'s '
-          'weights fix these settings: '
-          + ', '.join(f'{f}={getattr(config, f)}' for f in _SHAPE_FIELDS) +
-          '. Drop the override that changes them (to forecast fewer steps '
-          'use prediction_filter_length).')
+      raise CheckpointError(_shape_conflict(
+          key, np.shape(state_dict[key]), expected, config, state_dict,
+          provenance))
     # A copy: the array may be a view of a torch buffer updated in place.
     out[path] = jnp.array(value, init_value.dtype, copy=True)
     loaded.append(key)
@@ -259,7 +290,14 @@ def load_pretrained(path_or_hub_id: str, revision: Optional[str] = None,
   if not os.path.exists(config_path):
     raise CheckpointError(f'No {CONFIG_NAME} in {folder}.')
   config = TTMConfig.from_json_file(config_path, **config_overrides)
-  variables, report = convert_state_dict(read_state_dict(folder), config, rng)
+  with open(config_path, encoding='utf-8') as f:
+    file_values = json.load(f)
+  try:
+    variables, report = convert_state_dict(
+        read_state_dict(folder), config, rng,
+        provenance=(file_values, config_overrides))
+  except CheckpointError as e:
+    raise CheckpointError(f'{folder}: {e}') from e
   if report.new:
     _LOG.warning('Newly initialised weights (not in %s): %s', folder,
                  report.new)

@@ -17,12 +17,11 @@ import os
 from typing import Any, Mapping, Optional, Tuple, Union
 
 from ttm_jax import errors
+from ttm_jax.models import config_rules
 
 _LOG = logging.getLogger(__name__)
 
 MODEL_TYPE = 'tinytimemixer'
-LOSSES = ('mse', 'mae', 'pinball', 'huber', None)
-MODES = ('common_channel', 'mix_channel')
 
 # Keys a reference config.json carries that the reference model never reads.
 UNUSED_KEYS = frozenset({
@@ -233,6 +232,8 @@ class TTMConfig:
   masked_context_length: Optional[int] = None
 
   def __post_init__(self):
+    config_rules.check_fields({name: getattr(self, name)
+                               for name in self.field_names()})
     setter = lambda name, value: object.__setattr__(self, name, value)
     for name in ('prediction_channel_indices', 'exogenous_channel_indices',
                  'categorical_vocab_size_list'):
@@ -249,7 +250,7 @@ class TTMConfig:
     expected = self._expected_num_patches()
     if self.num_patches is None:
       setter('num_patches', expected)
-    self._validate(expected)
+    config_rules.check_combinations(self, expected)
 
   # ---------------------------------------------------------------- derived
   @property
@@ -294,112 +295,6 @@ class TTMConfig:
   def _expected_num_patches(self) -> int:
     return self.num_base_patches + int(bool(self.resolution_prefix_tuning))
 
-  # ------------------------------------------------------------- validation
-  def _validate(self, expected_num_patches: int) -> None:
-    def fail(message):
-      raise ConfigError(message)
-
-    for name in ('context_length', 'patch_length', 'patch_stride',
-                 'prediction_length', 'd_model', 'num_input_channels',
-                 'expansion_factor'):
-      if int(getattr(self, name)) <= 0:
-        fail(f'{name} must be positive, got {getattr(self, name)}.')
-    if self.patch_length != self.patch_stride:
-      fail(f'patch_stride ({self.patch_stride}) must equal patch_length '
-           f'({self.patch_length}): the reference TTM (granite-tsfm 0.3.11) '
-           'raises "patch_length should be same as patch_stride".')
-    if self.sequence_length <= self.patch_length:
-      fail(f'context_length ({self.sequence_length}) must be greater than '
-           f'patch_length ({self.patch_length}).')
-    if self.num_patches != expected_num_patches:
-      fail(f'num_patches={self.num_patches} (from the checkpoint) contradicts '
-           f'context_length={self.sequence_length}, patch_length='
-           f'{self.patch_length}, resolution_prefix_tuning='
-           f'{self.resolution_prefix_tuning}, which give '
-           f'{expected_num_patches} patches. A checkpoint\'s weights fix its '
-           'context length; load a checkpoint made for this context (or zero-'
-           'pad shorter inputs) instead of overriding context_length.')
-    if self.prediction_filter_length is not None and not (
-        0 < self.prediction_filter_length <= self.prediction_length):
-      fail(f'prediction_filter_length ({self.prediction_filter_length}) must '
-           f'be in (0, prediction_length={self.prediction_length}].')
-    if self.loss == 'nll':
-      fail('loss="nll" (distribution heads) is disabled in the reference TTM '
-           '("NLL loss and Distribution heads are currently not allowed"); '
-           'use mse, mae, pinball or huber.')
-    if self.loss not in LOSSES:
-      fail(f'loss must be one of {LOSSES}, got {self.loss!r}.')
-    for name in ('mode', 'decoder_mode'):
-      if getattr(self, name) not in MODES:
-        fail(f'{name} must be one of {MODES}, got {getattr(self, name)!r}.')
-    if self.use_positional_encoding and self.positional_encoding_type not in (
-        'sincos', 'random'):
-      fail('positional_encoding_type must be "sincos" or "random", got '
-           f'{self.positional_encoding_type!r}.')
-    if self.resolution_prefix_tuning and self.frequency_token_vocab_size < 1:
-      fail('frequency_token_vocab_size must be >= 1 with '
-           'resolution_prefix_tuning.')
-    for name in ('prediction_channel_indices', 'exogenous_channel_indices'):
-      indices = getattr(self, name)
-      if indices is None:
-        continue
-      if not indices:
-        fail(f'{name} must not be empty (use None for all channels).')
-      if len(set(indices)) != len(indices):
-        fail(f'{name} has repeated channels: {list(indices)}.')
-      bad = [i for i in indices if not 0 <= i < self.num_input_channels]
-      if bad and self.needs_fixed_channels:
-        fail(f'{name} {list(indices)} has channels {bad} outside '
-             f'[0, num_input_channels={self.num_input_channels}).')
-    if self.categorical_vocab_size_list is not None:
-      if not self.use_decoder or self.decoder_mode != 'mix_channel':
-        fail('categorical_vocab_size_list needs use_decoder=True and '
-             'decoder_mode="mix_channel" (the reference raises "set '
-             'decoder_mode to mix_channel when using static categorical '
-             'variables").')
-      if any(v <= 0 for v in self.categorical_vocab_size_list):
-        fail('categorical_vocab_size_list entries must be positive.')
-    if self.enable_forecast_channel_mixing:
-      if self.fcm_context_length < 0:
-        fail('fcm_context_length must be >= 0.')
-      if self.fcm_context_length == 0 and not self.fcm_gated_attn:
-        fail('enable_forecast_channel_mixing with fcm_context_length=0 needs '
-             'fcm_gated_attn=True (the reference crashes on this combination '
-             'with an undefined variable).')
-      if self.fcm_context_length == 0 and self.fcm_use_mixer:
-        fail('enable_forecast_channel_mixing with fcm_context_length=0 and '
-             'fcm_use_mixer=True is broken in the reference (it builds the '
-             'gate and mlp for 2T features and feeds T: "mat1 and mat2 shapes '
-             'cannot be multiplied"); use fcm_context_length >= 1 or '
-             'fcm_use_mixer=False.')
-      offset = self.fcm_prepend_past_offset or 0
-      if offset < 0:
-        fail('fcm_prepend_past_offset must be >= 0.')
-      if self.fcm_context_length > 0 and offset == 0 and (
-          self.fcm_prepend_past_offset is not None):
-        fail('fcm_prepend_past_offset=0 selects an empty slice in the '
-             'reference; use None to prepend the last steps.')
-      if offset + self.fcm_context_length > self.sequence_length:
-        fail('fcm_prepend_past_offset + fcm_context_length exceeds the '
-             'context length.')
-    for levels, width, label in (
-        (self.adaptive_patching_levels, self.d_model, 'd_model'),
-        (self.decoder_adaptive_patching_levels, self.decoder_d_model,
-         'decoder_d_model')):
-      for i in range(max(levels, 0)):
-        factor = 2**i if width // 2**i > 4 else 1
-        if width % factor:
-          fail(f'{label} ({width}) must be divisible by 2^{i} for adaptive '
-               'patching.')
-        if self.self_attn and (width // factor) % self.self_attn_heads:
-          fail(f'{label}/{factor} must be divisible by self_attn_heads.')
-    if self.self_attn and self.d_model % self.self_attn_heads:
-      fail(f'd_model ({self.d_model}) must be divisible by self_attn_heads '
-           f'({self.self_attn_heads}).')
-    if self.masked_context_length is not None and (
-        self.masked_context_length <= self.context_length):
-      fail('masked_context_length must exceed context_length.')
-
   # --------------------------------------------------------- serialisation
   @classmethod
   def field_names(cls) -> Tuple[str, ...]:
@@ -440,11 +335,7 @@ class TTMConfig:
     if unknown:
       _LOG.warning('Ignoring config keys that TinyTimeMixer does not use: %s',
                    unknown)
-    kwargs = {k: merged[k] for k in names if k in merged}
-    try:
-      return cls(**kwargs)
-    except TypeError as e:  # A wrongly typed value.
-      raise ConfigError(f'Invalid TTM config: {e}') from e
+    return cls(**{k: merged[k] for k in names if k in merged})
 
   def replace(self, **changes) -> 'TTMConfig':
     """A copy with `changes`; derived `num_patches` kept unless given."""
@@ -474,7 +365,14 @@ class TTMConfig:
         values = json.load(f)
       except json.JSONDecodeError as e:
         raise ConfigError(f'{path} is not valid JSON: {e}') from e
-    return cls.from_dict(values, **overrides)
+    if not isinstance(values, dict):
+      raise ConfigError(f'{path} must hold a JSON object of config fields, '
+                        f'not {type(values).__name__}.')
+    try:
+      return cls.from_dict(values, **overrides)
+    except ConfigError as e:
+      given = f' (with overrides {overrides})' if overrides else ''
+      raise ConfigError(f'{path}{given}: {e}') from e
 
   def to_json_file(self, path: Union[str, os.PathLike]) -> None:
     with open(path, 'w', encoding='utf-8') as f:

@@ -180,96 +180,22 @@ def select_checkpoint(model_path: str, context_length: Optional[int] = None,
   if context_length is None or prediction_length is None:
     raise ValueError('Provide `context_length` and `prediction_length` when '
                      '`model_path` is a hub model path.')
-  rank = frequency.FREQUENCY_TOKENS.get(freq, 0)
-  if kind == 3:
-    table = {r[0]: r for r in RELEASES if r[2] == RESEARCH_HUB_ID}
-  else:
-    prefix = 'r1' if kind == 1 else 'r2'
-    table = {r[0]: r for r in RELEASES
-             if r[2] != RESEARCH_HUB_ID and r[1].startswith(prefix)}
-  cl = lambda key: table[key][4]
-  fl = lambda key: table[key][5]
-  if kind in (1, 2) and rank >= 8:
-    models = [k for k in table if 'r2.1' in table[k][1]]
-  else:
-    models = list(table)
-
-  selected, shortest_models = [], []
-  shortest = min(cl(k) for k in table)
-  if context_length < shortest:
-    if force_return is None:
-      raise NoCheckpointError(
-          'Requested context length is less than the shortest context length '
-          f'for TTMs: {shortest}. Set `force_return=zeropad` to get a TTM '
-          'with longer context.')
-    if force_return == 'zeropad':
-      selected = models
-  else:
-    lowest = float('inf')
-    for key in models:
-      if cl(key) <= context_length:
-        selected.append(key)
-      if cl(key) <= lowest:
-        lowest = cl(key)
-        shortest_models.append(key)
-  if not selected:
-    if force_return is None:
-      raise NoCheckpointError(
-          'Could not find a TTM with `context_length` shorter than the '
-          f'requested context length = {context_length}. Set '
-          '`force_return=zeropad` to get a TTM with longer context.')
-    if force_return == 'zeropad':
-      selected = shortest_models
-  models = selected
-
+  table = _release_table(kind)
+  models = list(table)
+  if kind in (1, 2) and frequency.FREQUENCY_TOKENS.get(freq, 0) >= 8:
+    models = [k for k in table if 'r2.1' in table[k][1]]  # Daily, weekly.
+  models = _by_context(table, models, context_length, force_return)
   if models:
-    if prefer_longer_context:
-      reference = min(context_length, max(cl(k) for k in models))
-    else:
-      reference = min(cl(k) for k in models)
-    if reference <= LOW_RESOLUTION_MAX_CONTEXT:
-      if prefer_l1_loss:
-        models = [k for k in models if '-l1-' in k] or models
-      if freq_prefix_tuning:
-        models = [k for k in models if '-ft-' in k] or models
-    sign = -1 if prefer_longer_context else 1
-    models = sorted(models, key=lambda k: (sign * cl(k), fl(k)))
-    selected = []
-    highest, highest_model = float('-inf'), None
-    for key in models:
-      if fl(key) >= prediction_length:
-        selected.append(key)
-      if fl(key) > highest:
-        highest, highest_model = fl(key), key
-    if not selected:
-      if force_return is None:
-        raise NoCheckpointError(
-            'Could not find a TTM with `prediction_length` higher than the '
-            f'requested prediction length = {prediction_length}. Set '
-            '`force_return=rolling` to get a TTM with shorter prediction '
-            'length. Rolling must be done outside.')
-      if force_return == 'rolling':
-        selected.append(highest_model)
-    models = selected
-
-  if freq_prefix_tuning and freq is not None and freq not in frequency.FREQUENCY_TOKENS:
+    models = _preferred(table, models, context_length, prefer_l1_loss,
+                        freq_prefix_tuning, prefer_longer_context)
+    models = _by_horizon(table, models, prediction_length, force_return)
+  if (freq_prefix_tuning and freq is not None
+      and freq not in frequency.FREQUENCY_TOKENS):
     _LOG.warning('The specified frequency (%s) is not in the set of allowed '
                  'resolutions: %s.', freq, list(frequency.FREQUENCY_TOKENS))
     models = []
   if not models:
-    if force_return in RANDOM_INIT:
-      config = random_ttm_config(context_length, prediction_length,
-                                 force_return)
-      return Selection(model_key=f'TTM({force_return.split("_")[-1]})',
-                       hub_id=None, revision=None,
-                       prediction_filter_length=None,
-                       context_length=config.context_length,
-                       prediction_length=prediction_length,
-                       random_config=config)
-    raise NoCheckpointError(
-        f'Could not find a suitable TTM for context_length = {context_length}'
-        f' and prediction_length = {prediction_length}; set force_return to '
-        'random_init_small/medium/large for a randomly initialised TTM.')
+    return _random_fallback(context_length, prediction_length, force_return)
   key = models[0]
   _, _, hub_id, revision, context, horizon = table[key]
   return Selection(model_key=key, hub_id=hub_id, revision=revision,
@@ -277,6 +203,94 @@ def select_checkpoint(model_path: str, context_length: Optional[int] = None,
                                              if horizon > prediction_length
                                              else None),
                    context_length=context, prediction_length=horizon)
+
+
+def _release_table(kind: int):
+  """{key: release row} of a release family (1: r1, 2: r2/r2.1, 3: research
+  r2)."""
+  if kind == 3:
+    return {r[0]: r for r in RELEASES if r[2] == RESEARCH_HUB_ID}
+  prefix = 'r1' if kind == 1 else 'r2'
+  return {r[0]: r for r in RELEASES
+          if r[2] != RESEARCH_HUB_ID and r[1].startswith(prefix)}
+
+
+def _by_context(table, models, context_length, force_return):
+  """Models whose context fits the request (or the zero-pad fallback)."""
+  shortest = min(table[k][4] for k in table)
+  if context_length < shortest:
+    if force_return is None:
+      raise NoCheckpointError(
+          'Requested context length is less than the shortest context length '
+          f'for TTMs: {shortest}. Set `force_return=zeropad` to get a TTM '
+          'with longer context.')
+    return models if force_return == 'zeropad' else []
+  selected, shortest_models, lowest = [], [], float('inf')
+  for key in models:
+    if table[key][4] <= context_length:
+      selected.append(key)
+    if table[key][4] <= lowest:
+      lowest = table[key][4]
+      shortest_models.append(key)
+  if selected:
+    return selected
+  if force_return is None:
+    raise NoCheckpointError(
+        'Could not find a TTM with `context_length` shorter than the '
+        f'requested context length = {context_length}. Set '
+        '`force_return=zeropad` to get a TTM with longer context.')
+  return shortest_models if force_return == 'zeropad' else []
+
+
+def _preferred(table, models, context_length, prefer_l1_loss,
+               freq_prefix_tuning, prefer_longer_context):
+  """The low-context preferences (l1, resolution prefix), then the order:
+  context (longest first unless asked otherwise), then horizon."""
+  cl = lambda key: table[key][4]
+  if prefer_longer_context:
+    reference = min(context_length, max(cl(k) for k in models))
+  else:
+    reference = min(cl(k) for k in models)
+  if reference <= LOW_RESOLUTION_MAX_CONTEXT:
+    if prefer_l1_loss:
+      models = [k for k in models if '-l1-' in k] or models
+    if freq_prefix_tuning:
+      models = [k for k in models if '-ft-' in k] or models
+  sign = -1 if prefer_longer_context else 1
+  return sorted(models, key=lambda k: (sign * cl(k), table[k][5]))
+
+
+def _by_horizon(table, models, prediction_length, force_return):
+  """Models forecasting at least the horizon (or the longest, to roll)."""
+  selected = [k for k in models if table[k][5] >= prediction_length]
+  if selected:
+    return selected
+  if force_return is None:
+    raise NoCheckpointError(
+        'Could not find a TTM with `prediction_length` higher than the '
+        f'requested prediction length = {prediction_length}. Set '
+        '`force_return=rolling` to get a TTM with shorter prediction '
+        'length. Rolling must be done outside.')
+  if force_return != 'rolling':
+    return []
+  highest, highest_model = float('-inf'), None
+  for key in models:
+    if table[key][5] > highest:
+      highest, highest_model = table[key][5], key
+  return [highest_model]
+
+
+def _random_fallback(context_length, prediction_length, force_return):
+  if force_return not in RANDOM_INIT:
+    raise NoCheckpointError(
+        f'Could not find a suitable TTM for context_length = {context_length}'
+        f' and prediction_length = {prediction_length}; set force_return to '
+        'random_init_small/medium/large for a randomly initialised TTM.')
+  config = random_ttm_config(context_length, prediction_length, force_return)
+  return Selection(model_key=f'TTM({force_return.split("_")[-1]})',
+                   hub_id=None, revision=None, prediction_filter_length=None,
+                   context_length=config.context_length,
+                   prediction_length=prediction_length, random_config=config)
 
 
 def get_model(model_path: str, context_length: Optional[int] = None,

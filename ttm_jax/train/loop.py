@@ -267,6 +267,8 @@ def test(run: Run, variables, step: int,
                   prediction_length=config.prediction_length, **values,
                   seconds=round(time.time() - start, 1), task=config.task,
                   **extra)
+    if run.data.notes:
+      record['notes'] = list(run.data.notes)
     records.append(record)
     run.writer.write(step, {f'{split}/{k}': v for k, v in values.items()
                             if k != 'num_windows'})

@@ -1,0 +1,126 @@
+"""The TTM backbone (`backbone` in state dicts): scaler, patching, patch
+embedding, resolution prefix, positional encoding and the mixer encoder
+(TTM_SPEC.md 1.2-1.8). Shapes: `b` batch, `c` channels, `n` patches, `d`
+width.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ttm_jax.models import config as config_lib
+from ttm_jax.models import initializers
+from ttm_jax.models import layers
+from ttm_jax.models import scalers
+
+Array = jax.Array
+TTMConfig = config_lib.TTMConfig
+
+
+def sincos_position_encoding(num_patches: int, d_model: int) -> np.ndarray:
+  """The reference's centred, scaled sin/cos table [n, d] (float32)."""
+  position_enc = np.zeros((num_patches, d_model), np.float32)
+  position = np.arange(num_patches, dtype=np.float32)[:, None]
+  div_term = np.exp(np.arange(0, d_model, 2, dtype=np.float32)
+                    * np.float32(-(math.log(10000.0) / d_model)))
+  position_enc[:, 0::2] = np.sin(position * div_term)
+  position_enc[:, 1::2] = np.cos(position * div_term)[:, :d_model // 2]
+  position_enc = position_enc - position_enc.mean()
+  return position_enc / (position_enc.std(ddof=1) * 10)
+
+
+def mixer_spec(config: TTMConfig, **changes) -> layers.MixerSpec:
+  """The backbone's `MixerSpec`; `changes` give the decoder's or FCM's."""
+  spec = layers.MixerSpec(
+      num_patches=config.num_patches,
+      d_model=config.d_model,
+      num_channels=config.num_input_channels,
+      expansion_factor=config.expansion_factor,
+      dropout=config.dropout,
+      mode=config.mode,
+      gated_attn=config.gated_attn,
+      norm_mlp=config.norm_mlp,
+      norm_eps=config.norm_eps,
+      self_attn=config.self_attn,
+      self_attn_heads=config.self_attn_heads,
+      num_layers=config.num_layers,
+      adaptive_patching_levels=config.adaptive_patching_levels,
+      init=initializers.InitSpec.from_config(config))
+  return spec.replace(**changes)
+
+
+# ----------------------------------------------------------------- encoder
+class TinyTimeMixerEncoder(nn.Module):
+  """Patch embedding, resolution prefix, positional encoding, mixers."""
+  config: TTMConfig
+  dtype: Optional[Any] = None
+
+  @nn.compact
+  def __call__(self, patches: Array, freq_token: Optional[Array],
+               deterministic: bool) -> Array:
+    config = self.config
+    init = initializers.InitSpec.from_config(config)
+    h = layers.Linear(config.d_model, init, self.dtype, name='patcher')(
+        patches)  # [b, c, n, d]
+    if config.resolution_prefix_tuning:
+      if freq_token is None:
+        raise ValueError(
+            'This model uses resolution prefix tuning: pass freq_token '
+            '(shape [b], the frequency token of the data, e.g. 7 for hourly; '
+            'ttm_jax.frequency_token(freq) gives it).')
+      tokens = jnp.asarray(freq_token).reshape(-1).astype(jnp.int32)
+      if tokens.shape[0] != h.shape[0]:
+        raise ValueError(f'freq_token has {tokens.shape[0]} entries for a '
+                         f'batch of {h.shape[0]}.')
+      mid = (config.patch_length + config.d_model) // 2
+      e = init.embed(config.frequency_token_vocab_size, config.patch_length,
+                     name='freq_mod_0')(tokens)
+      e = layers.Linear(mid, init, self.dtype, name='freq_mod_1')(e)
+      e = layers.Linear(config.d_model, init, self.dtype,
+                        name='freq_mod_3')(layers.gelu(e))
+      e = jnp.broadcast_to(e[:, None, None, :].astype(h.dtype),
+                           (h.shape[0], h.shape[1], 1, config.d_model))
+      h = jnp.concatenate([e, h], axis=2)
+    if config.use_positional_encoding:
+      h = h + PositionalEncoding(config, name='positional_encoder')()
+    return layers.MixerBlock(mixer_spec(config), self.dtype,
+                             name='mlp_mixer_encoder')(h, deterministic)
+
+
+class PositionalEncoding(nn.Module):
+  """`position_enc` [n, d]: fixed sincos (collection 'buffers') or random."""
+  config: TTMConfig
+
+  @nn.compact
+  def __call__(self) -> Array:
+    n, d = self.config.num_patches, self.config.d_model
+    if self.config.positional_encoding_type == 'random':
+      std = 0.1 if self.config.post_init else 1.0
+      return self.param('position_enc',
+                        initializers.initializer(('normal', std)), (n, d))
+    return self.variable(
+        'buffers', 'position_enc', lambda: initializers.Initialised(
+            jnp.asarray(sincos_position_encoding(n, d)), ('sincos',))).value
+
+
+class TinyTimeMixerModel(nn.Module):
+  """The backbone: scaler, patching, encoder (`backbone` in state dicts)."""
+  config: TTMConfig
+  dtype: Optional[Any] = None
+
+  @nn.compact
+  def __call__(self, past_values: Array, past_observed_mask: Array,
+               freq_token: Optional[Array], deterministic: bool):
+    config = self.config
+    scaled, loc, scale = scalers.apply_scaler(config.scaler_type, past_values,
+                                      past_observed_mask)
+    patches = scalers.patchify(scaled, config.patch_length, config.patch_stride)
+    hidden = TinyTimeMixerEncoder(config, self.dtype, name='encoder')(
+        patches, freq_token, deterministic)
+    return hidden, patches, loc, scale

@@ -1,0 +1,199 @@
+"""The TTM decoder and forecast head (TTM_SPEC.md 1.9-1.11): adapter, raw
+residual, static categoricals, decoder mixers; the head's flatten-linear,
+channel selection and filter, and the exogenous mixer (FCM).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from ttm_jax.models import backbone
+from ttm_jax.models import config as config_lib
+from ttm_jax.models import initializers
+from ttm_jax.models import layers
+from ttm_jax.models import scalers
+
+Array = jax.Array
+TTMConfig = config_lib.TTMConfig
+
+
+# ----------------------------------------------------------------- decoder
+class CategoricalEmbedding(nn.Module):
+  """Static categoricals [b, k] -> [b, k, n, dd] (extra decoder channels)."""
+  config: TTMConfig
+
+  @nn.compact
+  def __call__(self, values: Array) -> Array:
+    config = self.config
+    init = initializers.InitSpec.from_config(config)
+    values = jnp.asarray(values).astype(jnp.int32)
+    embedded = [
+        init.embed(vocab, config.decoder_d_model,
+                   name=f'embedding_layers_{k}')(values[:, k])
+        for k, vocab in enumerate(config.categorical_vocab_size_list)
+    ]
+    out = jnp.stack(embedded, axis=1)[:, :, None, :]
+    return jnp.broadcast_to(
+        out, (out.shape[0], out.shape[1], config.num_patches, out.shape[3]))
+
+
+class TinyTimeMixerDecoder(nn.Module):
+  """Adapter, raw residual, categoricals and the decoder mixer block."""
+  config: TTMConfig
+  dtype: Optional[Any] = None
+
+  @nn.compact
+  def __call__(self, hidden: Array, patches: Array,
+               static_categorical_values: Optional[Array],
+               deterministic: bool) -> Array:
+    config = self.config
+    init = initializers.InitSpec.from_config(config)
+    x = hidden
+    if config.d_model != config.decoder_d_model:
+      x = layers.Linear(config.decoder_d_model, init, self.dtype,
+                        name='adapter')(x)
+    if config.decoder_raw_residual:
+      if (config.resolution_prefix_tuning
+          and patches.shape[-2] == x.shape[-2] - 1):
+        patches = jnp.concatenate(
+            [jnp.zeros_like(patches[:, :, :1, :]), patches], axis=2)
+      x = x + layers.Linear(config.decoder_d_model, init, self.dtype,
+                            name='decoder_raw_embedding')(patches)
+    num_channels = config.num_input_channels
+    categoricals = config.categorical_vocab_size_list
+    if categoricals is not None:
+      if static_categorical_values is None:
+        raise ValueError(
+            'This model has static categoricals (categorical_vocab_size_list='
+            f'{list(categoricals)}): pass static_categorical_values of shape '
+            f'[b, {len(categoricals)}].')
+      values = jnp.asarray(static_categorical_values)
+      if values.ndim != 2 or values.shape[1] != len(categoricals):
+        raise ValueError(
+            f'static_categorical_values must have shape [b, '
+            f'{len(categoricals)}], got {tuple(values.shape)}.')
+      embedded = CategoricalEmbedding(config,
+                                      name='decoder_cat_embedding_layer')(
+                                          values)
+      x = jnp.concatenate([x, embedded.astype(x.dtype)], axis=1)
+      num_channels += len(categoricals)
+    spec = backbone.mixer_spec(
+        config,
+        d_model=config.decoder_d_model,
+        num_layers=config.decoder_num_layers,
+        dropout=config.head_dropout,
+        adaptive_patching_levels=config.decoder_adaptive_patching_levels,
+        mode=config.decoder_mode,
+        num_channels=num_channels)
+    x = layers.MixerBlock(spec, self.dtype, name='decoder_block')(
+        x, deterministic)
+    if categoricals is not None:
+      x = x[:, :hidden.shape[1]]
+    return x
+
+
+# -------------------------------------------------------------------- head
+class ForecastChannelHeadMixer(nn.Module):
+  """The exogenous mixer (forecast channel mixing, `fcm_block`)."""
+  config: TTMConfig  # With prediction_length = F' (as the reference's head).
+  dtype: Optional[Any] = None
+
+  @nn.compact
+  def __call__(self, forecast: Array, past_values: Array,
+               future_values: Optional[Array], deterministic: bool) -> Array:
+    config = self.config
+    init = initializers.InitSpec.from_config(config)
+    l = config.fcm_context_length
+    window = 2 * l + 1
+    pci = config.prediction_channel_indices
+    eci = config.exogenous_channel_indices
+    num_targets = len(pci) if pci is not None else config.num_input_channels
+    num_total = num_targets + (len(eci) if eci else 0)
+    offset = config.fcm_prepend_past_offset
+    stop = past_values.shape[1] - (offset or 0)
+    prepend = past_values[:, stop - l:stop, :]
+    past_prepend = prepend if pci is None else prepend[..., list(pci)]
+    residual = forecast
+    if eci:
+      if future_values is None:
+        raise ValueError(
+            'This model mixes exogenous channels '
+            f'{list(eci)}: pass future_values with their known future '
+            '(any value in the target channels).')
+      past_prepend = jnp.concatenate(
+          [past_prepend, prepend[..., list(eci)]], axis=-1)
+      forecast = jnp.concatenate(
+          [forecast, future_values[..., list(eci)].astype(forecast.dtype)],
+          axis=-1)
+    if forecast.shape[-1] != num_total:
+      raise ValueError(
+          f'The exogenous mixer was built for {num_total} channels '
+          f'({num_targets} forecast + exogenous) but got '
+          f'{forecast.shape[-1]}; check num_input_channels.')
+    features = window
+    if l > 0:
+      zeros = jnp.zeros((forecast.shape[0], l, forecast.shape[2]),
+                        forecast.dtype)
+      left = past_prepend.astype(forecast.dtype) if (
+          config.fcm_prepend_past) else zeros
+      extended = jnp.concatenate([left, forecast, zeros], axis=1)
+      x = scalers.patchify(extended, window, 1)  # [b, t, h', w]
+      x = jnp.swapaxes(x, 1, 2)  # [b, h', t, w]
+      if config.fcm_use_mixer:
+        features = 2 * window
+        x = layers.Linear(features, init, self.dtype, name='fcm_embedding')(x)
+        spec = backbone.mixer_spec(
+            config, num_patches=num_total, d_model=features,
+            num_channels=config.prediction_length,
+            num_layers=config.fcm_mix_layers, dropout=config.head_dropout,
+            mode='common_channel', gated_attn=config.fcm_gated_attn,
+            adaptive_patching_levels=0)
+        x = layers.MixerBlock(spec, self.dtype, name='exog_mixer')(
+            x, deterministic)
+      x = x.reshape(x.shape[0], x.shape[1], -1)
+    else:
+      x = forecast
+    if config.fcm_gated_attn:
+      x = layers.GatedAttention(num_total * (features if l > 0 else 1), init,
+                                self.dtype, name='fcm_gating_block')(x)
+    x = layers.Linear(num_targets, init, self.dtype, name='mlp')(x)
+    return x + residual
+
+
+class TinyTimeMixerForPredictionHead(nn.Module):
+  """Flatten -> dropout -> Linear(n*d -> h) -> channels, filter, FCM."""
+  config: TTMConfig
+  dtype: Optional[Any] = None
+
+  @nn.compact
+  def __call__(self, hidden: Array, past_values: Array,
+               future_values: Optional[Array], deterministic: bool) -> Array:
+    config = self.config
+    init = initializers.InitSpec.from_config(config)
+    b, c, n, d = hidden.shape
+    x = nn.Dropout(config.head_dropout)(hidden.reshape(b, c, n * d),
+                                        deterministic=deterministic)
+    forecast = layers.Linear(config.prediction_length, init, self.dtype,
+                             name='base_forecast_block')(x)
+    forecast = jnp.swapaxes(forecast, 1, 2)  # [b, h, c]
+    if config.prediction_channel_indices is not None:
+      forecast = forecast[..., list(config.prediction_channel_indices)]
+    if config.prediction_filter_length is not None:
+      forecast = forecast[:, :config.prediction_filter_length, :]
+      if future_values is not None:
+        future_values = future_values[:, :config.prediction_filter_length]
+    if config.enable_forecast_channel_mixing:
+      fcm_config = config
+      if config.prediction_filter_length is not None:
+        fcm_config = config.replace(
+            prediction_length=config.prediction_filter_length,
+            prediction_filter_length=None)
+      forecast = ForecastChannelHeadMixer(fcm_config, self.dtype,
+                                          name='fcm_block')(
+                                              forecast, past_values,
+                                              future_values, deterministic)
+    return forecast
