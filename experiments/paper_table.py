@@ -60,13 +60,13 @@ def _cell(dataset, mode, workdir, seed=42):
   with config.unlocked():
     config.checkpoint = _CHECKPOINT.value
     config.data_dir = _DATA_DIR.value
-  common.record(config, workdir)
   start = time.time()
   (record,) = train.train_and_evaluate(config, workdir)
   record['wall_seconds'] = round(time.time() - start, 1)
   return record
 
 
+@common.main_wrapper
 def main(argv):
   del argv
   common.setup()
@@ -93,7 +93,7 @@ def main(argv):
       target = IBM[dataset][0 if mode == 'zs' else 1]
       training = [r.get('training', {}) for r in records]
       rows.append(dict(
-          dataset=dataset, mode=mode, mse=mse, ibm=target, diff=mse - target,
+          dataset=dataset, setting=mode, mse=mse, ibm=target, diff=mse - target,
           mse_min=min(mses), mse_max=max(mses), seeds=len(seeds),
           mae=float(sum(r['mae'] for r in records) / len(records)),
           num_windows=records[0]['num_windows'],
@@ -115,7 +115,7 @@ def main(argv):
     mse = f"{r['mse']:.4f}"
     if r['seeds'] > 1:
       mse += f" ({r['mse_min']:.4f}-{r['mse_max']:.4f}, {r['seeds']} seeds)"
-    setting = 'zero-shot' if r['mode'] == 'zs' else '5% few-shot'
+    setting = 'zero-shot' if r['setting'] == 'zs' else '5% few-shot'
     lines.append(f"| {r['dataset']} | {setting} | {mse} | {r['ibm']:.3f} | "
                  f"{r['diff']:+.4f} | {r['num_windows']} | "
                  f"{r['wall_seconds']:.0f} s | {r['learning_rate'] or '-'} | "

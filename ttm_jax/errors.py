@@ -26,6 +26,11 @@ class CheckpointError(TTMError, ValueError):
   """A checkpoint that cannot be read or contradicts the configuration."""
 
 
+class TrainingDiverged(TTMError):
+  """A loss or metric became NaN or infinite (a learning rate too high, or
+  data the model cannot fit)."""
+
+
 class WorkdirError(TTMError):
   """A workdir that this run cannot use (held by another run, or holding a
   run of a different configuration)."""

@@ -356,13 +356,21 @@ def _check_model(resolved: Dict[str, Any]) -> None:
   # Imported here: the model config pulls in no JAX, but keep this module's
   # import graph minimal for configs.
   from ttm_jax.models import config as config_lib  # pylint: disable=g-import-not-at-top
+  from ttm_jax.models import config_rules  # pylint: disable=g-import-not-at-top
   from ttm_jax.models import presets  # pylint: disable=g-import-not-at-top
   names = set(config_lib.TTMConfig.field_names())
   model = resolved['model']
   for group in ('arch', 'overrides'):
-    for key in model[group]:
+    for key, value in model[group].items():
       if key not in names:
-        _unknown(f'model.{group}.', key, sorted(names))
+        close = difflib.get_close_matches(key, sorted(names), n=3)
+        raise errors.ConfigError(
+            f'config.model.{group}.{key} is not a TTMConfig field.'
+            + (f' Did you mean {close}?' if close else ''))
+      try:
+        config_rules.FIELD_RULES[key](key, value)
+      except errors.ConfigError as e:
+        raise errors.ConfigError(f'config.model.{group}.{e}') from None
   if model['preset'] and model['preset'] not in presets.ARCHS:
     _fail('model.preset', model['preset'],
           f'must be one of {sorted(presets.ARCHS)} (or empty)')
@@ -376,6 +384,15 @@ def _check_model(resolved: Dict[str, Any]) -> None:
     raise errors.ConfigError(
         'config.model.overrides change a loaded checkpoint, but '
         'config.checkpoint is empty: put the fields in config.model.arch.')
+  if not resolved['checkpoint']:  # A new model: build its config now.
+    arch = presets.arch(model['preset']) if model['preset'] else {}
+    arch.update(context_length=resolved['context_length'],
+                prediction_length=resolved['prediction_length'])
+    arch.update(model['arch'])
+    try:
+      config_lib.TTMConfig(**arch)
+    except errors.ConfigError as e:
+      raise errors.ConfigError(f'The new model (config.model): {e}') from None
 
 
 def resolve(config) -> ml_collections.ConfigDict:

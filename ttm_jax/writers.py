@@ -11,6 +11,7 @@ from typing import Any, Dict, Optional
 import jax
 import numpy as np
 
+from ttm_jax import errors
 from ttm_jax.models import ttm
 
 
@@ -18,13 +19,34 @@ def _scalar(value) -> float:
   return float(np.asarray(value))
 
 
+def check_finite(step: int, metrics: Dict[str, Any]) -> Dict[str, float]:
+  """The metrics as floats; `errors.TrainingDiverged` if one is NaN or
+  infinite."""
+  values = {k: _scalar(v) for k, v in metrics.items()}
+  bad = {k: v for k, v in values.items() if not math.isfinite(v)}
+  if bad:
+    raise errors.TrainingDiverged(
+        f'{", ".join(f"{k}={v}" for k, v in bad.items())} at step {step}: '
+        'the run diverged (nothing non-finite is recorded). The checkpoints '
+        'before it are kept; lower config.optim.lr or set '
+        'config.optim.clip_norm, in a new workdir.')
+  return values
+
+
 class MetricWriter:
   """One JSON line per logged step in `workdir/metrics.jsonl` (process 0),
-  mirrored to TensorBoard when tensorboardX is available."""
+  mirrored to TensorBoard when tensorboardX is available.
+
+  Metrics of the same step (training, validation, test) are merged into
+  that step's line, written once the run moves past the step (or at
+  `close`). A non-finite value is never written: it raises
+  `errors.TrainingDiverged`.
+  """
 
   def __init__(self, workdir: str, tensorboard: bool = True):
     self.enabled = jax.process_index() == 0
     self.path = os.path.join(workdir, 'metrics.jsonl')
+    self.pending: Optional[Dict[str, Any]] = None
     self.tb = None
     if self.enabled and tensorboard:
       try:
@@ -34,18 +56,51 @@ class MetricWriter:
         self.tb = None
 
   def write(self, step: int, metrics: Dict[str, Any]) -> None:
+    values = check_finite(step, metrics)
     if not self.enabled:
       return
-    record = {'step': int(step)}
-    record.update({k: _scalar(v) for k, v in metrics.items()})
-    with open(self.path, 'a') as f:
-      f.write(json.dumps(record) + '\n')
+    step = int(step)
+    if self.pending is not None and self.pending['step'] != step:
+      self.flush()
+    if self.pending is None:
+      self.pending = {'step': step}
+    self.pending.update(values)
     if self.tb is not None:
-      for k, v in record.items():
-        if k != 'step' and math.isfinite(v):
-          self.tb.add_scalar(k, v, int(step))
+      for k, v in values.items():
+        self.tb.add_scalar(k, v, step)
+
+  def flush(self) -> None:
+    """Writes the pending step's line."""
+    if self.pending is not None and self.enabled:
+      with open(self.path, 'a') as f:
+        f.write(json.dumps(self.pending) + '\n')
+    self.pending = None
+
+  def drop_after(self, step: int) -> None:
+    """On resuming from `step`: lines of later steps (the interrupted
+    run's, about to be recomputed) move to metrics.superseded.jsonl, so each
+    step appears once in metrics.jsonl."""
+    if not self.enabled or not os.path.exists(self.path):
+      return
+    with open(self.path) as f:
+      lines = f.readlines()
+    keep, later = [], []
+    for line in lines:
+      try:
+        (later if json.loads(line)['step'] > step else keep).append(line)
+      except (ValueError, KeyError):  # A line cut by the interruption.
+        later.append(line if line.endswith('\n') else line + '\n')
+    if not later:
+      return
+    with open(self.path + '.superseded.jsonl', 'a') as f:
+      f.writelines(later)
+    tmp = self.path + '.tmp'
+    with open(tmp, 'w') as f:
+      f.writelines(keep)
+    os.replace(tmp, self.path)
 
   def close(self) -> None:
+    self.flush()
     if self.tb is not None:
       self.tb.close()
 

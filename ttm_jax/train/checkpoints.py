@@ -7,19 +7,28 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import time
 from typing import Any, Dict, Optional
 
 import grain
+import jax
+from jax.experimental.multihost_utils import sync_global_devices
 import orbax.checkpoint as ocp
 
 _LOG = logging.getLogger(__name__)
 
 
 class Checkpoints:
-  """Latest-N (async) and best checkpoints under `workdir`."""
+  """Latest-N (async) and best checkpoints under `workdir`.
+
+  A checkpoint that fails to restore (a truncated array file, a missing
+  item) is moved aside to `workdir/damaged/` (never deleted), said so, and
+  the next newest is tried.
+  """
 
   def __init__(self, workdir: str, keep: int):
     root = os.path.abspath(workdir)
+    self.root = root
     self.latest = ocp.CheckpointManager(
         os.path.join(root, 'checkpoints'),
         options=ocp.CheckpointManagerOptions(
@@ -43,25 +52,48 @@ class Checkpoints:
         data=grain.checkpoint.CheckpointSave(iterator),
         meta=ocp.args.JsonSave(meta)), force=force)
 
+  def _move_aside(self, step: int, error: Exception) -> None:
+    folder = os.path.join(self.root, 'damaged')
+    target = os.path.join(folder, f'{step}-{time.strftime("%Y%m%d-%H%M%S")}')
+    if jax.process_index() == 0:
+      os.makedirs(folder, exist_ok=True)
+      os.replace(os.path.join(self.root, 'checkpoints', str(step)), target)
+    reason = (str(error).strip().split(' See full')[0].splitlines() or [''])[
+        0][:200]
+    print(f'Checkpoint step {step} is damaged ({type(error).__name__}: '
+          f'{reason}); moved it to {target} and trying the previous one.',
+          flush=True)
+    _LOG.warning('Damaged checkpoint %d moved to %s: %r', step, target, error)
+    sync_global_devices('ttm_jax damaged checkpoint moved')
+    self.latest.reload()
+
+  def _restore_newest(self, args_fn):
+    """The newest checkpoint that restores with `args_fn()`, moving the
+    damaged ones aside; None when there is none."""
+    while True:
+      step = self.latest_step()
+      if step is None:
+        return None
+      try:
+        return self.latest.restore(step, args=args_fn())
+      except Exception as e:  # pylint: disable=broad-except
+        self._move_aside(step, e)
+
   def restore_meta(self) -> Optional[Dict[str, Any]]:
-    """The run record of the latest checkpoint (None without one)."""
-    step = self.latest_step()
-    if step is None:
-      return None
-    return self.latest.restore(step, args=ocp.args.Composite(
-        meta=ocp.args.JsonRestore())).meta
+    """The run record of the newest readable checkpoint (None without
+    one)."""
+    restored = self._restore_newest(
+        lambda: ocp.args.Composite(meta=ocp.args.JsonRestore()))
+    return None if restored is None else restored.meta
 
   def restore(self, abstract_state, iterator):
-    """(state, meta) of the latest checkpoint, the iterator moved to its
-    position; None without one."""
-    step = self.latest_step()
-    if step is None:
-      return None
-    restored = self.latest.restore(step, args=ocp.args.Composite(
+    """(state, meta) of the newest good checkpoint, the iterator moved to
+    its position; None without one."""
+    restored = self._restore_newest(lambda: ocp.args.Composite(
         state=ocp.args.StandardRestore(abstract_state),
         data=grain.checkpoint.CheckpointRestore(iterator),
         meta=ocp.args.JsonRestore()))
-    return restored.state, restored.meta
+    return None if restored is None else (restored.state, restored.meta)
 
   def save_best(self, step: int, variables, meta: Dict[str, Any]):
     # Both managers sync processes through orbax's process-wide barriers

@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import time
-from typing import Any, Callable, Dict, List, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import jax
 import ml_collections
@@ -29,6 +29,7 @@ from ttm_jax import metrics as metrics_lib
 from ttm_jax import optim
 from ttm_jax import schema
 from ttm_jax import sharding
+from ttm_jax import workdir as workdir_lib
 from ttm_jax import writers
 from ttm_jax.data import builders
 from ttm_jax.data import pipeline
@@ -169,14 +170,16 @@ def _validate(run: Run, state, step: int, selection: _Selection, ckpts,
       + (' early stop' if selection.stopped else ''))
 
 
-def _restore(ckpts, state, iterator, selection: _Selection, mesh):
+def _restore(run: Run, ckpts, state, iterator, selection: _Selection):
   restored = ckpts.restore(state, iterator)
   if restored is None:
     return state
   state, selection.record = restored
-  _LOG.info('Resumed from step %d', int(state.step))
-  print(f'Resumed from step {int(state.step)}.', flush=True)
-  return sharding.replicate(state, mesh)
+  step = int(state.step)
+  run.writer.drop_after(step)
+  _LOG.info('Resumed from step %d', step)
+  print(f'Resumed from step {step}.', flush=True)
+  return sharding.replicate(state, run.mesh)
 
 
 def fit(run: Run):
@@ -197,7 +200,7 @@ def fit(run: Run):
                                        optimizer, run.mesh)
   iterator = iter(builders.train_batches(config, run.data, drop,
                                          config.data.seed))
-  state = _restore(ckpts, state, iterator, selection, run.mesh)
+  state = _restore(run, ckpts, state, iterator, selection)
   try:
     state = _train_steps(run, plan, ckpts, selection, optimizer, state,
                          iterator)
@@ -224,6 +227,8 @@ def _train_steps(run: Run, plan: Plan, ckpts, selection: _Selection,
       if plan.evaluates(step):
         _validate(run, state, step, selection, ckpts, progress, plan)
       if plan.checkpoints(step) or preemption.requested:
+        # A diverged state is never checkpointed over a good one.
+        writers.check_finite(step, {'train/loss': metrics['train/loss']})
         ckpts.save(state, iterator, selection.record,
                    force=preemption.requested)
       if preemption.requested:
@@ -279,13 +284,16 @@ def test(run: Run, variables, step: int,
   return records
 
 
-def export(run: Run, variables, results: List[Dict[str, Any]]) -> None:
-  """results.json, the reference-format export and the forecast plot."""
+def export(run: Run, variables, results: List[Dict[str, Any]],
+           workdir: workdir_lib.Workdir) -> None:
+  """results.json (an earlier one kept in history/), the reference-format
+  export and the forecast plot."""
   if jax.process_index() != 0:
     return
-  workdir = run.workdir
-  with open(os.path.join(workdir, 'results.json'), 'w') as f:
+  workdir.keep_previous('results.json')
+  with open(workdir.file('results.json'), 'w') as f:
     json.dump(results, f, indent=2)
+  workdir = run.workdir
   host_variables = jax.device_get(variables)
   if run.config.export:
     checkpoint.save_pretrained(os.path.join(workdir, 'export'),
@@ -311,19 +319,35 @@ def setup(config, workdir: str) -> Run:
              steps.make_eval_step(model, metrics, mesh))
 
 
-def train_and_evaluate(config, workdir: str) -> List[Dict[str, Any]]:
-  """Runs `config` in `workdir`; returns the results records."""
+def train_and_evaluate(config, workdir: str,
+                       argv: Optional[Sequence[str]] = None
+                       ) -> List[Dict[str, Any]]:
+  """Runs `config` in `workdir`; returns the results records.
+
+  The config is validated before anything is written; the workdir is
+  locked for the run, and its history (runs.jsonl) records `argv` (default
+  sys.argv) and the resolved config.
+  """
   config = schema.resolve(config)
+  with workdir_lib.Workdir(workdir, config, argv) as folder:
+    results = _run(config, folder)
+  return results
+
+
+def _run(config, folder: workdir_lib.Workdir) -> List[Dict[str, Any]]:
+  workdir = folder.path
   run = setup(config, workdir)
-  extra, step = {}, 0
-  variables = run.model.variables
-  if config.task != 'zero_shot':
-    variables, extra['training'] = fit(run)
-    step = extra['training']['steps']
-  variables = sharding.replicate(variables, run.mesh)
-  results = test(run, variables, step, extra)
-  export(run, variables, results)
-  run.writer.close()
+  try:
+    extra, step = {}, 0
+    variables = run.model.variables
+    if config.task != 'zero_shot':
+      variables, extra['training'] = fit(run)
+      step = extra['training']['steps']
+    variables = sharding.replicate(variables, run.mesh)
+    results = test(run, variables, step, extra)
+    export(run, variables, results, folder)
+  finally:
+    run.writer.close()
   if jax.process_index() == 0:
     written = ', '.join(n for n in OUTPUTS
                         if os.path.exists(os.path.join(workdir, n)))
