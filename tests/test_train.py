@@ -220,6 +220,13 @@ def test_sigkill_and_restart_is_bit_identical(tmp_path, uninterrupted):
   assert not (killed / 'export').exists()  # It really died mid-run.
   out = _run(args)
   assert 'Resumed from step' in out
+  # Each step once in the metrics after the resume, as uninterrupted.
+  steps = [json.loads(line)['step'] for line in
+           (killed / 'metrics.jsonl').read_text().splitlines()]
+  assert steps == sorted(set(steps)) and steps[-1] == 40
+  assert _train_losses(killed) == pytest.approx(_train_losses(uninterrupted),
+                                                abs=1e-6)
+  assert len((killed / 'runs.jsonl').read_text().splitlines()) == 2
   ours, expected = _params(killed), _params(uninterrupted)
   assert set(ours) == set(expected)
   for key in expected:

@@ -49,8 +49,9 @@ def split_ranges(num_rows: int, rule: SplitRule,
   valid_size = num_rows - train_size - test_size
   return {
       'train': (0, train_size),
-      'valid': (train_size - context_length, train_size + valid_size),
-      'test': (train_size + valid_size - context_length, num_rows),
+      'valid': (max(train_size - context_length, 0),
+                train_size + valid_size),
+      'test': (max(train_size + valid_size - context_length, 0), num_rows),
   }
 
 

@@ -37,21 +37,12 @@ def sincos_position_encoding(num_patches: int, d_model: int) -> np.ndarray:
 
 def mixer_spec(config: TTMConfig, **changes) -> layers.MixerSpec:
   """The backbone's `MixerSpec`; `changes` give the decoder's or FCM's."""
-  spec = layers.MixerSpec(
-      num_patches=config.num_patches,
-      d_model=config.d_model,
-      num_channels=config.num_input_channels,
-      expansion_factor=config.expansion_factor,
-      dropout=config.dropout,
-      mode=config.mode,
-      gated_attn=config.gated_attn,
-      norm_mlp=config.norm_mlp,
-      norm_eps=config.norm_eps,
-      self_attn=config.self_attn,
-      self_attn_heads=config.self_attn_heads,
-      num_layers=config.num_layers,
-      adaptive_patching_levels=config.adaptive_patching_levels,
-      init=initializers.InitSpec.from_config(config))
+  shared = ('num_patches', 'd_model', 'expansion_factor', 'dropout', 'mode',
+            'gated_attn', 'norm_mlp', 'norm_eps', 'self_attn',
+            'self_attn_heads', 'num_layers', 'adaptive_patching_levels')
+  spec = layers.MixerSpec(num_channels=config.num_input_channels,
+                          init=initializers.InitSpec.from_config(config),
+                          **{name: getattr(config, name) for name in shared})
   return spec.replace(**changes)
 
 

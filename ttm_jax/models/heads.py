@@ -172,9 +172,9 @@ class TinyTimeMixerForPredictionHead(nn.Module):
   @nn.compact
   def __call__(self, hidden: Array, past_values: Array,
                future_values: Optional[Array], deterministic: bool) -> Array:
+    b, c, n, d = hidden.shape
     config = self.config
     init = initializers.InitSpec.from_config(config)
-    b, c, n, d = hidden.shape
     x = nn.Dropout(config.head_dropout)(hidden.reshape(b, c, n * d),
                                         deterministic=deterministic)
     forecast = layers.Linear(config.prediction_length, init, self.dtype,

@@ -197,57 +197,65 @@ class SelfAttention(nn.Module):
     return proj('out_proj')(out)
 
 
-class PatchMixerBlock(nn.Module):
-  """Mixing across patches: norm -> MLP(n) -> gate(n) (+ self-attn) + res."""
+def _mlp_then_gate(z: Array, spec: MixerSpec, dtype, deterministic: bool
+                   ) -> Array:
+  """MLP then gating over the last axis: the patch and feature mixers'
+  body (submodules 'mlp' and 'gating_block' of the calling module)."""
+  size = z.shape[-1]
+  z = MLP(size, size, spec, dtype, name='mlp')(z, deterministic)
+  if spec.gated_attn:
+    z = GatedAttention(size, spec.init, dtype, name='gating_block')(z)
+  return z
+
+
+class _NormMixResidual(nn.Module):
+  """A mixer block: h + mix(norm(h)), `mix` given by the subclass."""
   spec: MixerSpec
   dtype: Optional[Dtype] = None
 
   @nn.compact
   def __call__(self, h: Array, deterministic: bool) -> Array:
+    self.check(h)
+    z = NormLayer(self.spec, name='norm')(h, deterministic)
+    return self.mix(z, deterministic) + h
+
+  def check(self, h: Array) -> None:
+    del h
+
+  def mix(self, z: Array, deterministic: bool) -> Array:
+    raise NotImplementedError
+
+
+class PatchMixerBlock(_NormMixResidual):
+  """Mixing across patches: norm -> MLP(n) -> gate(n) (+ self-attn) + res."""
+
+  def mix(self, z: Array, deterministic: bool) -> Array:
     spec = self.spec
-    z = NormLayer(spec, name='norm')(h, deterministic)
     if spec.self_attn:
       b, c, n, d = z.shape
       x_attn = SelfAttention(d, spec.self_attn_heads, spec.dropout, spec.init,
                              self.dtype, name='self_attn_layer')(
                                  z.reshape(b * c, n, d), deterministic)
       x_attn = x_attn.reshape(b, c, n, d)
-    z = jnp.swapaxes(z, 2, 3)
-    z = MLP(spec.num_patches, spec.num_patches, spec, self.dtype,
-            name='mlp')(z, deterministic)
-    if spec.gated_attn:
-      z = GatedAttention(spec.num_patches, spec.init, self.dtype,
-                         name='gating_block')(z)
+    z = _mlp_then_gate(jnp.swapaxes(z, 2, 3), spec, self.dtype,
+                       deterministic)
     z = jnp.swapaxes(z, 2, 3)
     if spec.self_attn:
       z = NormLayer(spec, name='norm_attn')(z + x_attn, deterministic)
-    return z + h
+    return z
 
 
-class FeatureMixerBlock(nn.Module):
+class FeatureMixerBlock(_NormMixResidual):
   """Mixing across the hidden axis: norm -> MLP(d) -> gate(d) + residual."""
-  spec: MixerSpec
-  dtype: Optional[Dtype] = None
 
-  @nn.compact
-  def __call__(self, h: Array, deterministic: bool) -> Array:
-    spec = self.spec
-    z = NormLayer(spec, name='norm')(h, deterministic)
-    z = MLP(spec.d_model, spec.d_model, spec, self.dtype, name='mlp')(
-        z, deterministic)
-    if spec.gated_attn:
-      z = GatedAttention(spec.d_model, spec.init, self.dtype,
-                         name='gating_block')(z)
-    return z + h
+  def mix(self, z: Array, deterministic: bool) -> Array:
+    return _mlp_then_gate(z, self.spec, self.dtype, deterministic)
 
 
-class ChannelFeatureMixerBlock(nn.Module):
+class ChannelFeatureMixerBlock(_NormMixResidual):
   """Mixing across channels: norm -> gate(c) -> MLP(c) + residual."""
-  spec: MixerSpec
-  dtype: Optional[Dtype] = None
 
-  @nn.compact
-  def __call__(self, h: Array, deterministic: bool) -> Array:
+  def check(self, h: Array) -> None:
     spec = self.spec
     if h.shape[1] != spec.num_channels:
       raise ValueError(
@@ -255,14 +263,16 @@ class ChannelFeatureMixerBlock(nn.Module):
           f'(num_input_channels plus categoricals) but the input has '
           f'{h.shape[1]}: set num_input_channels to the data\'s channel '
           'count.')
-    z = NormLayer(spec, name='norm')(h, deterministic)
+
+  def mix(self, z: Array, deterministic: bool) -> Array:
+    spec = self.spec
     z = jnp.transpose(z, (0, 3, 2, 1))
     if spec.gated_attn:
       z = GatedAttention(spec.num_channels, spec.init, self.dtype,
                          name='gating_block')(z)
     z = MLP(spec.num_channels, spec.num_channels, spec, self.dtype,
             name='mlp')(z, deterministic)
-    return jnp.transpose(z, (0, 3, 2, 1)) + h
+    return jnp.transpose(z, (0, 3, 2, 1))
 
 
 class MixerLayer(nn.Module):
