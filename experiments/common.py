@@ -19,6 +19,7 @@ from absl import flags
 from absl import logging as absl_logging
 import jax
 
+from ttm_jax import compilation
 from ttm_jax import errors
 
 COORDINATOR = flags.DEFINE_string(
@@ -61,13 +62,18 @@ def setup():
   # writers that the entry point reports itself: quiet unless --verbose.
   logging.getLogger('absl').setLevel(logging.INFO if VERBOSE.value
                                      else logging.CRITICAL)
+  # ... and its asyncio tasks report their own failures when collected.
+  logging.getLogger('asyncio').setLevel(logging.INFO if VERBOSE.value
+                                        else logging.CRITICAL)
   logging.getLogger('jax').setLevel(logging.INFO if VERBOSE.value
                                     else logging.WARNING)
   if not VERBOSE.value:  # 'warning: ...' lines, not absl's log prefix.
     absl_logging.get_absl_handler().setFormatter(
         logging.Formatter('%(levelname)s: %(message)s'))
-  if CPU_DEVICES.value:
-    jax.config.update('jax_num_cpu_devices', CPU_DEVICES.value)
+  # One CPU device per core (the data mesh then splits each batch across
+  # the cores; no effect on GPU/TPU runs), and compiled programs cached.
+  compilation.use_cpu_cores(CPU_DEVICES.value or None)
+  compilation.enable_persistent_cache()
   if COORDINATOR.value:
     jax.distributed.initialize(coordinator_address=COORDINATOR.value,
                                num_processes=NUM_PROCESSES.value,

@@ -381,9 +381,10 @@ def test_nan_in_past_values_is_missing_and_said_once(caplog):
   ttm._NAN_WARNED.clear()  # pylint: disable=protected-access
   with caplog.at_level('WARNING'):
     eager = model.apply(variables, past).prediction_outputs
+    eager_again = model.apply(variables, past).prediction_outputs
     jitted = jax.jit(model.apply)(variables, past).prediction_outputs
-    jax.effects_barrier()
   assert np.isfinite(eager).all()
+  np.testing.assert_array_equal(eager, eager_again)
   np.testing.assert_allclose(eager, expected, atol=1e-6)
   np.testing.assert_allclose(jitted, expected, atol=1e-5)
   warnings = [r for r in caplog.records if 'treated as missing' in

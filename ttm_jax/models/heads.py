@@ -175,7 +175,7 @@ class TinyTimeMixerForPredictionHead(nn.Module):
     b, c, n, d = hidden.shape
     config = self.config
     init = initializers.InitSpec.from_config(config)
-    x = nn.Dropout(config.head_dropout)(hidden.reshape(b, c, n * d),
+    x = layers.Dropout(config.head_dropout)(hidden.reshape(b, c, n * d),
                                         deterministic=deterministic)
     forecast = layers.Linear(config.prediction_length, init, self.dtype,
                              name='base_forecast_block')(x)

@@ -63,7 +63,7 @@ class Checkpoints:
     print(f'Checkpoint step {step} is damaged ({type(error).__name__}: '
           f'{reason}); moved it to {target} and trying the previous one.',
           flush=True)
-    _LOG.warning('Damaged checkpoint %d moved to %s: %r', step, target, error)
+    _LOG.debug('Damaged checkpoint %d moved to %s: %r', step, target, error)
     sync_global_devices('ttm_jax damaged checkpoint moved')
     self.latest.reload()
 

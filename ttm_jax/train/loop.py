@@ -309,6 +309,11 @@ def setup(config, workdir: str) -> Run:
   """The run's mesh, model, data, writer and evaluation step."""
   os.makedirs(workdir, exist_ok=True)
   mesh = sharding.make_mesh()
+  if config.task != 'zero_shot' and config.data.batch_size % mesh.size:
+    raise errors.ConfigError(
+        f'config.data.batch_size={config.data.batch_size} does not split '
+        f'over the {mesh.size} devices of the data mesh: use a multiple of '
+        f'{mesh.size} (on CPU, or set --cpu_devices to a divisor).')
   model = factory.create_model(config)
   if model.new_weights:
     _LOG.warning('New weights: %s', model.new_weights)

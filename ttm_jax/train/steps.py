@@ -10,6 +10,7 @@ import jax
 import numpy as np
 import optax
 
+from ttm_jax import compilation
 from ttm_jax import metrics as metrics_lib
 from ttm_jax import optim
 from ttm_jax import sharding
@@ -54,8 +55,8 @@ def make_train_step(model: factory.Model, optimizer: optim.Optimizer,
     return new_state, metrics
 
   replicated = sharding.replicated(mesh)
-  return jax.jit(step, donate_argnums=(0,),
-                 out_shardings=(replicated, replicated))
+  return compilation.jit(step, 'train', donate_argnums=(0,),
+                         out_shardings=(replicated, replicated))
 
 
 def make_eval_step(model: factory.Model,
@@ -81,8 +82,9 @@ def make_eval_step(model: factory.Model,
 
   replicated = sharding.replicated(mesh)
   # Totals are not donated: the evaluator waits on the previous ones.
-  add = jax.jit(lambda v, b, t: metrics_lib.accumulate(t, sums(v, b)),
-                out_shardings=replicated)
+  add = compilation.jit(
+      lambda v, b, t: metrics_lib.accumulate(t, sums(v, b)), 'infer',
+      out_shardings=replicated)
 
   def step(variables, batch, totals=None):
     if totals is None:  # Zeros of the sums' shapes (traced, not compiled).
@@ -92,3 +94,37 @@ def make_eval_step(model: factory.Model,
     return add(variables, batch, totals)
 
   return step
+
+
+def make_predict_fn(model: factory.Model, mesh,
+                    variables=None) -> Callable:
+  """`predict(batch) -> TTMOutput` for inference with `variables` (default
+  the model's), jitted with the inference options. A batch of at least one
+  window per device is split over the mesh (padded to a multiple of the
+  devices, then cut back); a smaller one runs on one device."""
+  module, config = model.module, model.config
+  variables = model.variables if variables is None else variables
+  devices = mesh.devices.size
+
+  def apply(v, batch):
+    return module.apply(v, **ttm.model_inputs(batch, config))
+
+  single = compilation.jit(apply, 'infer')
+  spread = compilation.jit(apply, 'infer',
+                           out_shardings=sharding.replicated(mesh))
+  on_one = jax.device_put(variables, mesh.devices.flat[0])
+  on_all = sharding.replicate(variables, mesh)
+
+  def predict(batch):
+    ttm.warn_if_nan(batch.get('past_values'))
+    size = len(next(iter(batch.values())))
+    if size < devices:
+      return single(on_one, batch)
+    padded = sharding.round_to_devices(size, mesh)
+    if padded != size:
+      batch = {k: np.concatenate([v, np.repeat(v[:1], padded - size, 0)])
+               for k, v in batch.items()}
+    out = spread(on_all, sharding.shard_batch(batch, mesh))
+    return jax.tree.map(lambda x: x[:size] if x.ndim else x, out)
+
+  return predict
