@@ -68,6 +68,31 @@ class Dropout(nn.Module):
     return jnp.where(keep, x * scale, jnp.zeros((), x.dtype))
 
 
+@jax.custom_vjp
+def mixed_matmul(x: Array, kernel: Array) -> Array:
+  """x @ kernel in their (low) precision, accumulated to float32; the
+  backward products are in that precision too (the float32 cotangent is
+  cast down), as mixed-precision training does them."""
+  return jnp.matmul(x, kernel, preferred_element_type=jnp.float32)
+
+
+def _mixed_matmul_fwd(x, kernel):
+  return mixed_matmul(x, kernel), (x, kernel)
+
+
+def _mixed_matmul_bwd(residuals, grad):
+  x, kernel = residuals
+  grad = grad.astype(x.dtype)
+  dx = jnp.matmul(grad, kernel.T, preferred_element_type=jnp.float32)
+  dkernel = jnp.matmul(x.reshape(-1, x.shape[-1]).T,
+                       grad.reshape(-1, grad.shape[-1]),
+                       preferred_element_type=jnp.float32)
+  return dx.astype(x.dtype), dkernel.astype(kernel.dtype)
+
+
+mixed_matmul.defvjp(_mixed_matmul_fwd, _mixed_matmul_bwd)
+
+
 class Linear(nn.Module):
   """torch.nn.Linear on the last axis (kernel [in, out], bias [out])."""
   features: int
@@ -83,9 +108,12 @@ class Linear(nn.Module):
                         (fan_in, self.features), jnp.float32)
     bias = self.param('bias', initializers.initializer(bias_spec),
                       (self.features,), jnp.float32)
-    dtype = self.dtype or x.dtype
-    return jnp.matmul(x.astype(dtype), kernel.astype(dtype)) + bias.astype(
-        dtype)
+    if self.dtype is None:
+      return jnp.matmul(x, kernel.astype(x.dtype)) + bias.astype(x.dtype)
+    # Mixed precision: the product in `dtype` (e.g. bfloat16 on GPU/TPU
+    # matrix units), accumulated and returned in float32, so everything
+    # around the matmuls (norms, GELU, softmax, loss, optimiser) stays fp32.
+    return mixed_matmul(x.astype(self.dtype), kernel.astype(self.dtype)) + bias
 
 
 def gelu(x: Array) -> Array:
