@@ -1,17 +1,21 @@
-r"""Pretraining TTM from scratch: channel-independent univariate windows from
-Monash `.tsf` files (and/or the synthetic corpus), mixed in proportion to
-their window counts, with diverse resolution sampling (TTM_SPEC.md 4.1).
+r"""Pretraining TTM from scratch: channel-independent univariate windows
+mixed over sources (in proportion to their window counts unless weighted),
+diverse resolution sampling (DRS), resolution prefix tuning (TTM_SPEC 4.1).
 
+From a corpus prepared on disk (streamed; each host reads only its share):
+
+  .venv/bin/python -m experiments.prepare_corpus --out /data/corpus \
+      --source 'monash:../shared/data/monash/*.tsf' \
+      --source csv:../shared/data/libcity/los_speed.csv,freq=5min
   .venv/bin/python -m experiments.train \
-      --config configs/pretrain.py:arch=r2_512,tsf_dir=../shared/data/monash \
+      --config configs/pretrain.py:corpus=/data/corpus,arch=tiny,steps=2000 \
       --workdir /tmp/ttm_pretrain
 
-arch: tiny | r2_512 (context 512, P 64, D 192, the r1/r2 512 shape) |
-r2_1024 (P 128, D 384). IBM's recipe: AdamW + one-cycle, LR 1e-3, batch
-3000, 25 epochs, early stopping; here the batch and step budget are config
-fields (a full r2 run is 24-30 h on 6 A100s; this is a workbench for
-ablations at smaller scale). Hourly files get 2h/4h/D copies, 10-minute ones
-30min/h, daily ones W.
+or, small, in memory: `configs/pretrain.py:tsf_dir=...` (three Monash files)
+or `synthetic=true`. arch: a preset of ttm_jax.models.presets (tiny, small,
+r2_512 = the r1/r2 512 shape, r2_1024). IBM's recipe: AdamW + one-cycle, LR
+1e-3, batch 3000, 25 epochs, early stopping; here batch and steps are
+arguments (a full r2 run is 24-30 h on 6 A100s).
 """
 
 from configs import common
@@ -19,35 +23,45 @@ from configs import common
 TSF_FILES = ('m4_hourly_dataset.tsf',
              'kdd_cup_2018_dataset_without_missing_values.tsf',
              'saugeenday_dataset.tsf')
+# DRS for the in-memory corpora (a prepared corpus carries its own copies).
+DRS = {'h': (24,), '10min': (3, 6), '15min': (2, 4), 'D': (7,), 'd': (7,)}
 
 
 def get_config(arg=None):
-  arg = common.parse_arg(arg, arch='r2_512', tsf_dir='', synthetic=True,
-                         steps=20000, batch=256, horizon=96, rpt=True)
+  arg = common.parse_arg(arg, corpus='', arch='r2_512', tsf_dir='',
+                         synthetic=False, steps=20000, batch=256, horizon=96,
+                         context=0, rpt=True, lr=1e-3, eval_windows=20000,
+                         eval_every=1000, quick=False)
   config = common.base_config()
   config.task = 'pretrain'
-  config.context_length = {'tiny': 256, 'r2_1024': 1024}.get(arg.arch, 512)
+  config.context_length = arg.context or {'tiny': 256, 'r2_1024': 1024}.get(
+      arg.arch, 512)
   config.prediction_length = arg.horizon
   config.model.preset = arg.arch
   config.model.arch = dict(resolution_prefix_tuning=arg.rpt,
                            frequency_token_vocab_size=10)
-  drs = {'h': (24,), '10min': (3, 6), '15min': (2, 4), 'D': (7,),
-         'd': (7,)}
-  corpora = []
-  if arg.tsf_dir:
-    corpora += [dict(kind='tsf', path=f'{arg.tsf_dir}/{name}',
-                     drs_factors=drs, drs_method='mean')
-                for name in TSF_FILES]
-  if arg.synthetic:
-    corpora.append(dict(kind='synthetic', num_series=256, seed=0,
-                        drs_factors=drs, drs_method='mean'))
-  config.data.update(kind='pretrain', name='pretrain', batch_size=arg.batch,
-                     eval_batch_size=512, num_threads=4, seed=0,
-                     corpora=corpora)
-  config.optim.lr = 1e-3
+  if arg.corpus:
+    config.data.update(kind='corpus', name='pretrain', corpus_dir=arg.corpus,
+                       eval_max_windows=arg.eval_windows)
+  else:
+    corpora = [dict(kind='tsf', path=f'{arg.tsf_dir}/{name}',
+                    drs_factors=DRS, drs_method='mean')
+               for name in TSF_FILES] if arg.tsf_dir else []
+    if arg.synthetic or not corpora:
+      corpora.append(dict(kind='synthetic', num_series=256, seed=0,
+                          drs_factors=DRS, drs_method='mean'))
+    config.data.update(kind='pretrain', name='pretrain', corpora=corpora)
+  config.data.update(batch_size=arg.batch, eval_batch_size=512,
+                     num_threads=4, seed=0)
+  config.optim.lr = arg.lr
   config.num_steps = arg.steps
-  config.steps_per_epoch = 1000
-  config.eval_every_steps = 1000
-  config.checkpoint_every_steps = 1000
+  config.steps_per_epoch = arg.eval_every
+  config.eval_every_steps = arg.eval_every
+  config.checkpoint_every_steps = arg.eval_every
+  config.early_stopping_patience = 10
   config.plot = True
+  if arg.quick:  # Seconds; used by tests.
+    config.data.num_threads = 0
+    config.data.eval_batch_size = 64
+    config.plot = False
   return config

@@ -184,23 +184,56 @@ def uninterrupted(tmp_path_factory):
   return workdir
 
 
-def test_two_processes_match_one_process(tmp_path, uninterrupted):
-  """jax.distributed on CPU (gloo): 2 processes x 2 devices vs 1 x 4, same
-  global batch, same losses."""
-  port = _free_port()
+def test_two_processes_found_from_slurm_variables_match_one(tmp_path,
+                                                           uninterrupted):
+  """Two local processes given only SLURM's environment (no --coordinator
+  flags) find each other through JAX's cluster detection; 2 processes x 2
+  devices give the losses of 1 x 4 (gloo CPU collectives)."""
   multi = tmp_path / 'multi'
+  slurm = dict(SLURM_JOB_ID='4242', SLURM_STEP_NODELIST='localhost',
+               SLURM_NTASKS='2', JAX_COORDINATOR_PORT=str(_free_port()))
   procs = [
-      _run(RUN_ARGS + ['--workdir', str(multi), '--cpu_devices=2',
-                       f'--coordinator=localhost:{port}',
-                       '--num_processes=2', f'--process_id={i}'],
+      _run(RUN_ARGS + ['--workdir', str(multi), '--cpu_devices=2'],
+           env_extra=dict(slurm, SLURM_PROCID=str(i), SLURM_LOCALID=str(i)),
            wait=False) for i in range(2)]
+  outs = []
   for p in procs:
     out, _ = p.communicate(timeout=600)
     assert p.returncode == 0, out[-3000:]
+    outs.append(out)
+  assert any('Cluster detected: process 0 of 2' in out for out in outs)
   a, b = _train_losses(uninterrupted), _train_losses(multi)
   assert sorted(a) == sorted(b) == list(range(1, 41))
   np.testing.assert_allclose([b[k] for k in a], [a[k] for k in a],
                              atol=1e-5, rtol=0)
+
+
+def test_explicit_flags_override_the_detected_cluster(monkeypatch):
+  from absl import flags as absl_flags  # pylint: disable=g-import-not-at-top
+  from experiments import common  # pylint: disable=g-import-not-at-top
+  calls = []
+  monkeypatch.setattr(jax.distributed, 'initialize',
+                      lambda *a, **k: calls.append(k))
+  monkeypatch.setattr(common.compilation, 'use_cpu_cores', lambda *a: 1)
+  monkeypatch.setattr(common.compilation, 'enable_persistent_cache',
+                      lambda *a: None)
+  for key, value in dict(SLURM_JOB_ID='7', SLURM_STEP_NODELIST='node1',
+                         SLURM_NTASKS='4', SLURM_PROCID='3',
+                         SLURM_LOCALID='1').items():
+    monkeypatch.setenv(key, value)
+  values = absl_flags.FLAGS
+  if not values.is_parsed():
+    values(['test'])
+  assert common._detected_cluster()[1:] == (4, 3)  # pylint: disable=protected-access
+  common.setup()
+  assert calls == [{}]  # Detected: JAX reads the cluster itself.
+  calls.clear()
+  monkeypatch.setattr(values, 'coordinator', 'host0:1234')
+  monkeypatch.setattr(values, 'num_processes', 2)
+  monkeypatch.setattr(values, 'process_id', 1)
+  common.setup()
+  assert calls == [dict(coordinator_address='host0:1234', num_processes=2,
+                        process_id=1)]
 
 
 def test_sigkill_and_restart_is_bit_identical(tmp_path, uninterrupted):

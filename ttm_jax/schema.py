@@ -22,7 +22,7 @@ import ml_collections
 from ttm_jax import errors
 
 TASKS = ('pretrain', 'finetune', 'zero_shot')
-DATA_KINDS = ('benchmark', 'csv', 'pretrain')
+DATA_KINDS = ('benchmark', 'csv', 'pretrain', 'corpus')
 SPLITS = ('train', 'valid', 'test')
 Check = Callable[[Any], Optional[str]]  # A complaint, or None when valid.
 
@@ -136,7 +136,8 @@ SCHEMA: Dict[str, Any] = {
     },
     'data': {
         'kind': Field('benchmark', "'benchmark' (registered file), 'csv' "
-                      "(a file of yours) or 'pretrain' (corpora).",
+                      "(a file of yours), 'pretrain' (corpora in memory) or "
+                      "'corpus' (a prepared corpus folder, streamed).",
                       one_of(*DATA_KINDS)),
         'name': Field('etth1', 'Registered benchmark (kind benchmark), else '
                       'the label of the results.'),
@@ -181,6 +182,24 @@ SCHEMA: Dict[str, Any] = {
         'corpora': Field((), 'Pretraining corpora (kind pretrain), each a '
                          'dict of the CORPUS fields.',
                          only_for=('pretrain',)),
+        'corpus_dir': Field('', 'A corpus made by experiments.'
+                            'prepare_corpus (kind corpus).',
+                            only_for=('corpus',)),
+        'corpus_sources': Field((), 'Its sources to use (kind corpus); '
+                                'empty: all.', each(_strings),
+                                only_for=('corpus',)),
+        'corpus_weights': Field({}, 'Mixture weight per source (kind '
+                                'corpus); unnamed sources weigh their '
+                                'window count ** mixture_power.',
+                                only_for=('corpus',)),
+        'mixture_power': Field(1.0, 'Unnamed sources weigh (window count) '
+                               '** this: 1 proportional, 0 uniform, 0.5 '
+                               'tempered (kind corpus).', in_range(0.0, 1.0),
+                               only_for=('corpus',)),
+        'eval_max_windows': Field(20000, 'Validation and test windows '
+                                  'evaluated (kind corpus): a fixed seeded '
+                                  'subset; 0: every window.', at_least(0),
+                                  only_for=('corpus',)),
     },
     'optim': {
         'lr': Field(1e-3, 'Peak learning rate (unless the LR finder runs).',
@@ -410,6 +429,10 @@ def resolve(config) -> ml_collections.ConfigDict:
           '(there is nothing to evaluate)')
   if resolved['data']['kind'] == 'csv' and not resolved['data']['path']:
     _fail('data.path', '', "must name the file when data.kind='csv'")
+  if resolved['data']['kind'] == 'corpus' and not resolved['data'][
+      'corpus_dir']:
+    _fail('data.corpus_dir', '', "must name the corpus folder when "
+          "data.kind='corpus'")
   from ttm_jax import metrics  # pylint: disable=g-import-not-at-top
   unknown = [m for m in resolved['eval_metrics'] if m not in metrics.METRICS]
   if unknown or not resolved['eval_metrics']:

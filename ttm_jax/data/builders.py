@@ -11,8 +11,10 @@ import dataclasses
 from typing import Any, List, Optional, Tuple
 
 import grain
+import numpy as np
 
 from ttm_jax import errors
+from ttm_jax.data import corpus as corpus_lib
 from ttm_jax.data import forecasting
 from ttm_jax.data import pipeline
 from ttm_jax.data import pretrain
@@ -120,7 +122,60 @@ def _pretrain(config) -> Data:
               config.data.name, weights=[float(len(t)) for t in trains])
 
 
-_BUILDERS = {'benchmark': _benchmark, 'csv': _csv, 'pretrain': _pretrain}
+class Subset:
+  """Some windows of a source, by index (a fixed evaluation sample)."""
+
+  def __init__(self, source, indices: np.ndarray):
+    self.source, self.indices = source, indices
+
+  def __len__(self) -> int:
+    return len(self.indices)
+
+  def __getitem__(self, i: int):
+    return self.source[int(self.indices[int(i)])]
+
+
+def sample(source, count: int, seed: int):
+  """`count` windows of `source` drawn without replacement by a seeded lazy
+  shuffle (no array of all indices), in source order; all when `count` is 0
+  or covers it. The same for the same seed on every host and run."""
+  if not count or count >= len(source):
+    return source
+  shuffled = grain.MapDataset.range(len(source)).shuffle(seed=seed)
+  return Subset(source, np.sort([shuffled[i] for i in range(count)]))
+
+
+def _corpus(config) -> Data:
+  data = config.data
+  found = corpus_lib.Corpus(data.corpus_dir)
+  names = list(data.corpus_sources) or found.names
+  cl, fl = config.context_length, config.prediction_length
+  trains, weights, used = [], [], []
+  for name in names:
+    windows = found.windows('train', cl, fl, [name])
+    if len(windows):
+      trains.append(windows)
+      used.append(name)
+      weights.append(float(data.corpus_weights.get(
+          name, len(windows)**data.mixture_power)))
+  unknown = sorted(set(data.corpus_weights) - set(found.names))
+  if unknown:
+    raise errors.ConfigError(f'config.data.corpus_weights names {unknown}, '
+                             f'not sources of {data.corpus_dir} '
+                             f'({found.names}).')
+  if not trains:
+    raise errors.DataError(f'{data.corpus_dir}: no series of {names} is long '
+                           f'enough for one window of {cl} + {fl} steps.')
+  evaluated = [sample(found.windows(split, cl, fl, used),
+                      data.eval_max_windows, data.seed + k)
+               for k, split in enumerate(('valid', 'test'))]
+  return Data(trains, *evaluated, data.name, weights=weights,
+              notes=[f'{len(e)} {s} windows evaluated' for e, s in zip(
+                  evaluated, ('valid', 'test'))])
+
+
+_BUILDERS = {'benchmark': _benchmark, 'csv': _csv, 'pretrain': _pretrain,
+             'corpus': _corpus}
 
 
 def build_data(config) -> Data:

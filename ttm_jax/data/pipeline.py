@@ -100,14 +100,20 @@ def _host_block(stream, global_batch_size: int, process_index: int,
 
 
 class _Permutations:
-  """Per-epoch permutations of range(size), cached (a few epochs at once)."""
+  """Per-epoch permutations of range(size), computed lazily (grain's index
+  shuffle: a keyed bijection, no array of `size` indices), so a shuffle of
+  a billion windows costs no memory."""
 
   def __init__(self, size: int, seed: int):
     self.size, self.seed = size, seed
-    self.permutation = functools.lru_cache(maxsize=4)(self._permutation)
+    self.epochs = functools.lru_cache(maxsize=4)(self._epoch)
 
-  def _permutation(self, epoch: int) -> np.ndarray:
-    return np.random.default_rng([self.seed, epoch]).permutation(self.size)
+  def _epoch(self, epoch: int) -> grain.MapDataset:
+    mixed = int(np.random.SeedSequence([self.seed, epoch]).generate_state(1)[0])
+    return grain.MapDataset.range(self.size).shuffle(seed=mixed)
+
+  def __call__(self, epoch: int, position: int) -> int:
+    return int(self.epochs(epoch)[position])
 
 
 def _per_epoch(source, seed: int, num_epochs: Optional[int],
@@ -123,8 +129,8 @@ def _per_epoch(source, seed: int, num_epochs: Optional[int],
   def window(index):
     epoch, position = divmod(index, usable)
     if position >= size:
-      return _padding(source[int(permutations.permutation(epoch)[0])])
-    item = source[int(permutations.permutation(epoch)[position])]
+      return _padding(source[permutations(epoch, 0)])
+    item = source[permutations(epoch, position)]
     return {**item, 'weight': np.float32(1.0)} if pad else item
 
   count = usable * num_epochs if num_epochs else usable * (2**40 // usable)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -48,62 +48,89 @@ class TsfFile:
   equal_length: bool
 
 
-def read_tsf(path: str, encoding: str = 'cp1252') -> TsfFile:
-  """Parses the Monash forecasting archive's `.tsf` format.
+def _parse_values(text: str, path: str, number: int) -> np.ndarray:
+  """A series' comma-separated values, parsed by NumPy's C parser ('?' is
+  missing)."""
+  values = np.fromstring(text.replace('?', 'nan'), sep=',')  # pylint: disable=deprecated-method
+  if len(values) != text.count(',') + 1:
+    raise sources.DataError(f'{path}:{number}: a value is not a number '
+                            f'(in {text[:60]!r}...).')
+  return values
+
+
+def iter_tsf(path: str, encoding: str = 'cp1252', header: Optional[Dict[
+    str, Any]] = None) -> Iterator[Tuple[np.ndarray, Dict[str, str], str]]:
+  """(values, attributes, pandas freq) of each series of a Monash `.tsf`
+  file, one at a time (memory: one series). `header`, when given, receives
+  the file's @frequency, @horizon, @missing and @equallength.
 
   Header lines: `@attribute <name> <type>`, `@frequency`, `@horizon`,
   `@missing`, `@equallength`, then `@data`; each data line is the series'
   attribute values then its comma-separated values, separated by ':'. '?'
   is a missing value.
   """
-  names, frequency, horizon = [], None, None
-  missing, equal_length = False, False
-  series, attributes = [], []
-  in_data = False
+  header = {} if header is None else header
+  names, in_data = [], False
   with open(path, encoding=encoding, errors='replace') as f:
     for number, raw in enumerate(f, 1):
       line = raw.strip()
       if not line or line.startswith('#'):
         continue
       if not in_data:
-        if not line.startswith('@'):
-          raise sources.DataError(f'{path}:{number}: expected a header line '
-                                  f'(@...) before @data, got {line[:40]!r}.')
-        parts = line.split()
-        key = parts[0].lower()
-        if key == '@attribute':
-          if len(parts) != 3:
-            raise sources.DataError(f'{path}:{number}: bad @attribute line.')
-          names.append(parts[1])
-        elif key == '@frequency':
-          frequency = parts[1]
-        elif key == '@horizon':
-          horizon = int(parts[1])
-        elif key == '@missing':
-          missing = parts[1].lower() == 'true'
-        elif key == '@equallength':
-          equal_length = parts[1].lower() == 'true'
-        elif key == '@data':
-          in_data = True
+        in_data = _header_line(line, path, number, names, header)
         continue
       fields = line.split(':')
       if len(fields) != len(names) + 1:
         raise sources.DataError(
             f'{path}:{number}: expected {len(names)} attributes and the '
             f'values, got {len(fields)} ":"-separated fields.')
-      values = np.array(
-          [np.nan if v.strip() == '?' else float(v)
-           for v in fields[-1].split(',')], np.float64)
-      if np.isnan(values).any() and not missing:
+      values = _parse_values(fields[-1], path, number)
+      if np.isnan(values).any() and not header.get('missing'):
         _LOG.warning('%s:%d: missing values although @missing is false.',
                      path, number)
-      series.append(values)
-      attributes.append(dict(zip(names, fields[:-1])))
+      yield values, dict(zip(names, fields[:-1])), header['freq']
   if not in_data:
     raise sources.DataError(f'{path}: no @data section.')
-  return TsfFile(series=series, attributes=attributes, frequency=frequency,
-                 freq=MONASH_FREQUENCIES.get(frequency or '', ''),
-                 horizon=horizon, missing=missing, equal_length=equal_length)
+
+
+def _header_line(line: str, path: str, number: int, names: List[str],
+                 header: Dict[str, Any]) -> bool:
+  """Reads one header line into `names`/`header`; True at @data."""
+  if not line.startswith('@'):
+    raise sources.DataError(f'{path}:{number}: expected a header line (@...) '
+                            f'before @data, got {line[:40]!r}.')
+  parts = line.split()
+  key = parts[0].lower()
+  if key == '@attribute':
+    if len(parts) != 3:
+      raise sources.DataError(f'{path}:{number}: bad @attribute line.')
+    names.append(parts[1])
+  elif key == '@frequency':
+    header['frequency'] = parts[1]
+  elif key == '@horizon':
+    header['horizon'] = int(parts[1])
+  elif key == '@missing':
+    header['missing'] = parts[1].lower() == 'true'
+  elif key == '@equallength':
+    header['equal_length'] = parts[1].lower() == 'true'
+  elif key == '@data':
+    header['freq'] = MONASH_FREQUENCIES.get(header.get('frequency') or '', '')
+    return True
+  return False
+
+
+def read_tsf(path: str, encoding: str = 'cp1252') -> TsfFile:
+  """A whole Monash `.tsf` file (see `iter_tsf` for the format)."""
+  header: Dict[str, Any] = {}
+  series, attributes = [], []
+  for values, attrs, _ in iter_tsf(path, encoding, header):
+    series.append(values)
+    attributes.append(attrs)
+  return TsfFile(series=series, attributes=attributes,
+                 frequency=header.get('frequency'), freq=header['freq'],
+                 horizon=header.get('horizon'),
+                 missing=header.get('missing', False),
+                 equal_length=header.get('equal_length', False))
 
 
 @dataclasses.dataclass

@@ -8,6 +8,7 @@ statistics come from the train split and are passed in.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
@@ -153,9 +154,11 @@ def downsample(values: np.ndarray, factor: int, method: str = 'mean'
   if method == 'mean':
     usable = (len(values) // factor) * factor
     blocks = values[:usable].reshape(-1, factor, *values.shape[1:])
-    with np.errstate(invalid='ignore'):
-      return np.nanmean(blocks, axis=1) if np.isnan(blocks).any() else \
-          blocks.mean(axis=1)
+    if not np.isnan(blocks).any():
+      return blocks.mean(axis=1)
+    with warnings.catch_warnings():  # An all-missing block stays missing.
+      warnings.simplefilter('ignore', RuntimeWarning)
+      return np.nanmean(blocks, axis=1)
   raise ValueError(f"method must be 'mean' or 'decimate', got {method!r}.")
 
 

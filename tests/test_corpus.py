@@ -1,0 +1,221 @@
+"""The pretraining corpus on disk: conversion from every source kind,
+windows read back exactly, arithmetic indexing, host shards, exact resume
+of the streamed mixture, and clear errors for damaged corpora."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from experiments import prepare_corpus
+from ttm_jax import errors
+from ttm_jax.data import builders
+from ttm_jax.data import corpus
+from ttm_jax.data import pipeline
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CL, FL = 48, 16
+
+
+def _tsf(path, series):
+  lines = ['@relation test', '@attribute series_name string',
+           '@attribute start_timestamp date', '@frequency hourly',
+           '@missing true', '@equallength false', '@data']
+  for i, values in enumerate(series):
+    text = ','.join('?' if np.isnan(v) else repr(float(v)) for v in values)
+    lines.append(f'T{i}:2020-01-01 00-00-00:{text}')
+  path.write_text('\n'.join(lines) + '\n')
+
+
+@pytest.fixture(scope='module')
+def made(tmp_path_factory):
+  """A corpus of a .tsf file, a wide and a long CSV, and synthetic series,
+  with small chunks so that long series span several records."""
+  root = tmp_path_factory.mktemp('corpus')
+  rng = np.random.default_rng(0)
+  series = [rng.normal(size=n).cumsum() + 50 for n in (300, 700, 40, 1500)]
+  series[1][100:103] = np.nan
+  _tsf(root / 'a.tsf', series)
+  wide = pd.DataFrame({f's{k}': rng.normal(size=400) for k in range(3)})
+  wide.to_csv(root / 'wide.csv', index=False)
+  long = pd.DataFrame({'id': np.repeat(['x', 'y'], 250),
+                       'v': rng.normal(size=500)})
+  long.to_csv(root / 'long.csv', index=False)
+  preparer = corpus.Preparer(str(root / 'c'), drs={'h': [2]},
+                             chunk_length=256, max_window=100,
+                             shard_bytes=4096)
+  for spec in (f'monash:{root}/a.tsf', f'csv:{root}/wide.csv,freq=h',
+               f'csv:{root}/long.csv,id=id,value=v,freq=D',
+               'synthetic:num_series=4,length=500,seed=1'):
+    preparer.add_spec(spec)
+  manifest = preparer.close()
+  return dict(root=root, series=series, wide=wide, long=long,
+              manifest=manifest, corpus=corpus.Corpus(str(root / 'c')))
+
+
+def _expected(values, start, mean, std):
+  window = (np.asarray(values[start:start + CL + FL], np.float64) - mean) / std
+  return np.where(np.isnan(window), 0.0, window).astype(np.float32)
+
+
+def test_manifest_counts_and_drs_copies(made):
+  by_name = {s['name']: s for s in made['manifest']['sources']}
+  assert by_name['a']['num_series'] == 4 and by_name['a']['freq'] == 'h'
+  assert by_name['a']['num_values'] == sum(map(len, made['series']))
+  assert by_name['a@2h']['drs_of'] == 'a'
+  assert by_name['a@2h']['num_values'] == sum(len(s) // 2
+                                               for s in made['series'])
+  assert by_name['wide']['num_series'] == 3
+  assert by_name['long']['num_series'] == 2
+  assert sum(len(s['shards']) for s in made['manifest']['sources']) > 8
+  # The long series are chunked: more records than series.
+  assert by_name['a']['num_records'] > by_name['a']['num_series']
+
+
+def test_every_train_window_is_the_series_slice_scaled(made):
+  found = made['corpus']
+  windows = found.windows('train', CL, FL, ['a'])
+  rule = found.rule
+  expected = []
+  for values in made['series']:
+    train_end, _ = rule.borders(len(values))
+    train = values[:train_end]
+    mean, std = np.nanmean(train), np.nanstd(train)
+    for start in range(0, train_end - CL - FL + 1):
+      expected.append(_expected(values, start, mean, std))
+  assert len(windows) == len(expected)
+  for i in range(len(windows)):  # Every window once, in series order.
+    item = windows[i]
+    got = np.concatenate([item['past_values'], item['future_values']])[:, 0]
+    np.testing.assert_allclose(got, expected[i], atol=1e-5, err_msg=str(i))
+  # NaN is missing: value 0, mask 0.
+  masks = [np.concatenate([w['past_observed_mask'], w['future_observed_mask']])
+           for w in (windows[i] for i in range(len(windows)))]
+  assert sum((~m).sum() for m in masks) > 0
+
+
+def test_valid_and_test_windows_start_a_context_early(made):
+  found = made['corpus']
+  values = made['series'][3]  # 1500 rows, several chunks.
+  train_end, valid_end = found.rule.borders(len(values))
+  for split, first, last in (('valid', train_end - CL, valid_end),
+                             ('test', valid_end - CL, len(values))):
+    windows = found.windows(split, CL, FL, ['a'])
+    count = last - first - CL - FL + 1
+    tail = [windows[len(windows) - count + k] for k in (0, count - 1)]
+    mean = np.nanmean(values[:train_end])
+    std = np.nanstd(values[:train_end])
+    for item, start in zip(tail, (first, last - CL - FL)):
+      got = np.concatenate([item['past_values'], item['future_values']])[:, 0]
+      np.testing.assert_allclose(got, _expected(values, start, mean, std),
+                                 atol=1e-5)
+
+
+def test_index_is_per_record_not_per_window(made):
+  windows = made['corpus'].windows('train', CL, FL)
+  records = len(made['corpus'].index['source'])
+  assert len(windows) > 5 * records
+  assert all(len(a) <= records for a in (windows.rows, windows.cumulative,
+                                         windows.first_start))
+
+
+def test_hosts_read_disjoint_shares_and_resume_exactly(made):
+  found = made['corpus']
+  sources = [found.windows('train', CL, FL, [n]) for n in ('a', 'wide')]
+  def stream(process_index=0, process_count=1):
+    return pipeline.mixture_dataset(sources, [2.0, 1.0], 8, seed=3,
+                                    process_index=process_index,
+                                    process_count=process_count)
+  first = iter(stream())
+  head = [next(first) for _ in range(3)]
+  state = first.get_state()
+  rest = [next(first) for _ in range(4)]
+  resumed = iter(stream())
+  resumed.set_state(state)
+  for a, b in zip(rest, (next(resumed) for _ in range(4))):
+    np.testing.assert_array_equal(a['past_values'], b['past_values'])
+  halves = [next(iter(stream(i, 2))) for i in range(2)]
+  np.testing.assert_array_equal(
+      np.concatenate([h['past_values'] for h in halves]),
+      head[0]['past_values'])
+
+
+def test_evaluation_sample_is_fixed_and_capped(made):
+  windows = made['corpus'].windows('valid', CL, FL)
+  a = builders.sample(windows, 10, seed=5)
+  b = builders.sample(windows, 10, seed=5)
+  assert len(a) == 10 and list(a.indices) == list(b.indices)
+  assert list(a.indices) == sorted(set(a.indices))
+  assert builders.sample(windows, 0, seed=5) is windows
+
+
+def test_engine_pretrains_on_a_corpus(made, tmp_path):
+  from configs import pretrain  # pylint: disable=g-import-not-at-top
+  from ttm_jax import train  # pylint: disable=g-import-not-at-top
+  config = pretrain.get_config(
+      f'corpus={made["root"] / "c"},arch=tiny,steps=4,eval_every=2,batch=8,'
+      f'context={CL},horizon={FL},eval_windows=16,quick=true')
+  with config.unlocked():
+    config.model.arch = dict(config.model.arch, patch_length=8,
+                             patch_stride=8)
+    config.tensorboard = False
+  (record,) = train.train_and_evaluate(config, str(tmp_path))
+  assert record['num_windows'] == 16 and np.isfinite(record['mse'])
+
+
+# ------------------------------------------------------------------ errors
+def _run(*args):
+  process = subprocess.run(
+      [sys.executable, '-m', 'experiments.prepare_corpus', *args], cwd=ROOT,
+      env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, text=True,
+      timeout=300)
+  return process.returncode, process.stdout + process.stderr
+
+
+def test_prepare_cli_errors_are_one_line(made, tmp_path):
+  rc, out = _run('--out', str(tmp_path / 'x'), '--source',
+                 f'monash:{tmp_path}/none*.tsf')
+  assert rc == 2 and 'matches no file' in out and 'Traceback' not in out
+  ett = tmp_path / 'ETTh1.csv'
+  made['wide'].to_csv(ett, index=False)
+  rc, out = _run('--out', str(tmp_path / 'y'), '--source', f'csv:{ett}')
+  assert rc == 2 and "registered benchmark 'etth1'" in out
+  assert 'Traceback' not in out
+  rc, out = _run('--out', str(tmp_path / 'z'), '--source', 'bogus:1')
+  assert rc == 2 and 'expected monash:GLOB' in out
+
+
+def test_damaged_corpora_are_named(made, tmp_path):
+  good = made['root'] / 'c'
+  manifest = json.loads((good / corpus.MANIFEST).read_text())
+  shard = manifest['sources'][0]['shards'][0]['file']
+  cases = {}
+  for case in ('missing', 'truncated', 'count'):
+    folder = tmp_path / case
+    shutil.copytree(good, folder)
+    cases[case] = folder
+  os.remove(cases['missing'] / shard)
+  with open(cases['truncated'] / shard, 'r+b') as f:
+    f.truncate(1000)
+  changed = json.loads((cases['count'] / corpus.MANIFEST).read_text())
+  changed['sources'][0]['shards'][0]['num_records'] += 1
+  (cases['count'] / corpus.MANIFEST).write_text(json.dumps(changed))
+  for case, words in (('missing', 'is missing'), ('truncated', 'corrupt'),
+                      ('count', 'does not match its shards')):
+    with pytest.raises(errors.DataError, match=words) as raised:
+      corpus.Corpus(str(cases[case]))
+    assert shard.split('/')[-1] in str(raised.value)
+  with pytest.raises(errors.DataError, match='not a prepared corpus'):
+    corpus.Corpus(str(tmp_path))
+
+
+def test_drs_flag_parsing():
+  assert prepare_corpus.parse_drs('h=2,24;10min=3') == {'h': [2, 24],
+                                                       '10min': [3]}
+  with pytest.raises(errors.ConfigError, match='freq=f1,f2'):
+    prepare_corpus.parse_drs('h:2')
