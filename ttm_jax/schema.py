@@ -121,6 +121,14 @@ SCHEMA: Dict[str, Any] = {
                       'main.'),
     'data_dir': Field('', 'Folder of registered benchmark files; empty: '
                       '$TTM_DATA_DIR.'),
+    'baseline': Field('', "Evaluate a naive forecaster instead of a model "
+                      "(task zero_shot): 'repeat_last', 'seasonal_naive' or "
+                      "'context_mean'.", one_of('', 'repeat_last',
+                                                 'seasonal_naive',
+                                                 'context_mean')),
+    'season_length': Field(0, 'Season of seasonal naive (and MASE); 0: from '
+                           "the data's frequency (hourly 24, 15-minute 96, "
+                           '...).', at_least(0)),
     'compute_dtype': Field('float32', "Matmul dtype, 'float32' or "
                            "'bfloat16' (parameters, norms, softmax and the "
                            'optimiser stay float32).',
@@ -240,6 +248,9 @@ SCHEMA: Dict[str, Any] = {
     'checkpoint_every_steps': Field(0, 'Checkpoint cadence; 0: at every '
                                     'validation.', at_least(0)),
     'keep_checkpoints': Field(3, 'Latest checkpoints kept.', positive()),
+    'checkpoint_dir': Field('', 'Where checkpoints go (a shared filesystem '
+                            'or a bucket path orbax writes, gs://...); '
+                            'empty: the workdir.'),
     'eval_splits': Field(('test',), 'Splits evaluated after training.',
                          each(one_of('valid', 'test'))),
     'eval_metrics': Field(('mse', 'mae'), 'Metrics of every evaluation '
@@ -424,9 +435,13 @@ def resolve(config) -> ml_collections.ConfigDict:
   _check_kind_fields(resolved)
   _check_corpora(resolved)
   _check_model(resolved)
-  if resolved['task'] == 'zero_shot' and not resolved['checkpoint']:
+  if resolved['baseline']:
+    if resolved['task'] != 'zero_shot' or resolved['checkpoint']:
+      _fail('baseline', resolved['baseline'], "evaluates without a model: "
+            "use task='zero_shot' and no checkpoint")
+  elif resolved['task'] == 'zero_shot' and not resolved['checkpoint']:
     _fail('checkpoint', '', "must name a checkpoint for task='zero_shot' "
-          '(there is nothing to evaluate)')
+          '(there is nothing to evaluate), or set config.baseline')
   if resolved['data']['kind'] == 'csv' and not resolved['data']['path']:
     _fail('data.path', '', "must name the file when data.kind='csv'")
   if resolved['data']['kind'] == 'corpus' and not resolved['data'][

@@ -151,9 +151,10 @@ class Workdir:
       return None
 
   def has_checkpoints(self) -> bool:
-    folder = self.file('checkpoints')
-    return os.path.isdir(folder) and any(
-        name.isdigit() for name in os.listdir(folder))
+    from etils import epath  # pylint: disable=g-import-not-at-top
+    root = self.config.get('checkpoint_dir') or self.path
+    folder = epath.Path(root) / 'checkpoints'
+    return folder.is_dir() and any(p.name.isdigit() for p in folder.iterdir())
 
   def resume_conflicts(self) -> List[str]:
     """'field: old -> new' for every RESUME_FIELDS difference with the

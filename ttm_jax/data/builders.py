@@ -42,6 +42,7 @@ class Data:
   scalers: Optional[List[windows.Scaler]] = None
   weights: Optional[List[float]] = None
   notes: List[str] = dataclasses.field(default_factory=list)
+  freq: str = ''  # Frequency of the data ('' when mixed).
 
   @property
   def is_mixture(self) -> bool:
@@ -72,7 +73,8 @@ def _benchmark(config) -> Data:
       data_dir=config.data_dir or None, fewshot_fraction=_fewshot(data),
       required=_required(config))
   return Data(splits.train, splits.valid, splits.test, data.name,
-              splits.scalers, notes=splits.notes)
+              splits.scalers, notes=splits.notes,
+              freq=sources.REGISTRY[data.name.lower()].freq)
 
 
 def _csv(config) -> Data:
@@ -90,7 +92,7 @@ def _csv(config) -> Data:
                         test_fraction=data.test_fraction),
       fewshot_fraction=_fewshot(data), required=_required(config))
   return Data(splits.train, splits.valid, splits.test, data.name,
-              splits.scalers, notes=splits.notes)
+              splits.scalers, notes=splits.notes, freq=table.freq)
 
 
 def _corpora(corpus_cfg) -> List[pretrain.UnivariateCorpus]:

@@ -33,6 +33,9 @@ _LOG = logging.getLogger(__name__)
 
 TTMConfig = config_lib.TTMConfig
 CONFIG_NAME = 'config.json'
+# TTMs pretrained by this project from public data (`load_pretrained(name)`).
+PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), 'pretrained')
 SAFETENSORS_NAME = 'model.safetensors'
 PYTORCH_NAME = 'pytorch_model.bin'
 _INDEXED = re.compile(r'^(.*)_(\d+)$')
@@ -252,6 +255,9 @@ def resolve(path_or_hub_id: str, revision: Optional[str] = None,
   """
   if os.path.isdir(path_or_hub_id):
     return path_or_hub_id
+  bundled = os.path.join(PRETRAINED_DIR, path_or_hub_id)
+  if '/' not in path_or_hub_id and os.path.isdir(bundled):
+    return bundled  # A TTM pretrained by this project (offline).
   if os.path.exists(path_or_hub_id) or path_or_hub_id.startswith(
       ('.', '/', '~')) or path_or_hub_id.count('/') != 1:
     raise CheckpointError(

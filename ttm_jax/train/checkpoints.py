@@ -10,6 +10,7 @@ import signal
 import time
 from typing import Any, Dict, Optional
 
+from etils import epath
 import grain
 import jax
 from jax.experimental.multihost_utils import sync_global_devices
@@ -19,15 +20,16 @@ _LOG = logging.getLogger(__name__)
 
 
 class Checkpoints:
-  """Latest-N (async) and best checkpoints under `workdir`.
+  """Latest-N (async) and best checkpoints under `root` (the workdir, or
+  any path orbax writes to: a shared filesystem, `gs://bucket/run`).
 
   A checkpoint that fails to restore (a truncated array file, a missing
-  item) is moved aside to `workdir/damaged/` (never deleted), said so, and
+  item) is moved aside to `root/damaged/` (never deleted), said so, and
   the next newest is tried.
   """
 
-  def __init__(self, workdir: str, keep: int):
-    root = os.path.abspath(workdir)
+  def __init__(self, root: str, keep: int):
+    root = root if '://' in root else os.path.abspath(root)
     self.root = root
     self.latest = ocp.CheckpointManager(
         os.path.join(root, 'checkpoints'),
@@ -56,8 +58,8 @@ class Checkpoints:
     folder = os.path.join(self.root, 'damaged')
     target = os.path.join(folder, f'{step}-{time.strftime("%Y%m%d-%H%M%S")}')
     if jax.process_index() == 0:
-      os.makedirs(folder, exist_ok=True)
-      os.replace(os.path.join(self.root, 'checkpoints', str(step)), target)
+      epath.Path(folder).mkdir(parents=True, exist_ok=True)
+      epath.Path(self.root, 'checkpoints', str(step)).rename(target)
     reason = (str(error).strip().split(' See full')[0].splitlines() or [''])[
         0][:200]
     print(f'Checkpoint step {step} is damaged ({type(error).__name__}: '

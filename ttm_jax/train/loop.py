@@ -24,6 +24,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import jax
 import ml_collections
 
+from ttm_jax import baselines
 from ttm_jax import errors
 from ttm_jax import metrics as metrics_lib
 from ttm_jax import optim
@@ -191,7 +192,8 @@ def fit(run: Run):
     raise errors.DataError(
         f'{run.data.num_train_windows} training windows are fewer than one '
         f'batch of {config.data.batch_size}.')
-  ckpts = checkpoints_lib.Checkpoints(run.workdir, config.keep_checkpoints)
+  ckpts = checkpoints_lib.Checkpoints(config.checkpoint_dir or run.workdir,
+                                      config.keep_checkpoints)
   selection = _Selection.fresh(_learning_rate(run, ckpts, drop),
                                config.early_stopping_patience)
   optimizer = _make_optimizer(config, plan, selection.record['learning_rate'],
@@ -294,6 +296,8 @@ def export(run: Run, variables, results: List[Dict[str, Any]],
   with open(workdir.file('results.json'), 'w') as f:
     json.dump(results, f, indent=2)
   workdir = run.workdir
+  if run.model is None:  # A baseline: nothing to export or plot.
+    return
   host_variables = jax.device_get(variables)
   if run.config.export:
     checkpoint.save_pretrained(os.path.join(workdir, 'export'),
@@ -314,14 +318,21 @@ def setup(config, workdir: str) -> Run:
         f'config.data.batch_size={config.data.batch_size} does not split '
         f'over the {mesh.size} devices of the data mesh: use a multiple of '
         f'{mesh.size} (on CPU, or set --cpu_devices to a divisor).')
+  data = builders.build_data(config)
+  metrics = metrics_lib.get(config.eval_metrics)
+  writer = writers.MetricWriter(workdir, config.tensorboard)
+  if config.baseline:  # A naive forecaster instead of a model.
+    forecast = baselines.forecaster(
+        config.baseline, config.prediction_length,
+        config.season_length or baselines.season_length(data.freq))
+    return Run(config, workdir, mesh, None, data, writer, metrics,
+               steps.make_eval_step(lambda v, b: forecast(b), metrics, mesh))
   model = factory.create_model(config)
   if model.new_weights:
     _LOG.warning('New weights: %s', model.new_weights)
-  data = builders.build_data(config)
-  metrics = metrics_lib.get(config.eval_metrics)
-  return Run(config, workdir, mesh, model, data,
-             writers.MetricWriter(workdir, config.tensorboard), metrics,
-             steps.make_eval_step(model, metrics, mesh))
+  return Run(config, workdir, mesh, model, data, writer, metrics,
+             steps.make_eval_step(steps.model_forecaster(model), metrics,
+                                  mesh, model.config))
 
 
 def train_and_evaluate(config, workdir: str,
@@ -344,7 +355,9 @@ def _run(config, folder: workdir_lib.Workdir) -> List[Dict[str, Any]]:
   run = setup(config, workdir)
   try:
     extra, step = {}, 0
-    variables = run.model.variables
+    variables = run.model.variables if run.model is not None else {}
+    if config.baseline:
+      extra['baseline'] = config.baseline
     if config.task != 'zero_shot':
       variables, extra['training'] = fit(run)
       step = extra['training']['steps']

@@ -59,25 +59,34 @@ def make_train_step(model: factory.Model, optimizer: optim.Optimizer,
                          out_shardings=(replicated, replicated))
 
 
-def make_eval_step(model: factory.Model,
-                   metrics: Sequence[metrics_lib.Metric], mesh) -> Callable:
-  """`step(variables, batch, totals) -> totals`: the batch's metric sums
-  (weighted by the future observed mask and the window `weight`) added to
-  the running totals on the device. `totals=None` starts them."""
-  module, config = model.module, model.config
+def model_forecaster(model: factory.Model) -> Callable:
+  """`forecast(variables, batch) -> [b, h, c']` of a TTM."""
+  def forecast(variables, batch):
+    return model.module.apply(
+        variables, **ttm.model_inputs(batch, model.config)).prediction_outputs
+  return forecast
+
+
+def make_eval_step(forecast: Callable, metrics: Sequence[metrics_lib.Metric],
+                   mesh, config=None) -> Callable:
+  """`step(variables, batch, totals) -> totals`: the metric sums of
+  `forecast(variables, batch)` on the batch (weighted by the future
+  observed mask and the window `weight`) added to running totals on the
+  device; `totals=None` starts them. `config` (a TTMConfig) aligns targets
+  with the forecast (horizon filter, channel selection); None: as given."""
+  pci = config.prediction_channel_indices if config is not None else None
 
   def sums(variables, batch):
-    out = module.apply(variables, **ttm.model_inputs(batch, config))
-    target, mask = ttm.align_targets(config, batch['future_values'],
-                                     batch['future_observed_mask'])
+    target, mask = batch['future_values'], batch['future_observed_mask']
+    if config is not None:
+      target, mask = ttm.align_targets(config, target, mask)
     eval_batch = metrics_lib.make_eval_batch(
-        prediction=out.prediction_outputs, target=target,
+        prediction=forecast(variables, batch), target=target,
         weight=mask * batch['weight'][:, None, None],
         past=batch['past_values'],
         past_weight=batch['past_observed_mask'] * batch['weight'][:, None,
                                                                    None],
-        window_weight=batch['weight'],
-        pci=config.prediction_channel_indices)
+        window_weight=batch['weight'], pci=pci)
     return metrics_lib.batch_sums(metrics, eval_batch)
 
   replicated = sharding.replicated(mesh)
