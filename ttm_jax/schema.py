@@ -166,12 +166,14 @@ SCHEMA: Dict[str, Any] = {
                       only_for=('csv',)),
         'timestamp_column': Field('date', 'Time column (kind csv); empty: '
                                   'none.', only_for=('csv',)),
-        'target_columns': Field((), 'Forecast targets (kind csv); empty: '
+        'target_columns': Field((), 'Forecast targets (kinds csv, '
+                                'benchmark), first in channel order; empty: '
                                 'every other column.', each(_strings),
-                                only_for=('csv',)),
+                                only_for=('csv', 'benchmark')),
         'control_columns': Field((), 'Exogenous columns with known future '
-                                 'values (kind csv).', each(_strings),
-                                 only_for=('csv',)),
+                                 'values, after the targets (kinds csv, '
+                                 'benchmark).', each(_strings),
+                                 only_for=('csv', 'benchmark')),
         'static_categorical_columns': Field(
             (), 'Per-series categorical columns (kind csv).',
             each(_strings), only_for=('csv',)),
@@ -200,6 +202,9 @@ SCHEMA: Dict[str, Any] = {
                                 'corpus); unnamed sources weigh their '
                                 'window count ** mixture_power.',
                                 only_for=('corpus',)),
+        'corpus_drs': Field(True, 'Use the diverse-resolution copies '
+                            '(kind corpus); False: only the sources as '
+                            'given.', only_for=('corpus',)),
         'mixture_power': Field(1.0, 'Unnamed sources weigh (window count) '
                                '** this: 1 proportional, 0 uniform, 0.5 '
                                'tempered (kind corpus).', in_range(0.0, 1.0),

@@ -71,7 +71,9 @@ def _benchmark(config) -> Data:
   splits = forecasting.load_benchmark(
       data.name, config.context_length, config.prediction_length,
       data_dir=config.data_dir or None, fewshot_fraction=_fewshot(data),
-      required=_required(config))
+      required=_required(config),
+      target_columns=list(data.target_columns) or None,
+      control_columns=list(data.control_columns))
   return Data(splits.train, splits.valid, splits.test, data.name,
               splits.scalers, notes=splits.notes,
               freq=sources.REGISTRY[data.name.lower()].freq)
@@ -151,6 +153,8 @@ def _corpus(config) -> Data:
   data = config.data
   found = corpus_lib.Corpus(data.corpus_dir)
   names = list(data.corpus_sources) or found.names
+  if not data.corpus_drs:  # Only the sources as given, no DRS copies.
+    names = [n for n in names if not found.is_drs_copy(n)]
   cl, fl = config.context_length, config.prediction_length
   trains, weights, used = [], [], []
   for name in names:

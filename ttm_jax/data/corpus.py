@@ -456,6 +456,10 @@ class Corpus:
     self._check_index()
     self._data = None
 
+  def is_drs_copy(self, name: str) -> bool:
+    """Whether source `name` is a diverse-resolution copy of another."""
+    return bool(self.manifest['sources'][self.names.index(name)]['drs_of'])
+
   def _paths(self) -> List[str]:
     return [os.path.join(self.folder, shard['file'])
             for source in self.manifest['sources'] for shard in source['shards']]

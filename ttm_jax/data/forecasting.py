@@ -156,10 +156,12 @@ def make_splits(table: sources.Table, context_length: int,
 def load_benchmark(name: str, context_length: int, prediction_length: int,
                    data_dir: Optional[str] = None,
                    fewshot_fraction: Optional[float] = None,
-                   required: Sequence[str] = ('train', 'valid', 'test')
-                   ) -> Splits:
+                   required: Sequence[str] = ('train', 'valid', 'test'),
+                   target_columns: Optional[Sequence[str]] = None,
+                   control_columns: Sequence[str] = ()) -> Splits:
   """A registered benchmark (ETTh1, weather, ...) under IBM's protocol."""
-  table = sources.read_registered(name, data_dir)
+  table = sources.read_registered(name, data_dir, target_columns,
+                                  control_columns)
   spec = sources.REGISTRY[name.lower()]
   return make_splits(table, context_length, prediction_length, spec.split,
                      fewshot_fraction=fewshot_fraction, required=required)

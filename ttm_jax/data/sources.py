@@ -328,8 +328,11 @@ def _encode_categoricals(rows: List[np.ndarray]) -> List[np.ndarray]:
   return list(codes)
 
 
-def read_registered(name: str, directory: Optional[str] = None) -> Table:
-  """A registered benchmark as a `Table`."""
+def read_registered(name: str, directory: Optional[str] = None,
+                    target_columns: Optional[Sequence[str]] = None,
+                    control_columns: Sequence[str] = ()) -> Table:
+  """A registered benchmark as a `Table` (every column a target, or the
+  named targets then the named controls)."""
   key = name.lower()
   if key not in REGISTRY:
     close = difflib.get_close_matches(key, list(REGISTRY), n=3)
@@ -339,4 +342,5 @@ def read_registered(name: str, directory: Optional[str] = None) -> Table:
   spec = REGISTRY[key]
   return read_table(locate(spec, directory),
                     timestamp_column=spec.timestamp_column, freq=spec.freq,
-                    published=True)
+                    target_columns=target_columns,
+                    control_columns=control_columns, published=True)

@@ -23,6 +23,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import jax
 import ml_collections
+import numpy as np
 
 from ttm_jax import baselines
 from ttm_jax import errors
@@ -286,6 +287,19 @@ def test(run: Run, variables, step: int,
   return records
 
 
+ARCHITECTURE_FIELDS = (
+    'context_length', 'prediction_length', 'patch_length', 'd_model',
+    'decoder_d_model', 'num_layers', 'decoder_num_layers',
+    'adaptive_patching_levels', 'resolution_prefix_tuning', 'mode',
+    'decoder_mode', 'enable_forecast_channel_mixing', 'num_input_channels',
+    'prediction_filter_length')
+
+
+def architecture(config) -> Dict[str, Any]:
+  """The architecture options results record (the sweeps' tables)."""
+  return {name: getattr(config, name) for name in ARCHITECTURE_FIELDS}
+
+
 def export(run: Run, variables, results: List[Dict[str, Any]],
            workdir: workdir_lib.Workdir) -> None:
   """results.json (an earlier one kept in history/), the reference-format
@@ -358,6 +372,10 @@ def _run(config, folder: workdir_lib.Workdir) -> List[Dict[str, Any]]:
     variables = run.model.variables if run.model is not None else {}
     if config.baseline:
       extra['baseline'] = config.baseline
+    else:
+      extra.update(parameters=int(sum(
+          np.size(x) for x in jax.tree_util.tree_leaves(variables['params']))),
+                   architecture=architecture(run.model.config))
     if config.task != 'zero_shot':
       variables, extra['training'] = fit(run)
       step = extra['training']['steps']

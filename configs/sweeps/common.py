@@ -1,0 +1,67 @@
+"""Shared pieces of the sweeps: argument defaults and the pretrain-then-
+zero-shot chain of the pretraining ablations."""
+
+from configs import common
+from configs import pretrain
+from configs import zero_shot
+from ttm_jax import sweeps
+
+BENCHMARKS = ('etth1', 'ettm1')
+
+
+def parse(arg, **extra):
+  """The arguments every pretraining ablation takes."""
+  return common.parse_arg(arg, corpus='', data_dir='', steps=1500, batch=256,
+                          seeds=3, context=512, horizon=96, arch='tiny',
+                          quick=False, **extra)
+
+
+def pretrain_base(arg, context=None, horizon=None):
+  """Pretraining on the corpus (small scale), RPT off unless swept."""
+  context, horizon = context or arg.context, horizon or arg.horizon
+  if arg.quick:
+    context, horizon = min(context, 64), min(horizon, 16)
+  config = pretrain.get_config(
+      f'corpus={arg.corpus},arch={arg.arch},steps={arg.steps},'
+      f'batch={arg.batch},context={context},horizon={horizon},rpt=false,'
+      f'eval_every={max(arg.steps // 3, 1)},eval_windows=2000,'
+      f'quick={arg.quick}')
+  config.early_stopping_patience = 0
+  config.export = True
+  config.plot = False
+  config.tensorboard = False
+  if arg.quick:  # Under a minute a point.
+    config.num_steps, config.data.batch_size = 24, 16
+    config.eval_every_steps = config.checkpoint_every_steps = 12
+    config.steps_per_epoch = 12
+    config.data.eval_max_windows = 64
+  return config
+
+
+def zero_shot_stages(arg, context=None, horizon=None):
+  """Zero-shot on ETTh1 and ETTm1 with the pretrained model."""
+  context, horizon = context or arg.context, horizon or arg.horizon
+  if arg.quick:
+    context, horizon = min(context, 64), min(horizon, 16)
+  out = []
+  for name in BENCHMARKS:
+    base = zero_shot.get_config(f'data={name},context={context},'
+                                f'horizon={horizon}')
+    base.tensorboard = False
+    out.append(sweeps.stage(name, base=base,
+                            checkpoint=sweeps.FROM_STAGE + 'pretrain',
+                            data_dir=arg.data_dir))
+  return out
+
+
+def seeded(arg, variants, stages=None):
+  """Every variant at every seed: points with the pretrain -> zero-shot
+  chain (or `stages`)."""
+  points = []
+  for variant in variants:
+    for seed in range(1 if arg.quick else arg.seeds):
+      point = dict(variant, seed=seed, **{'data.seed': seed})
+      point['stages'] = stages(variant) if stages else (
+          [sweeps.stage('pretrain')] + zero_shot_stages(arg))
+      points.append(point)
+  return points

@@ -1,0 +1,51 @@
+r"""The exogenous mixer on ETTh1: OT as the target, the other six columns as
+controls with known future values (as IBM's exogenous notebooks), decoder
+common_channel vs mix_channel, both with forecast channel mixing; head
+probing IBM's r2 512-96 on a fraction of the data (IBM's recipe otherwise),
+horizon 96, 3 seeds. The metric is on OT alone.
+
+  .venv/bin/python -m experiments.sweep \
+      --config configs/sweeps/exogenous.py:checkpoint=R2,data_dir=DATA \
+      --workdir W
+"""
+
+from configs import common
+from configs import few_shot
+
+CONTROLS = ('HUFL', 'HULL', 'MUFL', 'MULL', 'LUFL', 'LULL')
+
+
+def _parse(arg):
+  return common.parse_arg(arg, checkpoint=common.R2_CHECKPOINT, data_dir='',
+                          seeds=3, fraction=0.1, max_epochs=50, quick=False)
+
+
+def get_config(arg=None):
+  arg = _parse(arg)
+  config = few_shot.get_config(f'data=etth1,fraction={arg.fraction},'
+                               f'checkpoint={arg.checkpoint},'
+                               f'quick={arg.quick}')
+  config.data_dir = arg.data_dir
+  config.data.target_columns = ('OT',)
+  config.data.control_columns = CONTROLS
+  config.model.overrides = dict(
+      head_dropout=0.7, num_input_channels=1 + len(CONTROLS),
+      prediction_channel_indices=[0],
+      exogenous_channel_indices=list(range(1, 1 + len(CONTROLS))),
+      enable_forecast_channel_mixing=True, fcm_context_length=1,
+      fcm_use_mixer=True, fcm_prepend_past=True)
+  config.num_epochs = arg.max_epochs
+  config.export = False
+  config.tensorboard = False
+  return config
+
+
+def get_sweep(arg=None):
+  arg = _parse(arg)
+  points = []
+  for mode in ('common_channel', 'mix_channel'):
+    for seed in range(1 if arg.quick else arg.seeds):
+      points.append({'model.overrides.decoder_mode': mode, 'seed': seed,
+                     'data.seed': seed, '_group': f'decoder {mode}',
+                     '_baseline': mode == 'common_channel'})
+  return points

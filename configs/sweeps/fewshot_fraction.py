@@ -1,0 +1,49 @@
+r"""Few-shot fraction: 5, 10, 25, 50 and 100% of the training data, head
+probing IBM's r2 512-96 (IBM's recipe: LR finder, one-cycle, early stopping
+on validation), ETTh1 and ETTm1 at horizon 96, 3 seeds.
+
+  .venv/bin/python -m experiments.sweep \
+      --config configs/sweeps/fewshot_fraction.py:checkpoint=R2,data_dir=DATA \
+      --workdir W
+
+`max_epochs=E` caps the epochs (IBM: 50, patience 10), for CPU budgets.
+"""
+
+from configs import common
+from configs import few_shot
+
+FRACTIONS = (0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+def _parse(arg):
+  return common.parse_arg(arg, checkpoint=common.R2_CHECKPOINT, data_dir='',
+                          seeds=3, max_epochs=50, quick=False)
+
+
+def get_config(arg=None):
+  arg = _parse(arg)
+  config = few_shot.get_config(f'checkpoint={arg.checkpoint},'
+                               f'quick={arg.quick}')
+  config.data_dir = arg.data_dir
+  config.num_epochs = arg.max_epochs
+  config.export = False
+  config.tensorboard = False
+  return config
+
+
+def get_sweep(arg=None):
+  arg = _parse(arg)
+  fractions = FRACTIONS[:2] if arg.quick else FRACTIONS
+  datasets = ('etth1',) if arg.quick else ('etth1', 'ettm1')
+  points = []
+  for name in datasets:
+    for fraction in fractions:
+      for seed in range(1 if arg.quick else arg.seeds):
+        points.append({
+            'data.name': name,
+            'data.fewshot_fraction': fraction if fraction < 1 else 0.0,
+            'seed': seed, 'data.seed': seed,
+            '_name': f'{name}_{int(fraction * 100)}pct_seed{seed}',
+            '_group': f'{name} {int(fraction * 100)}%',
+            '_baseline': False})
+  return points

@@ -1,0 +1,50 @@
+r"""Fine-tuning mode on IBM's r2 512-96, 5% of the data: zero-shot vs head
+probing (backbone frozen) vs full fine-tuning, ETTh1 and ETTm1 at horizon
+96, 3 seeds (zero-shot is deterministic: one run).
+
+  .venv/bin/python -m experiments.sweep \
+      --config configs/sweeps/finetune_mode.py:checkpoint=R2,data_dir=DATA \
+      --workdir W
+"""
+
+from configs import common
+from configs import few_shot
+from configs import zero_shot
+from ttm_jax import sweeps
+
+
+def _parse(arg):
+  return common.parse_arg(arg, checkpoint=common.R2_CHECKPOINT, data_dir='',
+                          seeds=3, fraction=0.05, max_epochs=50, quick=False)
+
+
+def get_config(arg=None):
+  arg = _parse(arg)
+  config = few_shot.get_config(f'checkpoint={arg.checkpoint},'
+                               f'fraction={arg.fraction},quick={arg.quick}')
+  config.data_dir = arg.data_dir
+  config.num_epochs = arg.max_epochs
+  config.export = False
+  config.tensorboard = False
+  return config
+
+
+def get_sweep(arg=None):
+  arg = _parse(arg)
+  points = []
+  for name in (('etth1',) if arg.quick else ('etth1', 'ettm1')):
+    base = zero_shot.get_config(f'data={name},checkpoint={arg.checkpoint}')
+    base.data_dir = arg.data_dir
+    base.tensorboard = False
+    points.append({'data.name': name, '_name': f'{name}_zero_shot',
+                   '_group': f'{name} zero-shot', '_baseline': True,
+                   'stages': [sweeps.stage('run', base=base)]})
+    for mode, frozen in (('head probing', ('backbone/.*',)),
+                         ('full fine-tuning', ())):
+      for seed in range(1 if arg.quick else arg.seeds):
+        points.append({
+            'data.name': name, 'frozen': frozen, 'seed': seed,
+            'data.seed': seed,
+            '_name': f'{name}_{mode.split()[0]}_seed{seed}',
+            '_group': f'{name} {mode}'})
+  return points
