@@ -1,73 +1,156 @@
-r"""Zero-shot forecast with a TTM checkpoint (or a random init) on the
-embedded synthetic corpus: forecasts, a metrics line and a plot.
+r"""Forecasts your own data (CSV or Parquet) with a TTM.
 
-  .venv/bin/python -m experiments.forecast --workdir /tmp/ttm_forecast \
-      [--checkpoint ../shared/checkpoints/fraware__ChronoAPI__root]
+  .venv/bin/python -m experiments.forecast --data FILE.csv \
+      --timestamp_column date --horizon 96 --checkpoint PATH|auto \
+      [--id_columns id] [--target_columns OT] [--control_columns a,b] \
+      [--future FUTURE.csv] [--quantiles 0.1,0.9] [--finetune 0.2] \
+      [--backtest 5] --out W
 
-Without --checkpoint the model is randomly initialised with r2 512-96 shapes
-(the forecast is then meaningless; it shows the machinery).
+Writes W/forecasts.csv, W/forecast.png (history, forecast and bands with
+real timestamps, a panel per series up to --max_panels), W/backtest.json
+with --backtest, and prints one summary line. `--data synthetic` forecasts
+the embedded synthetic demo series (nothing to download). Bad input ends
+with one line and status 2.
 """
 
 import json
 import os
+import time
 
 from absl import app
 from absl import flags
-import jax
-import numpy as np
 
-from ttm_jax.data import synthetic
-from ttm_jax.models import checkpoint
-from ttm_jax.models import config as config_lib
-from ttm_jax.models import presets
-from ttm_jax.models import ttm
+from experiments import common
 
-_WORKDIR = flags.DEFINE_string('workdir', '/tmp/ttm_forecast', 'Output dir.')
-_CHECKPOINT = flags.DEFINE_string('checkpoint', '', 'Folder or hub id.')
-_NUM_SERIES = flags.DEFINE_integer('num_series', 8, 'Series to forecast.')
+_DATA = flags.DEFINE_string('data', None, 'CSV/Parquet file, or "synthetic".',
+                            required=True)
+_TIMESTAMP = flags.DEFINE_string('timestamp_column', 'date', 'Time column.')
+_HORIZON = flags.DEFINE_integer('horizon', 96, 'Steps to forecast.')
+_CHECKPOINT = flags.DEFINE_string(
+    'checkpoint', 'auto', "Folder, hub id, bundled name, or 'auto'.")
+_REVISION = flags.DEFINE_string('revision', '', 'Hub revision.')
+_IDS = flags.DEFINE_list('id_columns', [], 'Series id columns (long data).')
+_TARGETS = flags.DEFINE_list('target_columns', [], 'Targets (default: every '
+                             'other column).')
+_CONTROLS = flags.DEFINE_list('control_columns', [], 'Exogenous columns.')
+_STATIC = flags.DEFINE_list('static_categorical_columns', [],
+                            'Per-series categorical columns.')
+_FUTURE = flags.DEFINE_string('future', '', 'File with the controls\' future '
+                              'values.')
+_QUANTILES = flags.DEFINE_list('quantiles', [], 'Interval levels, e.g. '
+                               '0.1,0.9.')
+_FINETUNE = flags.DEFINE_float('finetune', 0.0, 'Head-probe on this '
+                               'fraction of each history first.')
+_BACKTEST = flags.DEFINE_integer('backtest', 0, 'Backtest windows.')
+_CONTEXT = flags.DEFINE_integer('context', 0, 'Use at most this many rows.')
+_REGULARIZE = flags.DEFINE_bool('regularize', False, 'Put irregular '
+                                'timestamps on their grid (gaps missing).')
+_DOWNLOAD = flags.DEFINE_bool('allow_download', False, "checkpoint='auto' "
+                              'may fetch from the Hugging Face hub.')
+_CHECKPOINTS_DIR = flags.DEFINE_string('checkpoints_dir', '', "Folder of "
+                                       "checkpoints for 'auto'.")
+_OUT = flags.DEFINE_string('out', None, 'Output folder.', required=True)
+_PANELS = flags.DEFINE_integer('max_panels', 6, 'Series plotted.')
 
-def main(argv):
-  del argv
-  os.makedirs(_WORKDIR.value, exist_ok=True)
-  if _CHECKPOINT.value:
-    config, model, variables = checkpoint.load_pretrained(_CHECKPOINT.value)
-    source = _CHECKPOINT.value
-  else:
-    config = config_lib.TTMConfig(**presets.R2_512_96)
-    model = ttm.build_module(config)
-    variables = checkpoint.init_variables(config, jax.random.key(0))
-    source = 'random init (r2 512-96 shapes)'
-  window = config.context_length + config.prediction_length
-  corpus = [s for s in synthetic.make_corpus(4 * _NUM_SERIES.value, seed=1)
-            if len(s.values) >= window][:_NUM_SERIES.value]
-  windows = np.stack([s.values[-window:] for s in corpus])[:, :, None]
-  past, future = windows[:, :config.context_length], windows[:,
-                                                             config.context_length:]
-  out = jax.jit(model.apply)(variables, past, future_values=future)
-  forecast = np.asarray(out.prediction_outputs)
-  np.save(os.path.join(_WORKDIR.value, 'forecasts.npy'), forecast)
-  # MSE in per-window standardised units (context mean/std), as a summary.
-  loc, scale = np.asarray(out.loc), np.asarray(out.scale)
-  mse = float(np.mean(((forecast - future) / scale)**2))
-  summary = dict(source=source, num_series=len(corpus), mse_scaled=mse,
-                 loss=float(out.loss))
-  with open(os.path.join(_WORKDIR.value, 'summary.json'), 'w') as f:
-    json.dump(summary, f, indent=2)
+
+def _read(path):
+  import pandas as pd  # pylint: disable=g-import-not-at-top
+  from ttm_jax.data import sources  # pylint: disable=g-import-not-at-top
+  if path == 'synthetic':
+    from ttm_jax.data import synthetic  # pylint: disable=g-import-not-at-top
+    series = synthetic.make_corpus(4, 1200, 1600, seed=1)
+    series = [s for s in series if s.freq == series[0].freq]
+    parts = [pd.DataFrame({'id': s.name, 'value': s.values,
+                           'date': pd.date_range('2024-01-01',
+                                                 periods=len(s.values),
+                                                 freq=s.freq)})
+             for s in series]
+    return pd.concat(parts, ignore_index=True)
+  return sources.read_frame(path)
+
+
+def plot(path, history, forecasts, frame, quantiles, panels):
+  """History (the last 3 horizons), forecast and bands per series."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  fig, axes = plt.subplots(2, 2, figsize=(12, 6))
-  for ax, i in zip(axes.flat, range(len(corpus))):
-    t = np.arange(window)
-    ax.plot(t[-3 * config.prediction_length:], windows[i, -3 * config.prediction_length:, 0], label='truth', lw=1)
-    ax.plot(t[config.context_length:], forecast[i, :, 0], label='forecast', lw=1)
-    ax.set_title(corpus[i].name, fontsize=8)
-  axes.flat[0].legend()
+  import pandas as pd  # pylint: disable=g-import-not-at-top
+  keys = [s.key or None for s in frame.series][:panels]
+  target = frame.target_columns[0]
+  fig, axes = plt.subplots(len(keys), 1, figsize=(10, 2.6 * len(keys)),
+                           squeeze=False)
+  horizon = len(forecasts) // max(len(frame.series), 1)
+  for ax, key in zip(axes[:, 0], keys):
+    past, ahead = history, forecasts
+    if key is not None:
+      for column, value in zip(frame.id_columns, key):
+        past = past[past[column] == value]
+        ahead = ahead[ahead[column] == value]
+    past = past.tail(3 * horizon)
+    times = pd.to_datetime(past[frame.timestamp_column])
+    ax.plot(times, past[target], color='0.3', lw=1, label='history')
+    future = pd.to_datetime(ahead[frame.timestamp_column])
+    ax.plot(future, ahead[target], color='C3', lw=1.3, label='forecast')
+    levels = sorted(quantiles)
+    if len(levels) >= 2:
+      ax.fill_between(future, ahead[f'{target}_q{levels[0]:g}'],
+                      ahead[f'{target}_q{levels[-1]:g}'], color='C3',
+                      alpha=0.2, label=f'{levels[0]:g}-{levels[-1]:g}')
+    ax.set_title(f'{target}' + (f' — {dict(zip(frame.id_columns, key))}'
+                                if key else ''), fontsize=9)
+  axes[0, 0].legend(fontsize=8, loc='upper left')
+  fig.autofmt_xdate()
   fig.tight_layout()
-  fig.savefig(os.path.join(_WORKDIR.value, 'forecast.png'), dpi=100)
-  print(f'{source}: scaled MSE {mse:.4f} on {len(corpus)} synthetic series; '
-        f'wrote forecasts.npy, summary.json, forecast.png to '
-        f'{_WORKDIR.value}')
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+@common.main_wrapper
+def main(argv):
+  del argv
+  common.setup()
+  import ttm_jax  # pylint: disable=g-import-not-at-top
+  from ttm_jax.predict import frames  # pylint: disable=g-import-not-at-top
+  start = time.time()
+  df = _read(_DATA.value)
+  synthetic = _DATA.value == 'synthetic'
+  roles = dict(timestamp_column='date' if synthetic else _TIMESTAMP.value,
+               id_columns=['id'] if synthetic else _IDS.value,
+               target_columns=['value'] if synthetic else (
+                   _TARGETS.value or None),
+               control_columns=_CONTROLS.value,
+               static_categorical_columns=_STATIC.value,
+               checkpoint=_CHECKPOINT.value, revision=_REVISION.value,
+               regularize=_REGULARIZE.value,
+               checkpoints_dir=_CHECKPOINTS_DIR.value or None,
+               allow_download=_DOWNLOAD.value)
+  quantiles = [float(q) for q in _QUANTILES.value]
+  future = _read(_FUTURE.value) if _FUTURE.value else None
+  forecasts = ttm_jax.forecast(
+      df, horizon=_HORIZON.value, future_df=future, quantiles=quantiles,
+      context=_CONTEXT.value or None, finetune=_FINETUNE.value or None,
+      **roles)
+  os.makedirs(_OUT.value, exist_ok=True)
+  forecasts.to_csv(os.path.join(_OUT.value, 'forecasts.csv'), index=False)
+  frame = frames.to_series(df, roles['timestamp_column'], roles['id_columns'],
+                           roles['target_columns'], roles['control_columns'],
+                           regularize=roles['regularize'])
+  plot(os.path.join(_OUT.value, 'forecast.png'), df, forecasts, frame,
+       quantiles, _PANELS.value)
+  summary = (f'{len(frame.series)} series x {len(frame.target_columns)} '
+             f'target(s), {_HORIZON.value} steps at {frame.freq}')
+  if _BACKTEST.value:
+    report = ttm_jax.backtest(
+        df, horizon=_HORIZON.value, windows=_BACKTEST.value,
+        quantiles=quantiles or (0.1, 0.9),
+        **{k: v for k, v in roles.items()})
+    with open(os.path.join(_OUT.value, 'backtest.json'), 'w') as f:
+      json.dump(report, f, indent=2)
+    summary += (f"; backtest MASE {report['model']['mase']:.3f} (seasonal "
+                f"naive {report['seasonal_naive']['mase']:.3f})")
+  print(f'Forecast {summary} in {time.time() - start:.1f} s -> '
+        f'{os.path.abspath(_OUT.value)} (forecasts.csv, forecast.png'
+        + (', backtest.json)' if _BACKTEST.value else ')'), flush=True)
 
 
 if __name__ == '__main__':

@@ -63,7 +63,8 @@ def _required(config) -> Tuple[str, ...]:
   """Splits that must have windows: zero-shot evaluates only."""
   if config.task == 'zero_shot':
     return tuple(config.eval_splits)
-  return ('train', 'valid', 'test')
+  return ('train', 'valid') + tuple(s for s in config.eval_splits
+                                    if s not in ('train', 'valid'))
 
 
 def _benchmark(config) -> Data:

@@ -1,0 +1,265 @@
+"""Forecasting a user's data: the API against model.apply, formats,
+contexts, horizons, frequencies, intervals, fine-tuning, backtests, the
+CLI on a real file, and bad input."""
+
+import json
+import logging
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pandas as pd
+import pytest
+
+import ttm_jax
+from tests import conftest
+from ttm_jax import errors
+from ttm_jax.models import checkpoint
+from ttm_jax.models import config as config_lib
+from ttm_jax.predict import api
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMALL = dict(context_length=64, prediction_length=16, patch_length=8,
+             patch_stride=8, d_model=32, decoder_d_model=16, num_layers=1,
+             decoder_num_layers=1, adaptive_patching_levels=1)
+
+
+@pytest.fixture(scope='module')
+def model_dir(tmp_path_factory):
+  folder = tmp_path_factory.mktemp('ttm') / 'small'
+  config = config_lib.TTMConfig(**SMALL)
+  checkpoint.save_pretrained(str(folder), config, checkpoint.init_variables(
+      config, jax.random.key(0)))
+  return str(folder)
+
+
+def _frame(rows=300, freq='h', columns=('y',), start='2024-01-01', seed=0):
+  rng = np.random.default_rng(seed)
+  t = np.arange(rows)
+  data = {'time': pd.date_range(start, periods=rows, freq=freq)}
+  for k, name in enumerate(columns):
+    data[name] = 10 + np.sin(2 * np.pi * t / 24 + k) + 0.3 * rng.normal(
+        size=rows)
+  return pd.DataFrame(data)
+
+
+def _apply(model_dir, past, mask=None):
+  _, model, variables = ttm_jax.load_pretrained(model_dir)
+  out = model.apply(variables, np.asarray(past, np.float32)[None],
+                    past_observed_mask=None if mask is None else
+                    np.asarray(mask, np.float32)[None])
+  return np.asarray(out.prediction_outputs)[0]
+
+
+def test_one_window_equals_model_apply(model_dir):
+  df = _frame(rows=64, columns=('a', 'b'))
+  out = ttm_jax.forecast(df, timestamp_column='time', horizon=16,
+                         checkpoint=model_dir)
+  expected = _apply(model_dir, df[['a', 'b']].to_numpy())
+  np.testing.assert_allclose(out[['a', 'b']].to_numpy(), expected, atol=1e-6)
+  assert out['time'].iloc[0] == pd.Timestamp('2024-01-03 16:00')
+  assert len(out) == 16
+
+
+def test_long_format_equals_wide(model_dir):
+  wide = _frame(rows=200, columns=('u', 'v'))
+  long = pd.concat([pd.DataFrame({'site': name, 'time': wide['time'],
+                                  'load': wide[name]})
+                    for name in ('u', 'v')], ignore_index=True)
+  by_site = ttm_jax.forecast(long, timestamp_column='time', horizon=16,
+                             checkpoint=model_dir, id_columns=['site'])
+  together = ttm_jax.forecast(wide, timestamp_column='time', horizon=16,
+                              checkpoint=model_dir)
+  assert list(by_site.columns) == ['site', 'time', 'load']
+  for name in ('u', 'v'):
+    np.testing.assert_allclose(
+        by_site[by_site.site == name]['load'].to_numpy(),
+        together[name].to_numpy(), atol=1e-6)
+
+
+def test_short_context_is_padded_and_masked(model_dir, caplog):
+  df = _frame(rows=40)
+  with caplog.at_level(logging.WARNING):
+    out = ttm_jax.forecast(df, timestamp_column='time', horizon=16,
+                           checkpoint=model_dir)
+  assert 'padded in front' in caplog.text
+  past = np.zeros((64, 1))
+  past[24:, 0] = df['y'].to_numpy()
+  mask = np.zeros((64, 1))
+  mask[24:] = 1
+  np.testing.assert_allclose(out['y'].to_numpy(),
+                             _apply(model_dir, past, mask)[:, 0], atol=1e-6)
+
+
+def test_long_context_uses_the_last_window_and_nan_is_missing(model_dir):
+  df = _frame(rows=500)
+  df.loc[470, 'y'] = np.nan
+  out = ttm_jax.forecast(df, timestamp_column='time', horizon=16,
+                         checkpoint=model_dir)
+  last = df['y'].to_numpy()[-64:, None]
+  mask = ~np.isnan(last)
+  expected = _apply(model_dir, np.nan_to_num(last), mask)
+  np.testing.assert_allclose(out['y'].to_numpy(), expected[:, 0], atol=1e-6)
+
+
+@pytest.mark.parametrize('horizon', [7, 16, 40])
+def test_horizons_shorter_equal_and_rolled(model_dir, horizon):
+  df = _frame(rows=200)
+  out = ttm_jax.forecast(df, timestamp_column='time', horizon=horizon,
+                         checkpoint=model_dir)['y'].to_numpy()
+  assert len(out) == horizon
+  values = df['y'].to_numpy()
+  first = _apply(model_dir, values[-64:, None])[:, 0]
+  np.testing.assert_allclose(out[:min(horizon, 16)], first[:min(horizon, 16)],
+                             atol=1e-6)
+  if horizon > 16:  # 2.5x: the forecast fed back, twice.
+    history = np.concatenate([values, first])
+    second = _apply(model_dir, history[-64:, None])[:, 0]
+    np.testing.assert_allclose(out[16:32], second, atol=1e-5)
+
+
+@pytest.mark.parametrize('freq, step', [('h', '1h'), ('15min', '15min'),
+                                        ('D', '1D'), ('MS', None)])
+def test_frequencies(model_dir, freq, step):
+  df = _frame(rows=120, freq=freq)
+  out = ttm_jax.forecast(df, timestamp_column='time', horizon=5,
+                         checkpoint=model_dir)
+  expected = pd.date_range(df['time'].iloc[-1], periods=6, freq=freq)[1:]
+  assert list(out['time']) == list(expected)
+  if step:
+    assert (out['time'].diff().iloc[1:] == pd.Timedelta(step)).all()
+
+
+def test_conformal_intervals_cover_their_level(model_dir):
+  rng = np.random.default_rng(3)
+  rows = 2600
+  noise = np.zeros(rows)
+  for i in range(1, rows):
+    noise[i] = 0.5 * noise[i - 1] + rng.normal()
+  df = pd.DataFrame({'time': pd.date_range('2020-01-01', periods=rows,
+                                           freq='h'),
+                     'y': 3 * np.sin(2 * np.pi * np.arange(rows) / 24) + noise})
+  report = ttm_jax.backtest(df, timestamp_column='time', horizon=16,
+                            checkpoint=model_dir, windows=120,
+                            quantiles=(0.1, 0.9), calibration_windows=200)
+  assert abs(report['model']['coverage_80'] - 0.80) <= 0.05, report
+  out = ttm_jax.forecast(df, timestamp_column='time', horizon=16,
+                         checkpoint=model_dir, quantiles=[0.1, 0.5, 0.9])
+  assert (out['y_q0.1'] < out['y_q0.5']).all() and (
+      out['y_q0.5'] < out['y_q0.9']).all()
+  np.testing.assert_allclose(out['y_q0.5'], out['y'])
+
+
+def test_backtest_baselines_are_computed_the_same_way(model_dir):
+  df = _frame(rows=400)
+  report = ttm_jax.backtest(df, timestamp_column='time', horizon=16,
+                            checkpoint=model_dir, windows=2)
+  values = df['y'].to_numpy()
+  errors_ = []
+  scales = []
+  for k in range(2):
+    origin = 400 - 16 * (2 - k)
+    forecast = values[origin - 24:origin - 24 + 16]  # Season 24 (hourly).
+    errors_.append(values[origin:origin + 16] - forecast)
+    history = values[:origin]
+    scales.append(np.mean(np.abs(history[24:] - history[:-24])))
+  errors_ = np.array(errors_)
+  naive = report['seasonal_naive']
+  assert naive['mse'] == pytest.approx(np.mean(errors_**2))
+  assert naive['mase'] == pytest.approx(np.mean(
+      np.abs(errors_) / np.array(scales)[:, None]))
+  assert report['season'] == 24 and set(report['model']) >= {'mse', 'mae',
+                                                             'mase'}
+
+
+def test_finetune_head_probes_then_forecasts(model_dir):
+  df = _frame(rows=700)
+  before = ttm_jax.forecast(df, timestamp_column='time', horizon=16,
+                            checkpoint=model_dir)
+  after = ttm_jax.forecast(df, timestamp_column='time', horizon=16,
+                           checkpoint=model_dir, finetune=0.6)
+  assert not np.allclose(before['y'], after['y'])
+  assert np.isfinite(after['y']).all()
+
+
+def test_auto_picks_a_local_checkpoint_by_context(model_dir, tmp_path):
+  folder = tmp_path / 'zoo'
+  for context in (64, 128):
+    config = config_lib.TTMConfig(**dict(SMALL, context_length=context))
+    checkpoint.save_pretrained(str(folder / f'ttm_{context}'), config,
+                               checkpoint.init_variables(config,
+                                                         jax.random.key(1)))
+  from ttm_jax.predict import engine  # pylint: disable=g-import-not-at-top
+  assert engine.choose_checkpoint(100, 16, 'h', str(folder))[0].endswith(
+      'ttm_64')
+  assert engine.choose_checkpoint(500, 16, 'h', str(folder))[0].endswith(
+      'ttm_128')
+  out = ttm_jax.forecast(_frame(rows=150), timestamp_column='time',
+                         horizon=16, checkpoint='auto',
+                         checkpoints_dir=str(folder))
+  assert len(out) == 16
+  with pytest.raises(errors.CheckpointError, match='found no checkpoint'):
+    engine.choose_checkpoint(100, 16, 'h', str(tmp_path / 'none'))
+
+
+@pytest.mark.parametrize('change, words', [
+    (lambda d: d.rename(columns={'y': 'load'}), "target column 'y' is not"),
+    (lambda d: d.assign(y=d['y'].astype(object).where(d.index != 5, 'x')),
+     "non-numeric value 'x' \\(row 6\\)"),
+    (lambda d: d.assign(y=d['y'].where(d.index != 9, np.inf)),
+     'inf at row 10'),
+    (lambda d: d.drop(index=[50, 51]),
+     'irregular: the usual step is h, but rows 50 and 51'),
+    (lambda d: d.iloc[:5], 'fewer than one patch'),
+])
+def test_bad_input_is_one_clear_error(model_dir, change, words):
+  df = change(_frame(rows=200))
+  with pytest.raises(errors.TTMError, match=words):
+    ttm_jax.forecast(df, timestamp_column='time', horizon=16,
+                     checkpoint=model_dir, target_columns=['y'])
+
+
+def test_irregular_series_can_be_regularised(model_dir):
+  df = _frame(rows=200).drop(index=[50, 51])
+  df = pd.concat([df, df.iloc[[10]]]).sort_values('time', kind='stable')
+  out = ttm_jax.forecast(df, timestamp_column='time', horizon=16,
+                         checkpoint=model_dir, regularize=True)
+  assert len(out) == 16 and np.isfinite(out['y']).all()
+
+
+def test_cli_on_a_real_file_with_renamed_columns(tmp_path):
+  etth1 = os.path.join(conftest.SHARED, 'data', 'ltsf', 'ETTh1.csv')
+  r2 = os.path.join(conftest.CHECKPOINTS, 'fraware__ChronoAPI__root')
+  if not (os.path.exists(etth1) and os.path.isdir(r2)):
+    pytest.skip('needs ../shared/data/ltsf/ETTh1.csv and the r2 checkpoint')
+  df = pd.read_csv(etth1).iloc[:2500].rename(
+      columns={'date': 'when', 'OT': 'oil_temperature'})
+  df.to_csv(tmp_path / 'mine.csv', index=False)
+  out = tmp_path / 'out'
+  process = subprocess.run(
+      [sys.executable, '-m', 'experiments.forecast', '--data',
+       str(tmp_path / 'mine.csv'), '--timestamp_column', 'when',
+       '--target_columns', 'oil_temperature', '--horizon', '48',
+       '--checkpoint', r2, '--quantiles', '0.1,0.9', '--backtest', '2',
+       '--out', str(out)], cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT),
+      capture_output=True, text=True, timeout=600)
+  assert process.returncode == 0, process.stderr[-3000:]
+  lines = process.stdout.strip().splitlines()
+  assert lines[-1].startswith('Forecast 1 series x 1 target(s), 48 steps')
+  forecasts = pd.read_csv(out / 'forecasts.csv')
+  assert list(forecasts.columns) == ['when', 'oil_temperature',
+                                     'oil_temperature_q0.1',
+                                     'oil_temperature_q0.9']
+  assert len(forecasts) == 48 and (out / 'forecast.png').exists()
+  report = json.loads((out / 'backtest.json').read_text())
+  assert report['windows'] == 2 and 'coverage_80' in report['model']
+  process = subprocess.run(
+      [sys.executable, '-m', 'experiments.forecast', '--data',
+       str(tmp_path / 'mine.csv'), '--timestamp_column', 'date',
+       '--checkpoint', r2, '--out', str(out)], cwd=ROOT,
+      env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, text=True,
+      timeout=600)
+  assert process.returncode == 2 and 'Traceback' not in process.stderr
+  assert "timestamp column 'date' is not in the data" in process.stderr

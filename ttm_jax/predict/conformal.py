@@ -1,0 +1,49 @@
+"""Split-conformal intervals from a series' own history (as granite-tsfm's
+`PostHocProbabilisticProcessor` with absolute residuals and uniform
+weights): the forecasts of the last calibration windows before the origin
+give |truth - forecast| per horizon step and target; the interval of level
+q < 0.5 is forecast - t(alpha = 2q), of q > 0.5 forecast + t(alpha =
+2(1 - q)), with t(alpha) the ceil((n + 1)(1 - alpha))-th smallest of the n
+scores (infinite when that rank exceeds n); q = 0.5 is the forecast."""
+
+from __future__ import annotations
+
+from typing import Dict, Sequence
+
+import numpy as np
+
+
+def check_levels(levels: Sequence[float]) -> list:
+  out = sorted(float(q) for q in levels)
+  bad = [q for q in out if not 0.0 < q < 1.0]
+  if bad:
+    from ttm_jax import errors  # pylint: disable=g-import-not-at-top
+    raise errors.ConfigError(f'quantiles {bad} must be in (0, 1).')
+  return out
+
+
+def thresholds(scores: np.ndarray, alpha: float) -> np.ndarray:
+  """The conformal threshold of [n, ...] scores at miscoverage `alpha`, per
+  cell over its n non-missing scores (NaN scores are left out)."""
+  counts = np.sum(~np.isnan(scores), axis=0)
+  ranks = np.ceil((counts + 1) * (1.0 - alpha)).astype(int)
+  ordered = np.sort(scores, axis=0)  # NaN last.
+  picked = np.take_along_axis(
+      ordered, np.clip(ranks - 1, 0, scores.shape[0] - 1)[None], 0)[0]
+  return np.where(ranks > counts, np.inf, picked)
+
+
+def bands(forecast: np.ndarray, residuals: np.ndarray,
+          levels: Sequence[float]) -> Dict[float, np.ndarray]:
+  """{level: [h, targets]} around `forecast` [h, targets] from calibration
+  residuals [n, h, targets] (truth - forecast)."""
+  scores = np.abs(residuals)
+  out = {}
+  for q in levels:
+    if q == 0.5:
+      out[q] = forecast.copy()
+    elif q < 0.5:
+      out[q] = forecast - thresholds(scores, 2 * q)
+    else:
+      out[q] = forecast + thresholds(scores, 2 * (1 - q))
+  return out

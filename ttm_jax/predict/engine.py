@@ -1,0 +1,158 @@
+"""A TTM ready to forecast arbitrary histories: checkpoint selection
+('auto' among local folders, then the hub if allowed), context windows
+(padded with a mask when short), horizons longer than the model's by
+rolling its forecasts back in, and batching through the engine's inference
+function."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ttm_jax import errors
+from ttm_jax.models import frequency
+from ttm_jax.models import zoo
+
+_LOG = logging.getLogger(__name__)
+CHECKPOINTS_ENV = 'TTM_CHECKPOINTS'
+HUB_R2 = 'ibm-granite/granite-timeseries-ttm-r2'
+
+
+def _local_candidates(folders: Sequence[str]) -> List[Tuple[str, int, int]]:
+  """(folder, context, horizon) of every checkpoint folder found (a folder
+  with config.json, or the folders directly inside one)."""
+  out = []
+  for root in folders:
+    if not root or not os.path.isdir(root):
+      continue
+    inner = [os.path.join(root, n) for n in sorted(os.listdir(root))]
+    for folder in [root] + [p for p in inner if os.path.isdir(p)]:
+      path = os.path.join(folder, 'config.json')
+      if os.path.exists(path):
+        try:
+          with open(path) as f:
+            values = json.load(f)
+          out.append((folder, int(values['context_length']),
+                      int(values['prediction_length'])))
+        except (ValueError, KeyError, TypeError):
+          _LOG.warning('Skipping %s: unreadable config.json.', folder)
+  return out
+
+
+def choose_checkpoint(history: int, horizon: int, freq: str,
+                      checkpoints_dir: Optional[str] = None,
+                      allow_download: bool = False) -> Tuple[str, str]:
+  """(path or hub id, revision) for 'auto', by the reference's `get_model`
+  rule (the longest context that fits, then the shortest horizon that
+  covers; rolling when none does): local folders first, the hub only when
+  allowed."""
+  roots = [checkpoints_dir, os.environ.get(CHECKPOINTS_ENV, '')]
+  found = _local_candidates(roots)
+  if found:
+    fits = [c for c in found if c[1] <= history] or [
+        min(found, key=lambda c: c[1])]  # Zero-pad to the shortest.
+    longest = max(c[1] for c in fits)
+    fits = [c for c in fits if c[1] == longest]
+    covers = sorted([c for c in fits if c[2] >= horizon], key=lambda c: c[2])
+    choice = covers[0] if covers else max(fits, key=lambda c: c[2])
+    return choice[0], ''
+  if not allow_download:
+    raise errors.CheckpointError(
+        "checkpoint='auto' found no checkpoint folder in "
+        f'{[r for r in roots if r] or "(none given)"}: pass checkpoints_dir '
+        f'or set ${CHECKPOINTS_ENV} to a folder of checkpoints, or allow '
+        'downloads from the Hugging Face hub (allow_download=True).')
+  selection = zoo.select_checkpoint(
+      HUB_R2, max(history, 52), horizon, freq=freq,
+      force_return='rolling' if horizon > 720 else 'zeropad')
+  return selection.hub_id, selection.revision
+
+
+class Forecaster:
+  """A loaded TTM with the engine's inference function."""
+
+  def __init__(self, checkpoint: str, revision: str = '', model=None):
+    from ttm_jax import sharding  # pylint: disable=g-import-not-at-top
+    from ttm_jax.models import checkpoint as checkpoint_lib  # pylint: disable=g-import-not-at-top
+    from ttm_jax.models import factory  # pylint: disable=g-import-not-at-top
+    from ttm_jax.train import steps  # pylint: disable=g-import-not-at-top
+    if model is None:
+      config, module, variables = checkpoint_lib.load_pretrained(
+          checkpoint, revision=revision or None)
+      model = factory.Model(config, module, variables)
+    self.model, self.config = model, model.config
+    self.source = checkpoint
+    self.predict = steps.make_predict_fn(model, sharding.make_mesh())
+    self._warned_short = False
+
+  @property
+  def context_length(self) -> int:
+    return self.config.context_length
+
+  @property
+  def horizon(self) -> int:
+    return self.config.output_length
+
+  def check_channels(self, num_targets: int, num_controls: int) -> None:
+    config = self.config
+    if config.needs_fixed_channels and (
+        config.num_input_channels != num_targets + num_controls):
+      raise errors.ConfigError(
+          f'This model mixes channels with weights for '
+          f'{config.num_input_channels} channels, but the data has '
+          f'{num_targets} target(s) and {num_controls} control(s).')
+    if config.exogenous_channel_indices and not num_controls:
+      raise errors.DataError(
+          'This model mixes exogenous (control) channels: name them '
+          '(control_columns) and give their future values (future_df).')
+
+  @property
+  def uses_controls(self) -> bool:
+    return bool(self.config.exogenous_channel_indices) or (
+        self.config.needs_fixed_channels)
+
+  def window(self, values: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """The model's context from the end of `values` [t, c]: the last L
+    rows, or padded in front with mask 0 (said once)."""
+    length = self.context_length
+    past = values[-length:]
+    if len(past) < length:
+      if len(past) < self.config.patch_length:
+        raise errors.DataError(
+            f'{len(past)} rows of history are fewer than one patch '
+            f'({self.config.patch_length} steps) of this model.')
+      if not self._warned_short:
+        _LOG.warning('History of %d rows is shorter than the model\'s '
+                     'context (%d): padded in front, the padding masked.',
+                     len(past), length)
+        self._warned_short = True
+      pad = np.zeros((length - len(past), values.shape[1]))
+      past = np.concatenate([np.full_like(pad, np.nan), past])
+    observed = ~np.isnan(past)
+    return np.where(observed, past, 0.0).astype(np.float32), observed
+
+  def forecast_windows(self, pasts: np.ndarray, masks: np.ndarray,
+                       freq: str, futures: Optional[np.ndarray] = None,
+                       categoricals: Optional[np.ndarray] = None,
+                       batch: int = 256) -> np.ndarray:
+    """One model horizon for each context: [n, L, c] -> [n, h, targets]."""
+    out = []
+    token = frequency.frequency_token(freq)
+    for first in range(0, len(pasts), batch):
+      chunk = {'past_values': pasts[first:first + batch],
+               'past_observed_mask': masks[first:first + batch].astype(
+                   np.float32)}
+      size = len(chunk['past_values'])
+      if self.config.resolution_prefix_tuning:
+        chunk['freq_token'] = np.full((size,), token, np.int32)
+      if futures is not None:
+        chunk['future_values'] = futures[first:first + batch]
+      if categoricals is not None:
+        chunk['static_categorical_values'] = categoricals[first:first + batch]
+      out.append(np.asarray(self.predict(chunk).prediction_outputs,
+                            np.float64))
+    return np.concatenate(out)
