@@ -58,8 +58,8 @@ def _read(path):
   from ttm_jax.data import sources  # pylint: disable=g-import-not-at-top
   if path == 'synthetic':
     from ttm_jax.data import synthetic  # pylint: disable=g-import-not-at-top
-    series = synthetic.make_corpus(4, 1200, 1600, seed=1)
-    series = [s for s in series if s.freq == series[0].freq]
+    series = [s for s in synthetic.make_corpus(15, 1200, 1600, seed=1)
+              if s.freq == 'h']  # Three hourly series.
     parts = [pd.DataFrame({'id': s.name, 'value': s.values,
                            'date': pd.date_range('2024-01-01',
                                                  periods=len(s.values),
