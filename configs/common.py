@@ -48,6 +48,33 @@ def parse_arg(arg, **defaults):
   return out
 
 
+def quantile_levels(spec: str):
+  """'0.1:0.9' -> (0.1, 0.2, ..., 0.9); 'lo:hi:step' for another step;
+  empty -> None (a point model). The model's config checks the levels (odd
+  count, symmetric, 0.5 included, inside (0, 1))."""
+  if not spec:
+    return None
+  parts = [float(p) for p in spec.split(':')]
+  if len(parts) not in (2, 3):
+    raise ValueError(f'quantiles={spec!r}: expected lo:hi or lo:hi:step '
+                     '(e.g. 0.1:0.9 for 0.1, 0.2, ..., 0.9).')
+  low, high, step = parts if len(parts) == 3 else (*parts, 0.1)
+  count = int(round((high - low) / step)) + 1
+  if count < 1 or abs(low + (count - 1) * step - high) > 1e-9:
+    raise ValueError(f'quantiles={spec!r}: {high} is not {low} plus a '
+                     f'whole number of steps of {step}.')
+  return tuple(round(low + k * step, 10) for k in range(count))
+
+
+def quantile_fields(spec: str):
+  """The TTMConfig fields of a multi-quantile head at `spec` levels ({}
+  for a point model)."""
+  levels = quantile_levels(spec)
+  if levels is None:
+    return {}
+  return dict(multi_quantile_head=True, quantile_levels=levels)
+
+
 def base_config() -> mlc.ConfigDict:
   """Every field at its default (ttm_jax.schema)."""
   return schema.defaults()

@@ -14,6 +14,12 @@ model scores 0.349; with seed=43 epoch 1 wins and it reports 0.3410: see
 the README on this cell's two minima).
 `seed=S` sets the dropout and shuffling seeds; `track_test` in the config
 logs the test MSE at every evaluation (analysis only).
+
+`quantiles=0.1:0.9` gives the model a multi-quantile head at the levels
+0.1, 0.2, ..., 0.9 (`lo:hi:step` for another step): new weights on the
+point model, trained with the pinball loss averaged over the levels; the
+best model is chosen on validation WQL, and the results add wql, msis and
+coverage_<p> (beside seasonal naive's).
 """
 
 from configs import common
@@ -22,15 +28,18 @@ from configs import common
 def get_config(arg=None):
   arg = common.parse_arg(arg, data='etth1', fraction=0.05, context=512,
                          horizon=96, checkpoint=common.R2_CHECKPOINT,
-                         full=False, quick=False, seed=42)
+                         full=False, quick=False, seed=42, quantiles='')
   config = common.base_config()
   config.seed = config.data.seed = arg.seed  # Dropout and shuffling.
   config.task = 'finetune'
   config.context_length = arg.context
   config.prediction_length = arg.horizon
   config.checkpoint = arg.checkpoint
+  overrides = common.quantile_fields(arg.quantiles)
   if arg.data in common.ETT:
-    config.model.overrides = dict(head_dropout=0.7)
+    overrides['head_dropout'] = 0.7
+  if overrides:
+    config.model.overrides = overrides
   config.data.name = arg.data
   config.data.fewshot_fraction = arg.fraction if arg.fraction < 1 else 0.0
   config.data.batch_size = common.BATCH_SIZES.get(arg.data, 64)

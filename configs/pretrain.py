@@ -15,7 +15,9 @@ or, small, in memory: `configs/pretrain.py:tsf_dir=...` (three Monash files)
 or `synthetic=true`. arch: a preset of ttm_jax.models.presets (tiny, small,
 r2_512 = the r1/r2 512 shape, r2_1024). IBM's recipe: AdamW + one-cycle, LR
 1e-3, batch 3000, 25 epochs, early stopping; here batch and steps are
-arguments (a full r2 run is 24-30 h on 6 A100s).
+arguments (a full r2 run is 24-30 h on 6 A100s). `quantiles=0.1:0.9`
+pretrains with a multi-quantile head (pinball loss over the levels; the
+best model chosen on validation WQL).
 """
 
 from configs import common
@@ -31,7 +33,7 @@ def get_config(arg=None):
   arg = common.parse_arg(arg, corpus='', arch='r2_512', tsf_dir='',
                          synthetic=False, steps=20000, batch=256, horizon=96,
                          context=0, rpt=True, lr=1e-3, eval_windows=20000,
-                         eval_every=1000, quick=False)
+                         eval_every=1000, quick=False, quantiles='')
   config = common.base_config()
   config.task = 'pretrain'
   config.context_length = arg.context or {'tiny': 256, 'r2_1024': 1024}.get(
@@ -39,7 +41,8 @@ def get_config(arg=None):
   config.prediction_length = arg.horizon
   config.model.preset = arg.arch
   config.model.arch = dict(resolution_prefix_tuning=arg.rpt,
-                           frequency_token_vocab_size=10)
+                           frequency_token_vocab_size=10,
+                           **common.quantile_fields(arg.quantiles))
   if arg.corpus:
     config.data.update(kind='corpus', name='pretrain', corpus_dir=arg.corpus,
                        eval_max_windows=arg.eval_windows)

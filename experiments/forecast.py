@@ -39,6 +39,10 @@ _FUTURE = flags.DEFINE_string('future', '', 'File with the controls\' future '
                               'values.')
 _QUANTILES = flags.DEFINE_list('quantiles', [], 'Interval levels, e.g. '
                                '0.1,0.9.')
+_INTERVALS = flags.DEFINE_enum(
+    'intervals', 'auto', ['auto', 'model', 'conformal'], "Quantiles from "
+    "the model's quantile head ('model'), conformal calibration "
+    "('conformal'), or the head when the model has one ('auto').")
 _FINETUNE = flags.DEFINE_float('finetune', 0.0, 'Head-probe on this '
                                'fraction of each history first.')
 _BACKTEST = flags.DEFINE_integer('backtest', 0, 'Backtest windows.')
@@ -123,7 +127,7 @@ def main(argv):
                checkpoint=_CHECKPOINT.value, revision=_REVISION.value,
                regularize=_REGULARIZE.value,
                checkpoints_dir=_CHECKPOINTS_DIR.value or None,
-               allow_download=_DOWNLOAD.value)
+               allow_download=_DOWNLOAD.value, intervals=_INTERVALS.value)
   quantiles = [float(q) for q in _QUANTILES.value]
   future = _read(_FUTURE.value) if _FUTURE.value else None
   forecasts = ttm_jax.forecast(

@@ -17,6 +17,10 @@ if [ "${1:-}" = "--dev" ]; then
   "${PIP[@]}" torch==2.13.0
   "${PIP[@]}" --no-deps granite-tsfm==0.3.11
   "${PIP[@]}" -r requirements-dev.txt
+  # GluonTS's evaluation checks our metrics (tests/test_metrics_gluonts.py).
+  # gluonts 0.17.0 pins pandas<3 but its evaluation code runs on pandas 3:
+  # installed without dependencies, its own listed in requirements-dev.txt.
+  "${PIP[@]}" --no-deps gluonts==0.17.0
 else
   "${PIP[@]}" -r requirements.txt
 fi

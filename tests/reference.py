@@ -19,7 +19,17 @@ from ttm_jax.models import config as config_lib
 from ttm_jax.models import ttm
 
 FIELDS = ('prediction_outputs', 'backbone_hidden_state',
-          'decoder_hidden_state', 'loc', 'scale', 'loss')
+          'decoder_hidden_state', 'loc', 'scale', 'loss', 'quantile_outputs')
+
+
+def _field(out, name):
+  """A reference output field as numpy, in our layout (quantiles: the
+  reference's [b, q, h, c] -> our [b, h, c, q])."""
+  value = getattr(out, name, None)
+  if value is None:
+    return None
+  value = value.detach().numpy()
+  return np.moveaxis(value, 1, -1) if name == 'quantile_outputs' else value
 
 
 def reference_config(config: config_lib.TTMConfig, masked: bool = False):
@@ -62,8 +72,7 @@ def run_reference(ref, inputs):
             for k, v in inputs.items()}
   with torch.no_grad():
     out = ref(**kwargs)
-  return {f: (None if getattr(out, f) is None else
-              getattr(out, f).detach().numpy()) for f in FIELDS}
+  return {f: _field(out, f) for f in FIELDS}
 
 
 def run_ours(model, variables, inputs, jit=True):
@@ -86,8 +95,7 @@ def run_reference_float64(ref, inputs):
                              else v)
   with torch.no_grad():
     out = ref64(**kwargs)
-  return {f: (None if getattr(out, f) is None else
-              getattr(out, f).detach().numpy()) for f in FIELDS}
+  return {f: _field(out, f) for f in FIELDS}
 
 
 def assert_outputs_match(ours, ref, atol=1e-5, ref64=None, rtol=1e-6):

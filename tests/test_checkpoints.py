@@ -154,6 +154,26 @@ def test_mix_channel_override_reports_new_weights_like_reference():
   assert np.abs(fc1).max() <= 1 / np.sqrt(7) and fc1.std() > 0.1
 
 
+def test_quantile_head_override_and_export_load_in_reference(tmp_path):
+  """r2 plus a new multi-quantile head: the same new weights as the
+  reference names; our export loads in the reference (granite-tsfm 0.3.11
+  carries r3's MultiQuantileHead) with every key, and matches it."""
+  _need(R2)
+  config, model, variables, report = load_pretrained(
+      R2, return_report=True, multi_quantile_head=True)
+  _, info = tsfm.TinyTimeMixerForPrediction.from_pretrained(
+      R2, output_loading_info=True, multi_quantile_head=True)
+  assert sorted(report.new) == sorted(info['missing_keys'])
+  assert report.new and all(k.startswith('multi_quantile_head_block.')
+                            for k in report.new)
+  save_pretrained(str(tmp_path / 'mq'), config, variables)
+  _, info = tsfm.TinyTimeMixerForPrediction.from_pretrained(
+      str(tmp_path / 'mq'), output_loading_info=True)
+  assert not info['missing_keys'] and not info['unexpected_keys']
+  ours = _compare(str(tmp_path / 'mq'), model, variables, 2)
+  assert ours['quantile_outputs'].shape == (4, 96, 2, 9)
+
+
 def test_exogenous_override_creates_fcm_weights():
   _need(R2)
   config, _, _, report = load_pretrained(

@@ -80,6 +80,14 @@ FAMILIES = {
     'loss_none': (dict(SMALL, loss=None), dict(channels=2)),
     'post_init_normal': (dict(SMALL, post_init=True, init_linear='normal'),
                          dict(channels=2)),
+    # The multi-quantile head (quantile_outputs, pinball loss).
+    'multi_quantile': (dict(SMALL, multi_quantile_head=True,
+                            point_extra_weight=0.2), dict(channels=2)),
+    'multi_quantile_levels_mean': (dict(
+        R2_512, multi_quantile_head=True, quantile_levels=[0.05, 0.25, 0.5,
+                                                           0.75, 0.95],
+        mq_q50_type='mean', mq_kernel_size=5, mq_hidden=4),
+                                   dict(channels=2)),
 }
 
 FCM_BASE = dict(SMALL, num_input_channels=4, decoder_mode='mix_channel',
@@ -163,7 +171,8 @@ def test_short_context_padding_matches_reference():
 # with -m slow.
 GRADIENT_FAMILIES = ['r2_512', 'mix_channel_backbone', 'categoricals',
                      'self_attn_random_pe', 'fcm_mixer1_l2',
-                     'batchnorm_train', 'rpt_small_raw_residual'] + [
+                     'batchnorm_train', 'rpt_small_raw_residual',
+                     'multi_quantile'] + [
                          pytest.param(name, marks=pytest.mark.slow)
                          for name in ('fcm_mixer0_l0', 'loss_huber',
                                       'masks_int_mean')]

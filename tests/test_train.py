@@ -223,7 +223,9 @@ def test_explicit_flags_override_the_detected_cluster(monkeypatch):
     monkeypatch.setenv(key, value)
   values = absl_flags.FLAGS
   if not values.is_parsed():
-    values(['test'])
+    # Other tests may import entry points whose flags are required (and
+    # unset here); this test only needs the flag defaults.
+    values.mark_as_parsed()
   assert common._detected_cluster()[1:] == (4, 3)  # pylint: disable=protected-access
   common.setup()
   assert calls == [{}]  # Detected: JAX reads the cluster itself.
@@ -295,6 +297,7 @@ def test_head_probing_leaves_backbone_bit_identical(tmp_path):
     cfg.optim.lr_finder.num_iter = 5
     cfg.test_best = False
     cfg.tensorboard = False
+    cfg.conformal_intervals = True
   train.train_and_evaluate(cfg, str(tmp_path / 'run'))
   before = load_file(str(tmp_path / 'init' / 'model.safetensors'))
   after = _params(tmp_path / 'run')
@@ -306,7 +309,14 @@ def test_head_probing_leaves_backbone_bit_identical(tmp_path):
              and not np.array_equal(after[k], before[k])]
   assert changed  # The decoder and head did train.
   results = json.load(open(tmp_path / 'run' / 'results.json'))
-  assert results[0]['split'] == 'test' and results[0]['num_windows'] > 0
+  record = results[0]
+  assert record['split'] == 'test' and record['num_windows'] > 0
+  # Conformal intervals around the point model, seasonal naive beside.
+  assert record['intervals'] == 'conformal'
+  assert record['conformal_windows'] > 0
+  for key in ('wql', 'msis', 'coverage_80', 'mase'):
+    assert np.isfinite(record[key]) and key in record['seasonal_naive']
+  assert record['coverage_80'] >= record['coverage_40']
 
 
 def test_zero_shot_etth1_through_engine(tmp_path):

@@ -47,3 +47,23 @@ def forecast_loss(kind: str, pred: Array, target: Array,
   return masked_mean(
       elementwise(kind, pred, target, quantile=quantile,
                   huber_delta=huber_delta), mask)
+
+
+def multi_quantile_loss(quantiles: Array, target: Array, levels,
+                        mask: Optional[Array] = None) -> Array:
+  """The reference's `MultiPinballLoss`: the pinball loss of each [..., q] forecast at
+  its level, averaged over levels and (observed) elements.
+
+  Args:
+    quantiles: [b, h, c, q] forecasts at `levels` (ascending).
+    target: [b, h, c].
+    levels: the q quantile levels.
+    mask: optional [b, h, c] observed mask (the reference has none:
+      every element).
+  """
+  taus = jnp.asarray(levels, quantiles.dtype)
+  error = target[..., None] - quantiles
+  per_level = jnp.maximum(taus * error, (taus - 1.0) * error)
+  if mask is not None:
+    mask = jnp.broadcast_to(mask.astype(bool)[..., None], per_level.shape)
+  return masked_mean(per_level, mask)

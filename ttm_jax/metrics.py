@@ -11,18 +11,43 @@ once at the end; the loop never changes when a metric is added: write a
 Every sum is weighted by `EvalBatch.weight`: the future observed mask times
 the window weight (0 for padding rows), so each observed target entry of
 each window counts exactly once.
+
+The probabilistic metrics follow GluonTS's evaluation (`gluonts.ev`, as
+GIFT-Eval and Chronos use it, aggregated over every entry: `axis=None`) and
+are tested against it:
+
+  wql       mean over the levels of sum(2 |(y - q^)(1{q^ >= y} - q)|) /
+            sum(|y|) (MeanWeightedSumQuantileLoss, the CRPS approximation);
+  mase      mean of |y - median| / s, s the seasonal error of the window's
+            context for that channel: the mean of |y_t - y_{t-m}| over
+            observed pairs, m the season (1 when longer than the context);
+  msis      mean of the interval score of the widest central interval
+            (alpha = 2 x the lowest level, 0.2 for 0.1..0.9) divided by s;
+  coverage  coverage_<p>: the share of targets inside each central
+            interval [q, 1 - q] (p = 100 (1 - 2q), closed ends).
+
+A forecaster without quantiles (seasonal naive, repeat last) is scored as
+GluonTS scores a point forecast: every quantile is the point forecast. A
+window whose context has no seasonal error (constant, or too few observed
+pairs) has no finite scaled error: GluonTS returns inf or NaN for the whole
+aggregate; here those windows are left out of mase and msis (and counted in
+`mase_excluded`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, Mapping, Optional, Sequence
+import logging
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 Array = jax.Array
+_LOG = logging.getLogger(__name__)
+# GIFT-Eval's levels (and TTMConfig.quantile_levels' default).
+DEFAULT_LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +61,10 @@ class EvalBatch:
     past: [b, l, c'] the context of the forecast channels.
     past_weight: [b, l, c'] 1 where the context is observed.
     window_weight: [b] 1 for real windows, 0 for padding.
+    quantiles: [b, h, c', q] forecasts at `levels`, or None for a point
+      forecaster.
+    levels: the quantile levels (ascending, symmetric about 0.5).
+    season: the season m of the seasonal error (MASE, MSIS).
   """
   prediction: Array
   target: Array
@@ -43,6 +72,39 @@ class EvalBatch:
   past: Array
   past_weight: Array
   window_weight: Array
+  quantiles: Optional[Array] = None
+  levels: Tuple[float, ...] = DEFAULT_LEVELS
+  season: int = 1
+
+  def quantile_forecasts(self) -> Array:
+    """[b, h, c', q]: the quantiles, or (a point forecaster, as GluonTS's
+    PointForecast) the point forecast at every level."""
+    if self.quantiles is not None:
+      return self.quantiles
+    return jnp.repeat(self.prediction[..., None], len(self.levels), axis=-1)
+
+  def seasonal_error(self) -> Array:
+    """[b, 1, c']: mean |y_t - y_{t-m}| over the context's observed pairs
+    (gluonts.ev.ts_stats.seasonal_error); 0 where there is no pair."""
+    length = self.past.shape[1]
+    m = 1 if self.season > length else self.season
+    diff = jnp.abs(self.past[:, m:] - self.past[:, :length - m])
+    pairs = self.past_weight[:, m:] * self.past_weight[:, :length - m]
+    count = jnp.sum(pairs, axis=1, keepdims=True)
+    return jnp.sum(diff * pairs, axis=1, keepdims=True) / jnp.maximum(
+        count, 1.0) * (count > 0)
+
+  def central_intervals(self):
+    """(label, lower index, upper index) of each central interval, widest
+    first: label '80' for levels (0.1, 0.9)."""
+    q = len(self.levels)
+    return [(interval_label(self.levels[i], self.levels[q - 1 - i]), i,
+             q - 1 - i) for i in range(q // 2)]
+
+
+def interval_label(lower: float, upper: float) -> str:
+  width = round((upper - lower) * 100, 6)
+  return f'{width:g}'
 
 
 class Metric:
@@ -53,6 +115,9 @@ class Metric:
   totals of every sum over all batches).
   """
   name: str = ''
+  # True when the metric reads quantile forecasts (a point TTM cannot give
+  # them: see `check_quantile_metrics`).
+  needs_quantiles: bool = False
 
   def sums(self, batch: EvalBatch) -> Dict[str, Array]:
     raise NotImplementedError
@@ -91,25 +156,141 @@ class MeanAbsoluteError(Metric):
     return {'mae': _ratio(totals['ae'], totals['count'])}
 
 
+def _scaled(batch: EvalBatch, values: Array):
+  """Sums of `values` / seasonal error over the entries with a positive
+  seasonal error, their count, and the count of those without."""
+  scale = batch.seasonal_error()
+  usable = batch.weight * (scale > 0)
+  safe = jnp.where(scale > 0, scale, 1.0)
+  return {'sum': jnp.sum(usable * values / safe),
+          'count': jnp.sum(usable),
+          'excluded': jnp.sum(batch.weight) - jnp.sum(usable)}
+
+
+def _warn_excluded(name: str, totals) -> None:
+  if totals['excluded']:
+    _LOG.warning('%s: %d target entries left out (their context has no '
+                 'seasonal error: constant or unobserved).', name,
+                 int(totals['excluded']))
+
+
+class MeanAbsoluteScaledError(Metric):
+  """MASE: |y - median| over the context's seasonal error, averaged over
+  every observed entry (gluonts.ev.MASE, axis=None)."""
+  name = 'mase'
+
+  def sums(self, batch):
+    return _scaled(batch, jnp.abs(batch.target - batch.prediction))
+
+  def result(self, totals):
+    _warn_excluded('mase', totals)
+    return {'mase': _ratio(totals['sum'], totals['count']),
+            'mase_excluded': int(round(totals['excluded']))}
+
+
+class MeanWeightedSumQuantileLoss(Metric):
+  """WQL: for each level, the summed quantile loss over the summed |y|;
+  averaged over levels (gluonts.ev.MeanWeightedSumQuantileLoss)."""
+  name = 'wql'
+  needs_quantiles = True
+
+  def sums(self, batch):
+    quantiles = batch.quantile_forecasts()
+    taus = jnp.asarray(batch.levels, quantiles.dtype)
+    error = batch.target[..., None] - quantiles
+    loss = 2 * jnp.abs(error * ((quantiles >= batch.target[..., None])
+                                - taus))
+    weighted = jnp.sum(batch.weight[..., None] * loss, axis=(0, 1, 2))
+    out = {f'ql_{k}': weighted[k] for k in range(len(batch.levels))}
+    out['abs'] = jnp.sum(batch.weight * jnp.abs(batch.target))
+    return out
+
+  def result(self, totals):
+    levels = sorted(int(k[3:]) for k in totals if k.startswith('ql_'))
+    return {'wql': float(np.mean([_ratio(totals[f'ql_{k}'], totals['abs'])
+                                  for k in levels]))}
+
+
+class MeanScaledIntervalScore(Metric):
+  """MSIS of the widest central interval, alpha = 2 x the lowest level
+  (gluonts.ev.MSIS(alpha))."""
+  name = 'msis'
+  needs_quantiles = True
+
+  def sums(self, batch):
+    quantiles = batch.quantile_forecasts()
+    alpha = 2 * batch.levels[0]
+    lower, upper, y = quantiles[..., 0], quantiles[..., -1], batch.target
+    score = (upper - lower + 2.0 / alpha * (lower - y) * (y < lower)
+             + 2.0 / alpha * (y - upper) * (y > upper))
+    return _scaled(batch, score)
+
+  def result(self, totals):
+    return {'msis': _ratio(totals['sum'], totals['count'])}
+
+
+class IntervalCoverage(Metric):
+  """coverage_<p>: the share of observed targets inside each central
+  interval [q^_q, q^_{1-q}] (closed)."""
+  name = 'coverage'
+  needs_quantiles = True
+
+  def sums(self, batch):
+    quantiles = batch.quantile_forecasts()
+    y = batch.target
+    out = {'count': jnp.sum(batch.weight)}
+    for label, lo, hi in batch.central_intervals():
+      inside = (quantiles[..., lo] <= y) & (y <= quantiles[..., hi])
+      out[f'in_{label}'] = jnp.sum(batch.weight * inside)
+    return out
+
+  def result(self, totals):
+    return {f'coverage_{k[3:]}': _ratio(v, totals['count'])
+            for k, v in totals.items() if k.startswith('in_')}
+
+
 METRICS: Dict[str, Metric] = {
-    metric.name: metric for metric in (MeanSquaredError(),
-                                       MeanAbsoluteError())
+    metric.name: metric for metric in (
+        MeanSquaredError(), MeanAbsoluteError(), MeanAbsoluteScaledError(),
+        MeanWeightedSumQuantileLoss(), MeanScaledIntervalScore(),
+        IntervalCoverage())
 }
+POINT_METRICS = ('mse', 'mae', 'mase')
+QUANTILE_METRICS = ('wql', 'msis', 'coverage')
 
 
 def get(names: Sequence[str]):
   return [METRICS[name] for name in names]
 
 
+def default_names(quantiles: bool) -> Tuple[str, ...]:
+  """The metrics of an evaluation that names none."""
+  return POINT_METRICS + (QUANTILE_METRICS if quantiles else ())
+
+
+def check_quantile_metrics(names: Sequence[str], has_quantiles: bool) -> None:
+  """A point model asked for quantile metrics: one clear error."""
+  asked = [n for n in names if METRICS[n].needs_quantiles]
+  if asked and not has_quantiles:
+    from ttm_jax import errors  # pylint: disable=g-import-not-at-top
+    raise errors.ConfigError(
+        f'eval_metrics {asked} need quantile forecasts, but this model is a '
+        'point model (no multi-quantile head). Train one with '
+        'config.model.overrides.multi_quantile_head=True (e.g. configs/'
+        'few_shot.py:...,quantiles=0.1:0.9), or get intervals around the '
+        'point forecasts with conformal calibration: '
+        'ttm_jax.forecast(..., intervals=...) (ttm_jax.predict.conformal).')
+
+
 # ----------------------------------------------------------- accumulation
-def batch_sums(metrics: Sequence[Metric], batch: EvalBatch
-               ) -> Dict[str, Array]:
-  """Every metric's sums of one batch, keyed 'metric/sum', plus the number
-  of real windows."""
-  out = {'windows': jnp.sum(batch.window_weight)}
+def batch_sums(metrics: Sequence[Metric], batch: EvalBatch,
+               prefix: str = '') -> Dict[str, Array]:
+  """Every metric's sums of one batch, keyed '[prefix:]metric/sum', plus
+  the number of real windows."""
+  out = {f'{prefix}windows': jnp.sum(batch.window_weight)}
   for metric in metrics:
     for key, value in metric.sums(batch).items():
-      out[f'{metric.name}/{key}'] = value.astype(jnp.float32)
+      out[f'{prefix}{metric.name}/{key}'] = value.astype(jnp.float32)
   return out
 
 
@@ -132,11 +313,23 @@ def accumulate(totals, sums):
   return out
 
 
-def results(metrics: Sequence[Metric], totals) -> Dict[str, float]:
-  """The metric values from device totals (read here, once)."""
+def results(metrics: Sequence[Metric], totals) -> Dict[str, Any]:
+  """The metric values from device totals (read here, once); the sums of a
+  compared forecaster ('name:' prefixed) become a nested `name` object."""
   host = jax.device_get(totals)
   values = {k: float(np.float64(s) + np.float64(c))
             for k, (s, c) in host.items()}
+  groups: Dict[str, Dict[str, float]] = {}
+  for key, value in values.items():
+    group, _, own = key.rpartition(':')
+    groups.setdefault(group, {})[own] = value
+  out = _group_results(metrics, groups.pop(''))
+  for group, own in groups.items():
+    out[group] = _group_results(metrics, own)
+  return out
+
+
+def _group_results(metrics, values) -> Dict[str, Any]:
   out = {}
   for metric in metrics:
     prefix = f'{metric.name}/'
@@ -148,11 +341,13 @@ def results(metrics: Sequence[Metric], totals) -> Dict[str, float]:
 
 
 def make_eval_batch(prediction, target, weight, past, past_weight,
-                    window_weight, pci: Optional[Sequence[int]] = None
-                    ) -> EvalBatch:
+                    window_weight, pci: Optional[Sequence[int]] = None,
+                    quantiles=None, levels=DEFAULT_LEVELS,
+                    season: int = 1) -> EvalBatch:
   """An `EvalBatch`, the context reduced to the forecast channels."""
   if pci is not None:
     past, past_weight = past[..., list(pci)], past_weight[..., list(pci)]
   return EvalBatch(prediction=prediction, target=target, weight=weight,
                    past=past, past_weight=past_weight,
-                   window_weight=window_weight)
+                   window_weight=window_weight, quantiles=quantiles,
+                   levels=tuple(levels), season=int(season))

@@ -258,8 +258,26 @@ SCHEMA: Dict[str, Any] = {
                             'empty: the workdir.'),
     'eval_splits': Field(('test',), 'Splits evaluated after training.',
                          each(one_of('valid', 'test'))),
-    'eval_metrics': Field(('mse', 'mae'), 'Metrics of every evaluation '
-                          '(ttm_jax.metrics.METRICS).'),
+    'eval_metrics': Field((), 'Metrics of every evaluation '
+                          '(ttm_jax.metrics.METRICS); empty: mse, mae, mase, '
+                          'and for a quantile head (or a baseline) also wql, '
+                          'msis and coverage.'),
+    'selection_metric': Field('', 'Validation metric that picks the best '
+                              'model and stops early (lower is better); '
+                              "empty: 'wql' for a quantile head, else 'mse'.",
+                              one_of('', 'mse', 'mae', 'mase', 'wql',
+                                     'msis')),
+    'conformal_intervals': Field(False, "A point model's test results add "
+                                 'wql, msis and coverage of split-conformal '
+                                 'intervals: per horizon step and channel, '
+                                 'thresholds of the absolute validation '
+                                 'errors (the last conformal_windows '
+                                 'windows).'),
+    'conformal_windows': Field(5000, 'Validation windows that calibrate '
+                               'conformal_intervals.', positive()),
+    'compare_seasonal_naive': Field(True, 'Score seasonal naive on the same '
+                                    'test windows with the same metrics '
+                                    '(results.json: `seasonal_naive`).'),
     'track_test': Field(False, 'Also log the test metrics at every '
                         'validation (analysis; selection stays on '
                         'validation).'),
@@ -455,12 +473,9 @@ def resolve(config) -> ml_collections.ConfigDict:
           "data.kind='corpus'")
   from ttm_jax import metrics  # pylint: disable=g-import-not-at-top
   unknown = [m for m in resolved['eval_metrics'] if m not in metrics.METRICS]
-  if unknown or not resolved['eval_metrics']:
+  if unknown:
     _fail('eval_metrics', resolved['eval_metrics'],
           f'must list metrics of {sorted(metrics.METRICS)}')
-  if 'mse' not in resolved['eval_metrics']:
-    _fail('eval_metrics', resolved['eval_metrics'], "must include 'mse' "
-          '(validation selects on it)')
   return ml_collections.ConfigDict(resolved)
 
 

@@ -39,7 +39,7 @@ RESUME_FIELDS = (
     'optim.clip_norm', 'optim.cycle_momentum', 'data.kind', 'data.name',
     'data.path', 'data.batch_size', 'data.seed', 'data.fewshot_fraction',
     'data.drop_remainder', 'data.corpora', 'data.target_columns',
-    'data.control_columns', 'data.id_columns')
+    'data.control_columns', 'data.id_columns', 'selection_metric')
 
 
 def _now() -> str:

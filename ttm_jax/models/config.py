@@ -50,8 +50,6 @@ R3_INERT_VALUES: Mapping[str, Any] = {
     'register_tokens': 0,
     'fft_length': 0,
     'use_fft_embedding': True,
-    'multi_quantile_head': False,
-    'point_extra_weight': 0,
     'residual_context_length': None,
     'trend_patch_length': None,
     'trend_patch_stride': None,
@@ -70,19 +68,8 @@ R3_INERT_VALUES: Mapping[str, Any] = {
     'forecast_loss_type': 'joint',
     'decompose': False,
     'light_mode': False,
-    'mq_hidden': 8,
-    'mq_kernel_size': 3,
-    'mq_eps': 1e-6,
-    'mq_use_decoder_pool': False,
-    'mq_q50_type': 'median',
-    'mq_cond_path': 'pool',
-    'mq_cond_mode': 'add',
-    'mq_decoder_d_model': 8,
     'mq_use_positional': False,
     'combine_quantiles_via_variance': False,
-    'quantile_levels': [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
-    'penalize_large_width_ratio': 0.0,
-    'width_penalty_mode': 'boundary',
     'enable_base_norm_always': False,
     'gate_mode': 'softmax',
     'use_register_context_gating': False,
@@ -177,6 +164,24 @@ class TTMConfig:
     num_patches: N, patches including the RPT prefix; derived once and then
       always read from config.json.
     masked_context_length: L + A for the masked-prediction variant, else None.
+    multi_quantile_head: add IBM's multi-quantile head (granite-tsfm
+      0.3.11 and the r3 branch; `models/heads.py:MultiQuantileHead`); the
+      point forecast becomes its median and the loss the pinball loss
+      averaged over `quantile_levels`.
+    quantile_levels: the head's levels: an odd count, symmetric about and
+      including 0.5, in (0, 1).
+    point_extra_weight: weight of an extra L1 loss on the median.
+    mq_hidden: hidden channels of the quantile head.
+    mq_kernel_size: odd kernel of its temporal convolution.
+    mq_eps: minimum gap between neighbouring quantiles (scaled units).
+    mq_use_decoder_pool: condition the head on the decoder state (r3; not
+      implemented here: refused).
+    mq_q50_type: 'median' (the point forecast plus a learned bias) or
+      'mean' (the point forecast itself) as the central quantile.
+    mq_cond_path, mq_cond_mode, mq_decoder_d_model: r3's conditioning
+      options (only read with mq_use_decoder_pool).
+    penalize_large_width_ratio: r3's interval-width penalty (must be 0 here).
+    width_penalty_mode: r3's width penalty form ('boundary' or 'wis').
   """
 
   context_length: int = 64
@@ -230,11 +235,26 @@ class TTMConfig:
   mask_value: float = 0
   num_patches: Optional[int] = None
   masked_context_length: Optional[int] = None
+  multi_quantile_head: bool = False
+  quantile_levels: Tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7,
+                                        0.8, 0.9)
+  point_extra_weight: float = 0
+  mq_hidden: int = 8
+  mq_kernel_size: int = 3
+  mq_eps: float = 1e-6
+  mq_use_decoder_pool: bool = False
+  mq_q50_type: str = 'median'
+  mq_cond_path: str = 'pool'
+  mq_cond_mode: str = 'add'
+  mq_decoder_d_model: int = 8
+  penalize_large_width_ratio: float = 0.0
+  width_penalty_mode: str = 'boundary'
 
   def __post_init__(self):
     config_rules.check_fields({name: getattr(self, name)
                                for name in self.field_names()})
     setter = lambda name, value: object.__setattr__(self, name, value)
+    setter('quantile_levels', tuple(float(q) for q in self.quantile_levels))
     for name in ('prediction_channel_indices', 'exogenous_channel_indices',
                  'categorical_vocab_size_list'):
       value = _as_tuple(getattr(self, name))

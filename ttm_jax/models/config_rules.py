@@ -103,6 +103,32 @@ def indices(name, value):
       _fail(name, value, 'must be a list of non-negative integers or null')
 
 
+def levels(name, value):
+  """Quantile levels: numbers in (0, 1), an odd count, symmetric about and
+  including 0.5."""
+  if isinstance(value, (str, bytes)) or not hasattr(value, '__iter__'):
+    _fail(name, value, 'must be a list of numbers in (0, 1)')
+  found = list(value)
+  if not found or not all(_number(q) and 0.0 < q < 1.0 for q in found):
+    _fail(name, value, 'must be numbers strictly between 0 and 1')
+  ordered = sorted(found)
+  if len(set(ordered)) != len(ordered):
+    _fail(name, value, 'must not repeat a level')
+  if len(ordered) % 2 != 1:
+    _fail(name, value, f'must be an odd count ({len(ordered)} given), '
+          'symmetric about 0.5')
+  if not any(abs(q - 0.5) < 1e-9 for q in ordered):
+    _fail(name, value, 'must include 0.5 (the median is the point '
+          'forecast)')
+  if any(abs(a + b - 1.0) > 1e-9 for a, b in zip(ordered, ordered[::-1])):
+    _fail(name, value, 'must be symmetric about 0.5 (q and 1 - q)')
+
+
+def odd(name, value):
+  if not _integer(value) or value < 1 or value % 2 == 0:
+    _fail(name, value, 'must be an odd integer >= 1')
+
+
 FIELD_RULES: Dict[str, Callable] = {
     'context_length': at_least(1), 'patch_length': at_least(1),
     'num_input_channels': at_least(1), 'prediction_length': at_least(1),
@@ -139,6 +165,14 @@ FIELD_RULES: Dict[str, Callable] = {
     'mask_value': number(-math.inf, math.inf),
     'num_patches': optional(at_least(1)),
     'masked_context_length': optional(at_least(1)),
+    'multi_quantile_head': boolean, 'quantile_levels': levels,
+    'point_extra_weight': number(0.0, math.inf), 'mq_hidden': at_least(1),
+    'mq_kernel_size': odd, 'mq_eps': positive,
+    'mq_use_decoder_pool': boolean, 'mq_q50_type': one_of('median', 'mean'),
+    'mq_cond_path': one_of('pool', 'flatten'),
+    'mq_cond_mode': one_of('add', 'concat'), 'mq_decoder_d_model': at_least(1),
+    'penalize_large_width_ratio': number(0.0, math.inf),
+    'width_penalty_mode': one_of('boundary', 'wis'),
 }
 
 
@@ -250,8 +284,24 @@ def _check_widths(c) -> None:
         f'({c.self_attn_heads}).')
 
 
+def _check_quantile_head(c) -> None:
+  if not c.multi_quantile_head:
+    return
+  if c.mq_use_decoder_pool:
+    raise errors.ConfigError(
+        'multi_quantile_head with mq_use_decoder_pool=True (r3\'s decoder '
+        'conditioning) is not implemented in ttm-jax; use '
+        'mq_use_decoder_pool=False.')
+  if c.penalize_large_width_ratio:
+    raise errors.ConfigError(
+        'multi_quantile_head with penalize_large_width_ratio='
+        f'{c.penalize_large_width_ratio} (r3\'s width penalty) is not '
+        'implemented in ttm-jax; use 0.')
+
+
 def check_combinations(config, expected_num_patches: int) -> None:
   """The combinations the reference cannot build (or builds wrongly)."""
+  _check_quantile_head(config)
   _check_patching(config, expected_num_patches)
   _check_channels(config)
   _check_fcm(config)

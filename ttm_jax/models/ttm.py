@@ -45,6 +45,9 @@ class TTMOutput:
     loc: [b, 1, c'] scaler location of the output channels.
     scale: [b, 1, c'] scaler scale of the output channels.
     loss: scalar, or None without `future_values` or with `loss=None`.
+    quantile_outputs: [b, h', c', q] forecasts at `config.quantile_levels`
+      (in the data's units), with `multi_quantile_head`; else None. The
+      reference's field of this name is [b, q, h', c'].
   """
   prediction_outputs: Array
   backbone_hidden_state: Array
@@ -52,6 +55,7 @@ class TTMOutput:
   loc: Array
   scale: Array
   loss: Optional[Array] = None
+  quantile_outputs: Optional[Array] = None
 
 
 # ------------------------------------------------------------ full models
@@ -187,17 +191,28 @@ class TinyTimeMixerForPrediction(nn.Module):
     pci = config.prediction_channel_indices
     if pci is not None:
       loc, scale = loc[..., list(pci)], scale[..., list(pci)]
+    quantiles = None
+    if config.multi_quantile_head:
+      # As the reference: the head reads the scaled forecast; its median is
+      # the point forecast; every quantile is unscaled with the same
+      # loc/scale.
+      quantiles = heads.MultiQuantileHead(
+          config, name='multi_quantile_head_block')(
+              y_hat.astype(jnp.float32))
+      y_hat = quantiles[..., len(config.quantile_levels) // 2]
+      quantiles = quantiles * scale[..., None] + loc[..., None]
     y_hat = y_hat.astype(jnp.float32) * scale + loc
     loss = None
-    if future_values is not None and config.loss is not None:
+    if future_values is not None and (config.loss is not None
+                                      or config.multi_quantile_head):
       future_values, future_observed_mask = nan_as_missing(
           future_values, future_observed_mask, warn=False)
-      loss = self._loss(y_hat, future_values, future_observed_mask)
+      loss = self._loss(y_hat, future_values, future_observed_mask, quantiles)
     return TTMOutput(prediction_outputs=y_hat, backbone_hidden_state=hidden,
                      decoder_hidden_state=decoded, loc=loc, scale=scale,
-                     loss=loss)
+                     loss=loss, quantile_outputs=quantiles)
 
-  def _loss(self, y_hat, target, mask):
+  def _loss(self, y_hat, target, mask, quantiles=None):
     config = self.config
     target, mask = align_targets(config, target, mask)
     if target.shape != y_hat.shape:
@@ -209,6 +224,14 @@ class TinyTimeMixerForPrediction(nn.Module):
     if mask is not None and mask.shape != target.shape:
       raise ValueError(f'future_observed_mask shape {mask.shape} does not '
                        f'match future_values {target.shape}.')
+    if quantiles is not None:
+      # The reference's loss with the head (whatever `loss` says): pinball
+      # averaged over the levels, plus point_extra_weight x L1 of the
+      # median, in the data's units; observed targets only.
+      return losses.multi_quantile_loss(
+          quantiles, target, config.quantile_levels, mask) + (
+              config.point_extra_weight
+              * losses.forecast_loss('mae', y_hat, target, mask))
     return losses.forecast_loss(config.loss, y_hat, target, mask,
                                 quantile=config.quantile,
                                 huber_delta=config.huber_delta)

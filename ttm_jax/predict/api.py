@@ -43,9 +43,12 @@ def _inputs(forecaster: engine.Forecaster, frame: frames.Frame
   return [s.values[:, :keep] for s in frame.series]
 
 
-def _roll(forecaster, frame, histories, futures, horizon, categoricals):
+def _roll(forecaster, frame, histories, futures, horizon, categoricals,
+          with_quantiles=False):
   """[n, horizon, targets] from n histories, rolling past the model's
-  horizon; `futures` [n, horizon, controls] (known controls) or None."""
+  horizon; `futures` [n, horizon, controls] (known controls) or None.
+  With `with_quantiles` (a horizon the quantile head covers), also the
+  head's quantiles [n, horizon, targets, q]."""
   targets = frame.num_targets
   histories = [h.copy() for h in histories]
   outputs, done = [], 0
@@ -61,7 +64,11 @@ def _roll(forecaster, frame, histories, futures, horizon, categoricals):
       block = futures[:, done:done + forecaster.horizon]
       future[:, :block.shape[1], targets:] = block
     predicted = forecaster.forecast_windows(pasts, masks, frame.freq, future,
-                                            categoricals)[:, :step]
+                                            categoricals,
+                                            with_quantiles=with_quantiles)
+    if with_quantiles:  # One block: check_quantiles bounds the horizon.
+      return predicted[0][:, :step], predicted[1][:, :step]
+    predicted = predicted[:, :step]
     outputs.append(predicted)
     for k, history in enumerate(histories):
       new = predicted[k]
@@ -82,7 +89,7 @@ def _categorical_codes(frame: frames.Frame) -> Optional[np.ndarray]:
   return codes
 
 
-def _forecast_at(forecaster, frame, requests, horizon):
+def _forecast_at(forecaster, frame, requests, horizon, with_quantiles=False):
   """Forecasts for (series, origin) requests: the history before `origin`,
   the known controls after it (inside the data)."""
   inputs = _inputs(forecaster, frame)
@@ -94,7 +101,8 @@ def _forecast_at(forecaster, frame, requests, horizon):
     futures = np.stack([inputs[i][origin:origin + horizon, targets:]
                         for i, origin in requests])
   cats = None if codes is None else codes[[i for i, _ in requests]]
-  return _roll(forecaster, frame, histories, futures, horizon, cats)
+  return _roll(forecaster, frame, histories, futures, horizon, cats,
+               with_quantiles)
 
 
 def _calibration(forecaster, frame, index, origin, horizon, windows):
@@ -175,6 +183,29 @@ def _quantile_bands(forecaster, frame, point, horizon, levels, windows):
   return out
 
 
+INTERVALS = ('auto', 'model', 'conformal')
+
+
+def _use_head(forecaster, intervals: str, levels, horizon: int) -> bool:
+  """Whether the intervals come from the model's quantile head ('model',
+  or 'auto' with a head) rather than conformal calibration."""
+  if intervals not in INTERVALS:
+    raise errors.ConfigError(f'intervals={intervals!r}: expected one of '
+                             f'{INTERVALS}.')
+  if not levels or intervals == 'conformal' or (
+      intervals == 'auto' and not forecaster.quantile_levels):
+    return False
+  forecaster.check_quantiles(levels, horizon)
+  return True
+
+
+def _head_bands(forecaster, quantiles, levels):
+  """Per window {level: [h, targets]} from the head's [n, h, targets, q]."""
+  index = {q: min(range(len(forecaster.quantile_levels)), key=lambda k: abs(
+      forecaster.quantile_levels[k] - q)) for q in levels}
+  return [{q: window[..., index[q]] for q in levels} for window in quantiles]
+
+
 def _prepare(df, timestamp_column, id_columns, target_columns,
              control_columns, static_categorical_columns, freq, regularize,
              context):
@@ -198,7 +229,8 @@ def forecast(df, *, timestamp_column: str, horizon: int, checkpoint: str,
              revision: str = '', freq: Optional[str] = None,
              regularize: bool = False, checkpoints_dir: Optional[str] = None,
              allow_download: bool = False,
-             calibration_windows: int = CALIBRATION_WINDOWS):
+             calibration_windows: int = CALIBRATION_WINDOWS,
+             intervals: str = 'auto'):
   """Forecasts `horizon` steps after the end of every series of `df`.
 
   Args:
@@ -216,6 +248,10 @@ def forecast(df, *, timestamp_column: str, horizon: int, checkpoint: str,
     finetune: head-probe on the first `finetune` of each history first.
     revision, freq, regularize, checkpoints_dir, allow_download,
     calibration_windows: see the module docstring.
+    intervals: where the quantiles come from: 'model' (the model's
+      multi-quantile head; an error for a point model), 'conformal'
+      (split-conformal from each history), or 'auto' (the head when the
+      model has one, else conformal).
 
   Returns:
     A DataFrame: id columns, `timestamp_column`, one column per target, and
@@ -234,6 +270,11 @@ def forecast(df, *, timestamp_column: str, horizon: int, checkpoint: str,
   futures = (_future_controls(frame, future_df, horizon)
              if forecaster.uses_controls else None)
   inputs = _inputs(forecaster, frame)
+  if _use_head(forecaster, intervals, levels, horizon):
+    point, quantiles = _roll(forecaster, frame, inputs, futures, horizon,
+                             _categorical_codes(frame), with_quantiles=True)
+    return frames.to_frame(frame, point, levels,
+                           _head_bands(forecaster, quantiles, levels))
   point = _roll(forecaster, frame, inputs, futures, horizon,
                 _categorical_codes(frame))
   bands = (_quantile_bands(forecaster, frame, point, horizon, levels,
@@ -309,13 +350,14 @@ def backtest(df, *, timestamp_column: str, horizon: int, checkpoint: str,
              revision: str = '', freq: Optional[str] = None,
              regularize: bool = False, checkpoints_dir: Optional[str] = None,
              allow_download: bool = False,
-             calibration_windows: int = CALIBRATION_WINDOWS
-             ) -> Dict[str, Any]:
+             calibration_windows: int = CALIBRATION_WINDOWS,
+             intervals: str = 'auto') -> Dict[str, Any]:
   """Rolling-origin evaluation over the last `windows` forecast windows of
   every series (origins `horizon` apart, ending at the series' end): MSE,
   MAE and MASE of the model, of seasonal naive and of repeat-last computed
-  the same way, and the coverage of each central interval (conformal from
-  the history before each origin)."""
+  the same way, and the coverage of each central interval (from the
+  model's quantile head, or conformal from the history before each origin:
+  `intervals` as in `forecast`)."""
   levels = conformal.check_levels(quantiles)
   frame = _prepare(df, timestamp_column, id_columns, target_columns,
                    control_columns, static_categorical_columns, freq,
@@ -330,7 +372,11 @@ def backtest(df, *, timestamp_column: str, horizon: int, checkpoint: str,
   if short:
     raise errors.DataError(f'Series {short[0] or ""} is too short for '
                            f'{windows} backtest windows of {horizon} steps.')
-  predicted = _forecast_at(forecaster, frame, requests, horizon)
+  head = _use_head(forecaster, intervals, levels, horizon)
+  predicted = _forecast_at(forecaster, frame, requests, horizon, head)
+  if head:
+    predicted, quantiles = predicted
+    head_bands = _head_bands(forecaster, quantiles, levels)
   t = frame.num_targets
   truth = np.stack([frame.series[i].values[o:o + horizon, :t]
                     for i, o in requests])
@@ -348,13 +394,17 @@ def backtest(df, *, timestamp_column: str, horizon: int, checkpoint: str,
   if pairs:
     inside = {q: [] for q, _ in pairs}
     for k, (i, origin) in enumerate(requests):
-      residuals = _calibration(forecaster, frame, i, origin, horizon,
-                               calibration_windows)
-      band = conformal.bands(predicted[k], residuals, levels)
+      if head:
+        band = head_bands[k]
+      else:
+        residuals = _calibration(forecaster, frame, i, origin, horizon,
+                                 calibration_windows)
+        band = conformal.bands(predicted[k], residuals, levels)
       for low, high in pairs:
         inside[low].append((truth[k] >= band[low]) & (truth[k] <= band[high]))
     for low, high in pairs:
       hits = np.stack(inside[low])[~np.isnan(truth)]
       coverage[f'coverage_{round(100 * (high - low))}'] = float(hits.mean())
   report['model'].update(coverage)
+  report['intervals'] = 'model' if head else 'conformal'
   return report

@@ -135,12 +135,45 @@ class Forecaster:
     observed = ~np.isnan(past)
     return np.where(observed, past, 0.0).astype(np.float32), observed
 
+  @property
+  def quantile_levels(self) -> Tuple[float, ...]:
+    """The levels of the model's quantile head; () for a point model."""
+    if not self.config.multi_quantile_head:
+      return ()
+    return tuple(self.config.quantile_levels)
+
+  def check_quantiles(self, levels: Sequence[float], horizon: int) -> None:
+    """`levels` must be levels of the model's quantile head, within its
+    horizon; a point model has none (use conformal intervals)."""
+    if not self.quantile_levels:
+      raise errors.ConfigError(
+          f'{self.source} is a point model (no multi-quantile head): it has '
+          "no quantile forecasts. Use intervals='conformal' (split-conformal "
+          'bands from each history, ttm_jax.predict.conformal), or a model '
+          'trained with a quantile head (configs/few_shot.py:...,'
+          'quantiles=0.1:0.9).')
+    missing = [q for q in levels if not any(
+        abs(q - m) < 1e-9 for m in self.quantile_levels)]
+    if missing:
+      raise errors.ConfigError(
+          f'quantiles {missing} are not levels of this model\'s quantile '
+          f'head {list(self.quantile_levels)}: ask for those, or use '
+          "intervals='conformal'.")
+    if horizon > self.horizon:
+      raise errors.ConfigError(
+          f'The quantile head forecasts {self.horizon} steps; {horizon} '
+          "needs rolling, which has no quantiles: use intervals='conformal' "
+          'or a model with a longer horizon.')
+
   def forecast_windows(self, pasts: np.ndarray, masks: np.ndarray,
                        freq: str, futures: Optional[np.ndarray] = None,
                        categoricals: Optional[np.ndarray] = None,
-                       batch: int = 256) -> np.ndarray:
-    """One model horizon for each context: [n, L, c] -> [n, h, targets]."""
-    out = []
+                       batch: int = 256, with_quantiles: bool = False):
+    """One model horizon for each context: [n, L, c] -> [n, h, targets]
+    (with `with_quantiles`, also the head's [n, h, targets, q])."""
+    if with_quantiles:
+      self.check_quantiles((), 0)
+    out, quantiles = [], []
     token = frequency.frequency_token(freq)
     for first in range(0, len(pasts), batch):
       chunk = {'past_values': pasts[first:first + batch],
@@ -153,6 +186,10 @@ class Forecaster:
         chunk['future_values'] = futures[first:first + batch]
       if categoricals is not None:
         chunk['static_categorical_values'] = categoricals[first:first + batch]
-      out.append(np.asarray(self.predict(chunk).prediction_outputs,
-                            np.float64))
+      result = self.predict(chunk)
+      out.append(np.asarray(result.prediction_outputs, np.float64))
+      if with_quantiles:
+        quantiles.append(np.asarray(result.quantile_outputs, np.float64))
+    if with_quantiles:
+      return np.concatenate(out), np.concatenate(quantiles)
     return np.concatenate(out)

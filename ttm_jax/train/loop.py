@@ -59,13 +59,31 @@ class Run:
   writer: writers.MetricWriter
   metrics: Sequence[metrics_lib.Metric]
   eval_step: Callable
+  # The test step: `eval_step` plus the compared forecasters (seasonal
+  # naive) on the same windows.
+  test_step: Optional[Callable] = None
+  selection_metric: str = 'mse'
+  season: int = 1  # Of MASE, MSIS and seasonal naive.
 
-  def evaluate(self, variables, split: str, progress: str = ''):
+  @property
+  def metric_names(self) -> List[str]:
+    return [m.name for m in self.metrics]
+
+  @property
+  def eval_batch_size(self) -> int:
+    return self.config.data.eval_batch_size or self.config.data.batch_size
+
+  def evaluate(self, variables, split: str, progress: str = '',
+               compare: bool = False, step: Optional[Callable] = None,
+               metrics: Optional[Sequence[metrics_lib.Metric]] = None):
+    """Metrics of `split`: the validation step, or with `compare` the test
+    step (seasonal naive beside), or a given `step` and its `metrics`."""
     source = self.data.valid if split == 'valid' else self.data.test
+    if step is None:
+      step = self.test_step if compare and self.test_step else self.eval_step
     return evaluation.evaluate(
-        self.eval_step, variables, source,
-        self.config.data.eval_batch_size or self.config.data.batch_size,
-        self.mesh, self.metrics, self.config.data.num_threads, progress)
+        step, variables, source, self.eval_batch_size, self.mesh,
+        metrics or self.metrics, self.config.data.num_threads, progress)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,7 +138,8 @@ def _make_optimizer(config, plan: Plan, learning_rate: float, params):
 
 
 class _Selection:
-  """Early stopping and the best model, by validation MSE. Its `record`
+  """Early stopping and the best model, by the validation selection metric
+  (lower is better: mse, or wql for quantile heads). Its `record`
   (learning rate, best, patience count) is checkpointed with the state."""
 
   def __init__(self, record: Dict[str, Any], patience: int):
@@ -135,11 +154,11 @@ class _Selection:
   def stopped(self) -> bool:
     return self.record['stopped']
 
-  def update(self, step: int, val_mse: float) -> bool:
+  def update(self, step: int, value: float) -> bool:
     """Records a validation result; True when it is the best so far."""
     r = self.record
-    if r['best_val'] is None or val_mse < r['best_val']:
-      r.update(best_val=val_mse, best_step=step, bad_evals=0)
+    if r['best_val'] is None or value < r['best_val']:
+      r.update(best_val=value, best_step=step, bad_evals=0)
       return True
     r['bad_evals'] += 1
     r['stopped'] = bool(self.patience and r['bad_evals'] >= self.patience)
@@ -160,13 +179,14 @@ def _validate(run: Run, state, step: int, selection: _Selection, ckpts,
     logged.update({f'track/test_{k}': v for k, v in test.items()
                    if k != 'num_windows'})
   run.writer.write(step, logged)
-  if selection.update(step, val['mse']):
+  chosen = run.selection_metric
+  if selection.update(step, val[chosen]):
     ckpts.save_best(step, jax.device_get(variables),
-                    {'val_loss': val['mse'], 'step': step})
+                    {'val_loss': val[chosen], 'step': step})
   r = selection.record
   progress.write(
       f'step {step}/{plan.total_steps} epoch {step / plan.steps_per_epoch:.1f}'
-      f': val mse {val["mse"]:.5f} (best {r["best_val"]:.5f} at '
+      f': val {chosen} {val[chosen]:.5f} (best {r["best_val"]:.5f} at '
       f'{r["best_step"]})' + (f' [test mse {logged["track/test_mse"]:.5f}]'
                               if 'track/test_mse' in logged else '')
       + (' early stop' if selection.stopped else ''))
@@ -251,10 +271,12 @@ def _tested_variables(run: Run, ckpts, state, selection: _Selection,
   r = selection.record
   summary = dict(learning_rate=float(r['learning_rate']),
                  steps=int(state.step), steps_per_epoch=plan.steps_per_epoch,
-                 best_step=r['best_step'], best_val_mse=r['best_val'],
+                 best_step=r['best_step'],
+                 **{f'best_val_{run.selection_metric}': r['best_val']},
                  early_stopped=bool(r['stopped']), tested='final')
   if best is not None and run.config.test_best:
-    print(f'Testing the best model (step {r["best_step"]}, val mse '
+    print(f'Testing the best model (step {r["best_step"]}, val '
+          f'{run.selection_metric} '
           f'{r["best_val"]:.5f}).', flush=True)
     return best, dict(summary, tested='best')
   return final, summary
@@ -266,10 +288,14 @@ def test(run: Run, variables, step: int,
   """Every `config.eval_splits` split: records for results.json."""
   config = run.config
   records = []
+  conformal = _conformal_step(run, variables) if (
+      config.conformal_intervals) else {}
   for split in config.eval_splits:
     start = time.time()
     values = run.evaluate(variables, split, progress=f'{run.data.name} '
-                          f'{split}')
+                          f'{split}', compare=True,
+                          **conformal.get('evaluate', {}))
+    values.update(conformal.get('record', {}))
     record = dict(dataset=run.data.name, split=split,
                   context_length=config.context_length,
                   prediction_length=config.prediction_length, **values,
@@ -279,12 +305,46 @@ def test(run: Run, variables, step: int,
       record['notes'] = list(run.data.notes)
     records.append(record)
     run.writer.write(step, {f'{split}/{k}': v for k, v in values.items()
-                            if k != 'num_windows'})
+                            if isinstance(v, float)})
+    shown = [k for k in values if isinstance(values[k], float)]
     print(f'[{run.data.name} {split}] ' + ' '.join(
-        f'{k} {values[k]:.6f}' for k in config.eval_metrics) +
+        f'{k} {values[k]:.6f}' for k in shown) +
           f' over {values["num_windows"]} windows ({record["seconds"]} s)',
           flush=True)
+    if 'seasonal_naive' in values:
+      naive = values['seasonal_naive']
+      print(f'[{run.data.name} {split}] seasonal naive: ' + ' '.join(
+          f'{k} {naive[k]:.6f}' for k in shown if k in naive), flush=True)
   return records
+
+
+def _conformal_step(run: Run, variables) -> Dict[str, Any]:
+  """The test step of a point model with split-conformal quantiles,
+  calibrated on the validation split (its last conformal_windows windows),
+  and what the record says of them."""
+  config, model = run.config, run.model
+  if model is None or model.config.multi_quantile_head:
+    raise errors.ConfigError(
+        'config.conformal_intervals calibrates intervals around a point '
+        'model; ' + ('a baseline has no model.' if model is None else
+                     'this model has a quantile head (its own quantiles are '
+                     'evaluated).'))
+  forecast = steps.model_forecaster(model)
+  errors_ = evaluation.residuals(
+      forecast, variables, run.data.valid, run.eval_batch_size, run.mesh,
+      model.config, config.conformal_windows, config.data.num_threads)
+  levels = metrics_lib.DEFAULT_LEVELS
+  names = list(dict.fromkeys(run.metric_names + list(
+      metrics_lib.QUANTILE_METRICS)))
+  metrics = metrics_lib.get(names)
+  step = steps.make_eval_step(
+      evaluation.conformal_forecaster(
+          forecast, evaluation.conformal_offsets(errors_, levels)),
+      metrics, run.mesh, model.config, season=run.season, levels=levels,
+      compare=_compared(config, model.config.prediction_length, run.season))
+  return {'evaluate': dict(step=step, metrics=metrics),
+          'record': {'intervals': 'conformal',
+                     'conformal_windows': int(len(errors_))}}
 
 
 ARCHITECTURE_FIELDS = (
@@ -333,20 +393,56 @@ def setup(config, workdir: str) -> Run:
         f'over the {mesh.size} devices of the data mesh: use a multiple of '
         f'{mesh.size} (on CPU, or set --cpu_devices to a divisor).')
   data = builders.build_data(config)
-  metrics = metrics_lib.get(config.eval_metrics)
+  season = config.season_length or baselines.season_length(data.freq)
   writer = writers.MetricWriter(workdir, config.tensorboard)
   if config.baseline:  # A naive forecaster instead of a model.
-    forecast = baselines.forecaster(
-        config.baseline, config.prediction_length,
-        config.season_length or baselines.season_length(data.freq))
-    return Run(config, workdir, mesh, None, data, writer, metrics,
-               steps.make_eval_step(lambda v, b: forecast(b), metrics, mesh))
+    names = config.eval_metrics or metrics_lib.default_names(quantiles=True)
+    metrics = metrics_lib.get(names)
+    forecast = baselines.forecaster(config.baseline,
+                                    config.prediction_length, season)
+    step = steps.make_eval_step(lambda v, b: forecast(b), metrics, mesh,
+                                season=season)
+    return Run(config, workdir, mesh, None, data, writer, metrics, step,
+               selection_metric=_selection_metric(config, names, False),
+               season=season)
   model = factory.create_model(config)
   if model.new_weights:
     _LOG.warning('New weights: %s', model.new_weights)
+  quantiles = model.config.multi_quantile_head
+  names = config.eval_metrics or metrics_lib.default_names(quantiles)
+  metrics_lib.check_quantile_metrics(names, quantiles)
+  metrics = metrics_lib.get(names)
+  options = dict(season=season, levels=(model.config.quantile_levels
+                                        if quantiles else
+                                        metrics_lib.DEFAULT_LEVELS))
+  forecast = steps.model_forecaster(model)
+  compare = _compared(config, model.config.prediction_length, season)
   return Run(config, workdir, mesh, model, data, writer, metrics,
-             steps.make_eval_step(steps.model_forecaster(model), metrics,
-                                  mesh, model.config))
+             steps.make_eval_step(forecast, metrics, mesh, model.config,
+                                  **options),
+             steps.make_eval_step(forecast, metrics, mesh, model.config,
+                                  compare=compare, **options),
+             _selection_metric(config, names, quantiles), season)
+
+
+def _compared(config, horizon: int, season: int):
+  """The forecasters scored beside a model on its test windows."""
+  if not config.compare_seasonal_naive:
+    return None
+  return {'seasonal_naive': baselines.forecaster('seasonal_naive', horizon,
+                                                 season)}
+
+
+def _selection_metric(config, names: Sequence[str], quantiles: bool) -> str:
+  """config.selection_metric, or wql for a quantile head, else mse; it must
+  be among the evaluated metrics."""
+  chosen = config.selection_metric or ('wql' if quantiles else 'mse')
+  if chosen not in names:
+    raise errors.ConfigError(
+        f'config.selection_metric={chosen!r} (validation selects on it) is '
+        f'not among the evaluated metrics {list(names)}: add it to '
+        'config.eval_metrics or choose another.')
+  return chosen
 
 
 def train_and_evaluate(config, workdir: str,
