@@ -325,3 +325,22 @@ def test_conformal_offsets_are_split_conformal_thresholds():
       first[int(np.ceil(199 * 0.8)) - 1], rel=1e-6)
   inside = np.abs(errors_) <= offsets[..., 2]
   assert np.all(inside.mean(axis=0) >= 0.8)
+
+
+def test_new_head_starts_at_the_normal_quantile_gaps():
+  from statistics import NormalDist  # pylint: disable=g-import-not-at-top
+  for levels in ((0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+                 (0.05, 0.5, 0.95)):
+    config = config_lib.TTMConfig(**dict(SMALL, multi_quantile_head=True,
+                                         quantile_levels=levels))
+    raw = np.asarray(heads.offset_biases(config))
+    side = len(levels) // 2
+    assert raw[0] == 0.0
+    for offsets in (raw[1:1 + side], raw[1 + side:]):
+      reach = np.cumsum(np.log1p(np.exp(offsets)) + config.mq_eps)
+      np.testing.assert_allclose(
+          reach, [NormalDist().inv_cdf(q) for q in levels[side + 1:]],
+          atol=1e-6)
+    variables = checkpoint.init_variables(config, jax.random.key(0))
+    bias = variables['params']['multi_quantile_head_block']['pw2']['bias']
+    np.testing.assert_allclose(bias, raw, atol=1e-7)

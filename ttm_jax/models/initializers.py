@@ -1,7 +1,8 @@
 """How every TTM variable is initialised, declared once.
 
 Every variable declares the reference's initial distribution as a spec:
-('uniform', low, high), ('normal', std), ('constant', value) or ('sincos',)
+('uniform', low, high), ('normal', std), ('constant', value) (a scalar, or
+a tuple of values along the last axis) or ('sincos',)
 (the fixed positional table). Modules create their variables through
 `initializer(spec)`, which boxes the value with its spec (Flax axis
 metadata, unboxed inside the modules), so the distribution of every leaf
@@ -81,8 +82,8 @@ def initializer(spec: Spec) -> Callable:
       value = jax.random.uniform(key, shape, dtype, spec[1], spec[2])
     elif spec[0] == 'normal':
       value = spec[1] * jax.random.normal(key, shape, dtype)
-    else:
-      value = jnp.full(shape, spec[1], dtype)
+    else:  # A constant: a scalar, or values along the last axis.
+      value = jnp.full(shape, jnp.asarray(spec[1], dtype), dtype)
     return Initialised(value, spec)
   return init
 
@@ -99,7 +100,7 @@ def sample_spec(spec: Spec, shape, rng: np.random.Generator) -> np.ndarray:
     return rng.uniform(spec[1], spec[2], size=shape).astype(np.float32)
   if spec[0] == 'normal':
     return (spec[1] * rng.standard_normal(size=shape)).astype(np.float32)
-  return np.full(shape, spec[1], np.float32)
+  return np.full(shape, np.asarray(spec[1], np.float32), np.float32)
 
 
 @dataclasses.dataclass(frozen=True)
