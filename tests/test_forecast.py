@@ -207,7 +207,7 @@ def test_auto_picks_a_local_checkpoint_by_context(model_dir, tmp_path):
 @pytest.mark.parametrize('change, words', [
     (lambda d: d.rename(columns={'y': 'load'}), "target column 'y' is not"),
     (lambda d: d.assign(y=d['y'].astype(object).where(d.index != 5, 'x')),
-     "non-numeric value 'x' \\(row 6\\)"),
+     "non-numeric value 'x' at row 6"),
     (lambda d: d.assign(y=d['y'].where(d.index != 9, np.inf)),
      'inf at row 10'),
     (lambda d: d.drop(index=[50, 51]),

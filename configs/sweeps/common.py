@@ -2,6 +2,7 @@
 zero-shot chain of the pretraining ablations."""
 
 from configs import common
+from configs import few_shot
 from configs import pretrain
 from configs import zero_shot
 from ttm_jax import sweeps
@@ -65,3 +66,22 @@ def seeded(arg, variants, stages=None):
           [sweeps.stage('pretrain')] + zero_shot_stages(arg))
       points.append(point)
   return points
+
+
+def parse_few_shot(arg, **extra):
+  """The arguments every sweep from IBM's r2 weights takes."""
+  return common.parse_arg(arg, checkpoint=common.R2_CHECKPOINT, data_dir='',
+                          seeds=3, max_epochs=50, quick=False, **extra)
+
+
+def few_shot_base(arg, **few_shot_args):
+  """configs/few_shot.py with `few_shot_args`, the sweep's checkpoint, data
+  folder and epoch cap; no export or TensorBoard (many points)."""
+  spec = ''.join(f'{k}={v},' for k, v in few_shot_args.items())
+  config = few_shot.get_config(f'{spec}checkpoint={arg.checkpoint},'
+                               f'quick={arg.quick}')
+  config.data_dir = arg.data_dir
+  config.num_epochs = arg.max_epochs
+  config.export = False
+  config.tensorboard = False
+  return config

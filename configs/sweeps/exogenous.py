@@ -9,23 +9,18 @@ horizon 96, 3 seeds. The metric is on OT alone.
       --workdir W
 """
 
-from configs import common
-from configs import few_shot
+from configs.sweeps import common
 
 CONTROLS = ('HUFL', 'HULL', 'MUFL', 'MULL', 'LUFL', 'LULL')
 
 
 def _parse(arg):
-  return common.parse_arg(arg, checkpoint=common.R2_CHECKPOINT, data_dir='',
-                          seeds=3, fraction=0.1, max_epochs=50, quick=False)
+  return common.parse_few_shot(arg, fraction=0.1)
 
 
 def get_config(arg=None):
   arg = _parse(arg)
-  config = few_shot.get_config(f'data=etth1,fraction={arg.fraction},'
-                               f'checkpoint={arg.checkpoint},'
-                               f'quick={arg.quick}')
-  config.data_dir = arg.data_dir
+  config = common.few_shot_base(arg, data='etth1', fraction=arg.fraction)
   config.data.target_columns = ('OT',)
   config.data.control_columns = CONTROLS
   config.model.overrides = dict(
@@ -34,9 +29,6 @@ def get_config(arg=None):
       exogenous_channel_indices=list(range(1, 1 + len(CONTROLS))),
       enable_forecast_channel_mixing=True, fcm_context_length=1,
       fcm_use_mixer=True, fcm_prepend_past=True)
-  config.num_epochs = arg.max_epochs
-  config.export = False
-  config.tensorboard = False
   return config
 
 

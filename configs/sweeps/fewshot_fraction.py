@@ -9,26 +9,17 @@ on validation), ETTh1 and ETTm1 at horizon 96, 3 seeds.
 `max_epochs=E` caps the epochs (IBM: 50, patience 10), for CPU budgets.
 """
 
-from configs import common
-from configs import few_shot
+from configs.sweeps import common
 
 FRACTIONS = (0.05, 0.1, 0.25, 0.5, 1.0)
 
 
 def _parse(arg):
-  return common.parse_arg(arg, checkpoint=common.R2_CHECKPOINT, data_dir='',
-                          seeds=3, max_epochs=50, quick=False)
+  return common.parse_few_shot(arg)
 
 
 def get_config(arg=None):
-  arg = _parse(arg)
-  config = few_shot.get_config(f'checkpoint={arg.checkpoint},'
-                               f'quick={arg.quick}')
-  config.data_dir = arg.data_dir
-  config.num_epochs = arg.max_epochs
-  config.export = False
-  config.tensorboard = False
-  return config
+  return common.few_shot_base(_parse(arg))
 
 
 def get_sweep(arg=None):

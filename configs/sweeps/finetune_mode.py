@@ -7,26 +7,18 @@ probing (backbone frozen) vs full fine-tuning, ETTh1 and ETTm1 at horizon
       --workdir W
 """
 
-from configs import common
-from configs import few_shot
+from configs.sweeps import common
 from configs import zero_shot
 from ttm_jax import sweeps
 
 
 def _parse(arg):
-  return common.parse_arg(arg, checkpoint=common.R2_CHECKPOINT, data_dir='',
-                          seeds=3, fraction=0.05, max_epochs=50, quick=False)
+  return common.parse_few_shot(arg, fraction=0.05)
 
 
 def get_config(arg=None):
   arg = _parse(arg)
-  config = few_shot.get_config(f'checkpoint={arg.checkpoint},'
-                               f'fraction={arg.fraction},quick={arg.quick}')
-  config.data_dir = arg.data_dir
-  config.num_epochs = arg.max_epochs
-  config.export = False
-  config.tensorboard = False
-  return config
+  return common.few_shot_base(arg, fraction=arg.fraction)
 
 
 def get_sweep(arg=None):

@@ -230,27 +230,28 @@ def _warn_irregular(time, path: str, series: str) -> None:
         f' (first after {time.iloc[int(gaps[0])]})' if len(gaps) else '')
 
 
-def _numeric(block, path: str):
+def numeric(block, where: str = '', rows=None) -> np.ndarray:
   """The block as float64, refusing non-numeric and infinite values (NaN
-  means missing), naming the column and row."""
+  means missing), naming the file (`where`), column and row (`rows`: each
+  row's 1-based number; default the index + 1)."""
   import pandas as pd  # pylint: disable=g-import-not-at-top
+  rows = block.index.to_numpy() + 1 if rows is None else np.asarray(rows)
+  label = f'{where}: column' if where else 'Column'
   out = np.empty(block.shape, np.float64)
   for k, name in enumerate(block.columns):
     column = block[name]
     converted = pd.to_numeric(column, errors='coerce')
-    bad = converted.isna() & column.notna()
-    if bad.any():
-      row = int(column.index[bad.values][0]) + 1
-      raise DataError(f'{path}: column {name!r} has a non-numeric value '
-                      f'{column[bad].iloc[0]!r} at row {row}; numbers (or '
-                      'empty for missing) are accepted.')
+    bad = np.flatnonzero((converted.isna() & column.notna()).to_numpy())
+    if len(bad):
+      raise DataError(f'{label} {name!r} has a non-numeric value '
+                      f'{column.iloc[bad[0]]!r} at row {rows[bad[0]]}; '
+                      'numbers (or empty for missing) are accepted.')
     out[:, k] = converted.to_numpy(np.float64)
-    infinite = np.isinf(out[:, k])
-    if infinite.any():
-      row = int(column.index[infinite][0]) + 1
-      raise DataError(f'{path}: column {name!r} has {out[infinite, k][0]} at '
-                      f'row {row}; values must be finite (leave a cell empty '
-                      'or NaN for a missing value).')
+    infinite = np.flatnonzero(np.isinf(out[:, k]))
+    if len(infinite):
+      raise DataError(f'{label} {name!r} has {out[infinite[0], k]} at row '
+                      f'{rows[infinite[0]]}; values must be finite (leave a '
+                      'cell empty or NaN for a missing value).')
   return out
 
 
@@ -298,7 +299,7 @@ def read_table(path: str, *, timestamp_column: Optional[str] = 'date',
       group, time = _timestamps(group, path, key, timestamp_column,
                                 duplicates, published)
       stamps.append(time.values)
-    values.append(_numeric(group[value_columns], path))
+    values.append(numeric(group[value_columns], path))
     ids.append(key)
     if static_categorical_columns:
       statics.append(group[list(static_categorical_columns)].iloc[0].to_numpy())

@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from ttm_jax import errors
+from ttm_jax.data import sources
 
 # Frequencies TTM serves (minutely to monthly).
 SUPPORTED = ('min', 'h', 'D', 'W', 'M', 'MS', 'ME', 'B', 'Q', 'QS', 'QE')
@@ -78,27 +79,6 @@ def _roles(frame, timestamp_column, id_columns, target_columns,
     raise errors.DataError('No target column: every column is the '
                            'timestamp, an id, a control or a categorical.')
   return list(target_columns)
-
-
-def _numeric(block, rows) -> np.ndarray:
-  import pandas as pd  # pylint: disable=g-import-not-at-top
-  out = np.empty(block.shape, np.float64)
-  for k, name in enumerate(block.columns):
-    column = block[name]
-    converted = pd.to_numeric(column, errors='coerce')
-    bad = converted.isna() & column.notna()
-    if bad.any():
-      raise errors.DataError(
-          f'Column {name!r} has a non-numeric value {column[bad].iloc[0]!r} '
-          f'(row {rows[np.flatnonzero(bad.to_numpy())[0]]}); numbers, or '
-          'empty/NaN for missing, are accepted.')
-    out[:, k] = converted.to_numpy(np.float64)
-    infinite = np.flatnonzero(np.isinf(out[:, k]))
-    if len(infinite):
-      raise errors.DataError(
-          f'Column {name!r} has {out[infinite[0], k]} at row '
-          f'{rows[infinite[0]]}; values must be finite (NaN means missing).')
-  return out
 
 
 def _check_times(times, rows, label: str, regularize: bool):
@@ -179,7 +159,8 @@ def to_series(df, timestamp_column: str, id_columns: Sequence[str] = (),
   except (ValueError, TypeError) as e:
     raise errors.DataError(f'Column {timestamp_column!r} is not a timestamp '
                            f'({str(e).splitlines()[0]}).') from None
-  values = _numeric(df[targets + control_columns], np.arange(len(df)) + 1)
+  values = sources.numeric(df[targets + control_columns],
+                           rows=np.arange(len(df)) + 1)
   groups = ([((), np.arange(len(df)))] if not id_columns else
             [(k if isinstance(k, tuple) else (k,), np.asarray(v))
              for k, v in df.groupby(id_columns, sort=True).indices.items()])
