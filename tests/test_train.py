@@ -238,6 +238,24 @@ def test_explicit_flags_override_the_detected_cluster(monkeypatch):
                         process_id=1)]
 
 
+def test_export_writes_any_checkpoint_of_the_run(uninterrupted, tmp_path):
+  from experiments import export  # pylint: disable=g-import-not-at-top
+  # test_best=false: the run exported its final model, the latest checkpoint.
+  assert export.export(str(uninterrupted), 'latest', str(tmp_path / 'l')) == 40
+  ours = load_file(str(tmp_path / 'l' / 'model.safetensors'))
+  run = load_file(str(uninterrupted / 'export' / 'model.safetensors'))
+  assert ours.keys() == run.keys()
+  for key in run:
+    np.testing.assert_array_equal(ours[key], run[key])
+  with open(uninterrupted / 'results.json') as f:
+    best_step = json.load(f)[0]['training']['best_step']
+  assert export.export(str(uninterrupted), 'best',
+                       str(tmp_path / 'b')) == best_step
+  checkpoint.load_pretrained(str(tmp_path / 'b'))
+  with pytest.raises(errors.ConfigError, match=r'--which=7: no such .*steps'):
+    export.export(str(uninterrupted), '7', str(tmp_path / 'x'))
+
+
 def test_sigkill_and_restart_is_bit_identical(tmp_path, uninterrupted):
   killed = tmp_path / 'killed'
   args = RUN_ARGS + ['--workdir', str(killed), '--cpu_devices=4']
