@@ -101,6 +101,7 @@ def train_and_watch(args, corpus, workdir):
     for step in new:
       steps.setdefault(step, now)
     time.sleep(0.2)
+  rss = [(t, r) for t, r in rss if np.isfinite(r)]  # Not after it ended.
   if process.returncode:
     raise SystemExit(f'training exited with {process.returncode}; rerun '
                      f'the command above by hand to see why.')
@@ -118,7 +119,7 @@ def pipeline_rate(args, corpus, batches=300):
   start = time.perf_counter()
   for _ in range(batches):
     next(it)
-  return batches / (time.perf_counter() - start)
+  return batches / (time.perf_counter() - start), data.num_train_windows
 
 
 def main():
@@ -150,12 +151,12 @@ def main():
   window = rss[(rss[:, 0] >= t100) & (rss[:, 0] <= t_last), 1]
   rss100 = window[0]
   train_rate = (last - 100) / (t_last - t100)
-  rate = pipeline_rate(args, corpus)
+  rate, windows = pipeline_rate(args, corpus)
   result = dict(
       num_series=args.num_series, length=args.length, arch=args.arch,
       batch=args.batch, steps=max(steps), rss_window_steps=(100, last),
       write_seconds=write and write[0], values=write and write[1],
-      writer_peak_rss_mb=write and write[2],
+      writer_peak_rss_mb=write and write[2], train_windows=windows,
       seconds_to_first_step=t_first, first_logged_step=first,
       peak_rss_mb=float(rss[:, 1].max()), rss_step100_mb=float(rss100),
       rss_min_mb=float(window.min()), rss_max_mb=float(window.max()),
