@@ -64,6 +64,17 @@ def test_real_checkpoint_matches_reference(name):
   _compare(folder, model, variables, channels, length=600)
 
 
+def test_bundled_model_loads_by_name_offline_and_in_the_reference():
+  """ttm_jax/pretrained/ttm-public-512-96 (pretrained here; its model card
+  is beside it): by name, with no network, and by the reference."""
+  config, model, variables = load_pretrained('ttm-public-512-96')
+  assert (config.context_length, config.prediction_length,
+          config.adaptive_patching_levels) == (512, 96, 3)
+  folder = os.path.join(checkpoint.PRETRAINED_DIR, 'ttm-public-512-96')
+  assert os.path.exists(os.path.join(folder, 'README.md'))
+  _compare(folder, model, variables, channels=3)
+
+
 def test_r2_config_is_read_from_file():
   _need(R2)
   config, _, variables = load_pretrained(R2)
