@@ -227,6 +227,11 @@ def test_few_shot_quantiles_argument():
   assert config.model.overrides.head_dropout == 0.7
   with pytest.raises(ValueError, match='whole number of steps'):
     few_shot.get_config('quantiles=0.1:0.85')
+  from configs import pretrain  # pylint: disable=g-import-not-at-top
+  config = pretrain.get_config('synthetic=true,quantiles=0.05:0.95:0.15')
+  assert config.model.arch.multi_quantile_head
+  np.testing.assert_allclose(config.model.arch.quantile_levels,
+                             (0.05, 0.2, 0.35, 0.5, 0.65, 0.8, 0.95))
 
 
 # ------------------------------------------------------------- the engine
