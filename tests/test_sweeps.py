@@ -2,6 +2,7 @@
 point runs; a sweep killed midway resumes without redoing finished points;
 the tables' summaries."""
 
+import csv
 import glob
 import json
 import os
@@ -99,6 +100,26 @@ def test_slurm_dry_run_prints_the_job_array_script(tmp_path):
   assert '#SBATCH --array=0-1%2' in out or '#SBATCH --array=0-1%3' in out
   assert '#SBATCH --partition=gpu' in out and 'srun' in out
   assert 'submitit.core._submit' in out and not os.listdir(tmp_path)
+
+
+@pytest.mark.parametrize(
+    'path', [p for p in SWEEPS if not p.endswith('ap.py')],  # ap: below.
+    ids=os.path.basename)
+def test_quick_sweep_runs_every_point(path, tmp_path, small_corpus):
+  if not (os.path.exists(os.path.join(LTSF, 'ETTh1.csv')) and
+          os.path.isdir(R2)):
+    pytest.skip('needs ../shared/data/ltsf and the r2 checkpoint')
+  arg = _arg(path, small_corpus)
+  rc, out = _sweep('--config', f'{path}:{arg}', '--workdir', str(tmp_path))
+  assert rc == 0, out[-3000:]
+  planned = sorted(p.name for p in sweeps.plan(sweeps.load(path), arg))
+  with open(tmp_path / 'results.csv') as f:
+    rows = list(csv.DictReader(f))
+  assert sorted(r['point'] for r in rows) == planned
+  metrics = [k for k in rows[0] if k.endswith('/mse')]
+  assert metrics and all(np.isfinite(float(r[k])) for r in rows
+                         for k in metrics)
+  assert all(int(r['parameters']) > 0 for r in rows)
 
 
 def test_killed_sweep_resumes_without_redoing_finished_points(
