@@ -131,8 +131,10 @@ def test_quantiles_never_cross_even_with_wild_weights():
   past = np.random.default_rng(1).normal(size=(8, 64, 2)).astype(np.float32)
   quantiles = np.asarray(module.apply(variables, past).quantile_outputs)
   assert np.all(np.diff(quantiles, axis=-1) > 0)
-  wild = jax.tree_util.tree_map(
-      lambda x: x * 50.0, variables['params']['multi_quantile_head_block'])
+  rng = np.random.default_rng(4)
+  wild = jax.tree_util.tree_map(  # Random, then huge.
+      lambda x: (x + rng.normal(size=x.shape)).astype(np.float32) * 50.0,
+      variables['params']['multi_quantile_head_block'])
   variables = {'params': dict(variables['params'],
                               multi_quantile_head_block=wild)}
   quantiles = np.asarray(module.apply(variables, past).quantile_outputs)
@@ -346,6 +348,14 @@ def test_new_head_starts_at_the_normal_quantile_gaps():
       np.testing.assert_allclose(
           reach, [NormalDist().inv_cdf(q) for q in levels[side + 1:]],
           atol=1e-6)
+    # A new head: the point forecast with the normal's quantiles around it
+    # (in scaled units: times the scaler's scale).
+    module = ttm.build_module(config)
     variables = checkpoint.init_variables(config, jax.random.key(0))
-    bias = variables['params']['multi_quantile_head_block']['pw2']['bias']
-    np.testing.assert_allclose(bias, raw, atol=1e-7)
+    past = np.random.default_rng(1).normal(size=(2, 64, 3)).astype(
+        np.float32) * 4 + 2
+    out = module.apply(variables, past)
+    z = np.array([NormalDist().inv_cdf(q) for q in levels], np.float32)
+    expected = (np.asarray(out.prediction_outputs)[..., None]
+                + np.asarray(out.scale)[..., None] * z)
+    np.testing.assert_allclose(out.quantile_outputs, expected, atol=2e-5)
