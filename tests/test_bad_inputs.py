@@ -305,7 +305,11 @@ def test_disk_full_is_one_line_and_keeps_the_checkpoints(tmp_path):
                                 '--config.checkpoint_every_steps=5'])
     _assert_one_line_error(rc, out, err, 1, r'no space left on device.*'
                            'rerun the same command to resume')
-    assert len((out + err).splitlines()) < 20
+    # Besides the progress bar and the validation lines, a few lines at
+    # most (no logged background-thread errors).
+    other = [l for l in (out + err).splitlines() if l.strip() and not (
+        '%|' in l or re.match(r'step \d+/\d+ epoch', l))]
+    assert len(other) < 8, other
     steps = [n for n in os.listdir(workdir / 'checkpoints') if n.isdigit()]
     assert steps  # The complete checkpoints are kept.
   finally:

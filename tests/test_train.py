@@ -30,6 +30,7 @@ from ttm_jax.models import checkpoint
 from ttm_jax.models import config as config_lib
 from ttm_jax.models import factory
 from ttm_jax.models import ttm
+from ttm_jax.train import snapshots
 from ttm_jax.train import state as state_lib
 from ttm_jax.train import steps as steps_lib
 
@@ -239,9 +240,9 @@ def test_explicit_flags_override_the_detected_cluster(monkeypatch):
 
 
 def test_export_writes_any_checkpoint_of_the_run(uninterrupted, tmp_path):
-  from experiments import export  # pylint: disable=g-import-not-at-top
   # test_best=false: the run exported its final model, the latest checkpoint.
-  assert export.export(str(uninterrupted), 'latest', str(tmp_path / 'l')) == 40
+  assert snapshots.export_run(str(uninterrupted), 'latest',
+                              str(tmp_path / 'l')) == 40
   ours = load_file(str(tmp_path / 'l' / 'model.safetensors'))
   run = load_file(str(uninterrupted / 'export' / 'model.safetensors'))
   assert ours.keys() == run.keys()
@@ -249,11 +250,11 @@ def test_export_writes_any_checkpoint_of_the_run(uninterrupted, tmp_path):
     np.testing.assert_array_equal(ours[key], run[key])
   with open(uninterrupted / 'results.json') as f:
     best_step = json.load(f)[0]['training']['best_step']
-  assert export.export(str(uninterrupted), 'best',
+  assert snapshots.export_run(str(uninterrupted), 'best',
                        str(tmp_path / 'b')) == best_step
   checkpoint.load_pretrained(str(tmp_path / 'b'))
-  with pytest.raises(errors.ConfigError, match=r'--which=7: no such .*steps'):
-    export.export(str(uninterrupted), '7', str(tmp_path / 'x'))
+  with pytest.raises(errors.ConfigError, match=r'which=7: no such .*steps'):
+    snapshots.export_run(str(uninterrupted), '7', str(tmp_path / 'x'))
 
 
 def test_sigkill_and_restart_is_bit_identical(tmp_path, uninterrupted):

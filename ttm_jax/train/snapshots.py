@@ -1,0 +1,67 @@
+"""A run's checkpoints in the reference's format: the best model, the
+latest training checkpoint or any step, while the run goes on or after it
+ended (`experiments/export.py`)."""
+
+import json
+import os
+
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+
+from ttm_jax import errors
+from ttm_jax import schema
+from ttm_jax.models import checkpoint
+from ttm_jax.models import factory
+from ttm_jax.train import checkpoints as checkpoints_lib
+
+
+def run_config(workdir: str):
+  """The resolved config the run recorded in `workdir/config.json`."""
+  path = os.path.join(workdir, 'config.json')
+  if not os.path.exists(path):
+    raise errors.ConfigError(f'{workdir}: no config.json; is it a run\'s '
+                             'workdir?')
+  with open(path) as f:
+    return schema.resolve(ml_collections.ConfigDict(json.load(f)))
+
+
+def _training_checkpoint(ckpts, which: str):
+  """The model variables of a training checkpoint ('latest' or a step)."""
+  steps = ckpts.latest.all_steps()
+  step = ckpts.latest_step() if which == 'latest' else int(which)
+  if step not in steps:
+    raise errors.ConfigError(f'which={which}: no such checkpoint in '
+                             f'{ckpts.root}/checkpoints (steps: '
+                             f'{sorted(steps)}).')
+  state = ckpts.latest.restore(step, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore())).state
+  variables = {'params': state['params']}
+  for name in ('batch_stats', 'buffers'):
+    if state.get(name):
+      variables[name] = state[name]
+  return step, variables
+
+
+def export_run(workdir: str, which: str, out: str) -> int:
+  """Writes the checkpoint `which` of the run in `workdir` to `out`;
+  returns its step."""
+  if which not in ('best', 'latest') and not which.isdigit():
+    raise errors.ConfigError(f"which={which!r}: expected 'best', 'latest' "
+                             'or a step number.')
+  config = run_config(workdir)
+  model = factory.create_model(config)
+  ckpts = checkpoints_lib.Checkpoints(workdir, keep=1)
+  try:
+    if which == 'best':
+      step = ckpts.best.latest_step()
+      variables = ckpts.restore_best(jax.device_get(model.variables))
+      if variables is None:
+        raise errors.ConfigError(f'{workdir}: no best checkpoint yet (it is '
+                                 'written at the first validation).')
+    else:
+      step, variables = _training_checkpoint(ckpts, which)
+  finally:
+    ckpts.close()
+  checkpoint.save_pretrained(out, model.config, jax.device_get(variables))
+  return step
