@@ -233,3 +233,25 @@ def test_constant_context_is_left_out_of_scaled_metrics():
   assert ours['mse'] == pytest.approx((16 + 36 + 0 + 4) / 4)
   # A point forecast at every level: WQL = sum |e| / sum |y|.
   assert ours['wql'] == pytest.approx((4 + 6 + 2) / (20 + 22 + 3 + 5))
+
+
+def test_context_no_longer_than_the_season_leaves_scaled_metrics_out():
+  """Season == context: no pair y_t, y_{t-m} (GluonTS: NaN). MASE and MSIS
+  are left out, not NaN (a NaN would end the run as diverged); the rest
+  are computed."""
+  rng = np.random.default_rng(7)
+  past = rng.normal(size=(3, 8, 2)).astype(np.float32)
+  future = rng.normal(size=(3, 4, 2)).astype(np.float32)
+  batch = _batch(past, future, pad_windows=5)  # 8 rows: any device count.
+  batch['point'] = np.concatenate([future + 0.5,
+                                   np.zeros((5, 4, 2), np.float32)])
+
+  def forecast(variables, b):
+    del variables
+    return b['point']
+
+  ours = _ours(forecast, [batch], 8, LEVELS)
+  assert 'mase' not in ours and 'msis' not in ours
+  assert ours['mase_excluded'] == 3 * 4 * 2
+  assert ours['mse'] == pytest.approx(0.25)
+  assert np.isfinite(ours['wql'])

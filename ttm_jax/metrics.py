@@ -167,6 +167,18 @@ def _scaled(batch: EvalBatch, values: Array):
           'excluded': jnp.sum(batch.weight) - jnp.sum(usable)}
 
 
+def _scaled_result(name: str, totals) -> Dict[str, float]:
+  """{name: mean} of a scaled metric; {} when no entry has a seasonal
+  error (e.g. every context no longer than the season, where GluonTS's is
+  NaN): the metric is undefined there and left out, said once."""
+  if not totals['count']:
+    _LOG.warning('%s is undefined here (no window has a seasonal error: the '
+                 'contexts are no longer than the season, constant or '
+                 'unobserved); left out of the results.', name)
+    return {}
+  return {name: _ratio(totals['sum'], totals['count'])}
+
+
 def _warn_excluded(name: str, totals) -> None:
   if totals['excluded']:
     _LOG.warning('%s: %d target entries left out (their context has no '
@@ -184,8 +196,8 @@ class MeanAbsoluteScaledError(Metric):
 
   def result(self, totals):
     _warn_excluded('mase', totals)
-    return {'mase': _ratio(totals['sum'], totals['count']),
-            'mase_excluded': int(round(totals['excluded']))}
+    return dict(_scaled_result('mase', totals),
+                mase_excluded=int(round(totals['excluded'])))
 
 
 class MeanWeightedSumQuantileLoss(Metric):
@@ -226,7 +238,7 @@ class MeanScaledIntervalScore(Metric):
     return _scaled(batch, score)
 
   def result(self, totals):
-    return {'msis': _ratio(totals['sum'], totals['count'])}
+    return _scaled_result('msis', totals)
 
 
 class IntervalCoverage(Metric):
