@@ -167,23 +167,22 @@ def _scaled(batch: EvalBatch, values: Array):
           'excluded': jnp.sum(batch.weight) - jnp.sum(usable)}
 
 
-def _scaled_result(name: str, totals) -> Dict[str, float]:
-  """{name: mean} of a scaled metric; {} when no entry has a seasonal
-  error (e.g. every context no longer than the season, where GluonTS's is
-  NaN): the metric is undefined there and left out, said once."""
+def _scaled_result(name: str, totals, warn_excluded: bool = False
+                   ) -> Dict[str, float]:
+  """{name: mean} of a scaled metric, saying once (`warn_excluded`) how
+  many entries were left out; {} when no entry has a seasonal error (e.g.
+  every context no longer than the season, where GluonTS's is NaN): the
+  metric is undefined there and left out, said once."""
   if not totals['count']:
     _LOG.warning('%s is undefined here (no window has a seasonal error: the '
                  'contexts are no longer than the season, constant or '
                  'unobserved); left out of the results.', name)
     return {}
-  return {name: _ratio(totals['sum'], totals['count'])}
-
-
-def _warn_excluded(name: str, totals) -> None:
-  if totals['excluded']:
+  if warn_excluded and totals['excluded']:
     _LOG.warning('%s: %d target entries left out (their context has no '
                  'seasonal error: constant or unobserved).', name,
                  int(totals['excluded']))
+  return {name: _ratio(totals['sum'], totals['count'])}
 
 
 class MeanAbsoluteScaledError(Metric):
@@ -195,8 +194,7 @@ class MeanAbsoluteScaledError(Metric):
     return _scaled(batch, jnp.abs(batch.target - batch.prediction))
 
   def result(self, totals):
-    _warn_excluded('mase', totals)
-    return dict(_scaled_result('mase', totals),
+    return dict(_scaled_result('mase', totals, warn_excluded=True),
                 mase_excluded=int(round(totals['excluded'])))
 
 
