@@ -66,7 +66,9 @@ def test_every_sweep_plans_its_quick_and_full_versions(path):
   seeds = {p.stages[0]['config']['seed'] for p in full
            if p.stages[0]['config']['task'] != 'zero_shot'}
   assert seeds == {0, 1, 2}  # Three seeds of every trained point.
-  assert sum(p.baseline for p in full) >= 1 or 'fewshot' in path
+  assert sum(p.baseline for p in full) >= 1
+  for point in full:  # Every group has a baseline to compare with.
+    assert any(q.baseline and q.block == point.block for q in full), point
 
 
 def test_bad_sweeps_fail_before_any_point_runs(tmp_path):
@@ -160,6 +162,32 @@ def test_summary_means_stds_and_changes():
   rows[2]['s/mse'] = 0.5
   summary = {e['group']: e for e in sweep_results.summarize(rows)}
   assert summary['b']['change_%']['s/mse'] == pytest.approx(-25.0)
+
+
+def test_summary_compares_within_blocks():
+  # Two datasets, each with its own zero-shot baseline: 'y b' is 10% better
+  # than 'y zs', though 20% worse than 'x zs' (the first baseline).
+  rows = [dict(point=g, group=g, block=g[0], baseline=g.endswith('zs'),
+               seed=0, **{'run/mse': v}) for g, v in
+          [('x zs', 1.0), ('x b', 0.5), ('y zs', 2.0), ('y b', 1.8)]]
+  summary = {e['group']: e for e in sweep_results.summarize(rows)}
+  assert summary['x zs']['baseline'] and summary['y zs']['baseline']
+  assert summary['x b']['change_%']['run/mse'] == pytest.approx(-50.0)
+  assert summary['y b']['change_%']['run/mse'] == pytest.approx(-10.0)
+  assert summary['y zs']['change_%']['run/mse'] == pytest.approx(0.0)
+
+
+def test_two_baselines_in_one_block_are_refused(tmp_path):
+  bad = tmp_path / 'two_baselines.py'
+  bad.write_text(
+      'from configs import demo\n'
+      'def get_config(arg=None):\n'
+      '  return demo.get_config("quick=true")\n'
+      'def get_sweep(arg=None):\n'
+      '  return [{"seed": s, "_group": f"g{s}", "_baseline": True}\n'
+      '          for s in (0, 1)]\n')
+  with pytest.raises(errors.ConfigError, match='2 baseline groups'):
+    sweeps.plan(sweeps.load(str(bad)))
 
 
 def test_grid_helpers():

@@ -5,7 +5,7 @@
                              every metric of every stage ('<stage>/<metric>')
   summary                    per group (the swept fields but the seed):
                              mean ± std and n, and the change in percent
-                             against the sweep's baseline group
+                             against the baseline group of its block
   plot.png                   bars with error bars per metric, by group
 """
 
@@ -40,7 +40,8 @@ def collect(workdir: str, points: Sequence[sweeps.Point]) -> List[Dict]:
     if sweeps.status(folder) != 'done':
       continue
     row = dict(point=point.name, group=group_of(point),
-               baseline=point.baseline, **{
+               baseline=point.baseline, **({'block': point.block}
+                                           if point.block else {}), **{
                    k: _text(v) for k, v in point.swept.items()})
     wall = 0.0
     for item in point.stages:
@@ -86,16 +87,21 @@ def metric_columns(rows: Sequence[Dict]) -> List[str]:
 
 def summarize(rows: Sequence[Dict]) -> List[Dict[str, Any]]:
   """Per group: mean, std (ddof 1) and n of every metric; the change in
-  percent against the baseline group's mean."""
+  percent against the mean of the baseline group of the group's block."""
   columns = metric_columns(rows)
   groups: Dict[str, List[Dict]] = {}
   for row in rows:
     groups.setdefault(row['group'], []).append(row)
-  base = next((g for g, members in groups.items()
-               if any(m['baseline'] for m in members)), None)
+  blocks = {name: members[0].get('block', '')
+            for name, members in groups.items()}
+  bases = {}
+  for name, members in groups.items():
+    if any(m['baseline'] for m in members):
+      bases.setdefault(blocks[name], name)
   out = []
   for name, members in groups.items():
-    entry = {'group': name, 'n': len(members), 'baseline': name == base}
+    entry = {'group': name, 'n': len(members),
+             'baseline': bases.get(blocks[name]) == name}
     for column in columns:
       values = np.array([m[column] for m in members if column in m], float)
       if not len(values):
@@ -103,13 +109,15 @@ def summarize(rows: Sequence[Dict]) -> List[Dict[str, Any]]:
       entry[column] = (float(values.mean()), float(values.std(ddof=1))
                        if len(values) > 1 else 0.0)
     out.append(entry)
-  if base is not None:
-    reference = next(e for e in out if e['group'] == base)
-    for entry in out:
-      entry['change_%'] = {
-          c: 100.0 * (entry[c][0] - reference[c][0]) / reference[c][0]
-          for c in columns if c in entry and c in reference
-          and reference[c][0]}
+  by_group = {e['group']: e for e in out}
+  for entry in out:
+    base = bases.get(blocks[entry['group']])
+    if base is None:
+      continue
+    reference = by_group[base]
+    entry['change_%'] = {
+        c: 100.0 * (entry[c][0] - reference[c][0]) / reference[c][0]
+        for c in columns if c in entry and c in reference and reference[c][0]}
   return out
 
 

@@ -9,7 +9,9 @@ on two benchmarks (their own base configs); a later stage starts from an
 earlier one's exported model with `checkpoint=FROM_STAGE + 'pretrain'`.
 Keys starting with '_' are metadata: `_name` (the point's folder, default
 from its swept values), `_group` (summary grouping), `_baseline` (marks the
-point of reference for relative changes).
+point of reference for relative changes) and `_block` (the comparison block:
+a group's change is against the baseline group of its own block, e.g. one
+block per dataset; one block by default).
 
 `plan(module, arg)` expands, names and validates every point before anything
 runs: an unknown field or a value of the wrong type fails naming the point
@@ -31,7 +33,7 @@ from ttm_jax import errors
 from ttm_jax import schema
 
 FROM_STAGE = '@stage:'  # checkpoint=FROM_STAGE + name: that stage's export.
-META = ('_name', '_group', '_baseline')
+META = ('_name', '_group', '_baseline', '_block')
 
 
 def product(**axes: Sequence[Any]) -> List[Dict[str, Any]]:
@@ -73,6 +75,7 @@ class Point:
   stages: List[Dict[str, Any]]  # [{'name', 'config': resolved dict}]
   group: str = ''
   baseline: bool = False
+  block: str = ''
 
 
 def load(path: str):
@@ -166,10 +169,25 @@ def plan(module, arg: Optional[str] = None) -> List[Point]:
           'give them distinct _name values.')
     names[name] = swept
     points.append(Point(name, own, resolved, raw.get('_group', ''),
-                        bool(raw.get('_baseline'))))
+                        bool(raw.get('_baseline')), str(raw.get('_block', ''))))
   if not points:
     raise errors.ConfigError('The sweep has no points.')
+  _check_baselines(points)
   return points
+
+
+def _check_baselines(points: Sequence[Point]) -> None:
+  """At most one baseline group per comparison block."""
+  found: Dict[str, set] = {}
+  for point in points:
+    if point.baseline:
+      found.setdefault(point.block, set()).add(point.group or point.name)
+  for block, groups in found.items():
+    if len(groups) > 1:
+      where = f'block {block!r}' if block else 'the sweep'
+      raise errors.ConfigError(
+          f'{where} has {len(groups)} baseline groups {sorted(groups)}: give '
+          'each its own _block (e.g. the dataset) or mark one _baseline.')
 
 
 # ------------------------------------------------------------------ running

@@ -75,6 +75,17 @@ def parse_few_shot(arg, **extra):
                           seeds=3, max_epochs=50, quick=False, **extra)
 
 
+def zero_shot_point(arg, name):
+  """IBM's r2 weights zero-shot on benchmark `name` (deterministic: one
+  run), the baseline of the block `name`."""
+  base = zero_shot.get_config(f'data={name},checkpoint={arg.checkpoint}')
+  base.data_dir = arg.data_dir
+  base.tensorboard = False
+  return {'data.name': name, '_name': f'{name}_zero_shot',
+          '_group': f'{name} zero-shot', '_baseline': True, '_block': name,
+          'stages': [sweeps.stage('run', base=base)]}
+
+
 def few_shot_base(arg, **few_shot_args):
   """configs/few_shot.py with `few_shot_args`, the sweep's checkpoint, data
   folder and epoch cap; no export or TensorBoard (many points)."""

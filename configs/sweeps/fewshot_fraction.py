@@ -1,6 +1,6 @@
 r"""Few-shot fraction: 5, 10, 25, 50 and 100% of the training data, head
 probing IBM's r2 512-96 (IBM's recipe: LR finder, one-cycle, early stopping
-on validation), ETTh1 and ETTm1 at horizon 96, 3 seeds.
+on validation), ETTh1 and ETTm1 at horizon 96, 3 seeds; the change is against zero-shot.
 
   .venv/bin/python -m experiments.sweep \
       --config configs/sweeps/fewshot_fraction.py:checkpoint=R2,data_dir=DATA \
@@ -28,6 +28,7 @@ def get_sweep(arg=None):
   datasets = ('etth1',) if arg.quick else ('etth1', 'ettm1')
   points = []
   for name in datasets:
+    points.append(common.zero_shot_point(arg, name))
     for fraction in fractions:
       for seed in range(1 if arg.quick else arg.seeds):
         points.append({
@@ -35,6 +36,5 @@ def get_sweep(arg=None):
             'data.fewshot_fraction': fraction if fraction < 1 else 0.0,
             'seed': seed, 'data.seed': seed,
             '_name': f'{name}_{int(fraction * 100)}pct_seed{seed}',
-            '_group': f'{name} {int(fraction * 100)}%',
-            '_baseline': False})
+            '_group': f'{name} {int(fraction * 100)}%', '_block': name})
   return points

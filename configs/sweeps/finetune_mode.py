@@ -8,8 +8,6 @@ probing (backbone frozen) vs full fine-tuning, ETTh1 and ETTm1 at horizon
 """
 
 from configs.sweeps import common
-from configs import zero_shot
-from ttm_jax import sweeps
 
 
 def _parse(arg):
@@ -25,12 +23,7 @@ def get_sweep(arg=None):
   arg = _parse(arg)
   points = []
   for name in (('etth1',) if arg.quick else ('etth1', 'ettm1')):
-    base = zero_shot.get_config(f'data={name},checkpoint={arg.checkpoint}')
-    base.data_dir = arg.data_dir
-    base.tensorboard = False
-    points.append({'data.name': name, '_name': f'{name}_zero_shot',
-                   '_group': f'{name} zero-shot', '_baseline': True,
-                   'stages': [sweeps.stage('run', base=base)]})
+    points.append(common.zero_shot_point(arg, name))
     for mode, frozen in (('head probing', ('backbone/.*',)),
                          ('full fine-tuning', ())):
       for seed in range(1 if arg.quick else arg.seeds):
@@ -38,5 +31,5 @@ def get_sweep(arg=None):
             'data.name': name, 'frozen': frozen, 'seed': seed,
             'data.seed': seed,
             '_name': f'{name}_{mode.split()[0]}_seed{seed}',
-            '_group': f'{name} {mode}'})
+            '_group': f'{name} {mode}', '_block': name})
   return points

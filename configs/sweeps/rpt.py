@@ -28,7 +28,7 @@ def get_sweep(arg=None):
           'prediction_length': min(horizon, 16) if arg.quick else horizon,
           'model.arch.resolution_prefix_tuning': rpt,
           '_group': f'context {context}, RPT {"on" if rpt else "off"}',
-          '_baseline': context == 512 and not rpt})
+          '_block': f'context {context}', '_baseline': not rpt})
 
   def stages(variant):
     return [sweeps.stage('pretrain')] + common.zero_shot_stages(
