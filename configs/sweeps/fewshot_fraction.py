@@ -1,12 +1,14 @@
 r"""Few-shot fraction: 5, 10, 25, 50 and 100% of the training data, head
 probing IBM's r2 512-96 (IBM's recipe: LR finder, one-cycle, early stopping
-on validation), ETTh1 and ETTm1 at horizon 96, 3 seeds; the change is against zero-shot.
+on validation), ETTh1 and ETTm1 at horizon 96, 3 seeds; the change is against
+zero-shot.
 
   .venv/bin/python -m experiments.sweep \
       --config configs/sweeps/fewshot_fraction.py:checkpoint=R2,data_dir=DATA \
       --workdir W
 
-`max_epochs=E` caps the epochs (IBM: 50, patience 10), for CPU budgets.
+`max_epochs=E` caps the epochs (IBM: 50, patience 10), for CPU budgets;
+`data=etth1` (names joined by '+') picks the benchmarks.
 """
 
 from configs.sweeps import common
@@ -15,7 +17,7 @@ FRACTIONS = (0.05, 0.1, 0.25, 0.5, 1.0)
 
 
 def _parse(arg):
-  return common.parse_few_shot(arg)
+  return common.parse_few_shot(arg, data='etth1+ettm1')
 
 
 def get_config(arg=None):
@@ -25,7 +27,7 @@ def get_config(arg=None):
 def get_sweep(arg=None):
   arg = _parse(arg)
   fractions = FRACTIONS[:2] if arg.quick else FRACTIONS
-  datasets = ('etth1',) if arg.quick else ('etth1', 'ettm1')
+  datasets = arg.data.split('+')[:1 if arg.quick else None]
   points = []
   for name in datasets:
     points.append(common.zero_shot_point(arg, name))
