@@ -7,6 +7,10 @@ horizon 96, 3 seeds. The metric is on OT alone.
   .venv/bin/python -m experiments.sweep \
       --config configs/sweeps/exogenous.py:checkpoint=R2,data_dir=DATA \
       --workdir W
+
+Measured (2 CPU cores, fraction 0.1, max_epochs=20, 6 points, 21 min of
+point time): OT test MSE 0.0530 (common_channel) vs 0.0529 (mix_channel,
+-0.1%), MAE -1.5%; README "Sweeps and ablations".
 """
 
 from configs.sweeps import common

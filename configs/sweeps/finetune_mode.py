@@ -5,6 +5,10 @@ probing (backbone frozen) vs full fine-tuning, ETTh1 and ETTm1 at horizon
   .venv/bin/python -m experiments.sweep \
       --config configs/sweeps/finetune_mode.py:checkpoint=R2,data_dir=DATA \
       --workdir W
+
+Measured (2 CPU cores, max_epochs=10, 14 points, 30 min of point time):
+test MSE vs zero-shot, head probing ETTh1 -0.2%, ETTm1 +0.6%; full
+fine-tuning -0.1%, +3.8%; README "Sweeps and ablations" has the table.
 """
 
 from configs.sweeps import common
