@@ -188,6 +188,11 @@ def test_two_baselines_in_one_block_are_refused(tmp_path):
       '          for s in (0, 1)]\n')
   with pytest.raises(errors.ConfigError, match='2 baseline groups'):
     sweeps.plan(sweeps.load(str(bad)))
+  # Without _group, the seeds of one baseline are one group (as summarized).
+  bad.write_text(bad.read_text().replace('"_group": f"g{s}"',
+                                         '"num_steps": 2'))
+  points = sweeps.plan(sweeps.load(str(bad)))
+  assert {p.group for p in points} == {'num_steps=2'}
 
 
 def test_grid_helpers():

@@ -39,10 +39,10 @@ def collect(workdir: str, points: Sequence[sweeps.Point]) -> List[Dict]:
     folder = os.path.join(workdir, point.name)
     if sweeps.status(folder) != 'done':
       continue
-    row = dict(point=point.name, group=group_of(point),
+    row = dict(point=point.name, group=point.group,
                baseline=point.baseline, **({'block': point.block}
                                            if point.block else {}), **{
-                   k: _text(v) for k, v in point.swept.items()})
+                   k: sweeps.cell_text(v) for k, v in point.swept.items()})
     wall = 0.0
     for item in point.stages:
       stage_dir = os.path.join(folder, item['name'])
@@ -62,18 +62,6 @@ def collect(workdir: str, points: Sequence[sweeps.Point]) -> List[Dict]:
     row['wall_seconds'] = round(wall, 1)
     rows.append(row)
   return rows
-
-
-def _text(value):
-  return value if isinstance(value, (int, float, str, bool)) else json.dumps(
-      value)
-
-
-def group_of(point: sweeps.Point) -> str:
-  if point.group:
-    return point.group
-  return ', '.join(f'{k.split(".")[-1]}={_text(v)}'
-                   for k, v in point.swept.items() if k != 'seed') or 'all'
 
 
 def metric_columns(rows: Sequence[Dict]) -> List[str]:

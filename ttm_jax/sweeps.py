@@ -24,7 +24,10 @@ import copy
 import dataclasses
 import importlib.util
 import itertools
+import json
+import os
 import re
+import time
 from typing import Any, Dict, List, Optional, Sequence
 
 import ml_collections
@@ -73,7 +76,7 @@ class Point:
   name: str
   swept: Dict[str, Any]  # The point's own overrides (for the tables).
   stages: List[Dict[str, Any]]  # [{'name', 'config': resolved dict}]
-  group: str = ''
+  group: str = ''  # Summary group: `_group`, else the swept values but seed.
   baseline: bool = False
   block: str = ''
 
@@ -113,6 +116,19 @@ def _value_text(value) -> str:
   if isinstance(value, (list, tuple)):
     return '-'.join(map(_value_text, value))
   return re.sub(r'[^A-Za-z0-9.]+', '', str(value))[:24]
+
+
+def cell_text(value):
+  """A swept value as a table cell: scalars as they are, others as JSON."""
+  return value if isinstance(value, (int, float, str, bool)) else json.dumps(
+      value)
+
+
+def group_name(own: Dict[str, Any]) -> str:
+  """The summary group of a point without `_group`: its swept values but
+  the seed."""
+  return ', '.join(f'{k.split(".")[-1]}={cell_text(v)}'
+                   for k, v in own.items() if k != 'seed') or 'all'
 
 
 def point_name(swept: Dict[str, Any]) -> str:
@@ -168,7 +184,8 @@ def plan(module, arg: Optional[str] = None) -> List[Point]:
           f'Points {names[name]} and {swept} would both write to {name!r}: '
           'give them distinct _name values.')
     names[name] = swept
-    points.append(Point(name, own, resolved, raw.get('_group', ''),
+    points.append(Point(name, own, resolved,
+                        raw.get('_group') or group_name(own),
                         bool(raw.get('_baseline')), str(raw.get('_block', ''))))
   if not points:
     raise errors.ConfigError('The sweep has no points.')
@@ -181,7 +198,7 @@ def _check_baselines(points: Sequence[Point]) -> None:
   found: Dict[str, set] = {}
   for point in points:
     if point.baseline:
-      found.setdefault(point.block, set()).add(point.group or point.name)
+      found.setdefault(point.block, set()).add(point.group)
   for block, groups in found.items():
     if len(groups) > 1:
       where = f'block {block!r}' if block else 'the sweep'
@@ -196,7 +213,6 @@ DONE, FAILED = 'done.json', 'failed.json'
 
 def status(point_dir: str) -> str:
   """'done', 'failed', 'partial' (started: resumes) or 'new'."""
-  import os  # pylint: disable=g-import-not-at-top
   if os.path.exists(os.path.join(point_dir, DONE)):
     return 'done'
   if os.path.exists(os.path.join(point_dir, FAILED)):
@@ -206,8 +222,6 @@ def status(point_dir: str) -> str:
 
 def _stage_done(stage_dir: str, config: Dict[str, Any]) -> bool:
   """A stage finished with this config (results.json after config.json)."""
-  import json  # pylint: disable=g-import-not-at-top
-  import os  # pylint: disable=g-import-not-at-top
   try:
     with open(os.path.join(stage_dir, 'config.json')) as f:
       recorded = json.load(f)
@@ -221,9 +235,6 @@ def run_point(point_dir: str, stages: List[Dict[str, Any]]) -> Dict[str, Any]:
   """Runs a point's stages in order (each an ordinary run in
   point_dir/<stage>; finished stages are skipped, interrupted ones resume
   from their checkpoints) and writes point_dir/done.json."""
-  import json  # pylint: disable=g-import-not-at-top
-  import os  # pylint: disable=g-import-not-at-top
-  import time  # pylint: disable=g-import-not-at-top
   from ttm_jax import compilation  # pylint: disable=g-import-not-at-top
   compilation.use_cpu_cores()  # Before JAX starts (a fresh job process).
   compilation.enable_persistent_cache()
