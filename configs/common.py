@@ -8,21 +8,14 @@ user outside this project: IBM's hub ids and $TTM_DATA_DIR.
 
 import ml_collections as mlc
 
+from ttm_jax import recipes
 from ttm_jax import schema
 
-# IBM granite r2 (context 512, horizon 96 on `main`).
-R2_CHECKPOINT = 'ibm-granite/granite-timeseries-ttm-r2'
-# IBM's few-shot batch sizes (TTM_SPEC.md 4.3).
-BATCH_SIZES = {'traffic': 8, 'electricity': 32}
-# Evaluation batches in windows. Each window is `channels` series, and on
-# this CPU the r2 forward runs fastest at a few hundred to ~2k series a
-# batch (measured: 7 ch x 64 windows 3,300-3,500 series/s, x 256 2,900;
-# 321 ch x 4 2,440, x 32 2,020 and 2.2 GB; 862 ch x 2 2,740), so the wide
-# sets take few windows a batch. The metric is an exact mean over all
-# windows whatever the batch.
-EVAL_BATCH_SIZE = 64
-EVAL_BATCH_SIZES = {'electricity': 4, 'traffic': 2}
-ETT = ('etth1', 'etth2', 'ettm1', 'ettm2')
+R2_CHECKPOINT = recipes.R2_CHECKPOINT
+BATCH_SIZES = recipes.BATCH_SIZES
+EVAL_BATCH_SIZE = recipes.EVAL_BATCH_SIZE
+EVAL_BATCH_SIZES = recipes.EVAL_BATCH_SIZES
+ETT = recipes.ETT
 
 
 def parse_arg(arg, **defaults):
@@ -69,10 +62,7 @@ def quantile_levels(spec: str):
 def quantile_fields(spec: str):
   """The TTMConfig fields of a multi-quantile head at `spec` levels ({}
   for a point model)."""
-  levels = quantile_levels(spec)
-  if levels is None:
-    return {}
-  return dict(multi_quantile_head=True, quantile_levels=levels)
+  return recipes.quantile_fields(quantile_levels(spec))
 
 
 def base_config() -> mlc.ConfigDict:

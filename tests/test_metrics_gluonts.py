@@ -13,7 +13,7 @@ from tests import conftest
 from ttm_jax import baselines
 from ttm_jax import metrics as metrics_lib
 from ttm_jax import sharding
-from ttm_jax.train import steps
+from ttm_jax.evaluators import windows
 
 gluonts = pytest.importorskip('gluonts')
 # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -95,8 +95,8 @@ def _ours(forecast, batches, season, levels, compare=None):
   mesh = sharding.make_mesh()
   names = metrics_lib.default_names(quantiles=True)
   metrics = metrics_lib.get(names)
-  step = steps.make_eval_step(forecast, metrics, mesh, season=season,
-                              levels=levels, compare=compare)
+  step = windows.make_eval_step(forecast, metrics, mesh, season=season,
+                               levels=levels, compare=compare)
   totals = None
   for batch in batches:
     totals = step({}, sharding.shard_batch(batch, mesh), totals)

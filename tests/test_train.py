@@ -316,7 +316,9 @@ def test_head_probing_leaves_backbone_bit_identical(tmp_path):
     cfg.optim.lr_finder.num_iter = 5
     cfg.test_best = False
     cfg.tensorboard = False
-    cfg.conformal_intervals = True
+    cfg.evals.test_conformal = dict(type='conformal', calibrate='valid',
+                                    score='test', final=True,
+                                    compare=('seasonal_naive',))
   train.train_and_evaluate(cfg, str(tmp_path / 'run'))
   before = load_file(str(tmp_path / 'init' / 'model.safetensors'))
   after = _params(tmp_path / 'run')
@@ -328,8 +330,11 @@ def test_head_probing_leaves_backbone_bit_identical(tmp_path):
              and not np.array_equal(after[k], before[k])]
   assert changed  # The decoder and head did train.
   results = json.load(open(tmp_path / 'run' / 'results.json'))
-  record = results[0]
+  assert [r['evaluation'] for r in results] == ['test', 'test_conformal']
+  record = results[1]
   assert record['split'] == 'test' and record['num_windows'] > 0
+  assert record['num_windows'] == results[0]['num_windows']
+  assert record['mse'] == results[0]['mse']  # The same point forecasts.
   # Conformal intervals around the point model, seasonal naive beside.
   assert record['intervals'] == 'conformal'
   assert record['conformal_windows'] > 0

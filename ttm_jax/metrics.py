@@ -58,13 +58,16 @@ class EvalBatch:
     prediction: [b, h, c'] point forecast in the data's units.
     target: [b, h, c'] true future, aligned with the forecast.
     weight: [b, h, c'] 1 where a target entry counts, else 0.
-    past: [b, l, c'] the context of the forecast channels.
+    past: [b, l, c'] the context of the forecast channels (None with
+      `scale`).
     past_weight: [b, l, c'] 1 where the context is observed.
     window_weight: [b] 1 for real windows, 0 for padding.
     quantiles: [b, h, c', q] forecasts at `levels`, or None for a point
       forecaster.
     levels: the quantile levels (ascending, symmetric about 0.5).
     season: the season m of the seasonal error (MASE, MSIS).
+    scale: [b, 1, c'] the seasonal error when the caller computed it (a
+      backtest's, over each window's whole history); None: from `past`.
   """
   prediction: Array
   target: Array
@@ -75,6 +78,7 @@ class EvalBatch:
   quantiles: Optional[Array] = None
   levels: Tuple[float, ...] = DEFAULT_LEVELS
   season: int = 1
+  scale: Optional[Array] = None
 
   def quantile_forecasts(self) -> Array:
     """[b, h, c', q]: the quantiles, or (a point forecaster, as GluonTS's
@@ -86,6 +90,8 @@ class EvalBatch:
   def seasonal_error(self) -> Array:
     """[b, 1, c']: mean |y_t - y_{t-m}| over the context's observed pairs
     (gluonts.ev.ts_stats.seasonal_error); 0 where there is no pair."""
+    if self.scale is not None:
+      return self.scale
     length = self.past.shape[1]
     m = 1 if self.season > length else self.season
     diff = jnp.abs(self.past[:, m:] - self.past[:, :length - m])
@@ -337,6 +343,14 @@ def results(metrics: Sequence[Metric], totals) -> Dict[str, Any]:
   for group, own in groups.items():
     out[group] = _group_results(metrics, own)
   return out
+
+
+def evaluate_batch(metrics: Sequence[Metric], batch: EvalBatch
+                   ) -> Dict[str, Any]:
+  """Every metric of one batch, computed at once (small host-side
+  evaluations, such as a backtest's windows)."""
+  sums = batch_sums(metrics, batch)
+  return results(metrics, {k: (v, jnp.zeros_like(v)) for k, v in sums.items()})
 
 
 def _group_results(metrics, values) -> Dict[str, Any]:

@@ -11,6 +11,7 @@ This module imports no JAX, so configs stay cheap to build.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import math
@@ -94,6 +95,17 @@ def _fewshot(v) -> Optional[str]:
 
 
 # ------------------------------------------------------------------ fields
+# Validation (selection, early stopping) during training; test, with
+# seasonal naive beside, on the tested model. Written out in full so that
+# command-line overrides (--config.evals.test.every_steps=0) find their
+# fields; ttm_jax.evaluators checks each entry against its type.
+DEFAULT_EVALS = {
+    'val': dict(type='windows', split='valid', every_steps=0, final=False,
+                metrics=(), compare=()),
+    'test': dict(type='windows', split='test', every_steps=-1, final=True,
+                 metrics=(), compare=('seasonal_naive',)),
+}
+
 CORPUS = {
     'kind': Field('synthetic', "'synthetic' (embedded generator) or 'tsf' "
                   '(a Monash .tsf file).', one_of('synthetic', 'tsf')),
@@ -256,31 +268,18 @@ SCHEMA: Dict[str, Any] = {
     'checkpoint_dir': Field('', 'Where checkpoints go (a shared filesystem '
                             'or a bucket path orbax writes, gs://...); '
                             'empty: the workdir.'),
-    'eval_splits': Field(('test',), 'Splits evaluated after training.',
-                         each(one_of('valid', 'test'))),
-    'eval_metrics': Field((), 'Metrics of every evaluation '
-                          '(ttm_jax.metrics.METRICS); empty: mse, mae, mase, '
-                          'and for a quantile head (or a baseline) also wql, '
-                          'msis and coverage.'),
-    'selection_metric': Field('', 'Validation metric that picks the best '
-                              'model and stops early (lower is better); '
-                              "empty: 'wql' for a quantile head, else 'mse'.",
-                              one_of('', 'mse', 'mae', 'mase', 'wql',
-                                     'msis')),
-    'conformal_intervals': Field(False, "A point model's test results add "
-                                 'wql, msis and coverage of split-conformal '
-                                 'intervals: per horizon step and channel, '
-                                 'thresholds of the absolute validation '
-                                 'errors (the last conformal_windows '
-                                 'windows).'),
-    'conformal_windows': Field(5000, 'Validation windows that calibrate '
-                               'conformal_intervals.', positive()),
-    'compare_seasonal_naive': Field(True, 'Score seasonal naive on the same '
-                                    'test windows with the same metrics '
-                                    '(results.json: `seasonal_naive`).'),
-    'track_test': Field(False, 'Also log the test metrics at every '
-                        'validation (analysis; selection stays on '
-                        'validation).'),
+    'evals': Field(DEFAULT_EVALS, 'Evaluations by name, each a dict with '
+                   "its registered `type` (ttm_jax.evaluators: 'windows', "
+                   "'conformal'), its schedule (`every_steps` during "
+                   'training, `final` after it) and its own fields.'),
+    'selection': {
+        'eval': Field('val', 'The evaluation whose metric picks the best '
+                      'model and stops early; it must run during '
+                      'training (every_steps >= 0).'),
+        'metric': Field('', 'Its metric (lower is better); empty: wql for '
+                        'a quantile head, else mse.',
+                        one_of('', 'mse', 'mae', 'mase', 'wql', 'msis')),
+    },
     'test_best': Field(True, 'Test the best validation model (else the '
                        'final one).'),
     'export': Field(True, "Write the tested model in the reference's format "
@@ -293,7 +292,7 @@ SCHEMA: Dict[str, Any] = {
 # ------------------------------------------------------------------- build
 def _default_value(field: Field):
   value = field.default
-  return dict(value) if isinstance(value, dict) else value
+  return copy.deepcopy(value) if isinstance(value, dict) else value
 
 
 def _defaults_tree(schema: Mapping[str, Any]) -> Dict[str, Any]:
@@ -349,8 +348,10 @@ def _unknown(path: str, key: str, known: Sequence[str]):
       f'config.{path or ""}: {sorted(known)}).{hint}')
 
 
-def _merge(schema: Mapping[str, Any], given: Mapping[str, Any],
-           prefix: str = '') -> Dict[str, Any]:
+def merge(schema: Mapping[str, Any], given: Mapping[str, Any],
+          prefix: str = '') -> Dict[str, Any]:
+  """`given` over the defaults of `schema`, every field typed and
+  checked; ConfigError naming `prefix`+field for the first bad one."""
   out = _defaults_tree(schema)
   for key, value in given.items():
     if key not in schema:
@@ -360,7 +361,7 @@ def _merge(schema: Mapping[str, Any], given: Mapping[str, Any],
     if isinstance(spec, dict):
       if not isinstance(value, Mapping):
         _fail(path, value, 'must be a group of fields')
-      out[key] = _merge(spec, value, path + '.')
+      out[key] = merge(spec, value, path + '.')
       continue
     value = _typed(path, spec, value)
     complaint = spec.check(value) if spec.check is not None else None
@@ -395,7 +396,7 @@ def _check_corpora(resolved: Dict[str, Any]) -> None:
     if not isinstance(corpus, Mapping):
       _fail(f'data.corpora[{k}]', corpus, 'must be a dict of '
             f'{sorted(CORPUS)}')
-    corpora.append(_merge(CORPUS, corpus, f'data.corpora[{k}].'))
+    corpora.append(merge(CORPUS, corpus, f'data.corpora[{k}].'))
     if corpora[-1]['kind'] == 'tsf' and not corpora[-1]['path']:
       _fail(f'data.corpora[{k}].path', '', 'must name a .tsf file '
             '(kind tsf)')
@@ -448,13 +449,28 @@ def _check_model(resolved: Dict[str, Any]) -> None:
       raise errors.ConfigError(f'The new model (config.model): {e}') from None
 
 
+def _check_evals(resolved: Dict[str, Any]) -> None:
+  """Each evaluation against its registered type; the selection names one
+  that runs during training."""
+  from ttm_jax import evaluators  # pylint: disable=g-import-not-at-top
+  evals = {name: evaluators.resolve_spec(name, spec)
+           for name, spec in resolved['evals'].items()}
+  resolved['evals'] = evals
+  chosen = resolved['selection']['eval']
+  if resolved['task'] != 'zero_shot' and (
+      chosen not in evals or evals[chosen]['every_steps'] < 0):
+    periodic = [n for n, s in evals.items() if s['every_steps'] >= 0]
+    _fail('selection.eval', chosen, 'must name an evaluation that runs '
+          f'during training (every_steps >= 0); those are {periodic}')
+
+
 def resolve(config) -> ml_collections.ConfigDict:
   """The config with every default filled in, validated.
 
   Raises:
     errors.ConfigError: naming the first unknown or invalid field.
   """
-  resolved = _merge(SCHEMA, _plain(config))
+  resolved = merge(SCHEMA, _plain(config))
   _check_kind_fields(resolved)
   _check_corpora(resolved)
   _check_model(resolved)
@@ -471,11 +487,7 @@ def resolve(config) -> ml_collections.ConfigDict:
       'corpus_dir']:
     _fail('data.corpus_dir', '', "must name the corpus folder when "
           "data.kind='corpus'")
-  from ttm_jax import metrics  # pylint: disable=g-import-not-at-top
-  unknown = [m for m in resolved['eval_metrics'] if m not in metrics.METRICS]
-  if unknown:
-    _fail('eval_metrics', resolved['eval_metrics'],
-          f'must list metrics of {sorted(metrics.METRICS)}')
+  _check_evals(resolved)
   return ml_collections.ConfigDict(resolved)
 
 

@@ -38,8 +38,10 @@ class MetricWriter:
   mirrored to TensorBoard when tensorboardX is available.
 
   Metrics of the same step (training, validation, test) are merged into
-  that step's line, written once the run moves past the step (or at
-  `close`). A non-finite value is never written: it raises
+  that step's line, written once the run moves past the step, at `flush`
+  (before a checkpoint) or at `close`; metrics of a step whose line is
+  already written are merged into that line (rewritten in place), so each
+  step has one line. A non-finite value is never written: it raises
   `errors.TrainingDiverged`.
   """
 
@@ -47,6 +49,8 @@ class MetricWriter:
     self.enabled = jax.process_index() == 0
     self.path = os.path.join(workdir, 'metrics.jsonl')
     self.pending: Optional[Dict[str, Any]] = None
+    self.written: Optional[Dict[str, Any]] = None  # The last line's.
+    self.offset = 0  # Where the last line starts.
     self.tb = None
     if self.enabled and tensorboard:
       try:
@@ -63,17 +67,23 @@ class MetricWriter:
     if self.pending is not None and self.pending['step'] != step:
       self.flush()
     if self.pending is None:
-      self.pending = {'step': step}
+      last = self.written
+      self.pending = dict(last) if last and last['step'] == step else {
+          'step': step}
     self.pending.update(values)
     if self.tb is not None:
       for k, v in values.items():
         self.tb.add_scalar(k, v, step)
 
   def flush(self) -> None:
-    """Writes the pending step's line."""
+    """Writes the pending step's line (replacing that step's last line)."""
     if self.pending is not None and self.enabled:
       with open(self.path, 'a') as f:
+        if self.written and self.written['step'] == self.pending['step']:
+          f.truncate(self.offset)
+        self.offset = f.seek(0, os.SEEK_END)
         f.write(json.dumps(self.pending) + '\n')
+      self.written = self.pending
     self.pending = None
 
   def drop_after(self, step: int) -> None:
@@ -115,10 +125,13 @@ class DelayedLogger:
     self.writer, self.every, self.first = writer, every, first
     self.pending = None
 
+  def _due(self, step: int) -> bool:
+    return step % self.every == 0 or step == self.first
+
   def _emit(self, progress: 'Progress', force: bool = False) -> None:
     step, metrics = self.pending
     progress.update(step, metrics)
-    if force or step % self.every == 0 or step == self.first:
+    if force or self._due(step):
       self.writer.write(step, jax.device_get(metrics))
 
   def log(self, step: int, metrics: Dict[str, Any],
@@ -127,9 +140,12 @@ class DelayedLogger:
       self._emit(progress)
     self.pending = (step, metrics)
 
-  def flush(self, progress: 'Progress') -> None:
-    if self.pending is not None:
-      self._emit(progress, force=True)
+  def flush(self, progress: 'Progress', force: bool = True) -> None:
+    """Writes the pending step now: always (`force`: the last step), or
+    only if it is due (before a checkpoint, so the step's metrics are on
+    disk first; a step not due stays pending)."""
+    if self.pending is not None and (force or self._due(self.pending[0])):
+      self._emit(progress, force=force)
       self.pending = None
 
 

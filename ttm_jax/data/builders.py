@@ -60,11 +60,15 @@ def _fewshot(data) -> Optional[float]:
 
 
 def _required(config) -> Tuple[str, ...]:
-  """Splits that must have windows: zero-shot evaluates only."""
-  if config.task == 'zero_shot':
-    return tuple(config.eval_splits)
-  return ('train', 'valid') + tuple(s for s in config.eval_splits
-                                    if s not in ('train', 'valid'))
+  """Splits that must have windows: those the evaluations that run read
+  (zero-shot: the final ones), and the train split when training."""
+  from ttm_jax import evaluators  # pylint: disable=g-import-not-at-top
+  training = config.task != 'zero_shot'
+  running = {name: spec for name, spec in config.evals.items()
+             if spec['final'] or (training and spec['every_steps'] >= 0)}
+  read = evaluators.splits_read(running)
+  return (('train',) if training else ()) + tuple(
+      s for s in ('valid', 'test') if s in read)
 
 
 def _benchmark(config) -> Data:

@@ -25,6 +25,7 @@ import numpy as np
 
 from ttm_jax import baselines
 from ttm_jax import errors
+from ttm_jax.evaluators import backtest as backtest_lib
 from ttm_jax.predict import conformal
 from ttm_jax.predict import engine
 from ttm_jax.predict import frames
@@ -288,7 +289,7 @@ def _finetuned(forecaster, df, frame, fraction, timestamp_column):
   if not 0.0 < fraction < 1.0:
     raise errors.ConfigError(f'finetune={fraction} must be in (0, 1): the '
                              'fraction of each history to train on.')
-  from configs import few_shot  # pylint: disable=g-import-not-at-top
+  from ttm_jax import recipes  # pylint: disable=g-import-not-at-top
   from ttm_jax import train  # pylint: disable=g-import-not-at-top
   from ttm_jax.models import checkpoint as checkpoint_lib  # pylint: disable=g-import-not-at-top
   workdir = tempfile.mkdtemp(prefix='ttm_finetune_')
@@ -297,48 +298,22 @@ def _finetuned(forecaster, df, frame, fraction, timestamp_column):
   source = os.path.join(workdir, 'start')
   checkpoint_lib.save_pretrained(source, forecaster.config,
                                  forecaster.model.variables)
-  config = few_shot.get_config(
-      f'checkpoint={source},context={forecaster.context_length},'
-      f'horizon={forecaster.horizon}')
+  config = recipes.few_shot(source, context=forecaster.context_length,
+                            horizon=forecaster.horizon)
   config.data.update(
       kind='csv', name='finetune', path=path, fewshot_fraction=0.0,
       timestamp_column=timestamp_column, id_columns=frame.id_columns,
       target_columns=frame.target_columns,
       control_columns=frame.control_columns,
       train_fraction=fraction, test_fraction=0.0, freq=frame.freq)
-  config.eval_splits = ('valid',)
+  # Validation (the rest of each history) selects and stops early; there
+  # is no test split.
+  config.evals = dict(val=dict(type='windows', split='valid', every_steps=0,
+                               final=True))
   config.tensorboard = False
   train.train_and_evaluate(config, os.path.join(workdir, 'run'),
                            argv=['ttm_jax.forecast(finetune=...)'])
   return engine.Forecaster(os.path.join(workdir, 'run', 'export'))
-
-
-def seasonal_error(history: np.ndarray, season: int) -> np.ndarray:
-  """GluonTS's MASE scale per channel: mean |x[t] - x[t - m]| over the
-  history (missing pairs left out; m = 1 when the history is too short)."""
-  m = season if season < len(history) else 1
-  diffs = np.abs(history[m:] - history[:-m])
-  with np.errstate(invalid='ignore'):
-    return np.nanmean(diffs, axis=0)
-
-
-def _naive(name, history, horizon, season):
-  past = np.nan_to_num(history)[None]
-  mask = (~np.isnan(history)).astype(np.float64)[None]
-  return np.asarray(baselines.FORECASTERS[name](past, mask, horizon, season),
-                    np.float64)[0]
-
-
-def _scores(truth, predicted, scale) -> Dict[str, float]:
-  """MSE, MAE and MASE over every observed point (a series whose seasonal
-  error is 0 is left out of MASE, as GluonTS does)."""
-  error = truth - predicted
-  scale = scale[:, None, :]
-  with np.errstate(divide='ignore', invalid='ignore'):
-    scaled = np.where(scale > 0, np.abs(error) / scale, np.nan)
-  return dict(mse=float(np.nanmean(error**2)),
-              mae=float(np.nanmean(np.abs(error))),
-              mase=float(np.nanmean(scaled)))
 
 
 def backtest(df, *, timestamp_column: str, horizon: int, checkpoint: str,
@@ -353,10 +328,11 @@ def backtest(df, *, timestamp_column: str, horizon: int, checkpoint: str,
              calibration_windows: int = CALIBRATION_WINDOWS,
              intervals: str = 'auto') -> Dict[str, Any]:
   """Rolling-origin evaluation over the last `windows` forecast windows of
-  every series (origins `horizon` apart, ending at the series' end): MSE,
-  MAE and MASE of the model, of seasonal naive and of repeat-last computed
-  the same way, and the coverage of each central interval (from the
-  model's quantile head, or conformal from the history before each origin:
+  every series (origins `horizon` apart, ending at the series' end), by
+  the backtest evaluator (`ttm_jax.evaluators.backtest`): MSE, MAE and
+  MASE of the model, of seasonal naive and of repeat-last on the same
+  windows, and the coverage of each central interval (from the model's
+  quantile head, or conformal from the history before each origin:
   `intervals` as in `forecast`)."""
   levels = conformal.check_levels(quantiles)
   frame = _prepare(df, timestamp_column, id_columns, target_columns,
@@ -365,46 +341,26 @@ def backtest(df, *, timestamp_column: str, horizon: int, checkpoint: str,
   forecaster = _load(checkpoint, revision, frame, horizon, checkpoints_dir,
                      allow_download)
   season = baselines.season_length(frame.freq)
-  requests = [(i, len(s.values) - horizon * (windows - k))
-              for i, s in enumerate(frame.series) for k in range(windows)]
-  short = [frame.series[i].key for i, o in requests
-           if o < forecaster.config.patch_length + horizon + 2]
-  if short:
-    raise errors.DataError(f'Series {short[0] or ""} is too short for '
-                           f'{windows} backtest windows of {horizon} steps.')
+  requests = backtest_lib.origins(
+      [len(s.values) for s in frame.series], horizon, windows,
+      forecaster.config.patch_length + horizon + 2,
+      [s.key or '' for s in frame.series])
   head = _use_head(forecaster, intervals, levels, horizon)
   predicted = _forecast_at(forecaster, frame, requests, horizon, head)
   if head:
     predicted, quantiles = predicted
-    head_bands = _head_bands(forecaster, quantiles, levels)
+    bands = _head_bands(forecaster, quantiles, levels)
+  else:
+    bands = [conformal.bands(predicted[k], _calibration(
+        forecaster, frame, i, origin, horizon, calibration_windows), levels)
+             for k, (i, origin) in enumerate(requests)] if levels else None
   t = frame.num_targets
-  truth = np.stack([frame.series[i].values[o:o + horizon, :t]
-                    for i, o in requests])
-  histories = [frame.series[i].values[:o, :t] for i, o in requests]
-  scale = np.stack([seasonal_error(h, season) for h in histories])
+  windows_ = backtest_lib.Windows.of([s.values[:, :t] for s in frame.series],
+                                     requests, horizon, season)
   report = dict(windows=windows, horizon=horizon, season=season,
-                series=len(frame.series), checkpoint=forecaster.source,
-                model=_scores(truth, predicted, scale))
-  for name in ('seasonal_naive', 'repeat_last'):
-    naive = np.stack([_naive(name, h, horizon, season) for h in histories])
-    report[name] = _scores(truth, naive, scale)
-  coverage = {}
-  pairs = [(q, 1 - q) for q in levels if q < 0.5 and
-           any(abs(p - (1 - q)) < 1e-9 for p in levels)]
-  if pairs:
-    inside = {q: [] for q, _ in pairs}
-    for k, (i, origin) in enumerate(requests):
-      if head:
-        band = head_bands[k]
-      else:
-        residuals = _calibration(forecaster, frame, i, origin, horizon,
-                                 calibration_windows)
-        band = conformal.bands(predicted[k], residuals, levels)
-      for low, high in pairs:
-        inside[low].append((truth[k] >= band[low]) & (truth[k] <= band[high]))
-    for low, high in pairs:
-      hits = np.stack(inside[low])[~np.isnan(truth)]
-      coverage[f'coverage_{round(100 * (high - low))}'] = float(hits.mean())
-  report['model'].update(coverage)
+                series=len(frame.series), checkpoint=forecaster.source)
+  report.update(backtest_lib.run(
+      windows_, predicted, horizon,
+      backtest_lib.collect_bands(bands) if bands else None))
   report['intervals'] = 'model' if head else 'conformal'
   return report

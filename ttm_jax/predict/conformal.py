@@ -33,17 +33,27 @@ def thresholds(scores: np.ndarray, alpha: float) -> np.ndarray:
   return np.where(ranks > counts, np.inf, picked)
 
 
+def offsets(residuals: np.ndarray, levels: Sequence[float]) -> np.ndarray:
+  """[h, c, q] offsets of the split-conformal quantiles from the point
+  forecast, from calibration residuals [n, h, c] (truth - forecast): per
+  horizon step and channel, minus the threshold of |residual| at
+  miscoverage 2q below the median, plus the one at 2(1 - q) above; 0 at
+  0.5."""
+  scores = np.abs(residuals)
+  columns = []
+  for q in levels:
+    if abs(q - 0.5) < 1e-9:
+      columns.append(np.zeros(residuals.shape[1:]))
+    elif q < 0.5:
+      columns.append(-thresholds(scores, 2 * q))
+    else:
+      columns.append(thresholds(scores, 2 * (1 - q)))
+  return np.stack(columns, axis=-1)
+
+
 def bands(forecast: np.ndarray, residuals: np.ndarray,
           levels: Sequence[float]) -> Dict[float, np.ndarray]:
   """{level: [h, targets]} around `forecast` [h, targets] from calibration
   residuals [n, h, targets] (truth - forecast)."""
-  scores = np.abs(residuals)
-  out = {}
-  for q in levels:
-    if q == 0.5:
-      out[q] = forecast.copy()
-    elif q < 0.5:
-      out[q] = forecast - thresholds(scores, 2 * q)
-    else:
-      out[q] = forecast + thresholds(scores, 2 * (1 - q))
-  return out
+  shifts = offsets(residuals, levels)
+  return {q: forecast + shifts[..., k] for k, q in enumerate(levels)}

@@ -1,6 +1,9 @@
-"""Checkpoints in the workdir (orbax): the latest N (state, data iterator,
-run record) for resuming exactly, and the best model by validation loss.
-SIGTERM requests a checkpoint and a clean exit (preemption)."""
+"""Checkpoints in the workdir: one orbax manager that keeps the latest N
+steps (state, data iterator, run record) for resuming exactly, and the best
+step by the selection metric, through orbax's preservation policies
+(`LatestN` or `BestN`). SIGTERM requests a checkpoint and a clean exit; on
+several processes the step is agreed through orbax's `reached_preemption`.
+"""
 
 from __future__ import annotations
 
@@ -13,46 +16,64 @@ from typing import Any, Dict, Optional
 from etils import epath
 import grain
 import jax
-from jax.experimental.multihost_utils import sync_global_devices
+from jax.experimental import multihost_utils
 import orbax.checkpoint as ocp
 
 _LOG = logging.getLogger(__name__)
+SELECTION = 'selection'  # The metric BestN ranks (lower is better).
+
+
+def _options(keep: int, read_only: bool = False):
+  policies = ocp.checkpoint_managers
+  return ocp.CheckpointManagerOptions(
+      enable_async_checkpointing=True, create=not read_only,
+      read_only=read_only,
+      preservation_policy=policies.AnyPreservationPolicy([
+          policies.LatestN(n=keep),
+          # Only new bests carry the metric, so the lowest is the best;
+          # reverse: BestN keeps the end of a descending sort.
+          policies.BestN(get_metric_fn=lambda m: m[SELECTION], reverse=True,
+                         n=1, keep_checkpoints_without_metrics=False)]))
 
 
 class Checkpoints:
-  """Latest-N (async) and best checkpoints under `root` (the workdir, or
-  any path orbax writes to: a shared filesystem, `gs://bucket/run`).
+  """The checkpoints of a run under `root/checkpoints` (`root`: the workdir
+  or any path orbax writes to, e.g. `gs://bucket/run`).
 
   A checkpoint that fails to restore (a truncated array file, a missing
   item) is moved aside to `root/damaged/` (never deleted), said so, and
   the next newest is tried.
   """
 
-  def __init__(self, root: str, keep: int):
+  def __init__(self, root: str, keep: int, read_only: bool = False):
     root = root if '://' in root else os.path.abspath(root)
     self.root = root
-    self.latest = ocp.CheckpointManager(
-        os.path.join(root, 'checkpoints'),
-        options=ocp.CheckpointManagerOptions(
-            max_to_keep=keep, enable_async_checkpointing=True, create=True),
-        item_names=('state', 'data', 'meta'))
-    self.best = ocp.CheckpointManager(
-        os.path.join(root, 'best'),
-        options=ocp.CheckpointManagerOptions(
-            max_to_keep=1, create=True, enable_async_checkpointing=False),
-        item_names=('variables', 'meta'))
+    self.manager = ocp.CheckpointManager(
+        os.path.join(root, 'checkpoints'), options=_options(keep, read_only))
+
+  def all_steps(self):
+    return self.manager.all_steps()
 
   def latest_step(self) -> Optional[int]:
-    return self.latest.latest_step()
+    return self.manager.latest_step()
 
-  def save(self, state, iterator, meta: Dict[str, Any], force=False):
+  def save(self, state, iterator, meta: Dict[str, Any],
+           best_value: Optional[float] = None) -> None:
+    """Saves the step of `state` (once); `best_value`: it is the best so
+    far, by that value of the selection metric."""
     step = int(state.step)
-    if step in self.latest.all_steps():
+    if step in self.manager.all_steps():
       return
-    self.latest.save(step, args=ocp.args.Composite(
+    self.manager.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state),
         data=grain.checkpoint.CheckpointSave(iterator),
-        meta=ocp.args.JsonSave(meta)), force=force)
+        meta=ocp.args.JsonSave(meta)), force=True,
+                      metrics=None if best_value is None else {
+                          SELECTION: float(best_value)})
+
+  def reached_preemption(self, step: int) -> bool:
+    """Whether every process agreed to checkpoint at `step` and stop."""
+    return self.manager.reached_preemption(step)
 
   def _move_aside(self, step: int, error: Exception) -> None:
     folder = os.path.join(self.root, 'damaged')
@@ -66,8 +87,8 @@ class Checkpoints:
           f'{reason}); moved it to {target} and trying the previous one.',
           flush=True)
     _LOG.debug('Damaged checkpoint %d moved to %s: %r', step, target, error)
-    sync_global_devices('ttm_jax damaged checkpoint moved')
-    self.latest.reload()
+    multihost_utils.sync_global_devices('ttm_jax damaged checkpoint moved')
+    self.manager.reload()
 
   def _restore_newest(self, args_fn):
     """The newest checkpoint that restores with `args_fn()`, moving the
@@ -77,7 +98,7 @@ class Checkpoints:
       if step is None:
         return None
       try:
-        return self.latest.restore(step, args=args_fn())
+        return self.manager.restore(step, args=args_fn())
       except Exception as e:  # pylint: disable=broad-except
         self._move_aside(step, e)
 
@@ -97,40 +118,29 @@ class Checkpoints:
         meta=ocp.args.JsonRestore()))
     return None if restored is None else (restored.state, restored.meta)
 
-  def save_best(self, step: int, variables, meta: Dict[str, Any]):
-    # Both managers sync processes through orbax's process-wide barriers
-    # (same keys): a best save racing the latest manager's async finalize
-    # fails multi-process with "Barrier ... is already ongoing".
-    self.latest.wait_until_finished()
-    if step in self.best.all_steps():  # Re-reached after a resume.
-      self.best.delete(step)
-    self.best.save(step, args=ocp.args.Composite(
-        variables=ocp.args.StandardSave(variables),
-        meta=ocp.args.JsonSave(meta)), force=True)
-    self.best.wait_until_finished()
-
-  def restore_best(self, abstract_variables):
-    step = self.best.latest_step()
-    if step is None:
-      return None
-    return self.best.restore(step, args=ocp.args.Composite(
-        variables=ocp.args.StandardRestore(abstract_variables),
-        meta=ocp.args.JsonRestore())).variables
+  def restore_state(self, step: int, abstract_state=None):
+    """The train state saved at `step` (a pytree of arrays when no
+    `abstract_state` is given)."""
+    return self.manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract_state))).state
 
   def wait(self):
-    self.latest.wait_until_finished()
-    self.best.wait_until_finished()
+    self.manager.wait_until_finished()
 
   def close(self):
-    self.latest.close()
-    self.best.close()
+    self.manager.close()
 
 
 class Preemption:
-  """While active, SIGTERM requests a checkpoint and a clean exit instead of
-  killing the run (`requested` turns True)."""
+  """SIGTERM requests a checkpoint and a clean exit instead of killing the
+  run. On one process, a handler of its own notes the signal; on several,
+  JAX's preemption service (started by `jax.distributed.initialize`) takes
+  SIGTERM on any of them and every process agrees on the step to save at
+  (orbax's `reached_preemption`), so all save the same step and stop."""
 
-  def __init__(self):
+  def __init__(self, checkpoints: Checkpoints):
+    self.checkpoints = checkpoints
+    self.distributed = jax.process_count() > 1
     self.requested = False
     self._previous = None
 
@@ -139,10 +149,18 @@ class Preemption:
     _LOG.warning('SIGTERM: saving a checkpoint before exiting.')
     self.requested = True
 
+  def reached(self, step: int) -> bool:
+    """Whether to checkpoint at `step` and stop (every process alike)."""
+    if self.distributed:
+      return self.checkpoints.reached_preemption(step)
+    return self.requested
+
   def __enter__(self) -> 'Preemption':
-    self._previous = signal.signal(signal.SIGTERM, self._handle)
+    if not self.distributed:  # Keep JAX's handler on several processes.
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
     return self
 
   def __exit__(self, *exc):
-    signal.signal(signal.SIGTERM, self._previous)
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
     return False

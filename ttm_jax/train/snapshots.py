@@ -7,7 +7,6 @@ import os
 
 import jax
 import ml_collections
-import orbax.checkpoint as ocp
 
 from ttm_jax import errors
 from ttm_jax import schema
@@ -26,21 +25,32 @@ def run_config(workdir: str):
     return schema.resolve(ml_collections.ConfigDict(json.load(f)))
 
 
-def _training_checkpoint(ckpts, which: str):
-  """The model variables of a training checkpoint ('latest' or a step)."""
-  steps = ckpts.latest.all_steps()
+def _variables(state) -> dict:
+  """The model variables of a restored train state (a plain pytree)."""
+  variables = {'params': state['params']}
+  for name in ('batch_stats', 'buffers'):
+    if state.get(name):
+      variables[name] = state[name]
+  return variables
+
+
+def _step(ckpts, which: str) -> int:
+  """The step `which` names: 'latest', 'best' (the selection record's, in
+  the newest checkpoint) or a number."""
+  steps = ckpts.all_steps()
+  if which == 'best':
+    meta = ckpts.restore_meta() or {}
+    step = meta.get('best_step')
+    if step is None:
+      raise errors.ConfigError(f'{ckpts.root}: no best checkpoint yet (it '
+                               'is written at the first validation).')
+    return step
   step = ckpts.latest_step() if which == 'latest' else int(which)
   if step not in steps:
     raise errors.ConfigError(f'which={which}: no such checkpoint in '
                              f'{ckpts.root}/checkpoints (steps: '
                              f'{sorted(steps)}).')
-  state = ckpts.latest.restore(step, args=ocp.args.Composite(
-      state=ocp.args.StandardRestore())).state
-  variables = {'params': state['params']}
-  for name in ('batch_stats', 'buffers'):
-    if state.get(name):
-      variables[name] = state[name]
-  return step, variables
+  return step
 
 
 def export_run(workdir: str, which: str, out: str) -> int:
@@ -51,16 +61,11 @@ def export_run(workdir: str, which: str, out: str) -> int:
                              'or a step number.')
   config = run_config(workdir)
   model = factory.create_model(config)
-  ckpts = checkpoints_lib.Checkpoints(workdir, keep=1)
+  ckpts = checkpoints_lib.Checkpoints(config.checkpoint_dir or workdir,
+                                      keep=1, read_only=True)
   try:
-    if which == 'best':
-      step = ckpts.best.latest_step()
-      variables = ckpts.restore_best(jax.device_get(model.variables))
-      if variables is None:
-        raise errors.ConfigError(f'{workdir}: no best checkpoint yet (it is '
-                                 'written at the first validation).')
-    else:
-      step, variables = _training_checkpoint(ckpts, which)
+    step = _step(ckpts, which)
+    variables = _variables(ckpts.restore_state(step))
   finally:
     ckpts.close()
   checkpoint.save_pretrained(out, model.config, jax.device_get(variables))

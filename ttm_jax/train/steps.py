@@ -1,17 +1,16 @@
-"""The jitted steps: one optimiser step, and one evaluation batch's metric
-sums added to running totals. Pure functions, compiled once; the train
-state is donated; metrics are flat dicts of scalars."""
+"""The jitted steps: one optimiser step, and inference batches. Pure
+functions, compiled once; the train state is donated; metrics are flat
+dicts of scalars. (The evaluation step is `evaluators.windows`'.)"""
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Callable
 
 import jax
 import numpy as np
 import optax
 
 from ttm_jax import compilation
-from ttm_jax import metrics as metrics_lib
 from ttm_jax import optim
 from ttm_jax import sharding
 from ttm_jax.models import factory
@@ -57,81 +56,6 @@ def make_train_step(model: factory.Model, optimizer: optim.Optimizer,
   replicated = sharding.replicated(mesh)
   return compilation.jit(step, 'train', donate_argnums=(0,),
                          out_shardings=(replicated, replicated))
-
-
-def model_forecaster(model: factory.Model) -> Callable:
-  """`forecast(variables, batch) -> (point [b, h, c'], quantiles
-  [b, h, c', q] or None)` of a TTM."""
-  def forecast(variables, batch):
-    out = model.module.apply(variables,
-                             **ttm.model_inputs(batch, model.config))
-    return out.prediction_outputs, out.quantile_outputs
-  return forecast
-
-
-def make_eval_step(forecast: Callable, metrics: Sequence[metrics_lib.Metric],
-                   mesh, config=None, *, season: int = 1,
-                   levels: Sequence[float] = metrics_lib.DEFAULT_LEVELS,
-                   compare: Optional[Mapping[str, Callable]] = None
-                   ) -> Callable:
-  """`step(variables, batch, totals) -> totals`: the metric sums of
-  `forecast(variables, batch)` on the batch (weighted by the future
-  observed mask and the window `weight`) added to running totals on the
-  device; `totals=None` starts them.
-
-  Args:
-    forecast: `(variables, batch) -> point [b, h, c']`, or `(point,
-      quantiles [b, h, c', q] or None)`.
-    metrics: what to sum.
-    mesh: the data mesh.
-    config: a TTMConfig, to align targets with the forecast (horizon
-      filter, channel selection); None: as given.
-    season: the season of MASE and MSIS.
-    levels: the quantile levels (of the quantiles, or at which a point
-      forecast is scored).
-    compare: other forecasters `batch -> point` (e.g. seasonal naive)
-      scored with the same metrics on the same windows; their results come
-      back as nested objects under their names.
-  """
-  pci = config.prediction_channel_indices if config is not None else None
-
-  def sums(variables, batch):
-    target, mask = batch['future_values'], batch['future_observed_mask']
-    if config is not None:
-      target, mask = ttm.align_targets(config, target, mask)
-    window = batch['weight']
-
-    def scored(out, prefix=''):
-      point, quantiles = out if isinstance(out, tuple) else (out, None)
-      return metrics_lib.batch_sums(metrics, metrics_lib.make_eval_batch(
-          prediction=point, target=target,
-          weight=mask * window[:, None, None], past=batch['past_values'],
-          past_weight=batch['past_observed_mask'] * window[:, None, None],
-          window_weight=window, pci=pci, quantiles=quantiles,
-          levels=levels, season=season), prefix)
-
-    out = scored(forecast(variables, batch))
-    for name, other in (compare or {}).items():
-      point = other(batch)
-      if pci is not None and point.shape[-1] != len(pci):
-        point = point[..., list(pci)]
-      out.update(scored(point[:, :target.shape[1]], f'{name}:'))
-    return out
-
-  replicated = sharding.replicated(mesh)
-  # Totals are not donated: the evaluator waits on the previous ones.
-  add = compilation.jit(
-      lambda v, b, t: metrics_lib.accumulate(t, sums(v, b)), 'infer',
-      out_shardings=replicated)
-
-  def step(variables, batch, totals=None):
-    if totals is None:  # Zeros of the sums' shapes (traced, not compiled).
-      shapes = jax.eval_shape(sums, variables, batch)
-      totals = sharding.replicate(metrics_lib.zeros_like_totals(
-          {k: np.zeros(v.shape, v.dtype) for k, v in shapes.items()}), mesh)
-    return add(variables, batch, totals)
-
-  return step
 
 
 def make_predict_fn(model: factory.Model, mesh,

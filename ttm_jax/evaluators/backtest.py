@@ -1,0 +1,142 @@
+"""Rolling-origin backtest: the last `windows` forecast windows of every
+series, origins `horizon` apart and ending at the series' end, each
+forecast from the whole history before its origin.
+
+The forecasting API's `ttm_jax.backtest` runs this evaluator with its
+forecaster; the scores are the shared metrics (`ttm_jax.metrics`): MSE, MAE
+and MASE of the forecaster and of each compared baseline on the same
+windows, and the coverage of each central interval when bands are given.
+MASE's scale is GluonTS's: the seasonal error of the whole history before
+the origin (missing pairs left out; season 1 when the history is not
+longer than the season).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ttm_jax import baselines
+from ttm_jax import errors
+from ttm_jax import metrics as metrics_lib
+
+POINT = ('mse', 'mae', 'mase')
+Request = Tuple[int, int]  # (series, origin): forecast from values[:origin].
+
+
+def origins(lengths: Sequence[int], horizon: int, windows: int,
+            min_history: int = 1, names: Optional[Sequence[str]] = None
+            ) -> List[Request]:
+  """(series, origin) of the last `windows` windows of each series.
+
+  Raises:
+    errors.DataError: naming the first series (by `names`, else position)
+      whose first origin leaves fewer than `min_history` rows before it.
+  """
+  requests = [(i, length - horizon * (windows - k))
+              for i, length in enumerate(lengths) for k in range(windows)]
+  for i, origin in requests:
+    if origin < min_history:
+      name = names[i] if names is not None else i
+      raise errors.DataError(
+          f'Series {name} is too short for {windows} backtest windows of '
+          f'{horizon} steps ({lengths[i]} rows; needs at least '
+          f'{min_history + horizon * windows}).')
+  return requests
+
+
+def seasonal_error(history: np.ndarray, season: int) -> np.ndarray:
+  """[c] GluonTS's MASE scale: mean |x[t] - x[t - m]| over the history's
+  observed pairs (m = 1 when the history is not longer than the season);
+  NaN without a pair."""
+  m = season if season < len(history) else 1
+  diffs = np.abs(history[m:] - history[:-m])
+  with np.errstate(invalid='ignore'):
+    return np.nanmean(diffs, axis=0) if len(diffs) else np.full(
+        history.shape[1:], np.nan)
+
+
+@dataclasses.dataclass
+class Windows:
+  """The backtest windows: truth [n, h, c] (NaN missing) and, per window,
+  the history before its origin [t_i, c]."""
+  truth: np.ndarray
+  histories: List[np.ndarray]
+  season: int
+
+  @classmethod
+  def of(cls, series: Sequence[np.ndarray], requests: Sequence[Request],
+         horizon: int, season: int) -> 'Windows':
+    return cls(np.stack([series[i][o:o + horizon] for i, o in requests]),
+               [series[i][:o] for i, o in requests], season)
+
+  def scale(self) -> np.ndarray:
+    """[n, 1, c] the seasonal error of each window's history."""
+    return np.stack([seasonal_error(h, self.season)
+                     for h in self.histories])[:, None, :]
+
+  def score(self, point: np.ndarray,
+            bands: Optional[Dict[float, np.ndarray]] = None
+            ) -> Dict[str, float]:
+    """MSE, MAE, MASE of `point` [n, h, c] over every observed target;
+    with `bands` ({level: [n, h, c]}), the coverage of each central
+    interval whose two ends are among the levels."""
+    observed = ~np.isnan(self.truth)
+    truth = np.where(observed, self.truth, 0.0)
+    names, quantiles, levels = POINT, None, metrics_lib.DEFAULT_LEVELS
+    central = _central(bands or {})
+    if central:
+      names = POINT + ('coverage',)
+      levels = tuple(central)
+      quantiles = np.stack([bands[q] for q in levels], axis=-1)
+    metrics = metrics_lib.get(names)
+    scale = np.nan_to_num(self.scale(), nan=0.0)
+    batch = metrics_lib.EvalBatch(
+        prediction=point.astype(np.float32), target=truth.astype(np.float32),
+        weight=observed.astype(np.float32), past=None, past_weight=None,
+        window_weight=np.ones(len(truth), np.float32),
+        quantiles=None if quantiles is None else quantiles.astype(np.float32),
+        levels=levels, season=self.season,
+        scale=scale.astype(np.float32))
+    values = metrics_lib.evaluate_batch(metrics, batch)
+    return {k: v for k, v in values.items()
+            if k in POINT or k.startswith('coverage_')}
+
+
+def _central(bands: Dict[float, np.ndarray]) -> Tuple[float, ...]:
+  """The levels of `bands` that pair into central intervals (q, 1 - q)."""
+  levels = sorted(bands)
+  return tuple(q for q in levels
+               if any(abs(p - (1 - q)) < 1e-9 for p in levels))
+
+
+def naive_forecasts(name: str, windows: Windows, horizon: int) -> np.ndarray:
+  """[n, h, c] of the named baseline from each window's whole history."""
+  fn = baselines.FORECASTERS[name]
+  out = []
+  for history in windows.histories:
+    past = np.nan_to_num(history)[None]
+    mask = (~np.isnan(history)).astype(np.float64)[None]
+    out.append(np.asarray(fn(past, mask, horizon, windows.season),
+                          np.float64)[0])
+  return np.stack(out)
+
+
+def run(windows: Windows, point: np.ndarray, horizon: int,
+        bands: Optional[Dict[float, np.ndarray]] = None,
+        compare: Sequence[str] = ('seasonal_naive', 'repeat_last'),
+        ) -> Dict[str, Dict[str, float]]:
+  """{'model': scores, <baseline>: scores} on the same windows."""
+  report = {'model': windows.score(point, bands)}
+  for name in compare:
+    report[name] = windows.score(naive_forecasts(name, windows, horizon))
+  return report
+
+
+def collect_bands(per_window: Sequence[Dict[float, np.ndarray]]
+                  ) -> Dict[float, np.ndarray]:
+  """{level: [n, h, c]} from one {level: [h, c]} per window."""
+  return {q: np.stack([w[q] for w in per_window]) for q in per_window[0]}
+
