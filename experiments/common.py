@@ -39,16 +39,17 @@ EXIT_INPUT = 2  # A problem with the user's input.
 EXIT_ENVIRONMENT = 1  # Disk full, interrupted, preempted.
 
 
-def _detected_cluster():
-  """(coordinator, processes, process id) of the cluster the environment
-  shows (JAX's own detection: SLURM, Open MPI, TPU pods, ...), or None."""
+def _join_detected_cluster() -> None:
+  """Joins the cluster the environment shows (SLURM, Open MPI, TPU pods:
+  JAX's own detection, through its public `jax.distributed.initialize()`),
+  or stays one process where it finds none (it then raises ValueError
+  before starting anything)."""
   try:
-    from jax._src import clusters  # pylint: disable=g-import-not-at-top
-    found = clusters.ClusterEnv.auto_detect_unset_distributed_params(
-        None, None, None, None, None, None)
-  except Exception:  # pylint: disable=broad-except
-    return None
-  return found[:3] if found[0] is not None else None
+    jax.distributed.initialize()
+  except ValueError:
+    return
+  print(f'Cluster detected: process {jax.process_index()} of '
+        f'{jax.process_count()}.', flush=True)
 
 
 def setup():
@@ -78,11 +79,8 @@ def setup():
     jax.distributed.initialize(coordinator_address=COORDINATOR.value,
                                num_processes=NUM_PROCESSES.value,
                                process_id=PROCESS_ID.value)
-  elif _detected_cluster() is not None:
-    coordinator, processes, process = _detected_cluster()
-    print(f'Cluster detected: process {process} of {processes}, '
-          f'coordinator {coordinator}.', flush=True)
-    jax.distributed.initialize()
+  else:
+    _join_detected_cluster()
 
 
 def _disk_full(error: BaseException) -> bool:
