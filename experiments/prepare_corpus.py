@@ -25,7 +25,8 @@ from absl import flags
 
 from experiments import common
 from ttm_jax import errors
-from ttm_jax.data import corpus
+from ttm_jax.data.corpus import format
+from ttm_jax.data.corpus import writing
 
 _OUT = flags.DEFINE_string('out', None, 'Corpus folder (new).', required=True)
 _SOURCES = flags.DEFINE_multi_string('source', [], 'A source (repeatable).')
@@ -64,8 +65,8 @@ def main(argv):
   if not _SOURCES.value:
     raise errors.ConfigError('Give at least one --source.')
   start = time.time()
-  preparer = corpus.Preparer(
-      _OUT.value, corpus.SplitRule(_VALID.value, _TEST.value),
+  preparer = writing.Preparer(
+      _OUT.value, format.SplitRule(_VALID.value, _TEST.value),
       parse_drs(_DRS.value), _CHUNK.value, _MAX_WINDOW.value,
       shard_bytes=_SHARD_MB.value << 20)
   for spec in _SOURCES.value:

@@ -15,8 +15,10 @@ import pytest
 from experiments import prepare_corpus
 from ttm_jax import errors
 from ttm_jax.data import builders
-from ttm_jax.data import corpus
 from ttm_jax.data import pipeline
+from ttm_jax.data.corpus import format
+from ttm_jax.data.corpus import reading
+from ttm_jax.data.corpus import writing
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CL, FL = 48, 16
@@ -46,16 +48,16 @@ def made(tmp_path_factory):
   long = pd.DataFrame({'id': np.repeat(['x', 'y'], 250),
                        'v': rng.normal(size=500)})
   long.to_csv(root / 'long.csv', index=False)
-  preparer = corpus.Preparer(str(root / 'c'), drs={'h': [2]},
-                             chunk_length=256, max_window=100,
-                             shard_bytes=4096)
+  preparer = writing.Preparer(str(root / 'c'), drs={'h': [2]},
+                              chunk_length=256, max_window=100,
+                              shard_bytes=4096)
   for spec in (f'monash:{root}/a.tsf', f'csv:{root}/wide.csv,freq=h',
                f'csv:{root}/long.csv,id=id,value=v,freq=D',
                'synthetic:num_series=4,length=500,seed=1'):
     preparer.add_spec(spec)
   manifest = preparer.close()
   return dict(root=root, series=series, wide=wide, long=long,
-              manifest=manifest, corpus=corpus.Corpus(str(root / 'c')))
+              manifest=manifest, corpus=reading.Corpus(str(root / 'c')))
 
 
 def _expected(values, start, mean, std):
@@ -123,6 +125,23 @@ def test_index_is_per_record_not_per_window(made):
   assert all(len(a) <= records for a in (windows.rows, windows.cumulative,
                                          windows.first_start))
 
+
+def test_a_record_header_is_decoded_once_not_per_read(made, monkeypatch):
+  found = reading.Corpus(str(made['root'] / 'c'))  # Nothing read yet.
+  windows = found.windows('train', CL, FL, ['a'])
+  decoded = []
+  decode = format.decode
+
+  def counted(record, where=''):
+    decoded.append(where)
+    return decode(record, where)
+
+  monkeypatch.setattr(format, 'decode', counted)
+  first = [windows[i]['past_values'] for i in range(len(windows))]
+  again = [windows[i]['past_values'] for i in range(len(windows))]
+  assert len(windows) > 5 * len(windows.rows)
+  assert len(decoded) == len(set(decoded)) == len(windows.rows)
+  np.testing.assert_array_equal(np.stack(first), np.stack(again))
 
 def test_hosts_read_disjoint_shares_and_resume_exactly(made):
   found = made['corpus']
@@ -192,7 +211,7 @@ def test_prepare_cli_errors_are_one_line(made, tmp_path):
 
 def test_damaged_corpora_are_named(made, tmp_path):
   good = made['root'] / 'c'
-  manifest = json.loads((good / corpus.MANIFEST).read_text())
+  manifest = json.loads((good / format.MANIFEST).read_text())
   shard = manifest['sources'][0]['shards'][0]['file']
   cases = {}
   for case in ('missing', 'truncated', 'count'):
@@ -202,16 +221,16 @@ def test_damaged_corpora_are_named(made, tmp_path):
   os.remove(cases['missing'] / shard)
   with open(cases['truncated'] / shard, 'r+b') as f:
     f.truncate(1000)
-  changed = json.loads((cases['count'] / corpus.MANIFEST).read_text())
+  changed = json.loads((cases['count'] / format.MANIFEST).read_text())
   changed['sources'][0]['shards'][0]['num_records'] += 1
-  (cases['count'] / corpus.MANIFEST).write_text(json.dumps(changed))
+  (cases['count'] / format.MANIFEST).write_text(json.dumps(changed))
   for case, words in (('missing', 'is missing'), ('truncated', 'corrupt'),
                       ('count', 'does not match its shards')):
     with pytest.raises(errors.DataError, match=words) as raised:
-      corpus.Corpus(str(cases[case]))
+      reading.Corpus(str(cases[case]))
     assert shard.split('/')[-1] in str(raised.value)
   with pytest.raises(errors.DataError, match='not a prepared corpus'):
-    corpus.Corpus(str(tmp_path))
+    reading.Corpus(str(tmp_path))
 
 
 def test_drs_flag_parsing():

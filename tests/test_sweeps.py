@@ -18,7 +18,7 @@ from tests import conftest
 from ttm_jax import errors
 from ttm_jax import sweep_results
 from ttm_jax import sweeps
-from ttm_jax.data import corpus
+from ttm_jax.data.corpus import writing
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LTSF = os.path.join(conftest.SHARED, 'data', 'ltsf')
@@ -31,7 +31,7 @@ SWEEPS = [p for p in SWEEPS if not os.path.basename(p).startswith(
 @pytest.fixture(scope='module')
 def small_corpus(tmp_path_factory):
   folder = tmp_path_factory.mktemp('sweep') / 'corpus'
-  preparer = corpus.Preparer(str(folder), drs={'h': [24], '10min': [6]})
+  preparer = writing.Preparer(str(folder), drs={'h': [24], '10min': [6]})
   preparer.add_spec('synthetic:num_series=20,length=1500,seed=0')
   preparer.close()
   return str(folder)

@@ -14,12 +14,12 @@ import grain
 import numpy as np
 
 from ttm_jax import errors
-from ttm_jax.data import corpus as corpus_lib
 from ttm_jax.data import forecasting
 from ttm_jax.data import pipeline
 from ttm_jax.data import pretrain
 from ttm_jax.data import sources
 from ttm_jax.data import windows
+from ttm_jax.data.corpus import reading
 
 
 @dataclasses.dataclass
@@ -156,7 +156,7 @@ def sample(source, count: int, seed: int):
 
 def _corpus(config) -> Data:
   data = config.data
-  found = corpus_lib.Corpus(data.corpus_dir)
+  found = reading.Corpus(data.corpus_dir)
   names = list(data.corpus_sources) or found.names
   if not data.corpus_drs:  # Only the sources as given, no DRS copies.
     names = [n for n in names if not found.is_drs_copy(n)]

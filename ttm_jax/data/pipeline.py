@@ -102,7 +102,13 @@ def _host_block(stream, global_batch_size: int, process_index: int,
 class _Permutations:
   """Per-epoch permutations of range(size), computed lazily (grain's index
   shuffle: a keyed bijection, no array of `size` indices), so a shuffle of
-  a billion windows costs no memory."""
+  a billion windows costs no memory.
+
+  Not grain's `shuffle(s).repeat(reseed_each_epoch=True)`: grain 0.2.18
+  shuffles epoch e with seed `(s + e) % 2**32`, ours with
+  `SeedSequence([seed, e])`, so only epoch 0 could match and the order (and
+  few-shot figures) would change; with grain's, seed s's epoch e+1 is also
+  seed s+1's epoch e, so runs of consecutive seeds would share orders."""
 
   def __init__(self, size: int, seed: int):
     self.size, self.seed = size, seed

@@ -1,0 +1,199 @@
+"""Writing a corpus: sources into shards, the index and the manifest, one
+series in memory at a time."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ttm_jax import errors
+from ttm_jax.data import windows
+from ttm_jax.data.corpus import format
+from ttm_jax.data.corpus import sources
+from ttm_jax.models import frequency
+
+
+class ShardWriter:
+  """Writes one source's records into shards of about `shard_bytes`."""
+
+  def __init__(self, folder: str, name: str, shard_bytes: int = 64 << 20):
+    os.makedirs(folder, exist_ok=True)
+    self.folder, self.name, self.shard_bytes = folder, name, shard_bytes
+    self.shards: List[Dict[str, Any]] = []
+    self._writer, self._bytes, self._count, self._hash = None, 0, 0, None
+
+  def _open(self):
+    from array_record.python import array_record_module  # pylint: disable=g-import-not-at-top
+    path = os.path.join(self.folder,
+                        f'{self.name}-{len(self.shards):05d}.array_record')
+    self._path = path
+    self._writer = array_record_module.ArrayRecordWriter(
+        path + '.tmp', 'group_size:1')
+    self._bytes, self._count = 0, 0
+    self._hash = hashlib.sha256()
+
+  def write(self, record: bytes) -> None:
+    if self._writer is None:
+      self._open()
+    self._writer.write(record)
+    self._hash.update(record)
+    self._bytes += len(record)
+    self._count += 1
+    if self._bytes >= self.shard_bytes:
+      self._close_shard()
+
+  def _close_shard(self):
+    self._writer.close()
+    os.replace(self._path + '.tmp', self._path)
+    self.shards.append(dict(file=os.path.relpath(self._path, os.path.dirname(
+        self.folder)), num_records=self._count, bytes=self._bytes,
+                            sha256=self._hash.hexdigest()))
+    self._writer = None
+
+  def close(self) -> List[Dict[str, Any]]:
+    if self._writer is not None:
+      self._close_shard()
+    return self.shards
+
+
+class _Index:
+  """Per-record rows, accumulated while writing (O(records))."""
+
+  def __init__(self):
+    self.rows = {name: [] for name in format.INDEX_FIELDS}
+
+  def add(self, **row):
+    for name in format.INDEX_FIELDS:
+      self.rows[name].append(row[name])
+
+  def save(self, path: str) -> None:
+    np.savez(path, **{k: np.asarray(v, format.INDEX_TYPES[k])
+                      for k, v in self.rows.items()})
+
+
+@dataclasses.dataclass
+class _SourceState:
+  spec: str
+  freq: str
+  writer: ShardWriter
+  drs_of: Optional[str] = None
+  num_series: int = 0
+  num_values: int = 0
+  num_records: int = 0
+  dropped: int = 0
+
+
+def _train_scale(train: np.ndarray) -> Tuple[float, float]:
+  """(mean, std) of the observed train values; std 1 when it is 0 (up to
+  rounding) or undefined."""
+  observed = train[~np.isnan(train)]
+  mean = float(observed.mean()) if len(observed) else 0.0
+  std = float(observed.std()) if len(observed) > 1 else 1.0
+  std = std if std > 10 * np.finfo(np.float64).eps * max(abs(mean),
+                                                         1.0) else 1.0
+  return mean, std
+
+
+class Preparer:
+  """Converts sources into a corpus folder, one series in memory at a
+  time."""
+
+  def __init__(self, out: str, rule: format.SplitRule = format.SplitRule(),
+               drs: Optional[Dict[str, Sequence[int]]] = None,
+               chunk_length: int = 16384, max_window: int = 2560,
+               min_length: int = 2, shard_bytes: int = 64 << 20):
+    if chunk_length < 2 * max_window:
+      raise errors.ConfigError('chunk_length must be at least twice '
+                               'max_window.')
+    if os.path.exists(os.path.join(out, format.MANIFEST)):
+      raise errors.DataError(f'{out} already holds a corpus '
+                             f'({format.MANIFEST}); choose an empty folder.')
+    os.makedirs(out, exist_ok=True)
+    self.out, self.rule, self.drs = out, rule, dict(drs or {})
+    self.chunk_length, self.max_window = chunk_length, max_window
+    self.min_length, self.shard_bytes = min_length, shard_bytes
+    self.sources: Dict[str, _SourceState] = {}
+    self.index = _Index()
+    self.series_count = 0
+
+  def _source(self, name: str, spec: str, freq: str,
+              drs_of: Optional[str] = None) -> _SourceState:
+    if name not in self.sources:
+      folder = os.path.join(self.out, name.replace('@', '_at_'))
+      self.sources[name] = _SourceState(
+          spec, freq, ShardWriter(folder, name.replace('@', '_at_'),
+                                  self.shard_bytes), drs_of)
+    return self.sources[name]
+
+  def add_spec(self, spec: str) -> None:
+    """Writes every series of a source spec (see `sources.read`)."""
+    for name, series in sources.read(spec):
+      self.add(name, spec, series)
+
+  def add(self, name: str, spec: str, series: sources.Series,
+          drs_of: Optional[str] = None) -> None:
+    """Writes one series (and its DRS copies)."""
+    state = self._source(name, spec, series.freq, drs_of)
+    values = np.asarray(series.values, np.float64)
+    if len(values) < self.min_length or np.isnan(values).all():
+      state.dropped += 1
+      return
+    train_end, _ = self.rule.borders(len(values))
+    mean, std = _train_scale(values[:train_end])
+    token = frequency.frequency_token(series.freq, warn=False)
+    for offset in format.chunk_starts(len(values), self.chunk_length,
+                                      self.max_window):
+      part = values[offset:offset + self.chunk_length]
+      state.writer.write(format.encode(part, dict(
+          id=series.series_id, source=name, freq=series.freq,
+          start=series.start, offset=offset, series_length=len(values),
+          length=len(part))))
+      self.index.add(source=list(self.sources).index(name),
+                     record=state.num_records, series=self.series_count,
+                     length=len(values), offset=offset, size=len(part),
+                     mean=mean, std=std, token=token)
+      state.num_records += 1
+    state.num_series += 1
+    state.num_values += len(values)
+    self.series_count += 1
+    if drs_of is None:
+      self._add_drs(name, spec, series, values)
+
+  def _add_drs(self, name: str, spec: str, series: sources.Series,
+               values: np.ndarray) -> None:
+    for factor in self.drs.get(series.freq, ()):
+      freq = windows.frequency_multiple(series.freq, int(factor))
+      copy = windows.downsample(values, int(factor), 'mean')
+      self.add(f'{name}@{freq}', spec, sources.Series(
+          copy, freq, series.series_id, series.start), drs_of=name)
+
+  def close(self) -> Dict[str, Any]:
+    """Closes the shards; writes index.npz and corpus.json (last, so a
+    folder with a manifest is complete)."""
+    entries = []
+    for name, state in self.sources.items():
+      shards = state.writer.close()
+      entries.append(dict(
+          name=name, spec=state.spec, freq=state.freq, drs_of=state.drs_of,
+          num_series=state.num_series, num_values=state.num_values,
+          num_records=state.num_records, dropped=state.dropped,
+          shards=shards))
+    self.index.save(os.path.join(self.out, format.INDEX))
+    manifest = dict(
+        format=format.FORMAT, split=dataclasses.asdict(self.rule),
+        split_rule=('per series in time: train = the first rows, then valid '
+                    'and test fractions at the end; valid and test windows '
+                    'start one context earlier; each series scaled by its '
+                    'train mean/std'),
+        chunk_length=self.chunk_length, max_window=self.max_window,
+        drs=self.drs, num_series=self.series_count,
+        num_values=int(sum(s.num_values for s in self.sources.values())),
+        sources=entries)
+    with open(os.path.join(self.out, format.MANIFEST), 'w') as f:
+      json.dump(manifest, f, indent=2)
+    return manifest
