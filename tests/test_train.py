@@ -3,6 +3,7 @@ resume after SIGKILL, head probing, zero-shot ETTh1 through the engine."""
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -185,23 +186,36 @@ def uninterrupted(tmp_path_factory):
   return workdir
 
 
-def test_two_processes_found_from_slurm_variables_match_one(tmp_path,
-                                                           uninterrupted):
-  """Two local processes given only SLURM's environment (no --coordinator
-  flags) find each other through JAX's cluster detection; 2 processes x 2
-  devices give the losses of 1 x 4 (gloo CPU collectives)."""
-  multi = tmp_path / 'multi'
-  slurm = dict(SLURM_JOB_ID='4242', SLURM_STEP_NODELIST='localhost',
-               SLURM_NTASKS='2', JAX_COORDINATOR_PORT=str(_free_port()))
-  procs = [
-      _run(RUN_ARGS + ['--workdir', str(multi), '--cpu_devices=2'],
-           env_extra=dict(slurm, SLURM_PROCID=str(i), SLURM_LOCALID=str(i)),
-           wait=False) for i in range(2)]
+def _wait_all(procs):
   outs = []
   for p in procs:
     out, _ = p.communicate(timeout=600)
-    assert p.returncode == 0, out[-3000:]
-    outs.append(out)
+    outs.append((p.returncode, out))
+  return outs
+
+
+@pytest.fixture(scope='module')
+def two_processes(tmp_path_factory):
+  """Two local processes given only SLURM's environment (no --coordinator
+  flags), 2 CPU devices each, never stopped."""
+  multi = tmp_path_factory.mktemp('multi')
+  slurm = dict(SLURM_JOB_ID='4242', SLURM_STEP_NODELIST='localhost',
+               SLURM_NTASKS='2', JAX_COORDINATOR_PORT=str(_free_port()))
+  outs = _wait_all([
+      _run(RUN_ARGS + ['--workdir', str(multi), '--cpu_devices=2'],
+           env_extra=dict(slurm, SLURM_PROCID=str(i), SLURM_LOCALID=str(i)),
+           wait=False) for i in range(2)])
+  for code, out in outs:
+    assert code == 0, out[-3000:]
+  return multi, [out for _, out in outs]
+
+
+def test_two_processes_found_from_slurm_variables_match_one(two_processes,
+                                                           uninterrupted):
+  """The two processes find each other through JAX's cluster detection;
+  2 processes x 2 devices give the losses of 1 x 4 (gloo CPU
+  collectives)."""
+  multi, outs = two_processes
   assert any('Cluster detected: process 0 of 2' in out for out in outs)
   a, b = _train_losses(uninterrupted), _train_losses(multi)
   assert sorted(a) == sorted(b) == list(range(1, 41))
@@ -209,25 +223,67 @@ def test_two_processes_found_from_slurm_variables_match_one(tmp_path,
                              atol=1e-5, rtol=0)
 
 
+def test_sigterm_on_one_process_stops_both_at_one_step(tmp_path,
+                                                       two_processes):
+  """SIGTERM to process 1 only: both processes agree on a step (orbax's
+  reached_preemption), save it and exit; rerunning both resumes, and the
+  run ends bit-identical to the uninterrupted two-process run."""
+  work = tmp_path / 'preempted'
+  port = _free_port()
+
+  def start():
+    return [_run(RUN_ARGS + ['--workdir', str(work), '--cpu_devices=2',
+                             f'--coordinator=localhost:{port}',
+                             '--num_processes=2', f'--process_id={i}'],
+                 wait=False) for i in range(2)]
+
+  procs = start()
+  _wait_for_checkpoint(work / 'checkpoints', 10)
+  os.kill(procs[1].pid, signal.SIGTERM)
+  outs = _wait_all(procs)
+  said = [re.search(r'checkpoint saved at step (\d+)', out) for _, out in outs]
+  assert all(said), [out[-2000:] for _, out in outs]
+  step = int(said[0].group(1))
+  assert int(said[1].group(1)) == step and 10 <= step < 40
+  assert [code for code, _ in outs] == [1, 1]
+  assert step in [int(n) for n in os.listdir(work / 'checkpoints')]
+  port = _free_port()
+  for code, out in _wait_all(start()):
+    assert code == 0 and f'Resumed from step {step}.' in out, out[-3000:]
+  multi, _ = two_processes
+  assert _train_losses(work) == _train_losses(multi)
+  ours, expected = _params(work), _params(multi)
+  for key in expected:
+    np.testing.assert_array_equal(ours[key], expected[key], err_msg=key)
+
+
 def test_explicit_flags_override_the_detected_cluster(monkeypatch):
+  """Without flags, JAX's public initialize() detects the cluster itself
+  (and where it finds none, its ValueError leaves one process); explicit
+  flags are passed through."""
   from absl import flags as absl_flags  # pylint: disable=g-import-not-at-top
   from experiments import common  # pylint: disable=g-import-not-at-top
   calls = []
-  monkeypatch.setattr(jax.distributed, 'initialize',
-                      lambda *a, **k: calls.append(k))
+
+  def initialize(**kwargs):
+    calls.append(kwargs)
+    if not kwargs and 'SLURM_JOB_ID' not in os.environ:
+      raise ValueError('coordinator_address should be defined.')
+
+  monkeypatch.setattr(jax.distributed, 'initialize', initialize)
   monkeypatch.setattr(common.compilation, 'use_cpu_cores', lambda *a: 1)
   monkeypatch.setattr(common.compilation, 'enable_persistent_cache',
                       lambda *a: None)
-  for key, value in dict(SLURM_JOB_ID='7', SLURM_STEP_NODELIST='node1',
-                         SLURM_NTASKS='4', SLURM_PROCID='3',
-                         SLURM_LOCALID='1').items():
-    monkeypatch.setenv(key, value)
   values = absl_flags.FLAGS
   if not values.is_parsed():
     # Other tests may import entry points whose flags are required (and
     # unset here); this test only needs the flag defaults.
     values.mark_as_parsed()
-  assert common._detected_cluster()[1:] == (4, 3)  # pylint: disable=protected-access
+  monkeypatch.delenv('SLURM_JOB_ID', raising=False)
+  common.setup()  # No cluster: one process, no error.
+  assert calls == [{}]
+  calls.clear()
+  monkeypatch.setenv('SLURM_JOB_ID', '7')
   common.setup()
   assert calls == [{}]  # Detected: JAX reads the cluster itself.
   calls.clear()
@@ -257,18 +313,22 @@ def test_export_writes_any_checkpoint_of_the_run(uninterrupted, tmp_path):
     snapshots.export_run(str(uninterrupted), '7', str(tmp_path / 'x'))
 
 
+def _wait_for_checkpoint(folder, step: int) -> None:
+  deadline = time.time() + 300
+  while time.time() < deadline:
+    steps = [int(n) for n in os.listdir(folder)
+             if n.isdigit()] if folder.exists() else []
+    if steps and max(steps) >= step:
+      return
+    time.sleep(0.05)
+  raise AssertionError(f'no checkpoint {step} in {folder} after 300 s')
+
+
 def test_sigkill_and_restart_is_bit_identical(tmp_path, uninterrupted):
   killed = tmp_path / 'killed'
   args = RUN_ARGS + ['--workdir', str(killed), '--cpu_devices=4']
   process = _run(args, wait=False)
-  ckpt_dir = killed / 'checkpoints'
-  deadline = time.time() + 300
-  while time.time() < deadline:
-    steps = [int(n) for n in os.listdir(ckpt_dir)
-             if n.isdigit()] if ckpt_dir.exists() else []
-    if steps and max(steps) >= 10:
-      break
-    time.sleep(0.05)
+  _wait_for_checkpoint(killed / 'checkpoints', 10)
   os.kill(process.pid, signal.SIGKILL)
   process.wait()
   assert not (killed / 'export').exists()  # It really died mid-run.
