@@ -17,6 +17,10 @@ the README on this cell's two minima).
 `--config.evals.test.every_steps=0` also scores the test split at every
 validation (analysis only: selection stays on validation).
 
+`conformal=true` also scores the test split with split-conformal intervals
+around the point forecasts (calibrated on the last 5,000 validation
+windows; results.json's `test_conformal` record).
+
 `quantiles=0.1:0.9` gives the model a multi-quantile head at the levels
 0.1, 0.2, ..., 0.9 (`lo:hi:step` for another step): new weights on the
 point model, trained with the pinball loss averaged over the levels; the
@@ -31,8 +35,10 @@ from ttm_jax import recipes
 def get_config(arg=None):
   arg = common.parse_arg(arg, data='etth1', fraction=0.05, context=512,
                          horizon=96, checkpoint=common.R2_CHECKPOINT,
-                         full=False, quick=False, seed=42, quantiles='')
+                         full=False, quick=False, seed=42, quantiles='',
+                         conformal=False)
   return recipes.few_shot(
       arg.checkpoint, data=arg.data, fraction=arg.fraction,
       context=arg.context, horizon=arg.horizon, full=arg.full, seed=arg.seed,
-      quantile_levels=common.quantile_levels(arg.quantiles), quick=arg.quick)
+      quantile_levels=common.quantile_levels(arg.quantiles),
+      conformal=arg.conformal, quick=arg.quick)

@@ -42,6 +42,7 @@ def few_shot(checkpoint: str = R2_CHECKPOINT, *, data: str = 'etth1',
              fraction: float = 0.05, context: int = 512, horizon: int = 96,
              full: bool = False, seed: int = 42,
              quantile_levels: Optional[Sequence[float]] = None,
+             conformal: bool = False,
              quick: bool = False) -> ml_collections.ConfigDict:
   """IBM's few-shot head probing of a pretrained TTM (TTM_SPEC.md 4.3).
 
@@ -59,6 +60,8 @@ def few_shot(checkpoint: str = R2_CHECKPOINT, *, data: str = 'etth1',
     full: fine-tune every weight instead of the head.
     seed: dropout and shuffling seed.
     quantile_levels: give the model a multi-quantile head at these levels.
+    conformal: also score the test split with split-conformal intervals
+      calibrated on the last 5,000 validation windows (a point model).
     quick: a few steps, no LR finder (tests).
   """
   config = schema.defaults()
@@ -82,6 +85,10 @@ def few_shot(checkpoint: str = R2_CHECKPOINT, *, data: str = 'etth1',
   config.optim.clip_norm = 1.0
   config.optim.lr_finder.enabled = True
   config.frozen = () if full else ('backbone/.*',)
+  if conformal:
+    config.evals.test_conformal = dict(
+        type='conformal', calibrate='valid', score='test', windows=5000,
+        final=True, every_steps=-1, metrics=(), compare=('seasonal_naive',))
   if quick:
     config.num_epochs = 1
     config.num_steps = 4
