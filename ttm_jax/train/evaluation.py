@@ -17,11 +17,11 @@ import numpy as np
 from ttm_jax import compilation
 from ttm_jax import metrics as metrics_lib
 from ttm_jax import sharding
-from ttm_jax import writers
 from ttm_jax.data import builders
 from ttm_jax.data import pipeline
 from ttm_jax.models import ttm
 from ttm_jax.predict import conformal
+from ttm_jax.workbench import progress as progress_lib
 
 
 def evaluate(eval_step: Callable, variables, source, batch_size: int, mesh,
@@ -43,8 +43,8 @@ def evaluate(eval_step: Callable, variables, source, batch_size: int, mesh,
   batches = pipeline.EvalBatches(
       source, sharding.round_to_devices(batch_size, mesh),
       num_threads=num_threads)
-  bar = writers.Progress(len(batches), unit='batch', desc=progress,
-                         leave=False) if progress else None
+  bar = progress_lib.Progress(len(batches), unit='batch', desc=progress,
+                              leave=False) if progress else None
   totals, previous = None, None
   for k, batch in enumerate(batches, 1):
     totals = eval_step(variables, sharding.shard_batch(batch, mesh), totals)

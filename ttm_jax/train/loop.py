@@ -31,17 +31,20 @@ from ttm_jax import metrics as metrics_lib
 from ttm_jax import optim
 from ttm_jax import schema
 from ttm_jax import sharding
-from ttm_jax import workdir as workdir_lib
-from ttm_jax import writers
 from ttm_jax.data import builders
 from ttm_jax.data import pipeline
 from ttm_jax.models import checkpoint
 from ttm_jax.models import factory
 from ttm_jax.train import checkpoints as checkpoints_lib
+from ttm_jax.train import divergence
 from ttm_jax.train import evaluation
 from ttm_jax.train import lr_finder
 from ttm_jax.train import state as state_lib
 from ttm_jax.train import steps
+from ttm_jax.workbench import metric_writer
+from ttm_jax.workbench import plots
+from ttm_jax.workbench import progress as progress_lib
+from ttm_jax.workbench import workdir as workdir_lib
 
 _LOG = logging.getLogger(__name__)
 OUTPUTS = ('results.json', 'metrics.jsonl', 'tensorboard', 'checkpoints',
@@ -56,7 +59,7 @@ class Run:
   mesh: Any
   model: factory.Model
   data: builders.Data
-  writer: writers.MetricWriter
+  writer: metric_writer.MetricWriter
   metrics: Sequence[metrics_lib.Metric]
   eval_step: Callable
   # The test step: `eval_step` plus the compared forecasters (seasonal
@@ -166,7 +169,7 @@ class _Selection:
 
 
 def _validate(run: Run, state, step: int, selection: _Selection, ckpts,
-              progress: writers.Progress, plan: Plan) -> None:
+              progress: progress_lib.Progress, plan: Plan) -> None:
   variables = state.variables
   val = run.evaluate(variables, 'valid')
   logged = {'val/loss': val['mse'],
@@ -238,8 +241,9 @@ def _train_steps(run: Run, plan: Plan, ckpts, selection: _Selection,
   or a preemption, which checkpoints and exits)."""
   train_step = steps.make_train_step(run.model, optimizer, run.mesh)
   start = int(state.step)
-  logger = writers.DelayedLogger(run.writer, plan.log_every, first=start + 1)
-  with checkpoints_lib.Preemption() as preemption, writers.Progress(
+  logger = metric_writer.DelayedLogger(run.writer, plan.log_every,
+                                       first=start + 1)
+  with checkpoints_lib.Preemption() as preemption, progress_lib.Progress(
       plan.total_steps, start) as progress:
     for step in range(start + 1, plan.total_steps + 1):
       if selection.stopped:
@@ -251,7 +255,7 @@ def _train_steps(run: Run, plan: Plan, ckpts, selection: _Selection,
         _validate(run, state, step, selection, ckpts, progress, plan)
       if plan.checkpoints(step) or preemption.requested:
         # A diverged state is never checkpointed over a good one.
-        writers.check_finite(step, {'train/loss': metrics['train/loss']})
+        divergence.check_finite(step, {'train/loss': metrics['train/loss']})
         ckpts.save(state, iterator, selection.record,
                    force=preemption.requested)
       if preemption.requested:
@@ -377,10 +381,10 @@ def export(run: Run, variables, results: List[Dict[str, Any]],
     checkpoint.save_pretrained(os.path.join(workdir, 'export'),
                                run.model.config, host_variables)
   if run.config.plot:
-    writers.plot_forecasts(os.path.join(workdir, 'forecast.png'),
-                           run.model.module, host_variables, run.data.test,
-                           run.model.config,
-                           title=f'{run.data.name} test windows')
+    plots.plot_forecasts(os.path.join(workdir, 'forecast.png'),
+                         run.model.module, host_variables, run.data.test,
+                         run.model.config,
+                         title=f'{run.data.name} test windows')
 
 
 def setup(config, workdir: str) -> Run:
@@ -394,7 +398,7 @@ def setup(config, workdir: str) -> Run:
         f'{mesh.size} (on CPU, or set --cpu_devices to a divisor).')
   data = builders.build_data(config)
   season = config.season_length or baselines.season_length(data.freq)
-  writer = writers.MetricWriter(workdir, config.tensorboard)
+  writer = metric_writer.MetricWriter(workdir, config.tensorboard)
   if config.baseline:  # A naive forecaster instead of a model.
     names = config.eval_metrics or metrics_lib.default_names(quantiles=True)
     metrics = metrics_lib.get(names)

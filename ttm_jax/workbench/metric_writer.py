@@ -1,0 +1,114 @@
+"""Metrics: one JSON line per logged step in metrics.jsonl (TensorBoard
+beside it), logged one step late so the loop never waits on the device."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict, Optional
+
+import jax
+
+from ttm_jax.train import divergence
+from ttm_jax.workbench import progress as progress_lib
+
+
+class MetricWriter:
+  """One JSON line per logged step in `workdir/metrics.jsonl` (process 0),
+  mirrored to TensorBoard when tensorboardX is available.
+
+  Metrics of the same step (training, validation, test) are merged into
+  that step's line, written once the run moves past the step (or at
+  `close`). A non-finite value is never written: it raises
+  `errors.TrainingDiverged`.
+  """
+
+  def __init__(self, workdir: str, tensorboard: bool = True):
+    self.enabled = jax.process_index() == 0
+    self.path = os.path.join(workdir, 'metrics.jsonl')
+    self.pending: Optional[Dict[str, Any]] = None
+    self.tb = None
+    if self.enabled and tensorboard:
+      try:
+        from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+        self.tb = SummaryWriter(os.path.join(workdir, 'tensorboard'))
+      except ImportError:
+        self.tb = None
+
+  def write(self, step: int, metrics: Dict[str, Any]) -> None:
+    values = divergence.check_finite(step, metrics)
+    if not self.enabled:
+      return
+    step = int(step)
+    if self.pending is not None and self.pending['step'] != step:
+      self.flush()
+    if self.pending is None:
+      self.pending = {'step': step}
+    self.pending.update(values)
+    if self.tb is not None:
+      for k, v in values.items():
+        self.tb.add_scalar(k, v, step)
+
+  def flush(self) -> None:
+    """Writes the pending step's line."""
+    if self.pending is not None and self.enabled:
+      with open(self.path, 'a') as f:
+        f.write(json.dumps(self.pending) + '\n')
+    self.pending = None
+
+  def drop_after(self, step: int) -> None:
+    """On resuming from `step`: lines of later steps (the interrupted
+    run's, about to be recomputed) move to metrics.superseded.jsonl, so each
+    step appears once in metrics.jsonl."""
+    if not self.enabled or not os.path.exists(self.path):
+      return
+    with open(self.path) as f:
+      lines = f.readlines()
+    keep, later = [], []
+    for line in lines:
+      try:
+        (later if json.loads(line)['step'] > step else keep).append(line)
+      except (ValueError, KeyError):  # A line cut by the interruption.
+        later.append(line if line.endswith('\n') else line + '\n')
+    if not later:
+      return
+    with open(self.path + '.superseded.jsonl', 'a') as f:
+      f.writelines(later)
+    tmp = self.path + '.tmp'
+    with open(tmp, 'w') as f:
+      f.writelines(keep)
+    os.replace(tmp, self.path)
+
+  def close(self) -> None:
+    self.flush()
+    if self.tb is not None:
+      self.tb.close()
+
+
+class DelayedLogger:
+  """Logs each step's metrics one step late, so the loop never waits on the
+  device (big_vision's trick): `log(step, metrics)` reads the previous
+  step's values. Written every `every` steps, at the run's first step, and
+  at `flush` (the last step)."""
+
+  def __init__(self, writer: MetricWriter, every: int, first: int):
+    self.writer, self.every, self.first = writer, every, first
+    self.pending = None
+
+  def _emit(self, progress: progress_lib.Progress,
+            force: bool = False) -> None:
+    step, metrics = self.pending
+    progress.update(step, metrics)
+    if force or step % self.every == 0 or step == self.first:
+      self.writer.write(step, jax.device_get(metrics))
+
+  def log(self, step: int, metrics: Dict[str, Any],
+          progress: progress_lib.Progress) -> None:
+    if self.pending is not None:
+      self._emit(progress)
+    self.pending = (step, metrics)
+
+  def flush(self, progress: progress_lib.Progress) -> None:
+    if self.pending is not None:
+      self._emit(progress, force=True)
+      self.pending = None
