@@ -23,8 +23,8 @@ from absl import flags
 
 from experiments import common
 from ttm_jax import errors
-from ttm_jax import sweep_results
-from ttm_jax import sweeps
+from ttm_jax.workbench import sweep_tables
+from ttm_jax.workbench import sweeps
 
 _CONFIG = flags.DEFINE_string('config', None, 'Sweep file[:args].',
                               required=True)
@@ -148,8 +148,8 @@ def main(argv):
   if pending:
     (_run_local if _EXECUTOR.value == 'local' else _run_slurm)(
         pending, workdir, folder)
-  rows = sweep_results.collect(workdir, points)
-  print(sweep_results.write(workdir, rows, title))
+  rows = sweep_tables.collect(workdir, points)
+  print(sweep_tables.write(workdir, rows, title))
   failed = [p.name for p in points
             if sweeps.status(os.path.join(workdir, p.name)) != 'done']
   if failed:

@@ -16,9 +16,9 @@ import pytest
 
 from tests import conftest
 from ttm_jax import errors
-from ttm_jax import sweep_results
-from ttm_jax import sweeps
 from ttm_jax.data.corpus import writing
+from ttm_jax.workbench import sweep_tables
+from ttm_jax.workbench import sweeps
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LTSF = os.path.join(conftest.SHARED, 'data', 'ltsf')
@@ -156,11 +156,11 @@ def test_summary_means_stds_and_changes():
   rows = [dict(point=f'p{i}', group=g, baseline=g == 'a', seed=i,
                **{'s/mse': v}) for i, (g, v) in enumerate(
                    [('a', 1.0), ('a', 3.0), ('b', 1.5), ('b', 2.5)])]
-  summary = {e['group']: e for e in sweep_results.summarize(rows)}
+  summary = {e['group']: e for e in sweep_tables.summarize(rows)}
   assert summary['a']['s/mse'] == (2.0, pytest.approx(np.sqrt(2.0)))
   assert summary['b']['n'] == 2 and summary['b']['change_%']['s/mse'] == 0.0
   rows[2]['s/mse'] = 0.5
-  summary = {e['group']: e for e in sweep_results.summarize(rows)}
+  summary = {e['group']: e for e in sweep_tables.summarize(rows)}
   assert summary['b']['change_%']['s/mse'] == pytest.approx(-25.0)
 
 
@@ -170,7 +170,7 @@ def test_summary_compares_within_blocks():
   rows = [dict(point=g, group=g, block=g[0], baseline=g.endswith('zs'),
                seed=0, **{'run/mse': v}) for g, v in
           [('x zs', 1.0), ('x b', 0.5), ('y zs', 2.0), ('y b', 1.8)]]
-  summary = {e['group']: e for e in sweep_results.summarize(rows)}
+  summary = {e['group']: e for e in sweep_tables.summarize(rows)}
   assert summary['x zs']['baseline'] and summary['y zs']['baseline']
   assert summary['x b']['change_%']['run/mse'] == pytest.approx(-50.0)
   assert summary['y b']['change_%']['run/mse'] == pytest.approx(-10.0)

@@ -5,7 +5,7 @@ from configs import common
 from configs import few_shot
 from configs import pretrain
 from configs import zero_shot
-from ttm_jax import sweeps
+from ttm_jax.workbench import sweeps
 
 BENCHMARKS = ('etth1', 'ettm1')
 

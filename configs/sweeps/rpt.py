@@ -9,7 +9,7 @@ ETTm1; 3 seeds.
 """
 
 from configs.sweeps import common
-from ttm_jax import sweeps
+from ttm_jax.workbench import sweeps
 
 SETTINGS = ((96, 24), (512, 96))
 

@@ -23,7 +23,7 @@ from ttm_jax import schema
 from ttm_jax import sharding
 from ttm_jax.data import pipeline
 from ttm_jax.evaluators import common
-from ttm_jax import writers as progress_lib
+from ttm_jax.workbench import progress as progress_lib
 
 SPLIT = schema.Field('test', "The split scored: 'valid' or 'test'.",
                      schema.one_of('valid', 'test'))

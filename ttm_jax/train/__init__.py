@@ -6,6 +6,7 @@
                   checkpoint, preemption
   checkpoints.py  one orbax manager (latest N + best), agreed preemption
   artifacts.py    results.json, the export, the plot
+  divergence.py   a non-finite loss or metric stops the run
   lr_finder.py    the reference's learning-rate finder
   snapshots.py    any checkpoint of a run in the reference's format
   loop.py         train_and_evaluate(config, workdir): the story of a run

@@ -10,8 +10,8 @@ from typing import Any, Callable, Dict, List, Sequence
 
 import jax
 
-from ttm_jax import writers
 from ttm_jax.models import checkpoint
+from ttm_jax.workbench import plots
 
 Artifact = Callable[[Any], None]  # Called with the tested variables.
 
@@ -32,7 +32,7 @@ def model_artifacts(config, model, data, workdir: str) -> List[Artifact]:
         os.path.join(workdir, 'export'), model.config,
         jax.device_get(variables)))
   if config.plot:
-    out.append(lambda variables: writers.plot_forecasts(
+    out.append(lambda variables: plots.plot_forecasts(
         os.path.join(workdir, 'forecast.png'), model.module,
         jax.device_get(variables), data.test, model.config,
         title=f'{data.name} test windows'))

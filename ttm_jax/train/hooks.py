@@ -13,8 +13,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Dict, Mapping, Optional
 
-from ttm_jax import writers
 from ttm_jax.train import checkpoints as checkpoints_lib
+from ttm_jax.train import divergence
+from ttm_jax.workbench import metric_writer
 
 
 class Hook:
@@ -74,7 +75,7 @@ class LogHook(Hook):
   written every `every` steps and at the first step; the progress bar."""
 
   def __init__(self, writer, every: int, first: int, progress):
-    self.logger = writers.DelayedLogger(writer, every, first)
+    self.logger = metric_writer.DelayedLogger(writer, every, first)
     self.progress = progress
 
   def due(self, step):
@@ -141,7 +142,7 @@ class CheckpointHook(Hook):
   def __call__(self, step, state, metrics):
     self.log.flush()
     self.writer.flush()
-    writers.check_finite(step, {'train/loss': metrics['train/loss']})
+    divergence.check_finite(step, {'train/loss': metrics['train/loss']})
     best = self.selection.improved_at == step
     self.checkpoints.save(state, self.iterator, self.selection.record,
                           self.selection.record['best_val'] if best else None)

@@ -34,8 +34,6 @@ from ttm_jax import evaluators
 from ttm_jax import optim
 from ttm_jax import schema
 from ttm_jax import sharding
-from ttm_jax import workdir as workdir_lib
-from ttm_jax import writers
 from ttm_jax.data import builders
 from ttm_jax.data import pipeline
 from ttm_jax.models import factory
@@ -45,6 +43,9 @@ from ttm_jax.train import hooks as hooks_lib
 from ttm_jax.train import lr_finder
 from ttm_jax.train import state as state_lib
 from ttm_jax.train import steps
+from ttm_jax.workbench import metric_writer
+from ttm_jax.workbench import progress as progress_lib
+from ttm_jax.workbench import workdir as workdir_lib
 
 _LOG = logging.getLogger(__name__)
 OUTPUTS = ('results.json', 'metrics.jsonl', 'tensorboard', 'checkpoints',
@@ -67,7 +68,7 @@ class Run:
   workdir: str
   mesh: Any
   data: builders.Data
-  writer: writers.MetricWriter
+  writer: metric_writer.MetricWriter
   predictor: evaluators.Predictor
   variables: Any
   evals: Dict[str, evaluators.Evaluator]
@@ -155,7 +156,7 @@ def setup(config, workdir: str) -> Run:
   found = (artifacts_lib.model_artifacts(config, model, data, workdir)
            if model is not None else [])
   return Run(config, workdir, mesh, data,
-             writers.MetricWriter(workdir, config.tensorboard), predictor,
+             metric_writer.MetricWriter(workdir, config.tensorboard), predictor,
              variables, evals, describe, found, model)
 
 
@@ -230,7 +231,7 @@ def fit(run: Run):
   train_step = steps.make_train_step(run.model, optimizer, run.mesh)
   start = int(state.step)
   try:
-    with checkpoints_lib.Preemption(ckpts) as preemption, writers.Progress(
+    with checkpoints_lib.Preemption(ckpts) as preemption, progress_lib.Progress(
         plan.total_steps, start) as progress:
       hooks = _hooks(run, plan, ckpts, selection, iterator, preemption,
                      progress, start)

@@ -17,9 +17,9 @@ import math
 import os
 from typing import Any, Dict, List, Sequence
 
-import numpy as np
+import pandas
 
-from ttm_jax import sweeps
+from ttm_jax.workbench import sweeps
 
 METRICS = ('mse', 'mae', 'wql', 'mase', 'msis', 'coverage_80')
 
@@ -65,55 +65,48 @@ def collect(workdir: str, points: Sequence[sweeps.Point]) -> List[Dict]:
 
 
 def metric_columns(rows: Sequence[Dict]) -> List[str]:
-  columns = []
-  for row in rows:
-    for key in row:
-      if '/' in key and key not in columns:
-        columns.append(key)
-  return columns
+  """The '<stage>/<metric>' columns, in order of first appearance."""
+  return [c for c in pandas.DataFrame(list(rows)).columns if '/' in c]
 
 
 def summarize(rows: Sequence[Dict]) -> List[Dict[str, Any]]:
-  """Per group: mean, std (ddof 1) and n of every metric; the change in
-  percent against the mean of the baseline group of the group's block."""
+  """Per group: (mean, std) of every metric (std ddof 1; 0 for one value)
+  and n; the change in percent against the mean of the baseline group of
+  the group's block (the first group of the block holding a baseline
+  point)."""
+  if not rows:
+    return []
   columns = metric_columns(rows)
-  groups: Dict[str, List[Dict]] = {}
-  for row in rows:
-    groups.setdefault(row['group'], []).append(row)
-  blocks = {name: members[0].get('block', '')
-            for name, members in groups.items()}
-  bases = {}
-  for name, members in groups.items():
-    if any(m['baseline'] for m in members):
-      bases.setdefault(blocks[name], name)
+  frame = pandas.DataFrame(list(rows))
+  frame['block'] = frame.get('block', pandas.Series('', frame.index))
+  frame['block'] = frame['block'].fillna('')
+  groups = frame.groupby('group', sort=False)
+  blocks = groups['block'].first()
+  has_baseline = groups['baseline'].any()
+  bases = blocks[has_baseline].drop_duplicates()  # group -> its block.
+  base_of = pandas.Series(bases.index, index=bases.values)  # block -> group.
+  means, counts = groups[columns].mean(), groups[columns].count()
+  stds = groups[columns].std(ddof=1).where(counts > 1, 0.0)
+  reference = means.reindex(blocks.map(base_of)).set_axis(means.index)
+  change = 100.0 * (means - reference) / reference.where(reference != 0)
   out = []
-  for name, members in groups.items():
-    entry = {'group': name, 'n': len(members),
-             'baseline': bases.get(blocks[name]) == name}
+  for name, size in groups.size().items():
+    entry = {'group': name, 'n': int(size),
+             'baseline': base_of.get(blocks[name]) == name}
     for column in columns:
-      values = np.array([m[column] for m in members if column in m], float)
-      if not len(values):
-        continue
-      entry[column] = (float(values.mean()), float(values.std(ddof=1))
-                       if len(values) > 1 else 0.0)
+      if counts.loc[name, column]:
+        entry[column] = (float(means.loc[name, column]),
+                         float(stds.loc[name, column]))
+    if blocks[name] in base_of:
+      entry['change_%'] = {c: float(v) for c, v in change.loc[name].items()
+                           if not math.isnan(v)}
     out.append(entry)
-  by_group = {e['group']: e for e in out}
-  for entry in out:
-    base = bases.get(blocks[entry['group']])
-    if base is None:
-      continue
-    reference = by_group[base]
-    entry['change_%'] = {
-        c: 100.0 * (entry[c][0] - reference[c][0]) / reference[c][0]
-        for c in columns if c in entry and c in reference and reference[c][0]}
   return out
 
 
 def write(workdir: str, rows: Sequence[Dict], title: str = '') -> str:
   """results.csv, results.md and plot.png; returns the markdown."""
-  columns = []
-  for row in rows:
-    columns += [k for k in row if k not in columns]
+  columns = list(pandas.DataFrame(list(rows)).columns)
   with open(os.path.join(workdir, 'results.csv'), 'w', newline='') as f:
     writer = csv.DictWriter(f, fieldnames=columns)
     writer.writeheader()
@@ -134,30 +127,30 @@ def _cell(value) -> str:
   return str(value)
 
 
+def _table(header: Sequence[str], body: Sequence[Sequence[str]]) -> List[str]:
+  return ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)] + [
+      '| ' + ' | '.join(cells) + ' |' for cells in body]
+
+
+def _summary_cell(entry: Dict[str, Any], metric: str) -> str:
+  if metric not in entry:
+    return ''
+  mean, std = entry[metric]
+  change = entry.get('change_%', {}).get(metric)
+  suffix = (' (baseline)' if entry['baseline'] else
+            f' ({change:+.1f}%)' if change is not None else '')
+  return f'{mean:.4f} ± {std:.4f}{suffix}'
+
+
 def _markdown(rows, columns, summary, title) -> str:
-  lines = [f'# {title}', ''] if title else []
-  lines += ['| ' + ' | '.join(columns) + ' |',
-            '|' + '---|' * len(columns)]
-  for row in rows:
-    lines.append('| ' + ' | '.join(_cell(row.get(c, '')) for c in columns)
-                 + ' |')
   metrics = metric_columns(rows)
-  lines += ['', '## Summary (mean ± std over seeds)', '',
-            '| group | n | ' + ' | '.join(metrics) + ' |',
-            '|' + '---|' * (len(metrics) + 2)]
-  for entry in summary:
-    cells = []
-    for metric in metrics:
-      if metric not in entry:
-        cells.append('')
-        continue
-      mean, std = entry[metric]
-      change = entry.get('change_%', {}).get(metric)
-      suffix = (' (baseline)' if entry['baseline'] else
-                f' ({change:+.1f}%)' if change is not None else '')
-      cells.append(f'{mean:.4f} ± {std:.4f}{suffix}')
-    lines.append(f"| {entry['group']} | {entry['n']} | " + ' | '.join(cells)
-                 + ' |')
+  lines = [f'# {title}', ''] if title else []
+  lines += _table(columns, [[_cell(row.get(c, '')) for c in columns]
+                            for row in rows])
+  lines += ['', '## Summary (mean ± std over seeds)', '']
+  lines += _table(['group', 'n'] + metrics, [
+      [str(e['group']), str(e['n'])] + [_summary_cell(e, m) for m in metrics]
+      for e in summary])
   return '\n'.join(lines) + '\n'
 
 
