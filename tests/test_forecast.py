@@ -230,10 +230,8 @@ def test_irregular_series_can_be_regularised(model_dir):
 
 
 def test_cli_on_a_real_file_with_renamed_columns(tmp_path):
-  etth1 = os.path.join(conftest.SHARED, 'data', 'ltsf', 'ETTh1.csv')
-  r2 = os.path.join(conftest.CHECKPOINTS, 'fraware__ChronoAPI__root')
-  if not (os.path.exists(etth1) and os.path.isdir(r2)):
-    pytest.skip('needs ../shared/data/ltsf/ETTh1.csv and the r2 checkpoint')
+  etth1 = conftest.require_data('ltsf', 'ETTh1.csv')
+  r2 = conftest.require_checkpoint('fraware__ChronoAPI__root')
   df = pd.read_csv(etth1).iloc[:2500].rename(
       columns={'date': 'when', 'OT': 'oil_temperature'})
   df.to_csv(tmp_path / 'mine.csv', index=False)
