@@ -6,10 +6,11 @@ from __future__ import annotations
 import copy
 
 import numpy as np
-import pytest
 
-torch = pytest.importorskip('torch')
-tsfm = pytest.importorskip('tsfm_public.models.tinytimemixer')
+from tests import conftest
+
+torch = conftest.require_module('torch')
+tsfm = conftest.require_module('tsfm_public.models.tinytimemixer')
 
 import jax  # pylint: disable=g-import-not-at-top
 import jax.numpy as jnp

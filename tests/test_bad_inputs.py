@@ -339,9 +339,7 @@ def test_registered_benchmark_keeps_published_rows(tmp_path):
   gap. The benchmark protocol windows rows by index, so it runs (with a
   warning naming both); the same file as the user's own is refused unless
   duplicates are allowed."""
-  if not os.path.isdir(os.path.join(conftest.CHECKPOINTS,
-                                    'fraware__ChronoAPI__root')):
-    pytest.skip('needs ../shared/checkpoints')
+  conftest.require_checkpoint('fraware__ChronoAPI__root')
   rows = 1400
   stamps = list(pd.date_range('2020-01-01', periods=rows, freq='10min'))
   stamps[700] = stamps[699]  # Duplicated.

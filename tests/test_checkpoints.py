@@ -34,9 +34,7 @@ REAL = {'ibm_r2_512_96': (R2, 3), 'mix_channel_finetune': (MIX, 31),
 
 
 def _need(path):
-  if not os.path.isdir(path):
-    pytest.skip(f'{path} absent: these tests read the real checkpoints in '
-                '../shared/checkpoints (set TTM_SHARED_DIR to its parent).')
+  conftest.require_checkpoint(os.path.basename(path))
 
 
 def _compare(folder, ours_model, variables, channels, length=None, **kw):

@@ -12,7 +12,7 @@ from tests import conftest
 from ttm_jax.models import config as config_lib
 
 TTMConfig = config_lib.TTMConfig
-tsfm = pytest.importorskip('tsfm_public.models.tinytimemixer')
+tsfm = conftest.require_module('tsfm_public.models.tinytimemixer')
 
 
 def test_every_reference_field_with_its_default():
@@ -48,9 +48,7 @@ def test_derived_fields_match_reference():
     'Blood-Glucose-Control__nocturnal-hypo-gly-prob-forecast__models-ttm_'
     'tutorial_finetuned_models-output-checkpoint-140'])
 def test_reads_real_config_json(folder):
-  path = os.path.join(conftest.CHECKPOINTS, folder, 'config.json')
-  if not os.path.exists(path):
-    pytest.skip(f'{path} absent (real checkpoints live in ../shared).')
+  path = os.path.join(conftest.require_checkpoint(folder), 'config.json')
   raw = json.load(open(path))
   config = TTMConfig.from_json_file(path)
   for key, value in raw.items():

@@ -76,7 +76,7 @@ def test_windows_contain_no_future_in_context():
 
 def _reference_datasets(frame, context, horizon, split_config,
                         fewshot=None, freq='1h'):
-  tsp_module = pytest.importorskip(
+  tsp_module = conftest.require_module(
       'tsfm_public.toolkit.time_series_preprocessor')
   tsp = tsp_module.TimeSeriesPreprocessor(
       id_columns=[], timestamp_column='date',
@@ -117,10 +117,7 @@ def test_generated_file_matches_reference_preprocessing(tmp_path, fewshot):
 
 
 def test_real_etth1_matches_reference_preprocessing():
-  path = os.path.join(LTSF, 'ETTh1.csv')
-  if not os.path.exists(path):
-    pytest.skip(f'{path} absent: the real LTSF files live in '
-                '../shared/data/ltsf (see its README for sources).')
+  path = conftest.require_data('ltsf', 'ETTh1.csv')
   ours = forecasting.load_benchmark('etth1', 512, 96, data_dir=LTSF)
   assert forecasting.window_count(ours) == {'train': 8033, 'valid': 2785,
                                             'test': 2785}
@@ -349,10 +346,7 @@ def test_short_series_dropped_with_count(caplog):
 
 
 def test_real_monash_hourly_tsf():
-  path = os.path.join(conftest.SHARED, 'data', 'monash',
-                      'm4_hourly_dataset.tsf')
-  if not os.path.exists(path):
-    pytest.skip(f'{path} absent (../shared/data/monash).')
+  path = conftest.require_data('monash', 'm4_hourly_dataset.tsf')
   tsf = pretrain.read_tsf(path)
   assert len(tsf.series) == 414 and tsf.horizon == 48 and tsf.freq == 'h'
   assert sum(len(s) for s in tsf.series) == 373_372

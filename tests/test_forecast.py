@@ -19,6 +19,7 @@ from ttm_jax import errors
 from ttm_jax.models import checkpoint
 from ttm_jax.models import config as config_lib
 from ttm_jax.predict import api
+from ttm_jax.predict import frames
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = dict(context_length=64, prediction_length=16, patch_length=8,
@@ -222,18 +223,34 @@ def test_bad_input_is_one_clear_error(model_dir, change, words):
 
 
 def test_irregular_series_can_be_regularised(model_dir):
-  df = _frame(rows=200).drop(index=[50, 51])
-  df = pd.concat([df, df.iloc[[10]]]).sort_values('time', kind='stable')
+  """On the hourly grid: a gap's rows are inserted as missing (NaN, so
+  masked in the context), a duplicated time keeps its first row."""
+  original = _frame(rows=200)
+  df = original.drop(index=[150, 151])  # Inside the last 64 rows.
+  duplicate = df.iloc[[10]].assign(y=-99.0)  # After row 10: not kept.
+  df = pd.concat([df, duplicate]).sort_values('time', kind='stable')
+  frame = frames.to_series(df, 'time', regularize=True)
+  (series,) = frame.series
+  assert frame.freq == 'h'
+  np.testing.assert_array_equal(series.timestamps,
+                                original['time'].to_numpy())
+  expected = original['y'].to_numpy().copy()
+  expected[[150, 151]] = np.nan
+  np.testing.assert_array_equal(series.values[:, 0], expected)
   out = ttm_jax.forecast(df, timestamp_column='time', horizon=16,
                          checkpoint=model_dir, regularize=True)
-  assert len(out) == 16 and np.isfinite(out['y']).all()
+  assert list(out['time']) == list(pd.date_range(
+      original['time'].iloc[-1], periods=17, freq='h')[1:])
+  last = expected[-64:, None]
+  np.testing.assert_allclose(
+      out['y'].to_numpy(),
+      _apply(model_dir, np.nan_to_num(last), ~np.isnan(last))[:, 0],
+      atol=1e-6)
 
 
 def test_cli_on_a_real_file_with_renamed_columns(tmp_path):
-  etth1 = os.path.join(conftest.SHARED, 'data', 'ltsf', 'ETTh1.csv')
-  r2 = os.path.join(conftest.CHECKPOINTS, 'fraware__ChronoAPI__root')
-  if not (os.path.exists(etth1) and os.path.isdir(r2)):
-    pytest.skip('needs ../shared/data/ltsf/ETTh1.csv and the r2 checkpoint')
+  etth1 = conftest.require_data('ltsf', 'ETTh1.csv')
+  r2 = conftest.require_checkpoint('fraware__ChronoAPI__root')
   df = pd.read_csv(etth1).iloc[:2500].rename(
       columns={'date': 'when', 'OT': 'oil_temperature'})
   df.to_csv(tmp_path / 'mine.csv', index=False)
@@ -263,3 +280,106 @@ def test_cli_on_a_real_file_with_renamed_columns(tmp_path):
       timeout=600)
   assert process.returncode == 2 and 'Traceback' not in process.stderr
   assert "timestamp column 'date' is not in the data" in process.stderr
+
+
+EXOGENOUS = dict(SMALL, num_input_channels=3, decoder_mode='mix_channel',
+                 prediction_channel_indices=(0, 1),
+                 exogenous_channel_indices=(2,),
+                 enable_forecast_channel_mixing=True,
+                 resolution_prefix_tuning=True)
+
+
+def test_controls_rolled_past_the_horizon_equal_stepwise_apply(tmp_path):
+  """Two targets and one control, a mix-channel decoder with exogenous
+  mixing and a frequency token, 2.5 model horizons (16) ahead. By hand:
+  each block is model.apply on the last 64 rows (targets, control) with
+  the control's known future in future_values (zeros past what is given),
+  then the predicted targets and the true future control are appended."""
+  config = config_lib.TTMConfig(**EXOGENOUS)
+  folder = str(tmp_path / 'exogenous')
+  checkpoint.save_pretrained(folder, config, checkpoint.init_variables(
+      config, jax.random.key(4)))
+  df = _frame(rows=150, columns=('a', 'b', 'x'))
+  horizon, block = 40, config.prediction_length
+  future_times = pd.date_range(df['time'].iloc[-1], periods=horizon + 1,
+                               freq='h')[1:]
+  rng = np.random.default_rng(5)
+  future_x = 10 + rng.normal(size=horizon)
+  future_df = pd.DataFrame({'time': future_times, 'x': future_x})
+  out = ttm_jax.forecast(df, timestamp_column='time', horizon=horizon,
+                         checkpoint=folder, target_columns=['a', 'b'],
+                         control_columns=['x'], future_df=future_df)
+  assert list(out.columns) == ['time', 'a', 'b']
+  assert list(out['time']) == list(future_times)
+
+  _, model, variables = ttm_jax.load_pretrained(folder)
+  token = np.array([ttm_jax.frequency_token('h')], np.int32)
+
+  def apply(past, future):
+    return np.asarray(model.apply(
+        variables, past[None].astype(np.float32),
+        past_observed_mask=np.ones((1,) + past.shape, np.float32),
+        future_values=future[None].astype(np.float32),
+        freq_token=token).prediction_outputs, np.float64)[0]
+
+  history = df[['a', 'b', 'x']].to_numpy()
+  expected = []
+  for start in range(0, horizon, block):
+    known = future_x[start:start + block]
+    future = np.zeros((block, 3))
+    future[:len(known), 2] = known
+    predicted = apply(history[-64:], future)[:len(known)]
+    expected.append(predicted)
+    history = np.concatenate(
+        [history, np.concatenate([predicted, known[:, None]], axis=1)])
+  expected = np.concatenate(expected)
+  assert expected.shape == (horizon, 2)
+  np.testing.assert_allclose(out[['a', 'b']].to_numpy(), expected,
+                             atol=1e-5, rtol=1e-5)
+  # The control's future does reach the first block (exogenous mixing).
+  future = np.zeros((block, 3))
+  assert not np.allclose(apply(df[['a', 'b', 'x']].to_numpy()[-64:], future),
+                         expected[:block])
+
+
+def _scores(truth, predicted, scale):
+  """MSE, MAE and MASE over the observed truth; scale [windows, targets]."""
+  observed = ~np.isnan(truth)
+  error = (truth - predicted)[observed]
+  scaled = (np.abs(truth - predicted) / scale[:, None, :])[observed]
+  return dict(mse=np.mean(error**2), mae=np.mean(np.abs(error)),
+              mase=np.mean(scaled))
+
+
+def test_backtest_scores_by_hand(model_dir):
+  """Model, seasonal-naive and repeat-last scores of a 3-window backtest
+  of two targets (hourly: season 24), one truth value missing, from
+  `forecast` on the frame cut at each origin and NumPy."""
+  rows, horizon, windows, season = 260, 16, 3, 24
+  df = _frame(rows=rows, columns=('a', 'b'), seed=7)
+  df.loc[rows - 5, 'a'] = np.nan  # In the last window's truth only.
+  report = ttm_jax.backtest(df, timestamp_column='time', horizon=horizon,
+                            checkpoint=model_dir, windows=windows,
+                            quantiles=())
+  values = df[['a', 'b']].to_numpy()
+  origins = [rows - horizon * (windows - k) for k in range(windows)]
+  truth = np.stack([values[o:o + horizon] for o in origins])
+  model = np.stack([
+      ttm_jax.forecast(df.iloc[:o], timestamp_column='time', horizon=horizon,
+                       checkpoint=model_dir)[['a', 'b']].to_numpy()
+      for o in origins])
+  lags = np.arange(horizon) % season - season  # Seasonal naive's rows.
+  naive = np.stack([values[o + lags] for o in origins])
+  last = np.stack([np.repeat(values[o - 1:o], horizon, axis=0)
+                   for o in origins])
+  scale = np.stack([np.mean(np.abs(values[season:o] - values[:o - season]),
+                            axis=0) for o in origins])
+  assert not np.isnan(naive).any() and not np.isnan(scale).any()
+  assert (report['windows'], report['season'], report['series']) == (
+      windows, season, 1)
+  for name, predicted in (('model', model), ('seasonal_naive', naive),
+                          ('repeat_last', last)):
+    expected = _scores(truth, predicted, scale)
+    for metric in ('mse', 'mae', 'mase'):
+      assert report[name][metric] == pytest.approx(expected[metric],
+                                                   rel=1e-6), (name, metric)

@@ -15,7 +15,7 @@ from ttm_jax import metrics as metrics_lib
 from ttm_jax import sharding
 from ttm_jax.evaluators import windows
 
-gluonts = pytest.importorskip('gluonts')
+gluonts = conftest.require_module('gluonts')
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from gluonts.dataset.split import split
 from gluonts.ev import metrics as gm
@@ -24,7 +24,6 @@ from gluonts.model.forecast import QuantileForecast
 from gluonts.model.seasonal_naive import SeasonalNaivePredictor
 
 LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-ETTH1 = os.path.join(conftest.SHARED, 'data', 'ltsf', 'ETTh1.csv')
 
 
 def _gluonts_data(past, future):
@@ -164,14 +163,12 @@ def test_other_levels_match_gluonts():
   _assert_close(ours, theirs)
 
 
-@pytest.mark.skipif(not os.path.exists(ETTH1),
-                    reason=f'needs the real ETTh1 file at {ETTH1} (set '
-                    'TTM_SHARED_DIR to the folder holding data/ltsf)')
 def test_real_windows_and_seasonal_naive_match_gluonts():
   """ETTh1 test-period windows (context 512, horizon 96, 7 channels, season
   24): quantile forecasts around seasonal naive, and seasonal naive itself
   beside it, each against GluonTS (its own SeasonalNaivePredictor)."""
-  values = pd.read_csv(ETTH1).iloc[:, 1:].to_numpy(np.float32)
+  etth1 = conftest.require_data('ltsf', 'ETTh1.csv')
+  values = pd.read_csv(etth1).iloc[:, 1:].to_numpy(np.float32)
   length, horizon, season = 512, 96, 24
   starts = np.arange(12000, 12000 + 40 * 37, 37)
   past = np.stack([values[s:s + length] for s in starts])

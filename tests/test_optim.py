@@ -4,11 +4,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import pytest
-
+from tests import conftest
 from ttm_jax import optim
 
-torch = pytest.importorskip('torch')
+torch = conftest.require_module('torch')
 
 
 def test_one_cycle_matches_torch_lr_and_beta1():
@@ -65,7 +64,7 @@ def test_frozen_paths_get_no_update_and_no_decay():
 
 
 def test_valley_matches_reference():
-  lr_finder = pytest.importorskip('tsfm_public.toolkit.lr_finder')
+  lr_finder = conftest.require_module('tsfm_public.toolkit.lr_finder')
   rng = np.random.RandomState(3)
   rates = [optim.lr_finder_rates()(k) for k in range(101)]
   for _ in range(5):

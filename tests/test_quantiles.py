@@ -176,10 +176,10 @@ def test_save_load_round_trip(tmp_path):
 R2 = os.path.join(conftest.CHECKPOINTS, 'fraware__ChronoAPI__root')
 
 
-@pytest.mark.skipif(not os.path.isdir(R2), reason=f'needs {R2}')
 def test_point_checkpoint_gets_a_new_quantile_head(caplog):
   """IBM's r2 weights for the backbone and point head; the quantile head new
   and named as new, as overrides are."""
+  conftest.require_checkpoint(os.path.basename(R2))
   config, module, variables = ttm_jax.load_pretrained(
       R2, multi_quantile_head=True)
   assert 'multi_quantile_head_block.pw2.weight' in caplog.text

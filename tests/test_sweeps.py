@@ -108,9 +108,8 @@ def test_slurm_dry_run_prints_the_job_array_script(tmp_path):
     'path', [p for p in SWEEPS if not p.endswith('ap.py')],  # ap: below.
     ids=os.path.basename)
 def test_quick_sweep_runs_every_point(path, tmp_path, small_corpus):
-  if not (os.path.exists(os.path.join(LTSF, 'ETTh1.csv')) and
-          os.path.isdir(R2)):
-    pytest.skip('needs ../shared/data/ltsf and the r2 checkpoint')
+  conftest.require_data('ltsf', 'ETTh1.csv')
+  conftest.require_checkpoint(os.path.basename(R2))
   arg = _arg(path, small_corpus)
   rc, out = _sweep('--config', f'{path}:{arg}', '--workdir', str(tmp_path))
   assert rc == 0, out[-3000:]
@@ -126,8 +125,8 @@ def test_quick_sweep_runs_every_point(path, tmp_path, small_corpus):
 
 def test_killed_sweep_resumes_without_redoing_finished_points(
     tmp_path, small_corpus):
-  if not os.path.exists(os.path.join(LTSF, 'ETTm1.csv')):
-    pytest.skip('needs ../shared/data/ltsf (ETTh1, ETTm1)')
+  conftest.require_data('ltsf', 'ETTh1.csv')
+  conftest.require_data('ltsf', 'ETTm1.csv')
   path = os.path.join(ROOT, 'configs', 'sweeps', 'ap.py')
   args = ['--config', f'{path}:{_arg(path, small_corpus)}', '--workdir',
           str(tmp_path)]

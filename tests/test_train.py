@@ -404,11 +404,9 @@ def test_head_probing_leaves_backbone_bit_identical(tmp_path):
 
 
 def test_zero_shot_etth1_through_engine(tmp_path):
-  ckpt = os.path.join(conftest.CHECKPOINTS, 'fraware__ChronoAPI__root')
+  ckpt = conftest.require_checkpoint('fraware__ChronoAPI__root')
+  conftest.require_data('ltsf', 'ETTh1.csv')
   data = os.path.join(conftest.SHARED, 'data', 'ltsf')
-  if not (os.path.isdir(ckpt) and os.path.exists(
-      os.path.join(data, 'ETTh1.csv'))):
-    pytest.skip('needs ../shared/checkpoints and ../shared/data/ltsf')
   cfg = zero_shot.get_config('data=etth1')
   with cfg.unlocked():
     cfg.checkpoint = ckpt

@@ -8,9 +8,10 @@ import random
 
 import pytest
 
+from tests import conftest
 from ttm_jax.models import zoo
 
-get_model_module = pytest.importorskip('tsfm_public.toolkit.get_model')
+get_model_module = conftest.require_module('tsfm_public.toolkit.get_model')
 
 R1 = 'ibm-granite/granite-timeseries-ttm-r1'
 R2 = 'ibm-granite/granite-timeseries-ttm-r2'
