@@ -2,7 +2,9 @@
 
   results.csv / results.md   one row per point: swept fields, seed,
                              parameters, training steps, wall time, and
-                             every metric of every stage ('<stage>/<metric>')
+                             every stage's metrics ('<stage>/<metric>': the
+                             table results the registered metrics declare,
+                             metrics.table_results())
   summary                    per group (the swept fields but the seed):
                              mean ± std and n, and the change in percent
                              against the baseline group of its block
@@ -19,9 +21,8 @@ from typing import Any, Dict, List, Sequence
 
 import pandas
 
+from ttm_jax import metrics as metrics_lib
 from ttm_jax.workbench import sweeps
-
-METRICS = ('mse', 'mae', 'wql', 'mase', 'msis', 'coverage_80')
 
 
 def _read(path: str):
@@ -55,9 +56,9 @@ def collect(workdir: str, points: Sequence[sweeps.Point]) -> List[Dict]:
         training = record.get('training')
         if training:
           row.setdefault('steps', training['steps'])
-        for metric in METRICS:
-          if metric in record:
-            row[f'{item["name"]}/{metric}'] = record[metric]
+        for result in metrics_lib.table_results():
+          if result in record:
+            row[f'{item["name"]}/{result}'] = record[result]
     row['seed'] = point.stages[0]['config']['seed']
     row['wall_seconds'] = round(wall, 1)
     rows.append(row)
