@@ -79,7 +79,7 @@ def summarize(rows: Sequence[Dict]) -> List[Dict[str, Any]]:
     return []
   columns = metric_columns(rows)
   frame = pandas.DataFrame(list(rows))
-  frame['block'] = frame.get('block', pandas.Series('', frame.index))
+  frame['block'] = frame.get('block', '')
   frame['block'] = frame['block'].fillna('')
   groups = frame.groupby('group', sort=False)
   blocks = groups['block'].first()
