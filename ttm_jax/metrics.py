@@ -124,6 +124,9 @@ class Metric:
   # True when the metric reads quantile forecasts (a point TTM cannot give
   # them: see `check_quantile_metrics`).
   needs_quantiles: bool = False
+  # The results that reach the sweep tables ('<stage>/<result>' columns);
+  # None: the one named `name`. Counts (mase_excluded) stay out.
+  table_results: Optional[Tuple[str, ...]] = None
 
   def sums(self, batch: EvalBatch) -> Dict[str, Array]:
     raise NotImplementedError
@@ -250,6 +253,7 @@ class IntervalCoverage(Metric):
   interval [q^_q, q^_{1-q}] (closed)."""
   name = 'coverage'
   needs_quantiles = True
+  table_results = ('coverage_80',)  # The (0.1, 0.9) interval.
 
   def sums(self, batch):
     quantiles = batch.quantile_forecasts()
@@ -267,12 +271,19 @@ class IntervalCoverage(Metric):
 
 METRICS: Dict[str, Metric] = {
     metric.name: metric for metric in (
-        MeanSquaredError(), MeanAbsoluteError(), MeanAbsoluteScaledError(),
-        MeanWeightedSumQuantileLoss(), MeanScaledIntervalScore(),
-        IntervalCoverage())
+        MeanSquaredError(), MeanAbsoluteError(),
+        MeanWeightedSumQuantileLoss(), MeanAbsoluteScaledError(),
+        MeanScaledIntervalScore(), IntervalCoverage())
 }
 POINT_METRICS = ('mse', 'mae', 'mase')
 QUANTILE_METRICS = ('wql', 'msis', 'coverage')
+
+
+def table_results() -> Tuple[str, ...]:
+  """The results of every registered metric that sweep tables show, in
+  registry order."""
+  return tuple(result for metric in METRICS.values()
+               for result in metric.table_results or (metric.name,))
 
 
 def get(names: Sequence[str]):

@@ -15,17 +15,16 @@ import copy
 import dataclasses
 import difflib
 import math
-import re
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 import ml_collections
 
+from ttm_jax import checks
 from ttm_jax import errors
 
 TASKS = ('pretrain', 'finetune', 'zero_shot')
 DATA_KINDS = ('benchmark', 'csv', 'pretrain', 'corpus')
 SPLITS = ('train', 'valid', 'test')
-Check = Callable[[Any], Optional[str]]  # A complaint, or None when valid.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,56 +38,18 @@ class Field:
     check: extra validation beyond the type (range, allowed set).
     only_for: the `data.kind` values that read this field; setting it away
       from its default under another kind is an error, never ignored.
+    resume: the field shapes the train state or the data stream a
+      checkpoint was written with: a run resumes from a workdir's
+      checkpoints only when its config agrees on it (RESUME_FIELDS).
   """
   default: Any
   doc: str
-  check: Optional[Check] = None
+  check: Optional[checks.Check] = None
   only_for: Sequence[str] = ()
+  resume: bool = False
 
 
 # ------------------------------------------------------------------ checks
-def one_of(*allowed) -> Check:
-  return lambda v: None if v in allowed else f'must be one of {list(allowed)}'
-
-
-def at_least(low, exclusive: bool = False) -> Check:
-  def check(v):
-    ok = v > low if exclusive else v >= low
-    return None if ok and math.isfinite(v) else (
-        f'must be {">" if exclusive else ">="} {low}')
-  return check
-
-
-def in_range(low, high) -> Check:
-  return lambda v: None if low <= v <= high else f'must be in [{low}, {high}]'
-
-
-def positive() -> Check:
-  return at_least(0, exclusive=True)
-
-
-def each(check: Check) -> Check:
-  def run(values):
-    for v in values:
-      complaint = check(v)
-      if complaint:
-        return f'entry {v!r} {complaint}'
-    return None
-  return run
-
-
-def _strings(v) -> Optional[str]:
-  return None if isinstance(v, str) else 'must be a string'
-
-
-def _regex(v) -> Optional[str]:
-  try:
-    re.compile(v)
-  except (re.error, TypeError) as e:
-    return f'is not a regular expression ({e})'
-  return None
-
-
 def _fewshot(v) -> Optional[str]:
   return None if 0.0 <= v < 1.0 else ('must be in [0, 1) (0 trains on every '
                                       'window)')
@@ -108,107 +69,113 @@ DEFAULT_EVALS = {
 
 CORPUS = {
     'kind': Field('synthetic', "'synthetic' (embedded generator) or 'tsf' "
-                  '(a Monash .tsf file).', one_of('synthetic', 'tsf')),
+                  '(a Monash .tsf file).', checks.one_of('synthetic', 'tsf')),
     'path': Field('', 'The .tsf file (kind tsf).'),
-    'num_series': Field(64, 'Series generated (kind synthetic).', positive()),
+    'num_series': Field(64, 'Series generated (kind synthetic).',
+                        checks.positive()),
     'seed': Field(0, 'Generator seed (kind synthetic).'),
     'drs_factors': Field({}, 'Diverse resolution sampling: downsampling '
                          'factors per frequency, e.g. {"h": [24]}.'),
     'drs_method': Field('mean', "'mean' of blocks or 'decimate'.",
-                        one_of('mean', 'decimate')),
+                        checks.one_of('mean', 'decimate')),
 }
 
 SCHEMA: Dict[str, Any] = {
-    'seed': Field(42, 'Seed of new weights and dropout.'),
+    'seed': Field(42, 'Seed of new weights and dropout.', resume=True),
     'task': Field('finetune', "'pretrain', 'finetune' or 'zero_shot' "
-                  '(evaluate only).', one_of(*TASKS)),
+                  '(evaluate only).', checks.one_of(*TASKS), resume=True),
     'context_length': Field(512, "Steps of history per window (the model's "
-                            'context).', positive()),
+                            'context).', checks.positive(), resume=True),
     'prediction_length': Field(96, 'Steps forecast per window (the model\'s '
                                'horizon or prediction_filter_length).',
-                               positive()),
+                               checks.positive(), resume=True),
     'checkpoint': Field('', 'Folder or hub id of the weights to start from; '
-                        'empty: a new model (model.preset, model.arch).'),
+                        'empty: a new model (model.preset, model.arch).',
+                        resume=True),
     'revision': Field('', 'Hub revision (branch) of `checkpoint`; empty: '
-                      'main.'),
+                      'main.', resume=True),
     'data_dir': Field('', 'Folder of registered benchmark files; empty: '
                       '$TTM_DATA_DIR.'),
     'baseline': Field('', "Evaluate a naive forecaster instead of a model "
                       "(task zero_shot): 'repeat_last', 'seasonal_naive' or "
-                      "'context_mean'.", one_of('', 'repeat_last',
-                                                 'seasonal_naive',
-                                                 'context_mean')),
+                      "'context_mean'.",
+                      checks.one_of('', 'repeat_last', 'seasonal_naive',
+                                    'context_mean')),
     'season_length': Field(0, 'Season of seasonal naive (and MASE); 0: from '
                            "the data's frequency (hourly 24, 15-minute 96, "
-                           '...).', at_least(0)),
+                           '...).', checks.at_least(0)),
     'compute_dtype': Field('float32', "Matmul dtype, 'float32' or "
                            "'bfloat16' (parameters, norms, softmax and the "
                            'optimiser stay float32).',
-                           one_of('float32', 'bfloat16')),
+                           checks.one_of('float32', 'bfloat16'), resume=True),
     'model': {
         'preset': Field('', 'Architecture preset of a new model '
                         "(ttm_jax.models.presets: 'tiny', 'r2_512', "
-                        "'r2_1024'); empty: TTMConfig defaults."),
+                        "'r2_1024'); empty: TTMConfig defaults.", resume=True),
         'arch': Field({}, 'TTMConfig fields of a new model, over the '
-                      'preset.'),
+                      'preset.', resume=True),
         'overrides': Field({}, 'TTMConfig fields changed when loading '
-                           '`checkpoint` (as from_pretrained(**kwargs)).'),
+                           '`checkpoint` (as from_pretrained(**kwargs)).',
+                           resume=True),
     },
     'data': {
         'kind': Field('benchmark', "'benchmark' (registered file), 'csv' "
                       "(a file of yours), 'pretrain' (corpora in memory) or "
                       "'corpus' (a prepared corpus folder, streamed).",
-                      one_of(*DATA_KINDS)),
+                      checks.one_of(*DATA_KINDS), resume=True),
         'name': Field('etth1', 'Registered benchmark (kind benchmark), else '
-                      'the label of the results.'),
+                      'the label of the results.', resume=True),
         'fewshot_fraction': Field(0.0, "Fraction of the train split kept, "
                                   "IBM's few-shot rule; 0: all of it.",
-                                  _fewshot, only_for=('benchmark', 'csv')),
+                                  _fewshot, only_for=('benchmark', 'csv'),
+                                  resume=True),
         'batch_size': Field(64, 'Global training batch (windows).',
-                            positive()),
+                            checks.positive(), resume=True),
         'eval_batch_size': Field(0, 'Global evaluation batch (windows); 0: '
-                                 'batch_size.', at_least(0)),
+                                 'batch_size.', checks.at_least(0)),
         'num_threads': Field(0, 'grain reader threads; 0 reads in the main '
-                             'thread.', at_least(0)),
-        'seed': Field(42, 'Shuffling seed.'),
+                             'thread.', checks.at_least(0)),
+        'seed': Field(42, 'Shuffling seed.', resume=True),
         'drop_remainder': Field(True, "Drop each epoch's partial batch "
                                 "(False pads it, as HF's Trainer keeps "
-                                'it).'),
+                                'it).', resume=True),
         'path': Field('', 'The CSV or Parquet file (kind csv).',
-                      only_for=('csv',)),
+                      only_for=('csv',), resume=True),
         'timestamp_column': Field('date', 'Time column (kind csv); empty: '
                                   'none.', only_for=('csv',)),
         'target_columns': Field((), 'Forecast targets (kinds csv, '
                                 'benchmark), first in channel order; empty: '
-                                'every other column.', each(_strings),
-                                only_for=('csv', 'benchmark')),
+                                'every other column.',
+                                checks.each(checks.string()),
+                                only_for=('csv', 'benchmark'), resume=True),
         'control_columns': Field((), 'Exogenous columns with known future '
                                  'values, after the targets (kinds csv, '
-                                 'benchmark).', each(_strings),
-                                 only_for=('csv', 'benchmark')),
+                                 'benchmark).', checks.each(checks.string()),
+                                 only_for=('csv', 'benchmark'), resume=True),
         'static_categorical_columns': Field(
             (), 'Per-series categorical columns (kind csv).',
-            each(_strings), only_for=('csv',)),
+            checks.each(checks.string()), only_for=('csv',)),
         'id_columns': Field((), 'Series id columns of a long file (kind '
-                            'csv).', each(_strings), only_for=('csv',)),
+                            'csv).', checks.each(checks.string()),
+                            only_for=('csv',), resume=True),
         'freq': Field('', 'Frequency (kind csv); empty: inferred.',
                       only_for=('csv',)),
         'duplicates': Field('error', "Repeated timestamps (kind csv): "
                             "'error', 'first' (keep the first row) or "
-                            "'keep'.", one_of('error', 'first', 'keep'),
+                            "'keep'.", checks.one_of('error', 'first', 'keep'),
                             only_for=('csv',)),
         'train_fraction': Field(0.7, 'Rows of the train split (kind csv).',
-                                in_range(0.0, 1.0), only_for=('csv',)),
+                                checks.in_range(0.0, 1.0), only_for=('csv',)),
         'test_fraction': Field(0.2, 'Rows of the test split (kind csv).',
-                               in_range(0.0, 1.0), only_for=('csv',)),
+                               checks.in_range(0.0, 1.0), only_for=('csv',)),
         'corpora': Field((), 'Pretraining corpora (kind pretrain), each a '
                          'dict of the CORPUS fields.',
-                         only_for=('pretrain',)),
+                         only_for=('pretrain',), resume=True),
         'corpus_dir': Field('', 'A corpus made by experiments.'
                             'prepare_corpus (kind corpus).',
                             only_for=('corpus',)),
         'corpus_sources': Field((), 'Its sources to use (kind corpus); '
-                                'empty: all.', each(_strings),
+                                'empty: all.', checks.each(checks.string()),
                                 only_for=('corpus',)),
         'corpus_weights': Field({}, 'Mixture weight per source (kind '
                                 'corpus); unnamed sources weigh their '
@@ -219,52 +186,57 @@ SCHEMA: Dict[str, Any] = {
                             'given.', only_for=('corpus',)),
         'mixture_power': Field(1.0, 'Unnamed sources weigh (window count) '
                                '** this: 1 proportional, 0 uniform, 0.5 '
-                               'tempered (kind corpus).', in_range(0.0, 1.0),
+                               'tempered (kind corpus).',
+                               checks.in_range(0.0, 1.0),
                                only_for=('corpus',)),
         'eval_max_windows': Field(20000, 'Validation and test windows '
                                   'evaluated (kind corpus): a fixed seeded '
-                                  'subset; 0: every window.', at_least(0),
-                                  only_for=('corpus',)),
+                                  'subset; 0: every window.',
+                                  checks.at_least(0), only_for=('corpus',)),
     },
     'optim': {
         'lr': Field(1e-3, 'Peak learning rate (unless the LR finder runs).',
-                    positive()),
+                    checks.positive()),
         'weight_decay': Field(0.01, 'AdamW decoupled weight decay.',
-                              at_least(0)),
+                              checks.at_least(0)),
         'schedule': Field('onecycle', "'onecycle' (torch OneCycleLR with "
                           "beta1 cycling) or 'constant'.",
-                          one_of('onecycle', 'constant')),
+                          checks.one_of('onecycle', 'constant'), resume=True),
         'pct_start': Field(0.3, 'Fraction of steps the one-cycle LR rises.',
-                           in_range(0.0, 1.0)),
-        'cycle_momentum': Field(True, 'Cycle beta1 0.95 -> 0.85 -> 0.95.'),
+                           checks.in_range(0.0, 1.0)),
+        'cycle_momentum': Field(True, 'Cycle beta1 0.95 -> 0.85 -> 0.95.',
+                                resume=True),
         'clip_norm': Field(0.0, 'Global gradient-norm clip; 0: none (HF '
-                           "Trainer's default is 1).", at_least(0)),
+                           "Trainer's default is 1).", checks.at_least(0),
+                           resume=True),
         'lr_finder': {
             'enabled': Field(False, "Pick the LR with the reference's "
                              'finder.'),
-            'start_lr': Field(1e-7, 'First rate of the sweep.', positive()),
-            'end_lr': Field(10.0, 'Last rate of the sweep.', positive()),
-            'num_iter': Field(100, 'Steps of the sweep.', at_least(2)),
+            'start_lr': Field(1e-7, 'First rate of the sweep.',
+                              checks.positive()),
+            'end_lr': Field(10.0, 'Last rate of the sweep.', checks.positive()),
+            'num_iter': Field(100, 'Steps of the sweep.', checks.at_least(2)),
             'beta': Field(0.98, 'EMA smoothing of the loss.',
-                          in_range(0.0, 0.999999)),
+                          checks.in_range(0.0, 0.999999)),
         },
     },
     'frozen': Field((), 'Regexes over parameter paths kept fixed (e.g. '
-                    "'backbone/.*' for head probing).", each(_regex)),
-    'num_epochs': Field(50, 'Epochs (when num_steps is 0).', positive()),
+                    "'backbone/.*' for head probing).",
+                    checks.each(checks.regex()), resume=True),
+    'num_epochs': Field(50, 'Epochs (when num_steps is 0).', checks.positive()),
     'num_steps': Field(0, 'Training steps; 0: num_epochs x steps_per_epoch.',
-                       at_least(0)),
+                       checks.at_least(0)),
     'steps_per_epoch': Field(0, 'Steps per epoch; 0: windows / batch '
-                             '(pretraining needs it set).', at_least(0)),
+                             '(pretraining needs it set).', checks.at_least(0)),
     'early_stopping_patience': Field(10, 'Evaluations without a better '
                                      'validation loss before stopping; 0: '
-                                     'never stop.', at_least(0)),
+                                     'never stop.', checks.at_least(0)),
     'eval_every_steps': Field(0, 'Validation cadence; 0: every epoch.',
-                              at_least(0)),
-    'log_every_steps': Field(50, 'Training-metric cadence.', positive()),
+                              checks.at_least(0)),
+    'log_every_steps': Field(50, 'Training-metric cadence.', checks.positive()),
     'checkpoint_every_steps': Field(0, 'Checkpoint cadence; 0: at every '
-                                    'validation.', at_least(0)),
-    'keep_checkpoints': Field(3, 'Latest checkpoints kept.', positive()),
+                                    'validation.', checks.at_least(0)),
+    'keep_checkpoints': Field(3, 'Latest checkpoints kept.', checks.positive()),
     'checkpoint_dir': Field('', 'Where checkpoints go (a shared filesystem '
                             'or a bucket path orbax writes, gs://...); '
                             'empty: the workdir.'),
@@ -275,10 +247,11 @@ SCHEMA: Dict[str, Any] = {
     'selection': {
         'eval': Field('val', 'The evaluation whose metric picks the best '
                       'model and stops early; it must run during '
-                      'training (every_steps >= 0).'),
+                      'training (every_steps >= 0).', resume=True),
         'metric': Field('', 'Its metric (lower is better); empty: wql for '
                         'a quantile head, else mse.',
-                        one_of('', 'mse', 'mae', 'mase', 'wql', 'msis')),
+                        checks.one_of('', 'mse', 'mae', 'mase', 'wql',
+                                      'msis'), resume=True),
     },
     'test_best': Field(True, 'Test the best validation model (else the '
                        'final one).'),
@@ -287,6 +260,22 @@ SCHEMA: Dict[str, Any] = {
     'plot': Field(False, 'Plot test forecasts to forecast.png.'),
     'tensorboard': Field(True, 'Mirror metrics.jsonl to TensorBoard.'),
 }
+
+
+def _paths(schema: Mapping[str, Any], keep: Callable[[Field], bool],
+           prefix: str = '') -> Tuple[str, ...]:
+  """The dotted paths of the fields that `keep` selects, in order."""
+  out = ()
+  for key, spec in schema.items():
+    if isinstance(spec, dict):
+      out += _paths(spec, keep, f'{prefix}{key}.')
+    elif keep(spec):
+      out += (prefix + key,)
+  return out
+
+
+# The fields marked `resume`: a resume must agree on all of them.
+RESUME_FIELDS = _paths(SCHEMA, lambda field: field.resume)
 
 
 # ------------------------------------------------------------------- build
@@ -422,7 +411,7 @@ def _check_model(resolved: Dict[str, Any]) -> None:
             f'config.model.{group}.{key} is not a TTMConfig field.'
             + (f' Did you mean {close}?' if close else ''))
       try:
-        config_rules.FIELD_RULES[key](key, value)
+        config_rules.check_field(key, value)
       except errors.ConfigError as e:
         raise errors.ConfigError(f'config.model.{group}.{e}') from None
   if model['preset'] and model['preset'] not in presets.ARCHS:

@@ -29,6 +29,7 @@ from typing import Any, Callable, Dict, Mapping, Sequence, Tuple
 import ml_collections
 
 from ttm_jax import baselines
+from ttm_jax import checks
 from ttm_jax import errors
 from ttm_jax import metrics as metrics_lib
 from ttm_jax import schema
@@ -39,13 +40,13 @@ COMMON_FIELDS = {
     'every_steps': schema.Field(
         -1, 'During training: -1 never; 0 at the validation cadence '
         '(config.eval_every_steps, default every epoch); N every N steps.',
-        schema.at_least(-1)),
+        checks.at_least(-1)),
     'final': schema.Field(False, 'Run on the tested model after training '
                           '(its record goes to results.json).'),
     'metrics': schema.Field((), 'Metrics (ttm_jax.metrics.METRICS); empty: '
                             "the forecaster's defaults (mse, mae, mase; "
                             'with quantiles also wql, msis, coverage).',
-                            schema.each(schema.one_of(
+                            checks.each(checks.one_of(
                                 *metrics_lib.METRICS))),
 }
 

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ttm_jax import checks
 from ttm_jax import compilation
 from ttm_jax import errors
 from ttm_jax import metrics as metrics_lib
@@ -80,10 +81,10 @@ class ConformalEvaluator(common.Evaluator):
   errors on the last `windows` windows of `calibrate`."""
   FIELDS = {
       'calibrate': schema.Field('valid', 'The calibration split.',
-                                schema.one_of('valid', 'test')),
+                                checks.one_of('valid', 'test')),
       'score': windows.SPLIT,
       'windows': schema.Field(5000, 'Calibration windows (the last ones of '
-                              'the calibration split).', schema.positive()),
+                              'the calibration split).', checks.positive()),
       'compare': windows.COMPARE,
   }
 

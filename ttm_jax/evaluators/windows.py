@@ -17,6 +17,7 @@ import jax
 import numpy as np
 
 from ttm_jax import baselines
+from ttm_jax import checks
 from ttm_jax import compilation
 from ttm_jax import metrics as metrics_lib
 from ttm_jax import schema
@@ -26,11 +27,11 @@ from ttm_jax.evaluators import common
 from ttm_jax.workbench import progress as progress_lib
 
 SPLIT = schema.Field('test', "The split scored: 'valid' or 'test'.",
-                     schema.one_of('valid', 'test'))
+                     checks.one_of('valid', 'test'))
 COMPARE = schema.Field((), 'Baselines scored on the same windows with the '
                        "same metrics (e.g. ('seasonal_naive',)); their "
                        'results nest under their names.',
-                       schema.each(schema.one_of(*baselines.NAMES)))
+                       checks.each(checks.one_of(*baselines.NAMES)))
 
 
 def make_eval_step(forecast: Callable, metrics: Sequence[metrics_lib.Metric],

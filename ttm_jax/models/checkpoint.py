@@ -51,13 +51,6 @@ _LEAF_NAMES = {
 }
 # Torch keys without a Flax counterpart that carry no information.
 _IGNORED_SUFFIXES = ('num_batches_tracked',)
-# Fields whose change alters weight shapes: named in shape errors.
-_SHAPE_FIELDS = ('context_length', 'patch_length', 'num_input_channels',
-                 'prediction_length', 'd_model', 'decoder_d_model',
-                 'expansion_factor', 'frequency_token_vocab_size',
-                 'categorical_vocab_size_list', 'prediction_channel_indices',
-                 'exogenous_channel_indices', 'fcm_context_length',
-                 'prediction_filter_length')
 
 
 CheckpointError = errors.CheckpointError
@@ -161,7 +154,7 @@ def _shape_conflict(key: str, got, expected, config: TTMConfig, state_dict,
   if not conflicts:
     conflicts = ['the weights were made for another configuration of '
                  + ', '.join(f'{f}={getattr(config, f)!r}'
-                             for f in _SHAPE_FIELDS)]
+                             for f in config_lib.SHAPE_FIELDS)]
   hint = (' (to forecast fewer steps use prediction_filter_length)'
           if 'prediction_length' in overrides else '')
   return (f'Checkpoint weight {key} is {list(got)} but the configuration '

@@ -99,6 +99,20 @@ def adaptive_patch_factor(d_model: int, level_index: int) -> int:
   return factor
 
 
+def _field(default, architecture: bool = False, shape: bool = False):
+  """A TTMConfig field and what it is, declared with it.
+
+  Args:
+    default: the reference's default.
+    architecture: recorded in results.json's `architecture` and the sweep
+      tables (ARCHITECTURE_FIELDS).
+    shape: its value changes weight shapes; named when a checkpoint's
+      weights do not fit the configuration (SHAPE_FIELDS).
+  """
+  return dataclasses.field(default=default, metadata=dict(
+      architecture=architecture, shape=shape))
+
+
 def _as_tuple(value):
   if value is None:
     return None
@@ -184,18 +198,20 @@ class TTMConfig:
     width_penalty_mode: r3's width penalty form ('boundary' or 'wis').
   """
 
-  context_length: int = 64
-  patch_length: int = 8
-  num_input_channels: int = 1
-  prediction_length: int = 16
+  context_length: int = _field(64, architecture=True, shape=True)
+  patch_length: int = _field(8, architecture=True, shape=True)
+  num_input_channels: int = _field(1, architecture=True, shape=True)
+  prediction_length: int = _field(16, architecture=True, shape=True)
   patch_stride: int = 8
-  prediction_channel_indices: Optional[Tuple[int, ...]] = None
-  exogenous_channel_indices: Optional[Tuple[int, ...]] = None
-  d_model: int = 16
-  expansion_factor: int = 2
-  num_layers: int = 3
+  prediction_channel_indices: Optional[Tuple[int, ...]] = _field(
+      None, shape=True)
+  exogenous_channel_indices: Optional[Tuple[int, ...]] = _field(
+      None, shape=True)
+  d_model: int = _field(16, architecture=True, shape=True)
+  expansion_factor: int = _field(2, shape=True)
+  num_layers: int = _field(3, architecture=True)
   dropout: float = 0.2
-  mode: str = 'common_channel'
+  mode: str = _field('common_channel', architecture=True)
   gated_attn: bool = True
   norm_mlp: str = 'LayerNorm'
   self_attn: bool = False
@@ -207,27 +223,29 @@ class TTMConfig:
   init_std: float = 0.02
   post_init: bool = False
   norm_eps: float = 1e-5
-  adaptive_patching_levels: int = 0
-  resolution_prefix_tuning: bool = False
-  frequency_token_vocab_size: int = 5
+  adaptive_patching_levels: int = _field(0, architecture=True)
+  resolution_prefix_tuning: bool = _field(False, architecture=True)
+  frequency_token_vocab_size: int = _field(5, shape=True)
   head_dropout: float = 0.2
   distribution_output: str = 'student_t'
   num_parallel_samples: int = 100
-  decoder_num_layers: int = 8
-  decoder_d_model: int = 8
+  decoder_num_layers: int = _field(8, architecture=True)
+  decoder_d_model: int = _field(8, architecture=True, shape=True)
   decoder_adaptive_patching_levels: int = 0
   decoder_raw_residual: bool = False
-  decoder_mode: str = 'common_channel'
+  decoder_mode: str = _field('common_channel', architecture=True)
   use_decoder: bool = True
-  enable_forecast_channel_mixing: bool = False
+  enable_forecast_channel_mixing: bool = _field(False, architecture=True)
   fcm_gated_attn: bool = True
-  fcm_context_length: int = 1
+  fcm_context_length: int = _field(1, shape=True)
   fcm_use_mixer: bool = False
   fcm_mix_layers: int = 2
   fcm_prepend_past: bool = True
   fcm_prepend_past_offset: Optional[int] = None
-  categorical_vocab_size_list: Optional[Tuple[int, ...]] = None
-  prediction_filter_length: Optional[int] = None
+  categorical_vocab_size_list: Optional[Tuple[int, ...]] = _field(
+      None, shape=True)
+  prediction_filter_length: Optional[int] = _field(
+      None, architecture=True, shape=True)
   init_linear: str = 'pytorch'
   init_embed: str = 'pytorch'
   quantile: float = 0.5
@@ -398,3 +416,13 @@ class TTMConfig:
     with open(path, 'w', encoding='utf-8') as f:
       json.dump(self.to_dict(), f, indent=2, sort_keys=True)
       f.write('\n')
+
+
+def _marked(key: str) -> Tuple[str, ...]:
+  return tuple(f.name for f in dataclasses.fields(TTMConfig)
+               if f.metadata.get(key))
+
+
+# Fields declared with `architecture=True` / `shape=True` (see `_field`).
+ARCHITECTURE_FIELDS = _marked('architecture')
+SHAPE_FIELDS = _marked('shape')

@@ -1,15 +1,19 @@
 """Validation of `TTMConfig`: each field's type and allowed values, then the
 combinations the reference TTM cannot build.
 
-Every rule raises `errors.ConfigError` naming the field, the value and what
-is accepted; `TTMConfig.from_json_file` prefixes the file it came from.
+A field's rule is a check (`ttm_jax/checks.py`, the language of the
+engine's config schema too) returning what is wrong; `check_field` and the
+combination checks raise `errors.ConfigError` naming the field, the value
+and what is accepted; `TTMConfig.from_json_file` prefixes the file it came
+from.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
+from ttm_jax import checks
 from ttm_jax import errors
 
 LOSSES = ('mse', 'mae', 'pinball', 'huber', None)
@@ -17,169 +21,126 @@ MODES = ('common_channel', 'mix_channel')
 INIT_SCHEMES = ('pytorch', 'normal', 'uniform', 'xavier_uniform')
 SCALINGS = ('std', 'mean', True, False, None)
 
-
-def _fail(name: str, value, accepted: str):
-  raise errors.ConfigError(f'{name}={value!r} is invalid: {accepted}.')
-
-
-def _integer(value) -> bool:
-  return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _number(value) -> bool:
-  return (isinstance(value, (int, float)) and not isinstance(value, bool)
-          and math.isfinite(value))
-
-
-def at_least(low: int) -> Callable:
-  def check(name, value):
-    if not _integer(value) or value < low:
-      _fail(name, value, f'must be an integer >= {low}')
-  return check
-
-
-def integer(name, value):
-  if not _integer(value):
-    _fail(name, value, 'must be an integer')
-
-
-def number(low: float, high: float, closed_high: bool = False) -> Callable:
-  def check(name, value):
-    ok = _number(value) and low <= value and (
-        value <= high if closed_high else value < high)
-    if not ok:
-      _fail(name, value, f'must be a number in [{low}, {high}'
-            f'{"]" if closed_high else ")"}')
-  return check
-
-
-def positive(name, value):
-  if not _number(value) or value <= 0:
-    _fail(name, value, 'must be a positive number')
-
-
-def boolean(name, value):
-  if not isinstance(value, bool):
-    _fail(name, value, 'must be true or false')
-
-
-def one_of(*allowed) -> Callable:
-  def check(name, value):
-    if not any(value is a or (type(value) is type(a) and value == a)
-               for a in allowed):
-      _fail(name, value, f'must be one of {list(allowed)}')
-  return check
-
-
-def norm(name, value):
-  if not isinstance(value, str) or not (
-      'batch' in value.lower() or value.lower() == 'layernorm'):
-    _fail(name, value, "must be 'LayerNorm' or 'BatchNorm'")
-
-
-def optional(check: Callable) -> Callable:
-  def run(name, value):
-    if value is not None:
-      check(name, value)
-  return run
-
-
-def loss(name, value):
-  if value == 'nll':
-    raise errors.ConfigError(
-        'loss="nll" (distribution heads) is disabled in the reference TTM '
+_NLL = ('loss="nll" (distribution heads) is disabled in the reference TTM '
         '("NLL loss and Distribution heads are currently not allowed"); use '
         'mse, mae, pinball or huber.')
-  one_of(*LOSSES)(name, value)
 
 
-def indices(name, value):
+def _norm(value) -> Optional[str]:
+  if isinstance(value, str) and ('batch' in value.lower()
+                                 or value.lower() == 'layernorm'):
+    return None
+  return "must be 'LayerNorm' or 'BatchNorm'"
+
+
+def _indices(value) -> Optional[str]:
   if value is None:
-    return
+    return None
   if isinstance(value, (str, bytes)) or not hasattr(value, '__iter__'):
-    _fail(name, value, 'must be a list of integers or null')
-  for item in value:
-    if not _integer(item) or item < 0:
-      _fail(name, value, 'must be a list of non-negative integers or null')
+    return 'must be a list of integers or null'
+  if all(checks.integer(0)(item) is None for item in value):
+    return None
+  return 'must be a list of non-negative integers or null'
 
 
-def levels(name, value):
+def _levels(value) -> Optional[str]:
   """Quantile levels: numbers in (0, 1), an odd count, symmetric about and
   including 0.5."""
   if isinstance(value, (str, bytes)) or not hasattr(value, '__iter__'):
-    _fail(name, value, 'must be a list of numbers in (0, 1)')
+    return 'must be a list of numbers in (0, 1)'
   found = list(value)
-  if not found or not all(_number(q) and 0.0 < q < 1.0 for q in found):
-    _fail(name, value, 'must be numbers strictly between 0 and 1')
+  if not found or not all(
+      checks.number(0.0, 1.0)(q) is None and q > 0.0 for q in found):
+    return 'must be numbers strictly between 0 and 1'
   ordered = sorted(found)
   if len(set(ordered)) != len(ordered):
-    _fail(name, value, 'must not repeat a level')
+    return 'must not repeat a level'
   if len(ordered) % 2 != 1:
-    _fail(name, value, f'must be an odd count ({len(ordered)} given), '
-          'symmetric about 0.5')
+    return (f'must be an odd count ({len(ordered)} given), symmetric about '
+            '0.5')
   if not any(abs(q - 0.5) < 1e-9 for q in ordered):
-    _fail(name, value, 'must include 0.5 (the median is the point '
-          'forecast)')
+    return 'must include 0.5 (the median is the point forecast)'
   if any(abs(a + b - 1.0) > 1e-9 for a, b in zip(ordered, ordered[::-1])):
-    _fail(name, value, 'must be symmetric about 0.5 (q and 1 - q)')
+    return 'must be symmetric about 0.5 (q and 1 - q)'
+  return None
 
 
-def odd(name, value):
-  if not _integer(value) or value < 1 or value % 2 == 0:
-    _fail(name, value, 'must be an odd integer >= 1')
+def _odd(value) -> Optional[str]:
+  if checks.integer(1)(value) is None and value % 2 == 1:
+    return None
+  return 'must be an odd integer >= 1'
 
 
-FIELD_RULES: Dict[str, Callable] = {
-    'context_length': at_least(1), 'patch_length': at_least(1),
-    'num_input_channels': at_least(1), 'prediction_length': at_least(1),
-    'patch_stride': at_least(1),
-    'prediction_channel_indices': indices,
-    'exogenous_channel_indices': indices,
-    'd_model': at_least(1), 'expansion_factor': at_least(1),
-    'num_layers': at_least(1), 'dropout': number(0.0, 1.0),
-    'mode': one_of(*MODES), 'gated_attn': boolean, 'norm_mlp': norm,
-    'self_attn': boolean, 'self_attn_heads': at_least(1),
-    'use_positional_encoding': boolean,
-    'positional_encoding_type': one_of('sincos', 'random'),
-    'scaling': one_of(*SCALINGS), 'loss': loss,
-    'init_std': positive, 'post_init': boolean, 'norm_eps': positive,
-    'adaptive_patching_levels': integer,
-    'resolution_prefix_tuning': boolean,
-    'frequency_token_vocab_size': at_least(1),
-    'head_dropout': number(0.0, 1.0),
-    'distribution_output': one_of('student_t', 'normal',
-                                  'negative_binomial'),
-    'num_parallel_samples': at_least(1),
-    'decoder_num_layers': at_least(1), 'decoder_d_model': at_least(1),
-    'decoder_adaptive_patching_levels': integer,
-    'decoder_raw_residual': boolean, 'decoder_mode': one_of(*MODES),
-    'use_decoder': boolean, 'enable_forecast_channel_mixing': boolean,
-    'fcm_gated_attn': boolean, 'fcm_context_length': at_least(0),
-    'fcm_use_mixer': boolean, 'fcm_mix_layers': at_least(1),
-    'fcm_prepend_past': boolean,
-    'fcm_prepend_past_offset': optional(at_least(0)),
-    'categorical_vocab_size_list': indices,
-    'prediction_filter_length': optional(integer),
-    'init_linear': one_of(*INIT_SCHEMES), 'init_embed': one_of(*INIT_SCHEMES),
-    'quantile': number(0.0, 1.0), 'huber_delta': positive,
-    'mask_value': number(-math.inf, math.inf),
-    'num_patches': optional(at_least(1)),
-    'masked_context_length': optional(at_least(1)),
-    'multi_quantile_head': boolean, 'quantile_levels': levels,
-    'point_extra_weight': number(0.0, math.inf), 'mq_hidden': at_least(1),
-    'mq_kernel_size': odd, 'mq_eps': positive,
-    'mq_use_decoder_pool': boolean, 'mq_q50_type': one_of('median', 'mean'),
-    'mq_cond_path': one_of('pool', 'flatten'),
-    'mq_cond_mode': one_of('add', 'concat'), 'mq_decoder_d_model': at_least(1),
-    'penalize_large_width_ratio': number(0.0, math.inf),
-    'width_penalty_mode': one_of('boundary', 'wis'),
+_count = checks.integer(1)
+_boolean = checks.boolean()
+_fraction = checks.number(0.0, 1.0)
+_positive = checks.positive_number()
+_at_least_0 = checks.integer(0)
+
+FIELD_RULES: Dict[str, checks.Check] = {
+    'context_length': _count, 'patch_length': _count,
+    'num_input_channels': _count, 'prediction_length': _count,
+    'patch_stride': _count,
+    'prediction_channel_indices': _indices,
+    'exogenous_channel_indices': _indices,
+    'd_model': _count, 'expansion_factor': _count,
+    'num_layers': _count, 'dropout': _fraction,
+    'mode': checks.one_of(*MODES), 'gated_attn': _boolean, 'norm_mlp': _norm,
+    'self_attn': _boolean, 'self_attn_heads': _count,
+    'use_positional_encoding': _boolean,
+    'positional_encoding_type': checks.one_of('sincos', 'random'),
+    'scaling': checks.one_of(*SCALINGS), 'loss': checks.one_of(*LOSSES),
+    'init_std': _positive, 'post_init': _boolean, 'norm_eps': _positive,
+    'adaptive_patching_levels': checks.integer(),
+    'resolution_prefix_tuning': _boolean,
+    'frequency_token_vocab_size': _count,
+    'head_dropout': _fraction,
+    'distribution_output': checks.one_of('student_t', 'normal',
+                                         'negative_binomial'),
+    'num_parallel_samples': _count,
+    'decoder_num_layers': _count, 'decoder_d_model': _count,
+    'decoder_adaptive_patching_levels': checks.integer(),
+    'decoder_raw_residual': _boolean, 'decoder_mode': checks.one_of(*MODES),
+    'use_decoder': _boolean, 'enable_forecast_channel_mixing': _boolean,
+    'fcm_gated_attn': _boolean, 'fcm_context_length': _at_least_0,
+    'fcm_use_mixer': _boolean, 'fcm_mix_layers': _count,
+    'fcm_prepend_past': _boolean,
+    'fcm_prepend_past_offset': checks.optional(_at_least_0),
+    'categorical_vocab_size_list': _indices,
+    'prediction_filter_length': checks.optional(checks.integer()),
+    'init_linear': checks.one_of(*INIT_SCHEMES),
+    'init_embed': checks.one_of(*INIT_SCHEMES),
+    'quantile': _fraction, 'huber_delta': _positive,
+    'mask_value': checks.number(-math.inf, math.inf),
+    'num_patches': checks.optional(_count),
+    'masked_context_length': checks.optional(_count),
+    'multi_quantile_head': _boolean, 'quantile_levels': _levels,
+    'point_extra_weight': checks.number(0.0, math.inf), 'mq_hidden': _count,
+    'mq_kernel_size': _odd, 'mq_eps': _positive,
+    'mq_use_decoder_pool': _boolean,
+    'mq_q50_type': checks.one_of('median', 'mean'),
+    'mq_cond_path': checks.one_of('pool', 'flatten'),
+    'mq_cond_mode': checks.one_of('add', 'concat'),
+    'mq_decoder_d_model': _count,
+    'penalize_large_width_ratio': checks.number(0.0, math.inf),
+    'width_penalty_mode': checks.one_of('boundary', 'wis'),
 }
+
+
+def check_field(name: str, value) -> None:
+  """`errors.ConfigError` naming the field, the value and what is
+  accepted, when FIELD_RULES[name] complains."""
+  if name == 'loss' and value == 'nll':  # The reference's own refusal.
+    raise errors.ConfigError(_NLL)
+  complaint = FIELD_RULES[name](value)
+  if complaint:
+    raise errors.ConfigError(f'{name}={value!r} is invalid: {complaint}.')
 
 
 def check_fields(values: Dict[str, Any]) -> None:
   """Each field's type and allowed values."""
   for name, value in values.items():
-    FIELD_RULES[name](name, value)
+    check_field(name, value)
 
 
 # ------------------------------------------------------------ combinations

@@ -36,6 +36,7 @@ from ttm_jax import schema
 from ttm_jax import sharding
 from ttm_jax.data import builders
 from ttm_jax.data import pipeline
+from ttm_jax.models import config as config_lib
 from ttm_jax.models import factory
 from ttm_jax.train import artifacts as artifacts_lib
 from ttm_jax.train import checkpoints as checkpoints_lib
@@ -308,15 +309,8 @@ def _print_record(dataset: str, name: str, values: Dict[str, Any],
 
 def architecture(config) -> Dict[str, Any]:
   """The architecture options results record (the sweeps' tables)."""
-  return {name: getattr(config, name) for name in ARCHITECTURE_FIELDS}
-
-
-ARCHITECTURE_FIELDS = (
-    'context_length', 'prediction_length', 'patch_length', 'd_model',
-    'decoder_d_model', 'num_layers', 'decoder_num_layers',
-    'adaptive_patching_levels', 'resolution_prefix_tuning', 'mode',
-    'decoder_mode', 'enable_forecast_channel_mixing', 'num_input_channels',
-    'prediction_filter_length')
+  return {name: getattr(config, name)
+          for name in config_lib.ARCHITECTURE_FIELDS}
 
 
 # -------------------------------------------------------------------- run

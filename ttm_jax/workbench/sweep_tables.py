@@ -2,7 +2,10 @@
 
   results.csv / results.md   one row per point: swept fields, seed,
                              parameters, training steps, wall time, and
-                             every metric of every stage ('<stage>/<metric>')
+                             every stage's metrics ('<stage>/<metric>': the
+                             table results the registered metrics declare,
+                             metrics.table_results(); a stage's later final
+                             evaluations '<stage>/<evaluation>/<metric>')
   summary                    per group (the swept fields but the seed):
                              mean ± std and n, and the change in percent
                              against the baseline group of its block
@@ -19,9 +22,8 @@ from typing import Any, Dict, List, Sequence
 
 import pandas
 
+from ttm_jax import metrics as metrics_lib
 from ttm_jax.workbench import sweeps
-
-METRICS = ('mse', 'mae', 'wql', 'mase', 'msis', 'coverage_80')
 
 
 def _read(path: str):
@@ -49,15 +51,19 @@ def collect(workdir: str, points: Sequence[sweeps.Point]) -> List[Dict]:
       records = _read(os.path.join(stage_dir, 'results.json')) or []
       wall += (_read(os.path.join(stage_dir, 'wall.json')) or {}).get(
           'wall_seconds', 0.0)
-      for record in records:
+      for k, record in enumerate(records):
+        # The first evaluation's metrics are '<stage>/<metric>'; another
+        # one's '<stage>/<evaluation>/<metric>'.
+        prefix = item['name'] if k == 0 else (
+            f'{item["name"]}/{record.get("evaluation", k)}')
         if 'parameters' in record:
           row.setdefault('parameters', record['parameters'])
         training = record.get('training')
         if training:
           row.setdefault('steps', training['steps'])
-        for metric in METRICS:
-          if metric in record:
-            row[f'{item["name"]}/{metric}'] = record[metric]
+        for result in metrics_lib.table_results():
+          if result in record:
+            row[f'{prefix}/{result}'] = record[result]
     row['seed'] = point.stages[0]['config']['seed']
     row['wall_seconds'] = round(wall, 1)
     rows.append(row)
@@ -78,7 +84,7 @@ def summarize(rows: Sequence[Dict]) -> List[Dict[str, Any]]:
     return []
   columns = metric_columns(rows)
   frame = pandas.DataFrame(list(rows))
-  frame['block'] = frame.get('block', pandas.Series('', frame.index))
+  frame['block'] = frame.get('block', '')
   frame['block'] = frame['block'].fillna('')
   groups = frame.groupby('group', sort=False)
   blocks = groups['block'].first()

@@ -11,8 +11,8 @@ and resumes only with a compatible config.
 
 A workdir with checkpoints resumes only when the config agrees with the one
 that wrote them in every field that shapes the train state or the data
-stream (RESUME_FIELDS); otherwise nothing is written and the differing
-fields are listed.
+stream (the schema's fields marked `resume`, schema.RESUME_FIELDS);
+otherwise nothing is written and the differing fields are listed.
 """
 
 from __future__ import annotations
@@ -27,19 +27,11 @@ from typing import Any, Dict, List, Optional, Sequence
 import jax
 
 from ttm_jax import errors
+from ttm_jax import schema
 
 LOCK = 'lock'
 RUNS = 'runs.jsonl'
 CONFIG = 'config.json'
-# Fields that change the train state's shapes or the data stream a
-# checkpoint was written with: a resume must agree on all of them.
-RESUME_FIELDS = (
-    'seed', 'task', 'context_length', 'prediction_length', 'checkpoint',
-    'revision', 'model', 'frozen', 'compute_dtype', 'optim.schedule',
-    'optim.clip_norm', 'optim.cycle_momentum', 'data.kind', 'data.name',
-    'data.path', 'data.batch_size', 'data.seed', 'data.fewshot_fraction',
-    'data.drop_remainder', 'data.corpora', 'data.target_columns',
-    'data.control_columns', 'data.id_columns', 'selection_metric')
 
 
 def _now() -> str:
@@ -157,13 +149,14 @@ class Workdir:
     return folder.is_dir() and any(p.name.isdigit() for p in folder.iterdir())
 
   def resume_conflicts(self) -> List[str]:
-    """'field: old -> new' for every RESUME_FIELDS difference with the
-    config that wrote this workdir's checkpoints."""
+    """'field: old -> new' for every difference in a resume field
+    (schema.RESUME_FIELDS) with the config that wrote this workdir's
+    checkpoints."""
     previous = self.previous_config()
     if previous is None or not self.has_checkpoints():
       return []
     out = []
-    for field in RESUME_FIELDS:
+    for field in schema.RESUME_FIELDS:
       old, new = _lookup(previous, field), _lookup(self.config, field)
       if old is not None and old != new:
         out.extend(_differences(field, old, new))

@@ -1,0 +1,112 @@
+"""Checks of config values: one language for the engine's config
+(`schema.py`) and the model's (`models/config_rules.py`).
+
+A check takes a value and returns a complaint ('must be one of [...]'), or
+None when the value is valid; the caller names the field and raises. This
+module imports nothing heavy, so configs stay cheap to build.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Callable, Optional
+
+Check = Callable[[Any], Optional[str]]  # A complaint, or None when valid.
+
+
+def _is_integer(value) -> bool:
+  return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+  return (isinstance(value, (int, float)) and not isinstance(value, bool)
+          and math.isfinite(value))
+
+
+def one_of(*allowed) -> Check:
+  """One of `allowed`, of the same type (True is not 1)."""
+  def check(value):
+    if any(value is a or (type(value) is type(a) and value == a)
+           for a in allowed):
+      return None
+    return f'must be one of {list(allowed)}'
+  return check
+
+
+def at_least(low, exclusive: bool = False) -> Check:
+  """A finite number >= low (> low if `exclusive`); for values already of
+  a numeric type."""
+  def check(value):
+    ok = value > low if exclusive else value >= low
+    return None if ok and math.isfinite(value) else (
+        f'must be {">" if exclusive else ">="} {low}')
+  return check
+
+
+def positive() -> Check:
+  return at_least(0, exclusive=True)
+
+
+def in_range(low, high) -> Check:
+  """low <= value <= high; for values already of a numeric type."""
+  return lambda v: None if low <= v <= high else f'must be in [{low}, {high}]'
+
+
+def integer(low: Optional[int] = None) -> Check:
+  """An integer (not a bool), >= low when given."""
+  def check(value):
+    if _is_integer(value) and (low is None or value >= low):
+      return None
+    return 'must be an integer' + ('' if low is None else f' >= {low}')
+  return check
+
+
+def number(low: float, high: float, closed_high: bool = False) -> Check:
+  """A finite number in [low, high) ([low, high] if `closed_high`)."""
+  def check(value):
+    if _is_number(value) and low <= value and (
+        value <= high if closed_high else value < high):
+      return None
+    return (f'must be a number in [{low}, {high}'
+            f'{"]" if closed_high else ")"}')
+  return check
+
+
+def positive_number() -> Check:
+  return lambda v: None if _is_number(v) and v > 0 else (
+      'must be a positive number')
+
+
+def boolean() -> Check:
+  return lambda v: None if isinstance(v, bool) else 'must be true or false'
+
+
+def string() -> Check:
+  return lambda v: None if isinstance(v, str) else 'must be a string'
+
+
+def regex() -> Check:
+  def check(value):
+    try:
+      re.compile(value)
+    except (re.error, TypeError) as e:
+      return f'is not a regular expression ({e})'
+    return None
+  return check
+
+
+def optional(check: Check) -> Check:
+  """None, or a value that passes `check`."""
+  return lambda v: None if v is None else check(v)
+
+
+def each(check: Check) -> Check:
+  """Every entry of a sequence passes `check`."""
+  def run(values):
+    for value in values:
+      complaint = check(value)
+      if complaint:
+        return f'entry {value!r} {complaint}'
+    return None
+  return run
