@@ -174,7 +174,8 @@ class Forecaster:
     if with_quantiles:
       self.check_quantiles((), 0)
     out, quantiles = [], []
-    token = frequency.frequency_token(freq)
+    token = (frequency.frequency_token(freq)
+             if self.config.resolution_prefix_tuning else None)
     for first in range(0, len(pasts), batch):
       chunk = {'past_values': pasts[first:first + batch],
                'past_observed_mask': masks[first:first + batch].astype(

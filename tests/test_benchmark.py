@@ -1,0 +1,277 @@
+"""The benchmark runner: the suites' windows and metrics (against the fev
+package and GluonTS), every suite's path end to end on small datasets made
+in its published layout, and fev's published ttm-r2 / seasonal_naive
+figures on the Monash tasks held in ../shared."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tests import conftest
+from ttm_jax import save_pretrained
+from ttm_jax.evaluators import benchmark
+from ttm_jax.evaluators import task_data
+from ttm_jax.evaluators import task_metrics
+from ttm_jax.evaluators import tasks as tasks_lib
+from ttm_jax.models import checkpoint
+from ttm_jax.models import config as config_lib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+PUBLISHED = os.path.join(tasks_lib.SUITES_DIR, 'fev_chronos_ii_published.csv')
+
+
+def _ragged(rng, count, low, high):
+  return [rng.normal(10, 3, rng.integers(low, high)).cumsum()
+          for _ in range(count)]
+
+
+# ------------------------------------------------------------- windows
+def test_windows_follow_fevs_cutoffs_and_length_filter():
+  task = tasks_lib.Task(
+      suite='chronos_ii', name='t', dataset_path='p', dataset_config='c',
+      horizon=2, seasonality=1, num_windows=2, initial_cutoff=-4,
+      window_step_size=2, min_context_length=3)
+  series = [np.arange(10.0), np.arange(5.0), np.arange(20.0)]
+  first, second = tasks_lib.windows(task, series)
+  # Cutoff -4: series 1 has 1 past point (< 3) and is dropped there.
+  assert first.items.tolist() == [0, 2]
+  np.testing.assert_array_equal(first.pasts[0], np.arange(6.0))
+  np.testing.assert_array_equal(first.futures, [[6, 7], [16, 17]])
+  # Cutoff -2: series 1 has its 3 past points.
+  assert second.items.tolist() == [0, 1, 2]
+  np.testing.assert_array_equal(second.futures[1], [3, 4])
+
+
+def test_gift_window_count_rule():
+  task = [t for t in tasks_lib.load_suite('gift_eval')
+          if t.name == 'electricity/H/short'][0]
+  assert task.horizon == 48 and task.num_windows == 0
+  # ceil(0.1 * 5000 / 48) = 11; capped at 20; at least 1.
+  assert task.with_windows([5000, 9000]).num_windows == 11
+  assert task.with_windows([100000]).num_windows == 20
+  assert task.with_windows([30]).num_windows == 1
+  m4 = [t for t in tasks_lib.load_suite('gift_eval')
+        if t.name == 'm4_yearly/A/short'][0]
+  assert m4.num_windows == 1 and m4.horizon == 6
+
+
+def test_suites_load_every_published_task():
+  assert len(tasks_lib.load_suite('chronos_ii')) == 27
+  assert len(tasks_lib.load_suite('fev_bench')) == 100
+  assert len(tasks_lib.load_suite('gift_eval')) == 97
+
+
+# ------------------------------------------------------------- metrics
+def test_fev_metrics_match_the_fev_package():
+  fev_metrics = conftest.require_module('fev.metrics')
+  rng = np.random.default_rng(0)
+  pasts = _ragged(rng, 12, 3, 40)
+  pasts[3][5] = np.nan
+  truth = rng.normal(10, 3, (12, 6)).cumsum(axis=1)
+  quantiles = np.sort(truth[..., None] + rng.normal(0, 2, (12, 6, 9)),
+                      axis=-1)
+  median = quantiles[..., 4]
+  ours = task_metrics.fev_window(truth, median, quantiles, pasts, 4, LEVELS)
+  kwargs = dict(y_true=truth[..., None], y_pred=median[..., None],
+                y_past=np.concatenate(pasts)[:, None],
+                y_past_lengths=np.array([len(p) for p in pasts]),
+                q_pred=quantiles[:, :, None, :], seasonality=4,
+                quantile_levels=list(LEVELS))
+  for name in ('MASE', 'WQL', 'SQL', 'WAPE'):
+    theirs = getattr(fev_metrics, name)().compute(**kwargs)
+    assert ours[name] == pytest.approx(theirs, rel=1e-10), name
+
+
+def test_gift_metrics_match_gluonts():
+  conftest.require_module('gluonts')
+  from gluonts.dataset.split import split  # pylint: disable=g-import-not-at-top
+  from gluonts.ev import metrics as gm  # pylint: disable=g-import-not-at-top
+  from gluonts.model import evaluate_forecasts  # pylint: disable=g-import-not-at-top
+  from gluonts.model.forecast import QuantileForecast  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(1)
+  pasts = _ragged(rng, 8, 10, 30)
+  truth = rng.normal(10, 3, (8, 5)).cumsum(axis=1) + 50
+  quantiles = np.sort(truth[..., None] + rng.normal(0, 3, (8, 5, 9)), -1)
+  mean = quantiles.mean(axis=-1)
+  entries = [{'target': np.concatenate([p, t]), 'item_id': str(i),
+              'start': pd.Period('2020-01', freq='M')}
+             for i, (p, t) in enumerate(zip(pasts, truth))]
+  _, template = split(entries, offset=-5)
+  test_data = template.generate_instances(prediction_length=5, windows=1)
+  forecasts = [QuantileForecast(
+      forecast_arrays=np.concatenate([quantiles[i].T, mean[i][None]]),
+      start_date=label['start'],
+      forecast_keys=[str(q) for q in LEVELS] + ['mean'],
+      item_id=label['item_id'])
+               for i, label in enumerate(test_data.label)]
+  metrics = [gm.MSE(forecast_type='mean'), gm.MSE(forecast_type=0.5),
+             gm.MAE(), gm.MASE(), gm.MAPE(), gm.SMAPE(), gm.MSIS(),
+             gm.RMSE(), gm.NRMSE(), gm.ND(),
+             gm.MeanWeightedSumQuantileLoss(quantile_levels=LEVELS)]
+  row = evaluate_forecasts(forecasts, test_data=test_data, metrics=metrics,
+                           axis=None, seasonality=12).iloc[0]
+  ours = task_metrics.gift(truth, mean, quantiles, pasts, 12, LEVELS)
+  for column in task_metrics.GIFT_COLUMNS:
+    assert ours[column] == pytest.approx(row[column], rel=1e-6), column
+
+
+def test_relative_scores_clip_and_geometric_mean():
+  rel = task_metrics.relative({'a': 2.0, 'b': 1e-4, 'c': 1.0},
+                              {'a': 1.0, 'b': 1.0, 'c': float('nan')})
+  assert rel['a'] == 2.0 and rel['b'] == 0.01 and np.isnan(rel['c'])
+  assert task_metrics.geometric_mean([2.0, 0.5, float('nan')]) == (
+      pytest.approx(1.0))
+
+
+# ------------------------------------------------------- end to end
+def _long_frame(values, start='2000-01-01', freq='YS'):
+  rows = []
+  for i, v in enumerate(values):
+    stamps = pd.date_range(start, periods=len(v), freq=freq)
+    rows.append({'id': f'S{i}', 'timestamp': list(stamps),
+                 'target': list(v)})
+  return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope='module')
+def tiny_model(tmp_path_factory):
+  folder = str(tmp_path_factory.mktemp('tiny') / 'model')
+  config = config_lib.TTMConfig(
+      context_length=32, prediction_length=8, patch_length=8,
+      patch_stride=8, d_model=16, decoder_d_model=16, num_layers=1,
+      decoder_num_layers=1, adaptive_patching_levels=1)
+  save_pretrained(folder, config,
+                  checkpoint.init_variables(config, jax.random.key(0)))
+  return folder
+
+
+def test_chronos_ii_task_end_to_end_in_the_hf_layout(tmp_path, tiny_model):
+  rng = np.random.default_rng(2)
+  values = _ragged(rng, 6, 9, 40)  # Some far shorter than the context.
+  folder = tmp_path / 'data/autogluon/chronos_datasets/monash_m1_yearly'
+  folder.mkdir(parents=True)
+  pq.write_table(pa.Table.from_pandas(_long_frame(values)),
+                 folder / 'train-00000-of-00001.parquet')
+  work = tmp_path / 'work'
+  forecaster = benchmark.model_forecaster(tiny_model, quantiles='insample',
+                                          pretrained_on=['m1_yearly'])
+  records = benchmark.run('chronos_ii', str(tmp_path / 'data'), str(work),
+                          forecaster, ['monash_m1_yearly', 'm4_yearly'],
+                          progress=lambda line: None)
+  [record] = records  # m4_yearly has no data: listed, skipped.
+  missing = json.loads((work / 'missing.json').read_text())
+  assert missing[0]['dataset_id'] == 'autogluon/chronos_datasets/m4_yearly'
+  assert record['trained_on_this_dataset'] is True
+  assert record['quantile_source'] == 'insample'
+  # Seasonal naive (yearly: season 1, the last value) by hand, fev's MASE.
+  pasts = [v[:-6] for v in values]
+  truth = np.stack([v[-6:] for v in values])
+  point = np.stack([np.full(6, p[-1]) for p in pasts])
+  scale = np.array([np.mean(np.abs(np.diff(p))) for p in pasts])
+  assert record['seasonal_naive']['MASE'] == pytest.approx(
+      np.mean(np.abs(truth - point) / scale[:, None]), rel=1e-9)
+  summary = pd.read_csv(work / 'summary.csv')
+  assert summary['task_name'].tolist() == ['monash_m1_yearly']
+  assert summary['MASE'][0] == pytest.approx(record['metrics']['MASE'])
+  relative = pd.read_csv(work / 'relative.csv')
+  assert relative['MASE'][0] == pytest.approx(
+      record['metrics']['MASE'] / record['seasonal_naive']['MASE'])
+  assert (work / 'relative.png').exists()
+
+  def fail(*args, **kwargs):
+    raise AssertionError('a finished task ran again')
+  original = benchmark.run_task
+  benchmark.run_task = fail
+  try:
+    again = benchmark.run('chronos_ii', str(tmp_path / 'data'), str(work),
+                          forecaster, ['monash_m1_yearly'],
+                          progress=lambda line: None)
+  finally:
+    benchmark.run_task = original
+  assert again == records
+
+
+def test_gift_eval_end_to_end_in_the_save_to_disk_layout(tmp_path):
+  rng = np.random.default_rng(3)
+  values = _ragged(rng, 5, 20, 30)
+  table = pa.table({'item_id': [f'T{i}' for i in range(5)],
+                    'start': pd.to_datetime(['1990-01-01'] * 5),
+                    'freq': ['A-DEC'] * 5,
+                    'target': [list(v) for v in values]})
+  folder = tmp_path / 'data/m4_yearly'
+  folder.mkdir(parents=True)
+  with pa.OSFile(str(folder / 'data-00000-of-00001.arrow'), 'wb') as sink:
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+      writer.write_table(table)
+  work = tmp_path / 'work'
+  process = subprocess.run(
+      [sys.executable, '-m', 'experiments.benchmark', '--suite',
+       'gift_eval', '--baseline', 'seasonal_naive', '--data_dir',
+       str(tmp_path / 'data'), '--workdir', str(work), '--tasks',
+       'm4_yearly/A/short'], cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT),
+      capture_output=True, text=True, timeout=600)
+  assert process.returncode == 0, process.stderr[-3000:]
+  results = pd.read_csv(work / 'all_results.csv')
+  with open(os.path.join(tasks_lib.SUITES_DIR,
+                         'gift_eval_terms.json')) as f:
+    assert list(results.columns) == json.load(f)['all_results_csv_columns']
+  # Seasonal naive (season 1 on yearly data: the last value), by hand.
+  truth = np.stack([v[-6:] for v in values])
+  point = np.stack([np.full(6, v[-7]) for v in values])
+  assert results['eval_metrics/MSE[0.5]'][0] == pytest.approx(
+      np.mean((truth - point) ** 2))
+  assert results['eval_metrics/ND[0.5]'][0] == pytest.approx(
+      np.abs(truth - point).sum() / np.abs(truth).sum())
+  config = json.loads((work / 'config.json').read_text())
+  assert config['testdata_leakage'] == 'No' and config['model'] == (
+      'seasonal_naive')
+
+
+def test_fev_bench_task_end_to_end(tmp_path):
+  task = [t for t in tasks_lib.load_suite('fev_bench')
+          if t.name == 'solar_1W'][0]
+  rng = np.random.default_rng(4)
+  values = _ragged(rng, 4, 40, 60)
+  folder = tmp_path / 'data' / task.dataset_path / task.dataset_config
+  folder.mkdir(parents=True)
+  pq.write_table(pa.Table.from_pandas(_long_frame(values, freq='W')),
+                 folder / 'data.parquet')
+  series = task_data.read(task, str(tmp_path / 'data'))
+  assert series.ids == ['S0', 'S1', 'S2', 'S3'] and series.freq.startswith(
+      'W')
+  record = benchmark.run_task(task, series, benchmark.baseline_forecaster())
+  assert set(record['metrics']) >= {'MASE', 'WQL', 'SQL', 'WAPE'}
+  assert record['num_forecasts'] == 4 * task.num_windows
+
+
+# ----------------------------------------------- published fev figures
+@pytest.mark.parametrize('name', [
+    'monash_m1_yearly', 'monash_tourism_yearly',
+    pytest.param('monash_tourism_quarterly', marks=pytest.mark.slow),
+    pytest.param('monash_tourism_monthly', marks=pytest.mark.slow),
+    pytest.param('m4_yearly', marks=pytest.mark.slow)])
+def test_reproduces_fevs_published_ttm_r2_and_seasonal_naive(name):
+  """IBM r2 512-96 zero-shot (quantiles = the point forecast, as fev's TTM
+  wrapper) and seasonal naive, on the Monash .tsf files these tasks were
+  built from: MASE within 0.5% of fev's stored results (fev 0.6.0)."""
+  data = conftest.require_data('monash')
+  r2 = conftest.require_checkpoint('fraware__ChronoAPI__root')
+  [task] = tasks_lib.select(tasks_lib.load_suite('chronos_ii'), [name])
+  series = task_data.read(task, data)
+  record = benchmark.run_task(task, series, benchmark.model_forecaster(
+      r2, quantiles='point'))
+  published = pd.read_csv(PUBLISHED).set_index(['model_name', 'task_name'])
+  for ours, model in ((record['metrics'], 'ttm-r2'),
+                      (record['seasonal_naive'], 'seasonal_naive')):
+    theirs = published.loc[(model, name)]
+    assert ours['MASE'] == pytest.approx(theirs['MASE'], rel=5e-3), model
+    assert ours['WQL'] == pytest.approx(theirs['WQL'], rel=5e-3), model

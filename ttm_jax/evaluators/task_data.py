@@ -1,0 +1,155 @@
+"""A benchmark task's series, read from a local folder (`--data_dir`).
+
+Where a task's data is looked for, in order:
+
+  fev (Chronos Benchmark II, fev-bench): the dataset as the suite publishes
+    it, saved locally in the Hugging Face layout: the parquet or arrow
+    files under `<data_dir>/<dataset_path>/<dataset_config>/` (e.g.
+    `autogluon/chronos_datasets/m4_yearly/train-00000-of-00001.parquet`)
+    or under `<data_dir>/<dataset_config>/`; one row per series with
+    sequence columns (`timestamp`, `target`, ...). Chronos Benchmark II's
+    Monash tasks also read the Monash `.tsf` file they were built from
+    (`<data_dir>/<file>.tsf`: MONASH_FILES).
+  GIFT-Eval: `datasets.save_to_disk` folders of Salesforce/GiftEval under
+    `<data_dir>/<name>/` (arrow files; `item_id`, `start`, `freq`,
+    `target`, multivariate targets split into one series per variate).
+
+A missing dataset is `Missing(id, looked_in)`: the runner lists it with
+the id to fetch it by and skips the task.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import os
+from typing import List, Optional, Sequence, Union
+
+import numpy as np
+
+from ttm_jax import errors
+from ttm_jax.evaluators import tasks as tasks_lib
+
+# Chronos Benchmark II's Monash tasks and the Monash archive files they
+# come from (same series, same values, same horizon: docs/
+# benchmark_suites.md section 5).
+MONASH_FILES = {
+    'm4_yearly': 'm4_yearly_dataset.tsf',
+    'monash_tourism_monthly': 'tourism_monthly_dataset.tsf',
+    'monash_tourism_quarterly': 'tourism_quarterly_dataset.tsf',
+    'monash_tourism_yearly': 'tourism_yearly_dataset.tsf',
+    'monash_m1_yearly': 'm1_yearly_dataset.tsf',
+}
+
+
+@dataclasses.dataclass
+class Series:
+  """A task's series: ids, values (float64, NaN missing) and frequency."""
+  ids: List[str]
+  values: List[np.ndarray]
+  freq: str
+  source: str  # The file(s) read.
+
+
+@dataclasses.dataclass
+class Missing:
+  dataset_id: str
+  looked_in: List[str]
+
+
+def _files(folder: str) -> List[str]:
+  found = []
+  for pattern in ('*.parquet', '*.arrow', '**/*.parquet'):
+    found = sorted(glob.glob(os.path.join(folder, pattern), recursive=True))
+    if found:
+      return found
+  return []
+
+
+def _read_table(files: Sequence[str]):
+  import pyarrow as pa  # pylint: disable=g-import-not-at-top
+  import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
+  tables = []
+  for path in files:
+    if path.endswith('.parquet'):
+      tables.append(pq.read_table(path))
+    else:  # datasets.save_to_disk writes arrow streams.
+      with pa.memory_map(path) as source:
+        try:
+          tables.append(pa.ipc.open_stream(source).read_all())
+        except pa.ArrowInvalid:
+          tables.append(pa.ipc.open_file(source).read_all())
+  return pa.concat_tables(tables).to_pandas()
+
+
+def _freq_of(timestamps) -> str:
+  import pandas as pd  # pylint: disable=g-import-not-at-top
+  try:
+    return pd.infer_freq(pd.DatetimeIndex(timestamps)) or ''
+  except (TypeError, ValueError):
+    return ''
+
+
+def _fev_series(task: tasks_lib.Task, frame, source: str) -> Series:
+  """fev's preprocessing: ids as strings, rows sorted by id; with
+  `univariate_from`, each named sequence column a series of its own
+  ('<id>_<column>')."""
+  frame = frame.assign(id=frame['id'].astype(str)).sort_values('id')
+  columns = task.univariate_from
+  if columns == '__ALL__':
+    columns = [c for c in frame.columns if c not in ('id', 'timestamp')
+               and isinstance(frame[c].iloc[0], (list, np.ndarray))]
+  ids, values = [], []
+  for _, row in frame.iterrows():
+    for column in (columns or [task.target]):
+      if not isinstance(column, str):
+        raise errors.DataError(f'Task {task.name}: multivariate targets '
+                               f'{column} are not supported yet.')
+      ids.append(f'{row["id"]}_{column}' if columns else row['id'])
+      values.append(np.asarray(row[column], np.float64))
+  freq = _freq_of(frame['timestamp'].iloc[0]) if 'timestamp' in frame else ''
+  return Series(ids, values, freq, source)
+
+
+def _tsf_series(path: str) -> Series:
+  from ttm_jax.data import pretrain  # pylint: disable=g-import-not-at-top
+  found = pretrain.read_tsf(path)
+  ids = [a.get('series_name', str(k)) for k, a in enumerate(found.attributes)]
+  return Series(ids, [np.asarray(v, np.float64) for v in found.series],
+                found.freq or '', path)
+
+
+def _gift_series(task: tasks_lib.Task, frame, source: str) -> Series:
+  ids, values = [], []
+  for _, row in frame.iterrows():
+    target = row['target']
+    rows = list(target) if len(target) and isinstance(
+        target[0], (list, np.ndarray)) else [target]
+    for k, variate in enumerate(rows):
+      ids.append(f'{row["item_id"]}_dim{k}' if len(rows) > 1
+                 else str(row['item_id']))
+      values.append(np.asarray(variate, np.float64))
+  freq = str(frame['freq'].iloc[0]) if 'freq' in frame else ''
+  del task
+  return Series(ids, values, freq, source)
+
+
+def read(task: tasks_lib.Task, data_dir: str) -> Union[Series, Missing]:
+  """The series of `task` under `data_dir`, or where they were looked
+  for."""
+  folders = [os.path.join(data_dir, task.dataset_path, task.dataset_config),
+             os.path.join(data_dir, task.dataset_config)]
+  for folder in folders:
+    files = _files(folder) if os.path.isdir(folder) else []
+    if files:
+      frame = _read_table(files)
+      if task.suite == 'gift_eval':
+        return _gift_series(task, frame, folder)
+      return _fev_series(task, frame, folder)
+  monash: Optional[str] = MONASH_FILES.get(task.dataset_config)
+  if monash and task.suite == 'chronos_ii':
+    path = os.path.join(data_dir, monash)
+    if os.path.exists(path):
+      return _tsf_series(path)
+    folders.append(path)
+  return Missing(task.dataset_id, folders)

@@ -1,0 +1,145 @@
+"""A benchmark run's tables and plot, from its task records
+(`evaluators.benchmark`): fev's summary format, the scores relative to
+seasonal naive with their geometric means, GIFT-Eval's submission files."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict, List, Sequence
+
+import numpy as np
+import pandas
+
+from ttm_jax.evaluators import task_metrics
+from ttm_jax.evaluators import tasks as tasks_lib
+
+FEV_COLUMNS = ('task_name', 'model_name', 'dataset_path', 'dataset_config',
+               'horizon', 'num_windows', 'seasonality', 'eval_metric',
+               'test_error', 'MASE', 'WQL', 'SQL', 'WAPE',
+               'trained_on_this_dataset', 'quantile_source',
+               'inference_time_s', 'seconds', 'num_series', 'num_forecasts',
+               'model_config')
+
+
+def summary(records: Sequence[Dict[str, Any]], suite: str,
+            config: Dict[str, Any]) -> pandas.DataFrame:
+  """One row per task in fev's summary format (test_error is the task's
+  eval metric)."""
+  specs = {t.name: t for t in tasks_lib.load_suite(suite)}
+  rows = []
+  for record in records:
+    task = specs[record['task_name']]
+    metrics = record['metrics']
+    rows.append(dict(
+        task_name=task.name, model_name=record['model_name'],
+        dataset_path=task.dataset_path, dataset_config=task.dataset_config,
+        horizon=task.horizon, num_windows=record['num_windows'],
+        seasonality=task.seasonality, eval_metric=task.eval_metric,
+        test_error=metrics.get(task.eval_metric.upper(),
+                               metrics.get(task.eval_metric)),
+        **{k: metrics.get(k) for k in task_metrics.FEV_METRICS},
+        trained_on_this_dataset=record['trained_on_this_dataset'],
+        quantile_source=record['quantile_source'],
+        inference_time_s=record['inference_time_s'],
+        seconds=record.get('seconds'), num_series=record['num_series'],
+        num_forecasts=record['num_forecasts'],
+        model_config=json.dumps(config)))
+  return pandas.DataFrame(rows, columns=list(FEV_COLUMNS))
+
+
+def relative(records: Sequence[Dict[str, Any]]) -> pandas.DataFrame:
+  """Per task, each metric over seasonal naive's on the same windows
+  (clipped to [0.01, 100], as fev's leaderboard), and a last row with
+  their geometric means."""
+  rows = []
+  for record in records:
+    row = {'task_name': record['task_name'],
+           'trained_on_this_dataset': record['trained_on_this_dataset']}
+    for name in ('MASE', 'WQL', 'SQL'):
+      ours, naive = record['metrics'].get(name), record[
+          'seasonal_naive'].get(name)
+      if ours is not None and naive is not None:
+        row[name] = task_metrics.relative({'t': ours}, {'t': naive})['t']
+    rows.append(row)
+  frame = pandas.DataFrame(rows)
+  if len(frame):
+    means = {c: task_metrics.geometric_mean(frame[c].dropna())
+             for c in ('MASE', 'WQL', 'SQL') if c in frame}
+    frame = pandas.concat([frame, pandas.DataFrame(
+        [dict(task_name='geometric mean', **means)])], ignore_index=True)
+  return frame
+
+
+def gift_results(records, config: Dict[str, Any]) -> pandas.DataFrame:
+  """GIFT-Eval's all_results.csv: its 15 columns, one row per config."""
+  with open(os.path.join(tasks_lib.SUITES_DIR,
+                         'gift_eval_terms.json')) as f:
+    configs = {c['config']: c for c in json.load(f)['configs']}
+  rows = []
+  for record in records:
+    entry = configs[record['task_name']]
+    rows.append(dict(
+        dataset=record['task_name'], model=record['model_name'],
+        **{f'eval_metrics/{k}': record['gift'][k]
+           for k in task_metrics.GIFT_COLUMNS},
+        domain=entry['domain'], num_variates=entry['num_variates']))
+  del config
+  return pandas.DataFrame(rows)
+
+
+def _markdown(frame: pandas.DataFrame) -> str:
+  columns = list(frame.columns)
+  lines = ['| ' + ' | '.join(columns) + ' |', '|' + '---|' * len(columns)]
+  for _, row in frame.iterrows():
+    lines.append('| ' + ' | '.join(
+        f'{v:.4f}' if isinstance(v, float) else ('' if v is None else str(v))
+        for v in row) + ' |')
+  return '\n'.join(lines) + '\n'
+
+
+def plot(path: str, frame: pandas.DataFrame) -> None:
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  tasks = frame[frame['task_name'] != 'geometric mean']
+  names = [c for c in ('MASE', 'WQL') if c in tasks]
+  fig, ax = plt.subplots(figsize=(max(5, 0.6 * len(tasks) + 2), 3.6))
+  width = 0.8 / max(len(names), 1)
+  for k, name in enumerate(names):
+    ax.bar(np.arange(len(tasks)) + k * width, tasks[name], width, label=name)
+  ax.axhline(1.0, color='0.3', lw=1, ls='--')
+  ax.set_xticks(np.arange(len(tasks)) + 0.4 - width / 2)
+  ax.set_xticklabels(tasks['task_name'], rotation=40, ha='right', fontsize=7)
+  ax.set_ylabel('relative to seasonal naive')
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def write(workdir: str, suite: str, records: List[Dict[str, Any]],
+          config: Dict[str, Any], model_type: str = 'pretrained') -> None:
+  """summary.csv, relative.csv/.md, relative.png and, for GIFT-Eval,
+  all_results.csv and config.json."""
+  if not records:
+    return
+  summary(records, suite, config).to_csv(
+      os.path.join(workdir, 'summary.csv'), index=False)
+  table = relative(records)
+  table.to_csv(os.path.join(workdir, 'relative.csv'), index=False)
+  with open(os.path.join(workdir, 'relative.md'), 'w') as f:
+    f.write(_markdown(table))
+  plot(os.path.join(workdir, 'relative.png'), table)
+  if suite == 'gift_eval':
+    gift_results(records, config).to_csv(
+        os.path.join(workdir, 'all_results.csv'), index=False)
+    leaks = [r['trained_on_this_dataset'] for r in records]
+    with open(os.path.join(workdir, 'config.json'), 'w') as f:
+      json.dump(dict(
+          model=records[0]['model_name'], model_type=model_type,
+          model_dtype='float32', model_link=config.get('checkpoint', ''),
+          code_link='', org='',
+          testdata_leakage='Yes' if any(leaks) else (
+              'No' if all(v is False for v in leaks) else 'Unknown'),
+          replication_code_available='Yes'), f, indent=2)
