@@ -75,7 +75,7 @@ def _normalise(name: str) -> str:
   name = name.lower().replace('monash_', '').replace('-', '_')
   for suffix in ('_dataset', '_without_missing_values', '_with_missing'):
     name = name.replace(suffix, '')
-  return name.split('/')[0]
+  return name
 
 
 def overlaps(task: tasks_lib.Task, pretraining: Optional[Sequence[str]]):
@@ -83,8 +83,10 @@ def overlaps(task: tasks_lib.Task, pretraining: Optional[Sequence[str]]):
   the checkpoint does not say what it was pretrained on)."""
   if pretraining is None:
     return None
-  return _normalise(task.dataset_config) in {_normalise(p)
-                                             for p in pretraining}
+  # GIFT's configs are '<dataset>/<freq>'; declared names may carry their
+  # collection ('monash/m4_yearly').
+  return _normalise(task.dataset_config.split('/')[0]) in {
+      _normalise(p.split('/')[-1]) for p in pretraining}
 
 
 # ------------------------------------------------------------ forecasters
@@ -232,7 +234,10 @@ def pretraining_data(checkpoint: str) -> Optional[List[str]]:
   """What a checkpoint declares it was pretrained on: its config.json's
   `pretraining_data` (models pretrained here), IBM's model card for IBM's
   hub ids, else None (unknown)."""
-  path = os.path.join(checkpoint, 'config.json')
+  from ttm_jax.models import checkpoint as checkpoint_lib  # pylint: disable=g-import-not-at-top
+  folder = checkpoint if os.path.isdir(checkpoint) else os.path.join(
+      checkpoint_lib.PRETRAINED_DIR, checkpoint)
+  path = os.path.join(folder, 'config.json')
   names = [checkpoint]
   if os.path.exists(path):
     with open(path) as f:
