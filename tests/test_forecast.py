@@ -47,11 +47,23 @@ def _frame(rows=300, freq='h', columns=('y',), start='2024-01-01', seed=0):
 
 
 def _apply(model_dir, past, mask=None):
+  """model.apply on one context [L, c]. With a `mask`, as the API feeds
+  it: standardised per channel over the observed steps (float64), the
+  masked steps 0 there, and the forecast mapped back."""
   _, model, variables = ttm_jax.load_pretrained(model_dir)
-  out = model.apply(variables, np.asarray(past, np.float32)[None],
+  past = np.asarray(past, np.float64)
+  loc, scale = np.zeros(past.shape[1]), np.ones(past.shape[1])
+  if mask is not None:
+    mask = np.asarray(mask, bool)
+    for c in range(past.shape[1]):
+      seen = past[mask[:, c], c]
+      loc[c], spread = seen.mean(), seen.std()
+      scale[c] = spread if spread > 0 else 1.0
+    past = np.where(mask, (past - loc) / scale, 0.0)
+  out = model.apply(variables, past.astype(np.float32)[None],
                     past_observed_mask=None if mask is None else
-                    np.asarray(mask, np.float32)[None])
-  return np.asarray(out.prediction_outputs)[0]
+                    mask.astype(np.float32)[None])
+  return np.asarray(out.prediction_outputs)[0] * scale + loc
 
 
 def test_one_window_equals_model_apply(model_dir):

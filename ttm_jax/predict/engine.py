@@ -134,7 +134,7 @@ class Forecaster:
     for a model without a scaler) before the cast to float32, so a series
     with a large offset or a tiny scale reaches the model as well
     conditioned as any other; `forecast * scale + loc` undoes it. Missing
-    and padded steps are the reference's zero (masked), mapped alike. A
+    and padded steps are 0 there (the context's mean), masked. A
     constant channel gets scale 1, a channel with no observed value loc 0
     and scale 1."""
     observed = ~np.isnan(pasts)
@@ -152,9 +152,10 @@ class Forecaster:
       elif kind == 'mean':
         size = np.abs(filled).sum(axis=1, keepdims=True) / np.maximum(count, 1)
         scale = np.where(size > 0, size, 1.0)
-    # Missing and padded steps stay the reference's raw zero (masked), in
-    # standardised units.
-    inputs = (filled - loc) / scale
+    # Missing and padded steps are zero (masked) in standardised units, as
+    # the reference's pipeline pads its scaled data: a raw zero would be
+    # -loc/scale, a step of 1e9 for a series at 1e9.
+    inputs = np.where(observed, (filled - loc) / scale, 0.0)
     return inputs.astype(np.float32), observed, loc, scale
 
   @property

@@ -77,8 +77,8 @@ def _roles(frame, timestamp_column, id_columns, target_columns,
     if name in role_of:
       raise errors.ConfigError(
           f'Column {name!r} is given twice'
-          + (f' as a {role} column' if role_of[name] == role else
-             f': as a {role_of[name]} and as a {role} column')
+          + (f' as {_a(role)} column' if role_of[name] == role else
+             f': as {_a(role_of[name])} and as {_a(role)} column')
           + '; give each column one role.')
     role_of[name] = role
   columns = list(frame.columns)
@@ -91,6 +91,10 @@ def _roles(frame, timestamp_column, id_columns, target_columns,
     raise errors.DataError('No target column: every column is the '
                            'timestamp, an id, a control or a categorical.')
   return list(target_columns)
+
+
+def _a(noun: str) -> str:
+  return ('an ' if noun[0] in 'aeiou' else 'a ') + noun
 
 
 def _plain(value):
