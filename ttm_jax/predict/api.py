@@ -19,8 +19,8 @@ the model's, its first steps; longer, rolling (forecasts fed back; models
 that mix exogenous channels take the controls' future values from
 `future_df`). Intervals: the model's quantile heads when it has them, else
 split-conformal from the series' own history; a level needs enough
-calibration windows (1/alpha - 1 for miscoverage alpha: 4 for 0.1/0.9, 99
-for 0.01/0.99), else it is refused saying how many. `finetune=F`
+calibration windows (about 1/alpha - 1 for miscoverage alpha = 2q: 4 for
+0.1/0.9, 49 for 0.01/0.99), else it is refused saying how many. `finetune=F`
 head-probes the model on the first F of each history (the engine's recipe,
 validation on the rest) before forecasting from the end, in a temporary
 folder removed afterwards (or `finetune_dir`, kept).
