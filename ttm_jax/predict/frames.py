@@ -119,10 +119,11 @@ def parse_times(column, name: str, where: str = '') -> np.ndarray:
   label = f'{where}column' if where else 'Column'
   if (pd.api.types.is_numeric_dtype(column)
       or pd.api.types.is_bool_dtype(column)):
-    first = column.dropna()
+    seen = np.flatnonzero(column.notna().to_numpy())
+    first = (f'row {int(seen[0]) + 1}: {checks.show(column.iloc[seen[0]])}'
+             if len(seen) else 'all empty')
     raise errors.DataError(
-        f'{label} {name!r} holds numbers, not timestamps (row 1: '
-        f'{checks.show(first.iloc[0]) if len(first) else "empty"}): their '
+        f'{label} {name!r} holds numbers, not timestamps ({first}): their '
         'unit would be a guess. Convert them first, e.g. '
         f"df[{name!r}] = pd.to_datetime(df[{name!r}], unit='s'), or write "
         'them as dates.')
@@ -212,8 +213,8 @@ def check_freq(freq) -> str:
     pd.tseries.frequencies.to_offset(freq)
   except ValueError:
     raise errors.ConfigError(
-        f'freq={freq!r} is not a pandas frequency; use one such as '
-        f"{list(SUPPORTED)}.") from None
+        f"freq={freq!r} is not a pandas frequency; use one such as 'h', "
+        "'15min', 'D', 'W' or 'MS'.") from None
   return freq
 
 
