@@ -200,8 +200,10 @@ def test_unparsable_timestamp_names_its_row(model_dir):
   df = _frame()
   df['time'] = df['time'].astype(str)
   df.loc[5, 'time'] = 'not a date'
-  _refused(lambda: _forecast(model_dir, df), errors.DataError,
-           "Column 'time' has 'not a date' at row 6 that is not a timestamp")
+  message = _refused(lambda: _forecast(model_dir, df), errors.DataError,
+                     "Column 'time' has 'not a date' at row 6 that is not a "
+                     'timestamp')
+  assert 'You might want to try' not in message
   df = _frame()
   df.loc[[3, 9], 'time'] = pd.NaT
   _refused(lambda: _forecast(model_dir, df), errors.DataError,

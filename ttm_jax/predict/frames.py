@@ -139,7 +139,10 @@ def parse_times(column, name: str, where: str = '') -> np.ndarray:
   bad = np.flatnonzero(coerced.isna().to_numpy())
   where_bad = (f'{checks.show(column.iloc[bad[0]])} at row {int(bad[0]) + 1}'
                if len(bad) else 'a value')
-  reason = reason.split(', at position')[0].split(' at position')[0]
+  # pandas' message ends in a truncated 'You might want to try:' and a
+  # position; the value and row say more.
+  for cut in ('. You might want to try', ', at position', ' at position'):
+    reason = reason.split(cut)[0]
   raise errors.DataError(
       f'{label} {name!r} has {where_bad} that is not a timestamp '
       f'({reason.rstrip(". ")}); write times as e.g. 2024-01-31 13:00.')
