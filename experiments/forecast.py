@@ -8,9 +8,11 @@ r"""Forecasts your own data (CSV or Parquet) with a TTM.
 
 Writes W/forecasts.csv, W/forecast.png (history, forecast and bands with
 real timestamps, a panel per series up to --max_panels), W/backtest.json
-with --backtest, and prints one summary line. `--data synthetic` forecasts
-the embedded synthetic demo series (nothing to download). Bad input ends
-with one line and status 2.
+with --backtest (strict JSON: an undefined metric is null, with its
+reason in `<metric>_undefined`), and prints one summary line. `--data
+synthetic` forecasts the embedded synthetic demo series (nothing to
+download). Every flag is checked before any work (the API's checks, named
+as flags); bad input ends with one line and status 2.
 """
 
 import json
@@ -55,6 +57,56 @@ _CHECKPOINTS_DIR = flags.DEFINE_string('checkpoints_dir', '', "Folder of "
                                        "checkpoints for 'auto'.")
 _OUT = flags.DEFINE_string('out', None, 'Output folder.', required=True)
 _PANELS = flags.DEFINE_integer('max_panels', 6, 'Series plotted.')
+_FREQ = flags.DEFINE_string('freq', '', 'Frequency (default: inferred); '
+                            'must agree with the data.')
+_SHORT = flags.DEFINE_enum('short_history', 'pad', ['pad', 'error'],
+                           "Histories shorter than the model's context: "
+                           "pad them in front (masked), or refuse them.")
+_CALIBRATION = flags.DEFINE_integer(
+    'calibration_windows', 64, 'Conformal calibration windows per series.')
+
+
+def _quantile_levels():
+  """--quantiles as floats; a word that is not a number is refused."""
+  from ttm_jax import errors  # pylint: disable=g-import-not-at-top
+  out = []
+  for text in _QUANTILES.value:
+    try:
+      out.append(float(text))
+    except ValueError:
+      raise errors.ConfigError(
+          f'--quantiles: {text!r} is not a number; give levels in (0, 1) '
+          'separated by commas, e.g. --quantiles 0.1,0.9.') from None
+  return out
+
+
+def check_flags():
+  """Every flag against its check (the API's, named as flags; 0 means
+  'none' for --context, --finetune and --backtest), before any work.
+
+  Returns:
+    The quantile levels.
+  """
+  from ttm_jax import checks  # pylint: disable=g-import-not-at-top
+  from ttm_jax import errors  # pylint: disable=g-import-not-at-top
+  from ttm_jax.predict import api  # pylint: disable=g-import-not-at-top
+  quantiles = _quantile_levels()
+  for name, value, check in (
+      ('backtest', _BACKTEST.value, checks.count(0)),
+      ('context', _CONTEXT.value, checks.count(0)),
+      ('max_panels', _PANELS.value, checks.count(1)),
+      ('finetune', _FINETUNE.value, lambda v: None if 0.0 <= v < 1.0 else
+       'must be in [0, 1) (0: no fine-tuning)')):
+    complaint = check(value)
+    if complaint:
+      raise errors.ConfigError(f'--{name}={value}: {complaint}.')
+  api.check_arguments(
+      prefix='--', horizon=_HORIZON.value, checkpoint=_CHECKPOINT.value,
+      timestamp_column=_TIMESTAMP.value, id_columns=_IDS.value,
+      target_columns=_TARGETS.value, control_columns=_CONTROLS.value,
+      static_categorical_columns=_STATIC.value, quantiles=quantiles,
+      freq=_FREQ.value or None, calibration_windows=_CALIBRATION.value)
+  return quantiles
 
 
 def _read(path):
@@ -109,6 +161,12 @@ def plot(path, history, forecasts, frame, quantiles, panels):
   plt.close(fig)
 
 
+def _mase(scores) -> str:
+  if scores['mase'] is None:
+    return f"undefined: {scores['mase_undefined']}"
+  return f"{scores['mase']:.3f}"
+
+
 @common.main_wrapper
 def main(argv):
   del argv
@@ -116,6 +174,7 @@ def main(argv):
   import ttm_jax  # pylint: disable=g-import-not-at-top
   from ttm_jax.predict import frames  # pylint: disable=g-import-not-at-top
   start = time.time()
+  quantiles = check_flags()
   df = _read(_DATA.value)
   synthetic = _DATA.value == 'synthetic'
   roles = dict(timestamp_column='date' if synthetic else _TIMESTAMP.value,
@@ -127,8 +186,9 @@ def main(argv):
                checkpoint=_CHECKPOINT.value, revision=_REVISION.value,
                regularize=_REGULARIZE.value,
                checkpoints_dir=_CHECKPOINTS_DIR.value or None,
-               allow_download=_DOWNLOAD.value, intervals=_INTERVALS.value)
-  quantiles = [float(q) for q in _QUANTILES.value]
+               allow_download=_DOWNLOAD.value, intervals=_INTERVALS.value,
+               freq=_FREQ.value or None, short_history=_SHORT.value,
+               calibration_windows=_CALIBRATION.value)
   future = _read(_FUTURE.value) if _FUTURE.value else None
   forecasts = ttm_jax.forecast(
       df, horizon=_HORIZON.value, future_df=future, quantiles=quantiles,
@@ -138,7 +198,7 @@ def main(argv):
   forecasts.to_csv(os.path.join(_OUT.value, 'forecasts.csv'), index=False)
   frame = frames.to_series(df, roles['timestamp_column'], roles['id_columns'],
                            roles['target_columns'], roles['control_columns'],
-                           regularize=roles['regularize'])
+                           freq=roles['freq'], regularize=roles['regularize'])
   plot(os.path.join(_OUT.value, 'forecast.png'), df, forecasts, frame,
        quantiles, _PANELS.value)
   summary = (f'{len(frame.series)} series x {len(frame.target_columns)} '
@@ -149,9 +209,9 @@ def main(argv):
         quantiles=quantiles or (0.1, 0.9),
         **{k: v for k, v in roles.items()})
     with open(os.path.join(_OUT.value, 'backtest.json'), 'w') as f:
-      json.dump(report, f, indent=2)
-    summary += (f"; backtest MASE {report['model']['mase']:.3f} (seasonal "
-                f"naive {report['seasonal_naive']['mase']:.3f})")
+      json.dump(report, f, indent=2, allow_nan=False)
+    summary += (f"; backtest MASE {_mase(report['model'])} (seasonal "
+                f"naive {_mase(report['seasonal_naive'])})")
   print(f'Forecast {summary} in {time.time() - start:.1f} s -> '
         f'{os.path.abspath(_OUT.value)} (forecasts.csv, forecast.png'
         + (', backtest.json)' if _BACKTEST.value else ')'), flush=True)

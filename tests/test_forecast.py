@@ -47,11 +47,23 @@ def _frame(rows=300, freq='h', columns=('y',), start='2024-01-01', seed=0):
 
 
 def _apply(model_dir, past, mask=None):
+  """model.apply on one context [L, c]. With a `mask`, as the API feeds
+  it: standardised per channel over the observed steps (float64), the
+  masked steps 0 there, and the forecast mapped back."""
   _, model, variables = ttm_jax.load_pretrained(model_dir)
-  out = model.apply(variables, np.asarray(past, np.float32)[None],
+  past = np.asarray(past, np.float64)
+  loc, scale = np.zeros(past.shape[1]), np.ones(past.shape[1])
+  if mask is not None:
+    mask = np.asarray(mask, bool)
+    for c in range(past.shape[1]):
+      seen = past[mask[:, c], c]
+      loc[c], spread = seen.mean(), seen.std()
+      scale[c] = spread if spread > 0 else 1.0
+    past = np.where(mask, (past - loc) / scale, 0.0)
+  out = model.apply(variables, past.astype(np.float32)[None],
                     past_observed_mask=None if mask is None else
-                    np.asarray(mask, np.float32)[None])
-  return np.asarray(out.prediction_outputs)[0]
+                    mask.astype(np.float32)[None])
+  return np.asarray(out.prediction_outputs)[0] * scale + loc
 
 
 def test_one_window_equals_model_apply(model_dir):
@@ -59,7 +71,10 @@ def test_one_window_equals_model_apply(model_dir):
   out = ttm_jax.forecast(df, timestamp_column='time', horizon=16,
                          checkpoint=model_dir)
   expected = _apply(model_dir, df[['a', 'b']].to_numpy())
-  np.testing.assert_allclose(out[['a', 'b']].to_numpy(), expected, atol=1e-6)
+  # rtol: the API standardises each context in float64 first, so the
+  # scaler's minimum scale (1e-5 under the root) acts on variance 1.
+  np.testing.assert_allclose(out[['a', 'b']].to_numpy(), expected, atol=1e-6,
+                             rtol=1e-6)
   assert out['time'].iloc[0] == pd.Timestamp('2024-01-03 16:00')
   assert len(out) == 16
 
@@ -91,7 +106,8 @@ def test_short_context_is_padded_and_masked(model_dir, caplog):
   mask = np.zeros((64, 1))
   mask[24:] = 1
   np.testing.assert_allclose(out['y'].to_numpy(),
-                             _apply(model_dir, past, mask)[:, 0], atol=1e-6)
+                             _apply(model_dir, past, mask)[:, 0], atol=1e-6,
+                             rtol=1e-6)
 
 
 def test_long_context_uses_the_last_window_and_nan_is_missing(model_dir):
@@ -213,7 +229,7 @@ def test_auto_picks_a_local_checkpoint_by_context(model_dir, tmp_path):
      'inf at row 10'),
     (lambda d: d.drop(index=[50, 51]),
      'irregular: the usual step is h, but rows 50 and 51'),
-    (lambda d: d.iloc[:5], 'fewer than one patch'),
+    (lambda d: d.assign(y=np.nan), "target 'y' has no observed value"),
 ])
 def test_bad_input_is_one_clear_error(model_dir, change, words):
   df = change(_frame(rows=200))

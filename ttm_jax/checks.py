@@ -9,7 +9,9 @@ module imports nothing heavy, so configs stay cheap to build.
 from __future__ import annotations
 
 import math
+import numbers
 import re
+import sys
 from typing import Any, Callable, Optional
 
 Check = Callable[[Any], Optional[str]]  # A complaint, or None when valid.
@@ -110,3 +112,92 @@ def each(check: Check) -> Check:
         return f'entry {value!r} {complaint}'
     return None
   return run
+
+
+def _is_real(value) -> bool:
+  """A finite real number, Python's or NumPy's (not a bool)."""
+  return (isinstance(value, numbers.Real)
+          and not isinstance(value, (bool, np_bool()))
+          and math.isfinite(value))
+
+
+def np_bool():
+  """NumPy's bool type, or bool when NumPy is not loaded (so this module
+  stays light to import)."""
+  numpy = sys.modules.get('numpy')
+  return numpy.bool_ if numpy is not None else bool
+
+
+def _is_list(value) -> bool:
+  """A list-like of values: not a string, a mapping or a scalar."""
+  return (not isinstance(value, (str, bytes, dict))
+          and hasattr(value, '__len__') and hasattr(value, '__iter__')
+          and getattr(value, 'ndim', 1) == 1)
+
+
+def count(low: int = 1) -> Check:
+  """A whole number >= low: Python's or NumPy's int, not a bool, not 2.0
+  (for user-facing arguments, where NumPy integers are common)."""
+  def check(value):
+    if (isinstance(value, numbers.Integral)
+        and not isinstance(value, (bool, np_bool())) and value >= low):
+      return None
+    return f'must be an integer >= {low}'
+  return check
+
+
+def open_fraction() -> Check:
+  """A number strictly between 0 and 1."""
+  return lambda v: None if _is_real(v) and 0.0 < v < 1.0 else (
+      'must be a number in (0, 1)')
+
+
+def levels() -> Check:
+  """A list of unique numbers in (0, 1) (quantile levels); a scalar or a
+  string is refused."""
+  def check(value):
+    if not _is_list(value):
+      return 'must be a list of numbers in (0, 1), e.g. [0.1, 0.9]'
+    seen = set()
+    for level in value:
+      if not (_is_real(level) and 0.0 < level < 1.0):
+        return f'has {show(level)}: levels must be numbers in (0, 1)'
+      if float(level) in seen:
+        return f'has {show(level)} twice: levels must be unique'
+      seen.add(float(level))
+    return None
+  return check
+
+
+def names() -> Check:
+  """A list of unique column names (strings or integers), not a string."""
+  def check(value):
+    if not _is_list(value):
+      hint = f' (write [{value!r}])' if isinstance(value, str) else ''
+      return f'must be a list of column names{hint}'
+    seen = set()
+    for name in value:
+      if not isinstance(name, (str, numbers.Integral)) or isinstance(
+          name, bool):
+        return f'has {show(name)}: column names are strings'
+      if name in seen:
+        return f'names {show(name)} twice'
+      seen.add(name)
+    return None
+  return check
+
+
+def instance(kind, what: str) -> Check:
+  """An instance of `kind` (a type or tuple of types), described as
+  `what` in the complaint."""
+  return lambda v: None if isinstance(v, kind) and not (
+      isinstance(v, bool) and kind is not bool) else f'must be {what}'
+
+
+def show(value, limit: int = 60) -> str:
+  """`value` for a message: NumPy scalars as plain Python (5, not
+  np.int64(5)), long reprs cut."""
+  if hasattr(value, 'item') and getattr(value, 'ndim', None) == 0:
+    value = value.item()
+  text = repr(value)
+  return text if len(text) <= limit else text[:limit - 3] + '...'

@@ -9,11 +9,18 @@ windows, and the coverage of each central interval when bands are given.
 MASE's scale is GluonTS's: the seasonal error of the whole history before
 the origin (missing pairs left out; season 1 when the history is not
 longer than the season).
+
+A metric that is undefined is None, never NaN, with the reason beside it
+in `<metric>_undefined` (MASE when every window's history is constant or
+has no observed pair a season apart: no seasonal error to scale by; any
+metric when no target value of the windows is observed), so a report is
+strict JSON (`json.dump(..., allow_nan=False)`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -39,9 +46,10 @@ def origins(lengths: Sequence[int], horizon: int, windows: int,
               for i, length in enumerate(lengths) for k in range(windows)]
   for i, origin in requests:
     if origin < min_history:
-      name = names[i] if names is not None else i
+      name = str(names[i]) if names is not None else f'series {i}'
       raise errors.DataError(
-          f'Series {name} is too short for {windows} backtest windows of '
+          f'{name[:1].upper() + name[1:]} is too short for {windows} '
+          f'backtest windows of '
           f'{horizon} steps ({lengths[i]} rows; needs at least '
           f'{min_history + horizon * windows}).')
   return requests
@@ -101,8 +109,29 @@ class Windows:
         levels=levels, season=self.season,
         scale=scale.astype(np.float32))
     values = metrics_lib.evaluate_batch(metrics, batch)
-    return {k: v for k, v in values.items()
-            if k in POINT or k.startswith('coverage_')}
+    wanted = list(POINT) + [k for k in values if k.startswith('coverage_')]
+    out = {}
+    for name in wanted:
+      value = values.get(name)
+      if value is not None and math.isfinite(value):
+        out[name] = float(value)
+      else:
+        out[name] = None
+        out[f'{name}_undefined'] = self._undefined(name, observed)
+    return out
+
+  def _undefined(self, name: str, observed: np.ndarray) -> str:
+    """Why metric `name` has no value on these windows."""
+    if not observed.any():
+      return 'no target value of the backtest windows is observed'
+    if name == 'mase':
+      scale = self.scale()
+      if np.nanmax(np.where(np.isnan(scale), -1.0, scale)) == 0.0:
+        return ('constant history: no seasonal error (every window\'s '
+                'history is constant, so MASE would divide by zero)')
+      return ('no seasonal error: no window\'s history has an observed pair '
+              f'{self.season} steps apart, or all are constant')
+    return 'not defined on these windows'
 
 
 def _central(bands: Dict[float, np.ndarray]) -> Tuple[float, ...]:

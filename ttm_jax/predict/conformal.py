@@ -4,7 +4,8 @@ weights): the forecasts of the last calibration windows before the origin
 give |truth - forecast| per horizon step and target; the interval of level
 q < 0.5 is forecast - t(alpha = 2q), of q > 0.5 forecast + t(alpha =
 2(1 - q)), with t(alpha) the ceil((n + 1)(1 - alpha))-th smallest of the n
-scores (infinite when that rank exceeds n); q = 0.5 is the forecast."""
+scores (infinite when that rank exceeds n, so a level needs enough
+calibration windows: `windows_needed`); q = 0.5 is the forecast."""
 
 from __future__ import annotations
 
@@ -14,12 +15,35 @@ import numpy as np
 
 
 def check_levels(levels: Sequence[float]) -> list:
-  out = sorted(float(q) for q in levels)
-  bad = [q for q in out if not 0.0 < q < 1.0]
-  if bad:
+  """Sorted plain floats of unique levels in (0, 1); anything else (a
+  scalar, a string, a duplicate) is a ConfigError naming `quantiles`."""
+  from ttm_jax import checks  # pylint: disable=g-import-not-at-top
+  complaint = checks.levels()(levels)
+  if complaint:
     from ttm_jax import errors  # pylint: disable=g-import-not-at-top
-    raise errors.ConfigError(f'quantiles {bad} must be in (0, 1).')
-  return out
+    raise errors.ConfigError(
+        f'quantiles={checks.show(levels)}: {complaint}.')
+  return sorted(float(q) for q in levels)
+
+
+def _alpha(level: float) -> float:
+  return 2 * level if level < 0.5 else 2 * (1 - level)
+
+
+def windows_needed(levels: Sequence[float]) -> int:
+  """The fewest calibration scores that give every level a finite bound:
+  the smallest n with ceil((n + 1)(1 - alpha)) <= n (about 1/alpha - 1;
+  0 for the median alone)."""
+  needed = 0
+  for q in levels:
+    if abs(q - 0.5) < 1e-9:
+      continue
+    alpha = _alpha(q)
+    n = max(1, int((1 - alpha) / alpha) - 2)
+    while np.ceil((n + 1) * (1.0 - alpha)) > n:
+      n += 1
+    needed = max(needed, n)
+  return needed
 
 
 def thresholds(scores: np.ndarray, alpha: float) -> np.ndarray:

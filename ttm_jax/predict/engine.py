@@ -1,8 +1,8 @@
 """A TTM ready to forecast arbitrary histories: checkpoint selection
 ('auto' among local folders, then the hub if allowed), context windows
 (padded with a mask when short), horizons longer than the model's by
-rolling its forecasts back in, and batching through the engine's inference
-function."""
+rolling its forecasts back in, float64 standardisation of each context, and
+batching through the engine's inference function."""
 
 from __future__ import annotations
 
@@ -87,7 +87,6 @@ class Forecaster:
     self.model, self.config = model, model.config
     self.source = checkpoint
     self.predict = steps.make_predict_fn(model, sharding.make_mesh())
-    self._warned_short = False
 
   @property
   def context_length(self) -> int:
@@ -115,25 +114,49 @@ class Forecaster:
     return bool(self.config.exogenous_channel_indices) or (
         self.config.needs_fixed_channels)
 
-  def window(self, values: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """The model's context from the end of `values` [t, c]: the last L
-    rows, or padded in front with mask 0 (said once)."""
+  def window(self, values: np.ndarray) -> np.ndarray:
+    """The model's context [L, c] float64 from the end of `values` [t, c]:
+    the last L rows, a shorter history padded in front with NaN (missing,
+    so masked), however short."""
     length = self.context_length
-    past = values[-length:]
+    past = np.asarray(values[-length:], np.float64)
     if len(past) < length:
-      if len(past) < self.config.patch_length:
-        raise errors.DataError(
-            f'{len(past)} rows of history are fewer than one patch '
-            f'({self.config.patch_length} steps) of this model.')
-      if not self._warned_short:
-        _LOG.warning('History of %d rows is shorter than the model\'s '
-                     'context (%d): padded in front, the padding masked.',
-                     len(past), length)
-        self._warned_short = True
-      pad = np.zeros((length - len(past), values.shape[1]))
-      past = np.concatenate([np.full_like(pad, np.nan), past])
-    observed = ~np.isnan(past)
-    return np.where(observed, past, 0.0).astype(np.float32), observed
+      pad = np.full((length - len(past), past.shape[1]), np.nan)
+      past = np.concatenate([pad, past])
+    return past
+
+  def standardize(self, pasts: np.ndarray):
+    """(inputs [n, L, c] float32 with NaN as 0, observed mask [n, L, c],
+    loc [n, 1, c], scale [n, 1, c]) from contexts [n, L, c] float64.
+
+    Each context is standardised per channel in float64 over its observed
+    values (the std scaler's statistics; the mean scaler's scale only; none
+    for a model without a scaler) before the cast to float32, so a series
+    with a large offset or a tiny scale reaches the model as well
+    conditioned as any other; `forecast * scale + loc` undoes it. Missing
+    and padded steps are 0 there (the context's mean), masked. A
+    constant channel gets scale 1, a channel with no observed value loc 0
+    and scale 1."""
+    observed = ~np.isnan(pasts)
+    count = observed.sum(axis=1, keepdims=True)
+    filled = np.where(observed, pasts, 0.0)
+    loc = np.zeros(count.shape)
+    scale = np.ones(count.shape)
+    kind = self.config.scaler_type
+    with np.errstate(invalid='ignore', divide='ignore'):
+      if kind == 'std':
+        loc = filled.sum(axis=1, keepdims=True) / np.maximum(count, 1)
+        spread = np.sqrt((np.where(observed, pasts - loc, 0.0)**2).sum(
+            axis=1, keepdims=True) / np.maximum(count, 1))
+        scale = np.where(spread > 0, spread, 1.0)
+      elif kind == 'mean':
+        size = np.abs(filled).sum(axis=1, keepdims=True) / np.maximum(count, 1)
+        scale = np.where(size > 0, size, 1.0)
+    # Missing and padded steps are zero (masked) in standardised units, as
+    # the reference's pipeline pads its scaled data: a raw zero would be
+    # -loc/scale, a step of 1e9 for a series at 1e9.
+    inputs = np.where(observed, (filled - loc) / scale, 0.0)
+    return inputs.astype(np.float32), observed, loc, scale
 
   @property
   def quantile_levels(self) -> Tuple[float, ...]:
