@@ -20,7 +20,6 @@ evaluation benchmarks are refused.
 
 import time
 
-from absl import app
 from absl import flags
 
 from experiments import common
@@ -83,4 +82,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  common.run(main)
