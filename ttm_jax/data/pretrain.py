@@ -62,10 +62,14 @@ def _parse_values(text: str, path: str, number: int,
   missing) once they are known to be numbers; DataError naming the file,
   line, series and position of a value that is not a finite number."""
   if _NUMERIC.fullmatch(text):
-    with warnings.catch_warnings():
+    with warnings.catch_warnings():  # NumPy warns or raises by version.
       warnings.simplefilter('ignore', DeprecationWarning)
-      values = np.fromstring(text.replace('?', 'nan'), sep=',')  # pylint: disable=deprecated-method
-    if len(values) == text.count(',') + 1 and not np.isinf(values).any():
+      try:
+        values = np.fromstring(text.replace('?', 'nan'), sep=',')  # pylint: disable=deprecated-method
+      except ValueError:
+        values = None
+    if values is not None and len(values) == text.count(',') + 1 and (
+        not np.isinf(values).any()):
       return values
   raise _bad_value(text, path, number, series)
 
