@@ -112,6 +112,19 @@ def each(check: Check) -> Check:
   return run
 
 
+def values_of(check: Check) -> Check:
+  """A mapping whose every value passes `check`."""
+  def run(mapping):
+    if not hasattr(mapping, 'items'):
+      return 'must be a mapping'
+    for key, value in mapping.items():
+      complaint = check(value)
+      if complaint:
+        return f'[{key!r}] {complaint}'
+    return None
+  return run
+
+
 # ------------------------------------------------ values written as text
 # Command-line values (`file.py:key=value`, corpus source options, flags)
 # arrive as text: a check of the text, then `from_text` converts it.
