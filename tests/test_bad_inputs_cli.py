@@ -37,7 +37,7 @@ QUICK_SWEEP = ('from configs import demo\n'
                '  return config\n'
                'def get_sweep(arg=None):\n'
                '  return [{"num_steps": 2, "checkpoint_every_steps": 2, '
-               '"eval_every_steps": 2}]\n')
+               '"eval_every_steps": 2, "_name": "p"}]\n')
 
 
 def _tsf(path, header, data):
@@ -369,7 +369,7 @@ def test_stage_killed_between_results_and_export_runs_again(files, tmp_path):
   workdir = tmp_path / 'sweep'
   rc, out, err = _run(_sweep_args(files, workdir))
   assert rc == 0, (out + err)[-3000:]
-  point = workdir / 'base'
+  point = workdir / 'p'
   stage = point / 'run'
   assert (stage / 'export' / 'model.safetensors').exists()
   assert not (workdir / 'lock').exists()
@@ -378,7 +378,7 @@ def test_stage_killed_between_results_and_export_runs_again(files, tmp_path):
                   str(point / sweeps.DONE)], check=True)
   rc, out, err = _run(_sweep_args(files, workdir))
   assert rc == 0, (out + err)[-3000:]
-  assert 'resumed: 1: base' in out
+  assert 'resumed: 1: p' in out
   assert (stage / 'export' / 'model.safetensors').exists()
   assert (point / sweeps.DONE).exists()
   assert len((stage / 'runs.jsonl').read_text().splitlines()) == 2
