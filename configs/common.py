@@ -8,6 +8,8 @@ user outside this project: IBM's hub ids and $TTM_DATA_DIR.
 
 import ml_collections as mlc
 
+from ttm_jax import checks
+from ttm_jax import errors
 from ttm_jax import recipes
 from ttm_jax import schema
 
@@ -19,7 +21,9 @@ ETT = recipes.ETT
 
 
 def parse_arg(arg, **defaults):
-  """'a=1,b=x' -> ConfigDict over `defaults` (types follow the defaults)."""
+  """'a=1,b=x' -> ConfigDict over `defaults` (types follow the defaults:
+  booleans are true/false/1/0/yes/no, numbers are checked); ConfigError
+  naming the key otherwise."""
   out = mlc.ConfigDict(defaults)
   if not arg:
     return out
@@ -28,16 +32,14 @@ def parse_arg(arg, **defaults):
       continue
     key, _, value = item.partition('=')
     if key not in defaults:
-      raise ValueError(f'Unknown config argument {key!r}; known: '
-                       f'{sorted(defaults)}')
-    default = defaults[key]
-    if isinstance(default, bool):
-      value = value.lower() in ('1', 'true', 'yes')
-    elif isinstance(default, int):
-      value = int(value)
-    elif isinstance(default, float):
-      value = float(value)
-    out[key] = value
+      raise errors.ConfigError(f'Unknown config argument {key!r}; known: '
+                               f'{sorted(defaults)}')
+    check = checks.text_check(defaults[key])
+    complaint = check(value) if check else None
+    if complaint:
+      raise errors.ConfigError(f'config argument {key}={value!r} '
+                               f'{complaint}.')
+    out[key] = checks.from_text(value, defaults[key])
   return out
 
 
@@ -47,14 +49,15 @@ def quantile_levels(spec: str):
   count, symmetric, 0.5 included, inside (0, 1))."""
   if not spec:
     return None
-  parts = [float(p) for p in spec.split(':')]
-  if len(parts) not in (2, 3):
-    raise ValueError(f'quantiles={spec!r}: expected lo:hi or lo:hi:step '
+  parts = spec.split(':')
+  if len(parts) not in (2, 3) or any(checks.number_text()(p) for p in parts):
+    raise errors.ConfigError(f'quantiles={spec!r}: expected lo:hi or lo:hi:step '
                      '(e.g. 0.1:0.9 for 0.1, 0.2, ..., 0.9).')
+  parts = [float(p) for p in parts]
   low, high, step = parts if len(parts) == 3 else (*parts, 0.1)
   count = int(round((high - low) / step)) + 1
   if count < 1 or abs(low + (count - 1) * step - high) > 1e-9:
-    raise ValueError(f'quantiles={spec!r}: {high} is not {low} plus a '
+    raise errors.ConfigError(f'quantiles={spec!r}: {high} is not {low} plus a '
                      f'whole number of steps of {step}.')
   return tuple(round(low + k * step, 10) for k in range(count))
 

@@ -1,20 +1,26 @@
 """Shared setup of the entry points: multi-process start, logging, and the
 one-line errors.
 
-`main_wrapper(main)` runs an entry point so that a problem with the user's
-input (any `ttm_jax.TTMError`), a full disk or an interrupt ends it with
-one line on stderr and a non-zero status, without a traceback (unless
---verbose).
+`main_wrapper(main)` runs an entry point so that any exception ends it
+with one line on stderr and a non-zero status, without a traceback (unless
+--verbose): a problem with the user's input (any `ttm_jax.TTMError`) its
+own message and status 2; a full disk or an interrupt its own line and
+status 1; any other exception `error: <what> (<type>: <message>)` and
+status 1. `run(main)` is `app.run(main)` whose flag parsing (an unknown,
+missing or malformed flag; a config file that fails to load) ends the same
+way, with status 2.
 """
 
 import errno
 import logging
+import re
 import os
 import sys
 import threading
 import traceback
 import warnings
 
+from absl import app
 from absl import flags
 from absl import logging as absl_logging
 import jax
@@ -116,9 +122,127 @@ def _exit(message: str, status: int) -> None:
   os._exit(status)  # pylint: disable=protected-access
 
 
+def _one_line(text: str, limit: int = 400) -> str:
+  text = ' '.join(str(text).split())
+  return text if len(text) <= limit else text[:limit - 3] + '...'
+
+
+def describe(error: BaseException) -> str:
+  """'<type>: <message>' of a foreign exception, on one line."""
+  message = _one_line(error)
+  if isinstance(error, SyntaxError) and error.lineno:
+    message = _one_line(f'{error.msg} ({error.filename}, line '
+                        f'{error.lineno})')
+  return f'{type(error).__name__}: {message}' if message else (
+      type(error).__name__)
+
+
+def _root_cause(error: BaseException) -> BaseException:
+  """The innermost exception of a chain (the one a library re-wrapped)."""
+  seen = set()
+  while id(error) not in seen:
+    seen.add(id(error))
+    inner = error.__cause__ or error.__context__
+    if inner is None:
+      return error
+    error = inner
+  return error
+
+
+def _config_file_flags():
+  """Names of the flags that load a config file (ml_collections)."""
+  out = []
+  for name, flag in flags.FLAGS._flags().items():  # pylint: disable=protected-access
+    if type(flag.parser).__name__ == 'ConfigFileFlagParser':
+      out.append(name)
+  return out
+
+
+def _flag_argument(argv, name: str) -> str:
+  """The value given to --name in argv ('' if absent)."""
+  for i, arg in enumerate(argv):
+    if arg.startswith(f'--{name}='):
+      return arg.split('=', 1)[1]
+    if arg == f'--{name}' and i + 1 < len(argv):
+      return argv[i + 1]
+  return ''
+
+
+def _config_failure(argv, error: BaseException):
+  """The one-line message of a config file that failed to load, or None
+  when `error` is not one. Only a config file runs code while flags are
+  parsed, so an exception that is not a flag error comes from one; a flag
+  error names its flag."""
+  for name in _config_file_flags():
+    spec = _flag_argument(argv, name)
+    if not spec or (isinstance(error, flags.Error)
+                    and f'flag --{name}=' not in str(error)):
+      continue
+    cause = _root_cause(error)
+    if isinstance(cause, errors.TTMError):
+      return f'--{name} {spec}: {_one_line(cause)}'
+    return (f'--{name} {spec}: the config file could not be loaded '
+            f'({describe(cause)})')
+  return None
+
+
+def _flag_message(argv, error: BaseException) -> str:
+  config = _config_failure(argv, error)
+  if config:
+    return config
+  if isinstance(error, flags.Error):
+    text = _one_line(re.sub(r'^flag ', '', str(error)))
+    required = re.search(r'Flag (--\w+) must have a value other than None',
+                         text)
+    if required:
+      text = f'{required.group(1)} is required'
+    text = re.sub(r'^(--\w+=.*?): invalid literal for int\(\) with base 10.*',
+                  r'\1: must be an integer', text)
+    text = re.sub(r'^(--\w+=.*?): could not convert string to float.*',
+                  r'\1: must be a number', text)
+    return f'{text} (see --helpshort for the flags)'
+  return f'the flags could not be parsed ({describe(error)})'
+
+
+def _unloaded_config(argv):
+  """The message of a config flag whose file could not be read (the
+  library defers that error to the first use of the config), or None."""
+  for name in _config_file_flags():
+    value = flags.FLAGS[name].value
+    error = getattr(value, '_error', None)
+    if type(value).__name__ == '_ErrorConfig' and error is not None:
+      spec = _flag_argument(argv, name)
+      return f'--{name} {spec}: the config file could not be loaded ' \
+          f'({describe(error)})'
+  return None
+
+
+def parse_flags(argv):
+  """absl's flag parsing with every failure in one line (status 2)."""
+  verbose = any(re.fullmatch(r'--verbose(=(true|1|yes))?', a, re.I)
+                for a in argv[1:])
+  try:
+    rest = flags.FLAGS(argv)
+  except Exception as e:  # pylint: disable=broad-except
+    if verbose:
+      raise
+    _exit(_flag_message(argv, e), EXIT_INPUT)
+  problem = _unloaded_config(argv)
+  if problem and not verbose:
+    _exit(problem, EXIT_INPUT)
+  return rest
+
+
+def run(main):
+  """`app.run(main)` with one-line flag errors (see `parse_flags`)."""
+  app.run(main, flags_parser=parse_flags)
+
+
 def main_wrapper(main):
-  """`main(argv)` with input errors, a full disk and interrupts reported in
-  one line (tracebacks only with --verbose)."""
+  """`main(argv)` with any exception reported in one line (tracebacks only
+  with --verbose): input errors (status 2), a full disk and interrupts
+  (their own lines), and any other exception as `error: <what> (<type>:
+  <message>)` (status 1)."""
   def wrapped(argv):
     if not VERBOSE.value:
       _quiet_threads()
@@ -136,9 +260,12 @@ def main_wrapper(main):
       _exit('interrupted; the last checkpoint is kept: rerun the same '
             'command to resume.', EXIT_ENVIRONMENT)
     except Exception as e:  # pylint: disable=broad-except
-      if VERBOSE.value or not _disk_full(e):
+      if VERBOSE.value:
         raise
-      _exit('no space left on device while writing the run; the last '
-            'complete checkpoint is kept. Free space and rerun the same '
-            'command to resume.', EXIT_ENVIRONMENT)
+      if _disk_full(e):
+        _exit('no space left on device while writing the run; the last '
+              'complete checkpoint is kept. Free space and rerun the same '
+              'command to resume.', EXIT_ENVIRONMENT)
+      _exit(f'the command stopped on an unexpected error ({describe(e)}); '
+            'rerun with --verbose for the traceback.', EXIT_ENVIRONMENT)
   return wrapped

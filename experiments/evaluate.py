@@ -5,7 +5,6 @@ r"""Evaluates a checkpoint (IBM's or any exported run) without training.
       [--config.checkpoint=DIR/export] [--config.data_dir=...] [--verbose]
 """
 
-from absl import app
 from absl import flags
 from ml_collections import config_flags
 
@@ -29,4 +28,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  common.run(main)

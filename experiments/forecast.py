@@ -218,4 +218,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  common.run(main)  # One-line flag errors (experiments/common.py).

@@ -19,7 +19,6 @@ import json
 import os
 import time
 
-from absl import app
 from absl import flags
 
 from configs import common as config_common
@@ -132,4 +131,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  common.run(main)

@@ -20,12 +20,12 @@ evaluation benchmarks are refused.
 
 import time
 
-from absl import app
 from absl import flags
 
 from experiments import common
 from ttm_jax import errors
 from ttm_jax.data.corpus import format
+from ttm_jax.data.corpus import sources
 from ttm_jax.data.corpus import writing
 
 _OUT = flags.DEFINE_string('out', None, 'Corpus folder (new).', required=True)
@@ -56,6 +56,10 @@ def parse_drs(text: str):
     except ValueError:
       raise errors.ConfigError(f'--drs {text!r}: expected freq=f1,f2;...; '
                                f'got {item!r}.') from None
+  try:
+    writing.check_drs(out)
+  except errors.ConfigError as e:
+    raise errors.ConfigError(f'--drs {text!r}: {e}') from None
   return out
 
 
@@ -65,9 +69,17 @@ def main(argv):
   if not _SOURCES.value:
     raise errors.ConfigError('Give at least one --source.')
   start = time.time()
+  rule = format.SplitRule(_VALID.value, _TEST.value)
+  try:
+    writing.check_split(rule)
+  except errors.ConfigError as e:
+    raise errors.ConfigError(f'--{e}') from None
+  drs = parse_drs(_DRS.value)
+  for spec in _SOURCES.value:  # Every option checked before any write.
+    kind, options = sources.parse_source(spec)
+    sources.refuse_benchmark(kind, options)
   preparer = writing.Preparer(
-      _OUT.value, format.SplitRule(_VALID.value, _TEST.value),
-      parse_drs(_DRS.value), _CHUNK.value, _MAX_WINDOW.value,
+      _OUT.value, rule, drs, _CHUNK.value, _MAX_WINDOW.value,
       shard_bytes=_SHARD_MB.value << 20)
   for spec in _SOURCES.value:
     preparer.add_spec(spec)
@@ -83,4 +95,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  common.run(main)

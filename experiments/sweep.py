@@ -18,13 +18,14 @@ import concurrent.futures
 import os
 import sys
 
-from absl import app
 from absl import flags
 
 from experiments import common
+from ttm_jax import checks
 from ttm_jax import errors
 from ttm_jax.workbench import sweep_tables
 from ttm_jax.workbench import sweeps
+from ttm_jax.workbench import workdir as workdir_lib
 
 _CONFIG = flags.DEFINE_string('config', None, 'Sweep file[:args].',
                               required=True)
@@ -126,9 +127,18 @@ def _run_slurm(pending, workdir, folder):
             flush=True)
 
 
+def _check_flags() -> None:
+  for flag, check in ((_PARALLEL, checks.integer(1)),
+                      (_TIMEOUT, checks.integer(1))):
+    complaint = check(flag.value)
+    if complaint:
+      raise errors.ConfigError(f'--{flag.name}={flag.value} {complaint}.')
+
+
 @common.main_wrapper
 def main(argv):
   del argv
+  _check_flags()
   path, _, arg = _CONFIG.value.partition(':')
   module = sweeps.load(path)
   points = sweeps.plan(module, arg or None)  # Validates every point first.
@@ -140,7 +150,14 @@ def main(argv):
     if _EXECUTOR.value == 'slurm':
       print(slurm_script(folder, len(points)))
     return
-  os.makedirs(workdir, exist_ok=True)
+  workdir_lib.check_writable(workdir, 'sweep folder')
+  # One sweep per folder, as one run per workdir (the points' own runs
+  # lock their stage folders).
+  with workdir_lib.Lock(workdir, user='sweep'):
+    _run_all(points, workdir, folder, title)
+
+
+def _run_all(points, workdir, folder, title):
   pending = _report(points, workdir)
   # Job processes import this checkout.
   os.environ['PYTHONPATH'] = os.pathsep.join(
@@ -159,4 +176,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  common.run(main)

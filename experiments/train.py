@@ -9,7 +9,6 @@ same command and finds the others; elsewhere add --coordinator=host:port
 --num_processes=N --process_id=i. Bad input ends with one line and status 2.
 """
 
-from absl import app
 from absl import flags
 from ml_collections import config_flags
 
@@ -30,4 +29,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  common.run(main)

@@ -201,3 +201,77 @@ def show(value, limit: int = 60) -> str:
     value = value.item()
   text = repr(value)
   return text if len(text) <= limit else text[:limit - 3] + '...'
+
+
+def values_of(check: Check) -> Check:
+  """A mapping whose every value passes `check`."""
+  def run(mapping):
+    if not hasattr(mapping, 'items'):
+      return 'must be a mapping'
+    for key, value in mapping.items():
+      complaint = check(value)
+      if complaint:
+        return f'[{key!r}] {complaint}'
+    return None
+  return run
+
+
+# ------------------------------------------------ values written as text
+# Command-line values (`file.py:key=value`, corpus source options, flags)
+# arrive as text: a check of the text, then `from_text` converts it.
+BOOLEAN_WORDS = {'true': True, '1': True, 'yes': True,
+                 'false': False, '0': False, 'no': False}
+
+
+def boolean_text() -> Check:
+  """One of true/false/1/0/yes/no (any case)."""
+  return lambda v: None if str(v).strip().lower() in BOOLEAN_WORDS else (
+      'must be one of true/false/1/0/yes/no')
+
+
+def integer_text(low: Optional[int] = None) -> Check:
+  """The text of an integer (>= low when given)."""
+  def check(value):
+    try:
+      number_value = int(str(value).strip())
+    except ValueError:
+      number_value = None
+    if number_value is not None and (low is None or number_value >= low):
+      return None
+    return 'must be an integer' + ('' if low is None else f' >= {low}')
+  return check
+
+
+def number_text() -> Check:
+  """The text of a finite number."""
+  def check(value):
+    try:
+      return None if math.isfinite(float(str(value).strip())) else (
+          'must be a finite number')
+    except ValueError:
+      return 'must be a number'
+  return check
+
+
+def text_check(like) -> Optional[Check]:
+  """The check of text standing for a value of `like`'s type (None for a
+  string, which any text is)."""
+  if isinstance(like, bool):
+    return boolean_text()
+  if isinstance(like, int):
+    return integer_text()
+  if isinstance(like, float):
+    return number_text()
+  return None
+
+
+def from_text(text: str, like):
+  """`text` as a value of `like`'s type; `text_check(like)` passed."""
+  text = str(text).strip() if not isinstance(like, str) else text
+  if isinstance(like, bool):
+    return BOOLEAN_WORDS[text.lower()]
+  if isinstance(like, int):
+    return int(text)
+  if isinstance(like, float):
+    return float(text)
+  return text

@@ -75,7 +75,8 @@ CORPUS = {
                         checks.positive()),
     'seed': Field(0, 'Generator seed (kind synthetic).'),
     'drs_factors': Field({}, 'Diverse resolution sampling: downsampling '
-                         'factors per frequency, e.g. {"h": [24]}.'),
+                         'factors per frequency, e.g. {"h": [24]}.',
+                         checks.values_of(checks.each(checks.integer(2)))),
     'drs_method': Field('mean', "'mean' of blocks or 'decimate'.",
                         checks.one_of('mean', 'decimate')),
 }

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
+import re
+import warnings
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -48,14 +51,48 @@ class TsfFile:
   equal_length: bool
 
 
-def _parse_values(text: str, path: str, number: int) -> np.ndarray:
+# Characters of comma-separated numbers ('?' and nan: missing); anything
+# else (inf, words, undecodable bytes) is located and named first.
+_NUMERIC = re.compile(r'[0-9eE+\-.,?nNaA \t]*')
+
+
+def _parse_values(text: str, path: str, number: int,
+                  series: str = '') -> np.ndarray:
   """A series' comma-separated values, parsed by NumPy's C parser ('?' is
-  missing)."""
-  values = np.fromstring(text.replace('?', 'nan'), sep=',')  # pylint: disable=deprecated-method
-  if len(values) != text.count(',') + 1:
-    raise sources.DataError(f'{path}:{number}: a value is not a number '
-                            f'(in {text[:60]!r}...).')
-  return values
+  missing) once they are known to be numbers; DataError naming the file,
+  line, series and position of a value that is not a finite number."""
+  if _NUMERIC.fullmatch(text):
+    with warnings.catch_warnings():  # NumPy warns or raises by version.
+      warnings.simplefilter('ignore', DeprecationWarning)
+      try:
+        values = np.fromstring(text.replace('?', 'nan'), sep=',')  # pylint: disable=deprecated-method
+      except ValueError:
+        values = None
+    if values is not None and len(values) == text.count(',') + 1 and (
+        not np.isinf(values).any()):
+      return values
+  raise _bad_value(text, path, number, series)
+
+
+def _bad_value(text: str, path: str, number: int,
+               series: str) -> sources.DataError:
+  where = f'{path}:{number}' + (f' (series {series!r})' if series else '')
+  for position, token in enumerate(text.split(','), 1):
+    token = token.strip()
+    if token == '?':
+      continue
+    try:
+      value = float(token)
+    except ValueError:
+      return sources.DataError(
+          f'{where}: value {position} {token[:40]!r} is not a number (write '
+          '? for a missing value).')
+    if math.isinf(value):
+      return sources.DataError(
+          f'{where}: value {position} is {token!r}; values must be finite '
+          '(write ? for a missing value).')
+  return sources.DataError(f'{where}: a value is not a number (in '
+                           f'{text[:60]!r}...).')
 
 
 def iter_tsf(path: str, encoding: str = 'cp1252', header: Optional[Dict[
@@ -84,7 +121,8 @@ def iter_tsf(path: str, encoding: str = 'cp1252', header: Optional[Dict[
         raise sources.DataError(
             f'{path}:{number}: expected {len(names)} attributes and the '
             f'values, got {len(fields)} ":"-separated fields.')
-      values = _parse_values(fields[-1], path, number)
+      values = _parse_values(fields[-1], path, number,
+                             fields[0] if names else '')
       if np.isnan(values).any() and not header.get('missing'):
         _LOG.warning('%s:%d: missing values although @missing is false.',
                      path, number)
@@ -101,6 +139,9 @@ def _header_line(line: str, path: str, number: int, names: List[str],
                             f'before @data, got {line[:40]!r}.')
   parts = line.split()
   key = parts[0].lower()
+  if key in ('@frequency', '@horizon', '@missing', '@equallength') and (
+      len(parts) < 2):
+    raise sources.DataError(f'{path}:{number}: {parts[0]} has no value.')
   if key == '@attribute':
     if len(parts) != 3:
       raise sources.DataError(f'{path}:{number}: bad @attribute line.')
@@ -108,11 +149,16 @@ def _header_line(line: str, path: str, number: int, names: List[str],
   elif key == '@frequency':
     header['frequency'] = parts[1]
   elif key == '@horizon':
+    if not re.fullmatch(r'\d+', parts[1]):
+      raise sources.DataError(f'{path}:{number}: @horizon {parts[1]!r} is '
+                              'not a whole number of steps.')
     header['horizon'] = int(parts[1])
-  elif key == '@missing':
-    header['missing'] = parts[1].lower() == 'true'
-  elif key == '@equallength':
-    header['equal_length'] = parts[1].lower() == 'true'
+  elif key in ('@missing', '@equallength'):
+    if parts[1].lower() not in ('true', 'false'):
+      raise sources.DataError(f'{path}:{number}: {parts[0]} {parts[1]!r}: '
+                              'expected true or false.')
+    header['missing' if key == '@missing' else 'equal_length'] = (
+        parts[1].lower() == 'true')
   elif key == '@data':
     header['freq'] = MONASH_FREQUENCIES.get(header.get('frequency') or '', '')
     return True

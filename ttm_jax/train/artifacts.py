@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, List, Sequence
 
 import jax
 
-from ttm_jax.models import checkpoint
+from ttm_jax.train import snapshots
 from ttm_jax.workbench import plots
 
 Artifact = Callable[[Any], None]  # Called with the tested variables.
@@ -28,7 +28,9 @@ def model_artifacts(config, model, data, workdir: str) -> List[Artifact]:
   """The export and the plot a model's run writes, as its config asks."""
   out = []
   if config.export:
-    out.append(lambda variables: checkpoint.save_pretrained(
+    # Renamed into place when complete: a sweep counts a stage with an
+    # export/ as done.
+    out.append(lambda variables: snapshots.save_pretrained(
         os.path.join(workdir, 'export'), model.config,
         jax.device_get(variables)))
   if config.plot:

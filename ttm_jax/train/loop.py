@@ -324,6 +324,10 @@ def train_and_evaluate(config, workdir: str,
   sys.argv) and the resolved config.
   """
   config = schema.resolve(config)
+  workdir_lib.check_writable(workdir)
+  if config.task != 'zero_shot':  # orbax would wait minutes, then fail.
+    workdir_lib.check_writable(os.path.join(
+        config.checkpoint_dir or workdir, 'checkpoints'), 'checkpoint folder')
   with workdir_lib.Workdir(workdir, config, argv) as folder:
     run = setup(config, folder.path)
     try:

@@ -4,6 +4,7 @@ ended (`experiments/export.py`)."""
 
 import json
 import os
+import shutil
 
 import jax
 import ml_collections
@@ -13,6 +14,9 @@ from ttm_jax import schema
 from ttm_jax.models import checkpoint
 from ttm_jax.models import factory
 from ttm_jax.train import checkpoints as checkpoints_lib
+from ttm_jax.workbench import workdir as workdir_lib
+
+CHECKPOINT_FILES = (checkpoint.CONFIG_NAME, checkpoint.SAFETENSORS_NAME)
 
 
 def run_config(workdir: str):
@@ -53,12 +57,48 @@ def _step(ckpts, which: str) -> int:
   return step
 
 
-def export_run(workdir: str, which: str, out: str) -> int:
-  """Writes the checkpoint `which` of the run in `workdir` to `out`;
-  returns its step."""
+def save_pretrained(out: str, config, variables) -> None:
+  """`checkpoint.save_pretrained` into a temporary folder beside `out`,
+  renamed into place when complete: `out` is either the previous folder or
+  the new one, never half written."""
+  out = os.path.abspath(out)
+  tmp = f'{out}.tmp-{os.getpid()}'
+  shutil.rmtree(tmp, ignore_errors=True)
+  try:
+    checkpoint.save_pretrained(tmp, config, variables)
+    if os.path.isdir(out):
+      old = f'{out}.old-{os.getpid()}'
+      os.rename(out, old)
+      os.rename(tmp, out)
+      shutil.rmtree(old, ignore_errors=True)
+    else:
+      os.rename(tmp, out)
+  finally:
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def check_out(out: str, overwrite: bool) -> None:
+  """ConfigError/WorkdirError before any work when `out` cannot take an
+  export: not writable, or holding another checkpoint (unless
+  `overwrite`)."""
+  workdir_lib.check_writable(out, '--out')
+  held = [n for n in CHECKPOINT_FILES if os.path.exists(os.path.join(out, n))]
+  if held and not overwrite:
+    raise errors.ConfigError(
+        f'--out {os.path.abspath(out)} already holds a checkpoint '
+        f'({", ".join(held)}): choose another folder, or pass --overwrite '
+        'to replace it.')
+
+
+def export_run(workdir: str, which: str, out: str,
+               overwrite: bool = False) -> int:
+  """Writes the checkpoint `which` of the run in `workdir` to `out` (a new
+  folder, or one holding a checkpoint with `overwrite`); returns its
+  step."""
   if which not in ('best', 'latest') and not which.isdigit():
     raise errors.ConfigError(f"which={which!r}: expected 'best', 'latest' "
                              'or a step number.')
+  check_out(out, overwrite)
   config = run_config(workdir)
   model = factory.create_model(config)
   ckpts = checkpoints_lib.Checkpoints(config.checkpoint_dir or workdir,
@@ -68,5 +108,5 @@ def export_run(workdir: str, which: str, out: str) -> int:
     variables = _variables(ckpts.restore_state(step))
   finally:
     ckpts.close()
-  checkpoint.save_pretrained(out, model.config, jax.device_get(variables))
+  save_pretrained(out, model.config, jax.device_get(variables))
   return step

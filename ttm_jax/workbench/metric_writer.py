@@ -20,9 +20,11 @@ class MetricWriter:
   Metrics of the same step (training, validation, test) are merged into
   that step's line, written once the run moves past the step, at `flush`
   (before a checkpoint) or at `close`; metrics of a step whose line is
-  already written are merged into that line (rewritten in place), so each
-  step has one line. A non-finite value is never written: it raises
-  `errors.TrainingDiverged`.
+  already written are merged into that line, so each step has one line,
+  also across a resume (the file's last line is read back). The merged
+  line replaces the old one in a copy renamed over the file: a kill never
+  leaves a step without its line. A non-finite value is never written: it
+  raises `errors.TrainingDiverged`.
   """
 
   def __init__(self, workdir: str, tensorboard: bool = True):
@@ -32,12 +34,29 @@ class MetricWriter:
     self.written: Optional[Dict[str, Any]] = None  # The last line's.
     self.offset = 0  # Where the last line starts.
     self.tb = None
+    if self.enabled:
+      self._read_last_line()
     if self.enabled and tensorboard:
       try:
         from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
         self.tb = SummaryWriter(os.path.join(workdir, 'tensorboard'))
       except ImportError:
         self.tb = None
+
+  def _read_last_line(self) -> None:
+    """A resumed run merges into the line its predecessor wrote last."""
+    try:
+      with open(self.path, 'rb') as f:
+        data = f.read()
+    except FileNotFoundError:
+      return
+    start = data.rfind(b'\n', 0, len(data) - 1) + 1
+    try:
+      last = json.loads(data[start:])
+    except ValueError:  # Empty, or a line cut by a kill: drop_after moves it.
+      return
+    if isinstance(last, dict) and 'step' in last:
+      self.written, self.offset = last, start
 
   def write(self, step: int, metrics: Dict[str, Any]) -> None:
     values = divergence.check_finite(step, metrics)
@@ -58,11 +77,18 @@ class MetricWriter:
   def flush(self) -> None:
     """Writes the pending step's line (replacing that step's last line)."""
     if self.pending is not None and self.enabled:
-      with open(self.path, 'a') as f:
-        if self.written and self.written['step'] == self.pending['step']:
-          f.truncate(self.offset)
-        self.offset = f.seek(0, os.SEEK_END)
-        f.write(json.dumps(self.pending) + '\n')
+      line = (json.dumps(self.pending) + '\n').encode()
+      if self.written and self.written['step'] == self.pending['step']:
+        with open(self.path, 'rb') as f:
+          head = f.read(self.offset)
+        tmp = self.path + '.tmp'
+        with open(tmp, 'wb') as f:
+          f.write(head + line)
+        os.replace(tmp, self.path)
+      else:
+        with open(self.path, 'ab') as f:
+          self.offset = f.seek(0, os.SEEK_END)
+          f.write(line)
       self.written = self.pending
     self.pending = None
 
@@ -88,6 +114,8 @@ class MetricWriter:
     with open(tmp, 'w') as f:
       f.writelines(keep)
     os.replace(tmp, self.path)
+    self.written = None
+    self._read_last_line()
 
   def close(self) -> None:
     self.flush()

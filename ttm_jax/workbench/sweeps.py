@@ -91,10 +91,32 @@ def load(path: str):
     spec.loader.exec_module(module)
   except FileNotFoundError:
     raise errors.ConfigError(f'Sweep file {path} does not exist.') from None
+  except errors.TTMError as e:
+    raise errors.ConfigError(f'Sweep file {path}: {e}') from None
+  except Exception as e:  # pylint: disable=broad-except
+    raise errors.ConfigError(
+        f'Sweep file {path} could not be loaded ({_describe(e)}).') from e
   for name in ('get_config', 'get_sweep'):
     if not hasattr(module, name):
       raise errors.ConfigError(f'{path} has no {name}(arg).')
   return module
+
+
+def _describe(error: BaseException) -> str:
+  if isinstance(error, SyntaxError) and error.lineno:
+    return f'SyntaxError: {error.msg} (line {error.lineno})'
+  return f'{type(error).__name__}: {" ".join(str(error).split())[:300]}'
+
+
+def _call(module, name: str, arg):
+  """`module.name(arg)`, a failure named by the sweep file."""
+  try:
+    return getattr(module, name)(arg)
+  except errors.TTMError as e:
+    raise type(e)(f'{module.__file__}: {e}') from None
+  except Exception as e:  # pylint: disable=broad-except
+    raise errors.ConfigError(f'{module.__file__}: {name}({arg!r}) failed '
+                             f'({_describe(e)}).') from e
 
 
 def _set(config: Dict[str, Any], dotted: str, value, where: str) -> None:
@@ -158,9 +180,9 @@ def _resolve(base, overrides: Dict[str, Any], where: str) -> Dict[str, Any]:
 
 def plan(module, arg: Optional[str] = None) -> List[Point]:
   """The sweep's points, every stage's config resolved and validated."""
-  base = module.get_config(arg)
+  base = _call(module, 'get_config', arg)
   points, names = [], {}
-  for raw in module.get_sweep(arg):
+  for raw in _call(module, 'get_sweep', arg):
     swept = {k: v for k, v in raw.items() if k != 'stages'}
     name = raw.get('_name') or point_name(swept)
     own = {k: v for k, v in swept.items() if k not in META}
@@ -220,15 +242,24 @@ def status(point_dir: str) -> str:
   return 'partial' if os.path.isdir(point_dir) else 'new'
 
 
+def stage_outputs(config: Dict[str, Any]) -> List[str]:
+  """What a finished stage holds: results.json, and export/ (complete: it
+  is renamed into place) when its config exports."""
+  return ['results.json'] + (['export'] if config.get('export') else [])
+
+
 def _stage_done(stage_dir: str, config: Dict[str, Any]) -> bool:
-  """A stage finished with this config (results.json after config.json)."""
+  """A stage finished with this config: config.json records it, and every
+  output exists (a stage killed between results.json and export/ runs
+  again: it resumes from its last checkpoint)."""
   try:
     with open(os.path.join(stage_dir, 'config.json')) as f:
       recorded = json.load(f)
   except (OSError, ValueError):
     return False
-  return recorded == json.loads(json.dumps(config)) and os.path.exists(
-      os.path.join(stage_dir, 'results.json'))
+  return recorded == json.loads(json.dumps(config)) and all(
+      os.path.exists(os.path.join(stage_dir, name))
+      for name in stage_outputs(config))
 
 
 def run_point(point_dir: str, stages: List[Dict[str, Any]]) -> Dict[str, Any]:

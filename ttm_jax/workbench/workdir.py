@@ -22,6 +22,7 @@ import json
 import os
 import socket
 import sys
+import tempfile
 from typing import Any, Dict, List, Optional, Sequence
 
 import jax
@@ -72,6 +73,101 @@ def _jsonable(value):
   return json.loads(json.dumps(value, default=list))
 
 
+def check_writable(path: str, what: str = 'workdir') -> None:
+  """WorkdirError naming `path` when it cannot be written: a file where a
+  folder should be, or a folder (its nearest existing one) where a file
+  cannot be created (read-only, no permission). Creates nothing; a remote
+  path (gs://...) is left to its library."""
+  if '://' in path:
+    return
+  path = os.path.abspath(path)
+  if os.path.exists(path) and not os.path.isdir(path):
+    raise errors.WorkdirError(f'{what} {path} is a file, not a folder.')
+  existing = path
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  if not os.path.isdir(existing):
+    raise errors.WorkdirError(f'{what} {path}: {existing} is a file, not a '
+                              'folder.')
+  try:  # A probe: os.access misleads for root and read-only mounts.
+    fd, probe = tempfile.mkstemp(prefix='.write-probe-', dir=existing)
+    os.close(fd)
+    os.remove(probe)
+  except OSError as e:
+    raise errors.WorkdirError(
+        f'{what} {path}: cannot write in {existing} ({e.strerror or e}); '
+        'choose a writable folder.') from None
+
+
+class Lock:
+  """`path/lock`, held by one process (host, pid): a second one gets a
+  WorkdirError naming the holder; a dead holder's lock (same host, no such
+  process) is taken over. A run's workdir and a sweep's folder take it."""
+
+  def __init__(self, path: str, argv: Optional[Sequence[str]] = None,
+               user: str = 'run'):
+    self.path = os.path.abspath(path)
+    self.argv = list(sys.argv if argv is None else argv)
+    self.user = user
+    self.held = False
+
+  def file(self) -> str:
+    return os.path.join(self.path, LOCK)
+
+  def holder(self) -> Dict[str, Any]:
+    try:
+      with open(self.file()) as f:
+        return json.load(f)
+    except (OSError, ValueError):
+      return {}
+
+  def acquire(self) -> None:
+    """Takes the folder, or raises WorkdirError naming the holder."""
+    os.makedirs(self.path, exist_ok=True)
+    me = dict(host=socket.gethostname(), pid=os.getpid(), started=_now(),
+              argv=self.argv)
+    for _ in range(2):
+      try:
+        fd = os.open(self.file(), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+      except FileExistsError:
+        holder = self.holder()
+        if holder.get('host') == me['host'] and holder.get('pid') and (
+            not _alive(int(holder['pid']))):
+          print(f'Taking over the lock of a dead {self.user} (pid '
+                f'{holder["pid"]}, started {holder.get("started")}).',
+                flush=True)
+          os.remove(self.file())
+          continue
+        raise errors.WorkdirError(
+            f'{self.path} is in use by another {self.user}: pid '
+            f'{holder.get("pid", "?")} on host {holder.get("host", "?")}, '
+            f'started {holder.get("started", "?")} '
+            f'({" ".join(holder.get("argv", []))[:120]}). Wait for it, use '
+            f'another {"workdir" if self.user == "run" else "folder"}, or '
+            f'delete {self.file()} if that '
+            f'{self.user} is dead.') from None
+      with os.fdopen(fd, 'w') as f:
+        json.dump(me, f)
+      self.held = True
+      return
+
+  def release(self) -> None:
+    if self.held:
+      try:
+        os.remove(self.file())
+      except FileNotFoundError:
+        pass
+      self.held = False
+
+  def __enter__(self) -> 'Lock':
+    self.acquire()
+    return self
+
+  def __exit__(self, *exc):
+    self.release()
+    return False
+
+
 class Workdir:
   """The workdir of one run (`with Workdir(path, config) as w:`).
 
@@ -83,54 +179,18 @@ class Workdir:
     self.config = _jsonable(config.to_dict())
     self.argv = list(sys.argv if argv is None else argv)
     self.writer = jax.process_index() == 0
-    self._locked = False
+    self._lock = Lock(self.path, self.argv)
 
   def file(self, name: str) -> str:
     return os.path.join(self.path, name)
 
   # ------------------------------------------------------------- locking
-  def _holder(self) -> Dict[str, Any]:
-    try:
-      with open(self.file(LOCK)) as f:
-        return json.load(f)
-    except (OSError, ValueError):
-      return {}
-
   def lock(self) -> None:
     """Takes the workdir, or raises WorkdirError naming the holder."""
-    os.makedirs(self.path, exist_ok=True)
-    me = dict(host=socket.gethostname(), pid=os.getpid(), started=_now(),
-              argv=self.argv)
-    for _ in range(2):
-      try:
-        fd = os.open(self.file(LOCK), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-      except FileExistsError:
-        holder = self._holder()
-        if holder.get('host') == me['host'] and holder.get('pid') and (
-            not _alive(int(holder['pid']))):
-          print(f'Taking over the lock of a dead run (pid {holder["pid"]}, '
-                f'started {holder.get("started")}).', flush=True)
-          os.remove(self.file(LOCK))
-          continue
-        raise errors.WorkdirError(
-            f'{self.path} is in use by another run: pid '
-            f'{holder.get("pid", "?")} on host {holder.get("host", "?")}, '
-            f'started {holder.get("started", "?")} '
-            f'({" ".join(holder.get("argv", []))[:120]}). Wait for it, use '
-            'another workdir, or delete '
-            f'{self.file(LOCK)} if that run is dead.') from None
-      with os.fdopen(fd, 'w') as f:
-        json.dump(me, f)
-      self._locked = True
-      return
+    self._lock.acquire()
 
   def unlock(self) -> None:
-    if self._locked:
-      try:
-        os.remove(self.file(LOCK))
-      except FileNotFoundError:
-        pass
-      self._locked = False
+    self._lock.release()
 
   # ------------------------------------------------------------ records
   def previous_config(self) -> Optional[Dict[str, Any]]:
@@ -192,6 +252,7 @@ class Workdir:
 
   # ------------------------------------------------------------ context
   def __enter__(self) -> 'Workdir':
+    check_writable(self.path)
     os.makedirs(self.path, exist_ok=True)
     if self.writer:
       self.lock()

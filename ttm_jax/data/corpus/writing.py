@@ -7,10 +7,12 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ttm_jax import checks
 from ttm_jax import errors
 from ttm_jax.data import windows
 from ttm_jax.data.corpus import format
@@ -99,9 +101,42 @@ def _train_scale(train: np.ndarray) -> Tuple[float, float]:
   return mean, std
 
 
+def check_split(rule: format.SplitRule) -> None:
+  """ConfigError unless each fraction is in [0, 1) and they sum below 1
+  (the train split keeps some rows)."""
+  for name in ('valid_fraction', 'test_fraction'):
+    value = getattr(rule, name)
+    complaint = checks.number(0.0, 1.0)(value)
+    if complaint:
+      raise errors.ConfigError(f'{name}={value!r} {complaint}.')
+  total = rule.valid_fraction + rule.test_fraction
+  if total >= 1:
+    raise errors.ConfigError(
+        f'valid_fraction={rule.valid_fraction} + test_fraction='
+        f'{rule.test_fraction} = {total:g} leaves no training rows: the two '
+        'must sum below 1.')
+
+
+def check_drs(drs: Dict[str, Sequence[int]]) -> None:
+  """ConfigError unless every DRS factor is an integer >= 2 of a known
+  frequency."""
+  for freq, factors in drs.items():
+    for factor in factors:
+      complaint = checks.integer(2)(factor)
+      if complaint:
+        raise errors.ConfigError(
+            f'DRS factor {factor!r} of {freq!r} {complaint} (a factor of 1 '
+            'copies the series; below 1 there is nothing to average).')
+      try:
+        windows.frequency_multiple(freq, int(factor))
+      except Exception as e:  # pylint: disable=broad-except
+        raise errors.ConfigError(f'DRS frequency {freq!r}: {e}') from None
+
+
 class Preparer:
   """Converts sources into a corpus folder, one series in memory at a
-  time."""
+  time. Everything is written to a staging folder beside `out` and moved
+  into `out` by `close`; a failure (`abort`) leaves `out` as it was."""
 
   def __init__(self, out: str, rule: format.SplitRule = format.SplitRule(),
                drs: Optional[Dict[str, Sequence[int]]] = None,
@@ -110,10 +145,18 @@ class Preparer:
     if chunk_length < 2 * max_window:
       raise errors.ConfigError('chunk_length must be at least twice '
                                'max_window.')
+    check_split(rule)
+    check_drs(dict(drs or {}))
+    from ttm_jax.workbench import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+    workdir_lib.check_writable(out, 'corpus folder')
     if os.path.exists(os.path.join(out, format.MANIFEST)):
       raise errors.DataError(f'{out} already holds a corpus '
                              f'({format.MANIFEST}); choose an empty folder.')
-    os.makedirs(out, exist_ok=True)
+    self.final = os.path.abspath(out)
+    out = os.path.join(os.path.dirname(self.final),
+                       f'.{os.path.basename(self.final)}.partial-{os.getpid()}')
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
     self.out, self.rule, self.drs = out, rule, dict(drs or {})
     self.chunk_length, self.max_window = chunk_length, max_window
     self.min_length, self.shard_bytes = min_length, shard_bytes
@@ -131,9 +174,22 @@ class Preparer:
     return self.sources[name]
 
   def add_spec(self, spec: str) -> None:
-    """Writes every series of a source spec (see `sources.read`)."""
-    for name, series in sources.read(spec):
-      self.add(name, spec, series)
+    """Writes every series of a source spec (see `sources.read`); on a
+    failure nothing stays written (`abort`)."""
+    try:
+      for name, series in sources.read(spec):
+        self.add(name, spec, series)
+    except BaseException:
+      self.abort()
+      raise
+
+  def abort(self) -> None:
+    """Removes the staging folder: `out` stays as it was."""
+    for state in self.sources.values():
+      if state.writer._writer is not None:  # pylint: disable=protected-access
+        state.writer._writer.close()  # pylint: disable=protected-access
+        state.writer._writer = None  # pylint: disable=protected-access
+    shutil.rmtree(self.out, ignore_errors=True)
 
   def add(self, name: str, spec: str, series: sources.Series,
           drs_of: Optional[str] = None) -> None:
@@ -196,4 +252,20 @@ class Preparer:
         sources=entries)
     with open(os.path.join(self.out, format.MANIFEST), 'w') as f:
       json.dump(manifest, f, indent=2)
+    self._move_into_place()
     return manifest
+
+  def _move_into_place(self) -> None:
+    """Moves the staged corpus into `final`, the manifest last (a folder
+    with a manifest is complete)."""
+    os.makedirs(self.final, exist_ok=True)
+    names = sorted(os.listdir(self.out), key=lambda n: n == format.MANIFEST)
+    taken = [n for n in names if os.path.exists(os.path.join(self.final, n))]
+    if taken:
+      self.abort()
+      raise errors.DataError(f'{self.final} already holds {taken}: choose an '
+                             'empty folder.')
+    for name in names:
+      os.rename(os.path.join(self.out, name), os.path.join(self.final, name))
+    os.rmdir(self.out)
+    self.out = self.final
