@@ -18,7 +18,6 @@ GIFT-Eval W/all_results.csv and W/config.json.
 
 import os
 
-from absl import app
 from absl import flags
 
 from experiments import common
@@ -76,4 +75,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  common.run(main)

@@ -19,7 +19,6 @@ import json
 import os
 import time
 
-from absl import app
 from absl import flags
 
 from experiments import common
