@@ -15,7 +15,7 @@ name `tsfm_public`, which would shadow the installed granite-tsfm.
 It writes
   * tests/fixtures/r3_multi_quantile.npz: the quantile head alone and a
     whole model with it (`quantile_fixture`, unchanged from the earlier
-    make_r3_quantile_fixture.py);
+    make_r3_fixtures.py);
   * tests/fixtures/r3_options.npz: for each case of CASES, a small r3 model
     with random weights (torch's initialisation, then every parameter
     jittered so norms and biases are not at their identity values): its

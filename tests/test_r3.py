@@ -13,15 +13,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ttm_jax import errors
 from ttm_jax.models import checkpoint
 from ttm_jax.models import config as config_lib
-from ttm_jax.models import decomposed
 from ttm_jax.models import ttm
 
 FIXTURE = os.path.join(os.path.dirname(__file__), 'fixtures',
                        'r3_options.npz')
 TTMConfig = config_lib.TTMConfig
+
+
+# Gradients that are zero analytically: the instance norm after the
+# quantile head's temporal convolution removes any shift its bias makes.
+ZERO_GRADIENTS = ('multi_quantile_head_block.dw.bias',)
 
 
 def _cases():
@@ -59,15 +62,25 @@ def _ours(value, field):
 
 
 @pytest.mark.parametrize('name', _cases())
-def test_outputs_and_loss_match_r3(name):
-  config, case, state, _ = _load(name)
+def test_outputs_loss_and_gradients_match_r3(name):
+  """One jitted value-and-grad call (dropout is 0 in every case, so its
+  outputs are the eval outputs)."""
+  config, case, state, ref_grads = _load(name)
   variables, _ = checkpoint.convert_state_dict(state, config, strict=True)
-  out = jax.jit(lambda v, i: ttm.build_module(config).apply(v, **i))(
-      variables, _inputs(case))
-  names = [f for f in out.__dataclass_fields__]
+  params = variables['params']
+  rest = {k: v for k, v in variables.items() if k != 'params'}
+  module = ttm.build_module(config)
+  inputs = _inputs(case)
+
+  def loss_fn(p):
+    out = module.apply({'params': p, **rest}, **inputs, deterministic=False)
+    return out.loss, out
+
+  (loss, out), grads = jax.jit(jax.value_and_grad(loss_fn, has_aux=True))(
+      params)
   expected = {k[len('out/'):]: v for k, v in case.items()
               if k.startswith('out/')}
-  for field in names:
+  for field in out.__dataclass_fields__:
     ours = getattr(out, field)
     if field not in expected:
       assert ours is None, f'{field}: the reference returns None'
@@ -77,33 +90,22 @@ def test_outputs_and_loss_match_r3(name):
     assert ours.shape == expected[field].shape, field
     diff = np.max(np.abs(ours - expected[field]))
     assert diff <= 1e-5, f'{field}: max abs diff {diff}'
+  np.testing.assert_allclose(float(loss), float(case['out/loss']),
+                             rtol=1e-5, atol=1e-6)
+  ours = checkpoint.to_state_dict({'params': grads})
+  assert set(ours) == set(ref_grads)
+  largest = max(np.max(np.abs(g)) for g in ref_grads.values())
+  floor = 1e-4 * largest
+  for key, ref_grad in ref_grads.items():
+    if key.endswith(ZERO_GRADIENTS):  # Rounding noise in both.
+      assert np.max(np.abs(ours[key])) <= 1e-6 * largest, key
+      assert np.max(np.abs(ref_grad)) <= 1e-6 * largest, key
+      continue
+    scale = max(np.max(np.abs(ref_grad)), floor)
+    error = np.max(np.abs(ours[key] - ref_grad)) / scale
+    assert error <= 1e-4, f'{key}: relative gradient error {error}'
   # Our export is what the branch loads (the fixture script loads it
   # strictly there): the same keys and shapes.
   exported = checkpoint.to_state_dict(variables)
   assert {k: v.shape for k, v in exported.items()} == {
       k: v.shape for k, v in state.items()}
-
-
-@pytest.mark.parametrize('name', _cases())
-def test_gradients_match_r3(name):
-  config, case, state, ref_grads = _load(name)
-  variables, _ = checkpoint.convert_state_dict(state, config, strict=True)
-  params = variables['params']
-  rest = {k: v for k, v in variables.items() if k != 'params'}
-  module = ttm.build_module(config)
-  inputs = _inputs(case)
-
-  def loss_fn(p):
-    return module.apply({'params': p, **rest}, **inputs,
-                        deterministic=False).loss
-
-  loss, grads = jax.jit(jax.value_and_grad(loss_fn))(params)
-  np.testing.assert_allclose(float(loss), float(case['out/loss']),
-                             rtol=1e-5, atol=1e-6)
-  ours = checkpoint.to_state_dict({'params': grads})
-  assert set(ours) == set(ref_grads)
-  floor = 1e-4 * max(np.max(np.abs(g)) for g in ref_grads.values())
-  for key, ref_grad in ref_grads.items():
-    scale = max(np.max(np.abs(ref_grad)), floor)
-    error = np.max(np.abs(ours[key] - ref_grad)) / scale
-    assert error <= 1e-4, f'{key}: relative gradient error {error}'

@@ -198,10 +198,14 @@ def _check_patching(c, expected_num_patches: int) -> None:
         f'context_length ({c.sequence_length}) must be greater than '
         f'patch_length ({c.patch_length}).')
   if c.num_patches != expected_num_patches:
+    r3 = ''.join(f', {name}={getattr(c, name)!r}' for name in (
+        'multi_scale', 'register_tokens', 'fft_length', 'decompose',
+        'residual_context_length') if getattr(c, name))
     raise errors.ConfigError(
         f'num_patches={c.num_patches} (from the checkpoint) contradicts '
         f'context_length={c.sequence_length}, patch_length={c.patch_length},'
-        f' resolution_prefix_tuning={c.resolution_prefix_tuning}, which give '
+        f' resolution_prefix_tuning={c.resolution_prefix_tuning}{r3}, which '
+        'give '
         f'{expected_num_patches} patches. A checkpoint\'s weights fix its '
         'context length; load a checkpoint made for this context (or zero-'
         'pad shorter inputs) instead of overriding context_length.')
