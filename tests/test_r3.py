@@ -109,3 +109,26 @@ def test_outputs_loss_and_gradients_match_r3(name):
   exported = checkpoint.to_state_dict(variables)
   assert {k: v.shape for k, v in exported.items()} == {
       k: v.shape for k, v in state.items()}
+
+
+def test_new_r3_models_initialise_save_and_load(tmp_path):
+  """A new decomposed model with every token kind initialises, exports and
+  loads back as the decomposed class, forecasting the same."""
+  import ttm_jax  # pylint: disable=g-import-not-at-top
+  from ttm_jax.models import decomposed  # pylint: disable=g-import-not-at-top
+  config = TTMConfig(context_length=32, patch_length=4, patch_stride=4,
+                     prediction_length=8, d_model=8, decoder_d_model=8,
+                     num_layers=1, decoder_num_layers=1, decompose=True,
+                     residual_context_length=16, register_tokens=2,
+                     fft_length=2, trend_multi_scale=True,
+                     multi_quantile_head=True, mq_use_decoder_pool=True)
+  variables = checkpoint.init_variables(config, jax.random.key(0))
+  module = ttm.build_module(config)
+  assert isinstance(module, decomposed.TinyTimeMixerForDecomposedPrediction)
+  checkpoint.save_pretrained(str(tmp_path), config, variables)
+  loaded_config, loaded, loaded_vars = ttm_jax.load_pretrained(str(tmp_path))
+  assert loaded_config == config
+  past = np.random.default_rng(0).normal(size=(2, 32, 1)).astype(np.float32)
+  np.testing.assert_array_equal(
+      module.apply(variables, past).quantile_outputs,
+      loaded.apply(loaded_vars, past).quantile_outputs)
