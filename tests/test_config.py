@@ -85,13 +85,21 @@ def test_writes_what_the_reference_reads(tmp_path):
 
 
 @pytest.mark.parametrize('key, value', [
-    ('gate_mode', 'sigmoid'), ('use_register_context_gating', True),
-    ('get_one_freq_emb', True), ('fft_ignore_dc', True)])
+    ('gate_mode', 'sigmoid'), ('get_one_freq_emb', True),
+    ('fft_ignore_dc', True)])
 def test_r3_options_not_implemented_are_refused(key, value):
   values = TTMConfig().to_dict()
   values[key] = value
   with pytest.raises(config_lib.ConfigError,
                      match=f'{key}=.*not implemented in ttm-jax yet'):
+    TTMConfig.from_dict(values)
+  values[key] = config_lib.R3_HIDDEN_DEFAULTS[key]
+  TTMConfig.from_dict(values)
+
+
+def test_register_context_gating_is_refused_as_the_branch_cannot_run_it():
+  values = dict(TTMConfig().to_dict(), use_register_context_gating=True)
+  with pytest.raises(config_lib.ConfigError, match='cannot run'):
     TTMConfig.from_dict(values)
 
 

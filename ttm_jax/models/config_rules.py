@@ -172,6 +172,12 @@ def check_field(name: str, value) -> None:
 def check_hidden_options(values: Dict[str, Any]) -> None:
   """Refuses the r3 branch's getattr-only options at values ttm-jax does
   not implement yet."""
+  if values.get('use_register_context_gating'):
+    raise errors.ConfigError(
+        'use_register_context_gating=True cannot run in the TTM r3 branch '
+        'itself (its gates then require a context tensor that no caller '
+        'passes: "use_reg_context=True but no context tensor was provided")'
+        '; ttm-jax refuses it too.')
   for name, default in _HIDDEN_NOT_IMPLEMENTED.items():
     if name in values and values[name] != default:
       raise errors.ConfigError(
