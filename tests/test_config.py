@@ -19,7 +19,7 @@ def test_every_reference_field_with_its_default():
   signature = inspect.signature(tsfm.TinyTimeMixerConfig.__init__)
   ours = {f.name: f.default for f in dataclasses.fields(TTMConfig)}
   for name, parameter in signature.parameters.items():
-    if name in ('self', 'kwargs') or name in config_lib.R3_INERT_VALUES:
+    if name in ('self', 'kwargs'):
       continue
     assert name in ours, name
     default = parameter.default
@@ -85,20 +85,68 @@ def test_writes_what_the_reference_reads(tmp_path):
 
 
 @pytest.mark.parametrize('key, value', [
-    ('mq_use_positional', True), ('register_tokens', 4), ('decompose', True),
-    ('multi_scale', True), ('fft_length', 8), ('gate_mode', 'sigmoid'),
-    ('enable_base_norm_always', True)])
-def test_r3_keys_rejected(key, value):
+    ('gate_mode', 'sigmoid'), ('get_one_freq_emb', True),
+    ('fft_ignore_dc', True)])
+def test_r3_options_not_implemented_are_refused(key, value):
   values = TTMConfig().to_dict()
   values[key] = value
-  with pytest.raises(config_lib.ConfigError, match='r3'):
+  with pytest.raises(config_lib.ConfigError,
+                     match=f'{key}=.*not implemented in ttm-jax yet'):
+    TTMConfig.from_dict(values)
+  values[key] = config_lib.R3_HIDDEN_DEFAULTS[key]
+  TTMConfig.from_dict(values)
+
+
+def test_register_context_gating_is_refused_as_the_branch_cannot_run_it():
+  values = dict(TTMConfig().to_dict(), use_register_context_gating=True)
+  with pytest.raises(config_lib.ConfigError, match='cannot run'):
     TTMConfig.from_dict(values)
 
 
-def test_r3_keys_at_inert_values_accepted():
-  values = TTMConfig().to_dict()
-  assert values['multi_quantile_head'] is False and values['decompose'] is False
-  assert TTMConfig.from_dict(values) == TTMConfig()
+def test_r3_defaults_load_as_r2():
+  """A config.json written by the r3 branch with every r3 option at its
+  default is the r2 model (field for field)."""
+  r3_json = {
+      'multi_scale': False, 'register_tokens': 0, 'fft_length': 0,
+      'use_fft_embedding': True, 'multi_quantile_head': False,
+      'point_extra_weight': 0, 'residual_context_length': None,
+      'trend_patch_length': None, 'trend_patch_stride': None,
+      'trend_d_model': None, 'trend_decoder_d_model': None,
+      'trend_num_layers': None, 'trend_decoder_num_layers': None,
+      'trend_register_tokens': None, 'trend_fft_length': None,
+      'trend_multi_scale': None, 'trend_adaptive_patching_levels': None,
+      'trend_head_d_model': None, 'trend_loss_weight': 1,
+      'residual_loss_weight': 1, 'joint_loss_weight': 1,
+      'forecast_loss_type': 'joint', 'decompose': False,
+      'light_mode': False, 'mq_hidden': 8, 'mq_kernel_size': 3,
+      'mq_eps': 1e-06, 'mq_use_decoder_pool': False, 'mq_q50_type': 'median',
+      'mq_cond_path': 'pool', 'mq_cond_mode': 'add',
+      'mq_decoder_d_model': 8, 'mq_use_positional': False,
+      'combine_quantiles_via_variance': False,
+      'quantile_levels': [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
+      'penalize_large_width_ratio': 0.0, 'width_penalty_mode': 'boundary',
+      'enable_base_norm_always': False}
+  values = TTMConfig(context_length=512, patch_length=64,
+                     patch_stride=64).to_dict()
+  r2 = TTMConfig.from_dict(values)
+  assert TTMConfig.from_dict(dict(values, **r3_json)) == r2
+  assert TTMConfig.from_dict(dict(values, gate_mode='softmax',
+                                  gate_groups=4)) == r2
+
+
+def test_class_follows_architectures_and_decompose():
+  values = TTMConfig(decompose=True, residual_context_length=32).to_dict()
+  assert values['architectures'] == [
+      config_lib.DECOMPOSED_ARCHITECTURE]
+  assert 'num_patches' not in values  # As the reference saves it.
+  assert TTMConfig.from_dict(values).decompose
+  values['decompose'] = False  # architectures names the class that saved.
+  assert TTMConfig.from_dict(values).decompose
+  plain = TTMConfig().to_dict()
+  assert not TTMConfig.from_dict(dict(plain, decompose=True)).decompose
+  del plain['architectures']
+  assert TTMConfig.from_dict(dict(plain, decompose=True)).decompose
+  assert not TTMConfig.from_dict(values, decompose=False).decompose
 
 
 @pytest.mark.parametrize('kwargs, message', [

@@ -15,16 +15,56 @@ FCM = dict(num_input_channels=3, exogenous_channel_indices=(2,),
 # rule: (broken fields, the nearest valid fields, words the error names).
 RULES = {
     # Quantile head.
-    'quantile_head_refuses_decoder_pool': (
-        dict(multi_quantile_head=True, mq_use_decoder_pool=True),
-        dict(multi_quantile_head=True, mq_use_decoder_pool=False),
-        ['multi_quantile_head', 'mq_use_decoder_pool']),
+    'decoder_pool_without_decoder_needs_equal_widths': (
+        dict(multi_quantile_head=True, mq_use_decoder_pool=True,
+             use_decoder=False, d_model=16, decoder_d_model=8),
+        dict(multi_quantile_head=True, mq_use_decoder_pool=True,
+             use_decoder=False, d_model=16, decoder_d_model=16),
+        ['mq_use_decoder_pool', 'use_decoder', 'decoder_d_model']),
     'decoder_pool_is_inert_without_quantile_head': (
-        None, dict(multi_quantile_head=False, mq_use_decoder_pool=True), []),
-    'quantile_head_refuses_width_penalty': (
-        dict(multi_quantile_head=True, penalize_large_width_ratio=0.5),
-        dict(multi_quantile_head=True, penalize_large_width_ratio=0.0),
-        ['multi_quantile_head', 'penalize_large_width_ratio']),
+        None, dict(multi_quantile_head=False, mq_use_decoder_pool=True,
+                   use_decoder=False, d_model=16, decoder_d_model=8), []),
+    'width_penalty_needs_three_levels': (
+        dict(multi_quantile_head=True, penalize_large_width_ratio=0.5,
+             quantile_levels=(0.5,)),
+        dict(multi_quantile_head=True, penalize_large_width_ratio=0.5,
+             quantile_levels=(0.25, 0.5, 0.75)),
+        ['penalize_large_width_ratio', 'quantile_levels']),
+    # r3 tokens and multi-scale patching.
+    'multi_scale_refuses_masked_prediction': (
+        dict(multi_scale=True, masked_context_length=80),
+        dict(multi_scale=False, masked_context_length=80),
+        ['multi_scale', 'masked_context_length']),
+    'fft_length_within_rfft_bins': (
+        dict(context_length=64, fft_length=34),
+        dict(context_length=64, fft_length=33),
+        ['fft_length', 'context_length']),
+    'raw_residual_refuses_extra_tokens': (
+        dict(decoder_raw_residual=True, register_tokens=2),
+        dict(decoder_raw_residual=True, register_tokens=0),
+        ['decoder_raw_residual', 'register_tokens']),
+    'raw_residual_is_inert_without_decoder': (
+        None, dict(decoder_raw_residual=True, register_tokens=2,
+                   use_decoder=False), []),
+    'num_patches_counts_r3_tokens': (
+        dict(register_tokens=2, fft_length=3, multi_scale=True,
+             num_patches=8),
+        dict(register_tokens=2, fft_length=3, multi_scale=True,
+             num_patches=20),
+        ['num_patches', 'register_tokens', 'fft_length', 'multi_scale']),
+    # The decomposed model.
+    'decompose_refuses_masked_prediction': (
+        dict(decompose=True, masked_context_length=80),
+        dict(decompose=False, masked_context_length=80),
+        ['decompose', 'masked_context_length']),
+    'residual_context_within_context': (
+        dict(decompose=True, context_length=64, residual_context_length=65),
+        dict(decompose=True, context_length=64, residual_context_length=64),
+        ['residual_context_length', 'context_length']),
+    'trend_branch_is_a_valid_ttm': (
+        dict(decompose=True, trend_patch_length=16),
+        dict(decompose=True, trend_patch_length=None),
+        ['trend', 'patch_stride']),
     # Patching.
     'patch_stride_equals_patch_length': (
         dict(patch_length=8, patch_stride=4),
@@ -198,11 +238,12 @@ def test_every_combination_check_has_a_case():
   source = inspect.getsource(config_rules.check_combinations)
   checks = sorted(name for name in dir(config_rules)
                   if name.startswith('_check_') and name in source)
-  assert checks == ['_check_channels', '_check_fcm', '_check_patching',
-                    '_check_quantile_head', '_check_widths']
+  assert checks == ['_check_channels', '_check_decomposed', '_check_fcm',
+                    '_check_patching', '_check_quantile_head',
+                    '_check_r3_tokens', '_check_widths']
   raises = sum(inspect.getsource(getattr(config_rules, name)).count(
       'raise errors.ConfigError') for name in checks)
-  # 19 raises: 'must not be empty', 'repeated channels' and 'entries must
-  # be positive' are one-field rules; the other 16 have cases above (some
+  # 25 raises: 'must not be empty', 'repeated channels' and 'entries must
+  # be positive' are one-field rules; the other 22 have cases above (some
   # several). A new one: add its case to RULES, then count it here.
-  assert raises == 19, raises
+  assert raises == 25, raises

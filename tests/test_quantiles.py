@@ -27,7 +27,7 @@ SMALL = dict(context_length=64, prediction_length=16, patch_length=8,
              patch_stride=8, d_model=16, decoder_d_model=8, num_layers=1,
              decoder_num_layers=1, adaptive_patching_levels=1,
              num_input_channels=2)
-# The fixture's cases (scripts/make_r3_quantile_fixture.py).
+# The fixture's cases (scripts/make_r3_fixtures.py).
 CASES = {
     'default': dict(quantile_levels=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8,
                                      0.9), mq_kernel_size=3, mq_hidden=8,
@@ -211,13 +211,15 @@ def test_bad_levels_are_refused(levels, rule):
 
 
 @pytest.mark.parametrize('fields, rule', [
-    (dict(mq_use_decoder_pool=True), 'mq_use_decoder_pool'),
-    (dict(penalize_large_width_ratio=0.1), 'penalize_large_width_ratio'),
+    (dict(mq_use_decoder_pool=True, use_decoder=False, d_model=16,
+          decoder_d_model=8), 'mq_use_decoder_pool'),
+    (dict(penalize_large_width_ratio=0.1, quantile_levels=(0.5,)),
+     'penalize_large_width_ratio'),
     (dict(mq_kernel_size=4), 'odd integer'),
 ])
 def test_options_the_head_cannot_serve_are_refused(fields, rule):
   with pytest.raises(errors.ConfigError, match=rule):
-    config_lib.TTMConfig(**SMALL, multi_quantile_head=True, **fields)
+    config_lib.TTMConfig(**dict(SMALL, **fields), multi_quantile_head=True)
 
 
 def test_few_shot_quantiles_argument():

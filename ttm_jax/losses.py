@@ -50,7 +50,9 @@ def forecast_loss(kind: str, pred: Array, target: Array,
 
 
 def multi_quantile_loss(quantiles: Array, target: Array, levels,
-                        mask: Optional[Array] = None) -> Array:
+                        mask: Optional[Array] = None, *,
+                        width_penalty: float = 0.0,
+                        width_penalty_mode: str = 'boundary') -> Array:
   """The reference's `MultiPinballLoss`: the pinball loss of each [..., q] forecast at
   its level, averaged over levels and (observed) elements.
 
@@ -60,10 +62,24 @@ def multi_quantile_loss(quantiles: Array, target: Array, levels,
     levels: the q quantile levels.
     mask: optional [b, h, c] observed mask (the reference has none:
       every element).
+    width_penalty: r3's `penalize_large_width_ratio`: this times the mean
+      interval width is added ('boundary': the outermost interval; 'wis':
+      the mean over the k symmetric intervals of their mean width).
+    width_penalty_mode: 'boundary' or 'wis'.
   """
   taus = jnp.asarray(levels, quantiles.dtype)
   error = target[..., None] - quantiles
   per_level = jnp.maximum(taus * error, (taus - 1.0) * error)
+  level_mask = None
   if mask is not None:
-    mask = jnp.broadcast_to(mask.astype(bool)[..., None], per_level.shape)
-  return masked_mean(per_level, mask)
+    level_mask = jnp.broadcast_to(mask.astype(bool)[..., None],
+                                  per_level.shape)
+  loss = masked_mean(per_level, level_mask)
+  if width_penalty:
+    count = quantiles.shape[-1]
+    pairs = 1 if width_penalty_mode == 'boundary' else count // 2
+    widths = [masked_mean(quantiles[..., count - 1 - i] - quantiles[..., i],
+                          mask) for i in range(pairs)]
+    loss = loss + width_penalty * (widths[0] if pairs == 1 else
+                                   jnp.mean(jnp.stack(widths)))
+  return loss

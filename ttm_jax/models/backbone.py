@@ -54,11 +54,16 @@ class TinyTimeMixerEncoder(nn.Module):
 
   @nn.compact
   def __call__(self, patches: Array, freq_token: Optional[Array],
-               deterministic: bool) -> Array:
+               deterministic: bool, scaled: Optional[Array] = None) -> Array:
+    """Embeds `patches` [b, c, n, p] (and, with FFT tokens, reads the
+    scaled context `scaled` [b, l, c]) -> [b, c, N, d]."""
     config = self.config
     init = initializers.InitSpec.from_config(config)
-    h = layers.Linear(config.d_model, init, self.dtype, name='patcher')(
-        patches)  # [b, c, n, d]
+    if config.multi_scale:
+      h = MultiScalePatcher(config, self.dtype, name='patcher')(patches)
+    else:
+      h = layers.Linear(config.d_model, init, self.dtype, name='patcher')(
+          patches)  # [b, c, n, d]
     if config.resolution_prefix_tuning:
       if freq_token is None:
         raise ValueError(
@@ -78,10 +83,91 @@ class TinyTimeMixerEncoder(nn.Module):
       e = jnp.broadcast_to(e[:, None, None, :].astype(h.dtype),
                            (h.shape[0], h.shape[1], 1, config.d_model))
       h = jnp.concatenate([e, h], axis=2)
+    if config.register_tokens > 0:
+      h = RegisterTokens(config, name='add_tokens')(h)
+    if config.fft_length > 0:
+      h = FFTTokens(config, self.dtype, name='add_fft_tokens')(h, scaled)
     if config.use_positional_encoding:
       h = h + PositionalEncoding(config, name='positional_encoder')()
+    if config.multi_scale or config.enable_base_norm_always:
+      b, c, n, d = h.shape
+      h = layers.LayerNorm(n * d, config.norm_eps, name='base_norm')(
+          h.reshape(b, c, n * d)).reshape(b, c, n, d)
     return layers.MixerBlock(mixer_spec(config), self.dtype,
                              name='mlp_mixer_encoder')(h, deterministic)
+
+
+class MultiScalePatcher(nn.Module):
+  """r3's `MultiScaleFromPatchedSequence`: the patched context [b, c, n, p]
+  average-pooled by 2**i (the tail that does not fill a window dropped, as
+  avg_pool1d does), its last whole patches embedded by `projectors_i`
+  (Linear(p -> d)), for every scale with at least p steps; the scales
+  concatenated coarsest first."""
+  config: TTMConfig
+  dtype: Optional[Any] = None
+
+  @nn.compact
+  def __call__(self, patches: Array) -> Array:
+    b, c, n, p = patches.shape
+    init = initializers.InitSpec.from_config(self.config)
+    steps = n * p
+    x = patches.reshape(b, c, steps)
+    outputs, factor = [], 1
+    while steps >= factor and steps // factor >= p:
+      pooled_steps = steps // factor
+      pooled = x[..., :pooled_steps * factor].reshape(
+          b, c, pooled_steps, factor).mean(axis=-1)
+      count = pooled_steps // p
+      pooled = pooled[..., pooled_steps - count * p:]
+      outputs.append(layers.Linear(
+          self.config.d_model, init, self.dtype,
+          name=f'projectors_{len(outputs)}')(pooled.reshape(b, c, count, p)))
+      factor *= 2
+    return jnp.concatenate(outputs[::-1], axis=2)
+
+
+class RegisterTokens(nn.Module):
+  """r3's learned register tokens [R, d] (`patch_tokens`, N(0, 1) as
+  torch.randn), prepended to every series' patches."""
+  config: TTMConfig
+
+  @nn.compact
+  def __call__(self, h: Array) -> Array:
+    tokens = self.param('patch_tokens',
+                        initializers.initializer(('normal', 1.0)),
+                        (self.config.register_tokens, self.config.d_model))
+    b, c = h.shape[:2]
+    tokens = jnp.broadcast_to(tokens.astype(h.dtype), (b, c) + tokens.shape)
+    return jnp.concatenate([tokens, h], axis=2)
+
+
+class FFTTokens(nn.Module):
+  """r3's `TinyTimeMixerAddFFTPatches`: the indices of the k largest rFFT
+  magnitudes of each scaled series (its first `context_length` steps),
+  largest first, embedded (Embedding(l // 2 + 1, d), or Linear(1 -> d),
+  ReLU, Linear(d -> d) of index / (l // 2 + 1)) and prepended. The indices
+  carry no gradient (as torch.topk's)."""
+  config: TTMConfig
+  dtype: Optional[Any] = None
+
+  @nn.compact
+  def __call__(self, h: Array, scaled: Array) -> Array:
+    config = self.config
+    init = initializers.InitSpec.from_config(config)
+    raw = scaled[:, :config.context_length].astype(jnp.float32)
+    bins = config.context_length // 2 + 1
+    count = min(config.fft_length, bins)
+    magnitude = jnp.abs(jnp.fft.rfft(jax.lax.stop_gradient(raw), axis=1))
+    _, index = jax.lax.top_k(jnp.swapaxes(magnitude, 1, 2), count)
+    if config.use_fft_embedding:
+      tokens = init.embed(bins, config.d_model, name='freq_embedding')(index)
+    else:
+      z = (index.astype(jnp.float32) / np.float32(bins))[..., None]
+      z = layers.Linear(config.d_model, init, self.dtype,
+                        name='freq_index_mlp_0')(z)
+      tokens = layers.Linear(config.d_model, init, self.dtype,
+                             name='freq_index_mlp_2')(jax.nn.relu(z))
+    return jnp.concatenate([tokens.astype(h.dtype), h], axis=2)
 
 
 class PositionalEncoding(nn.Module):
@@ -113,5 +199,5 @@ class TinyTimeMixerModel(nn.Module):
                                       past_observed_mask)
     patches = scalers.patchify(scaled, config.patch_length, config.patch_stride)
     hidden = TinyTimeMixerEncoder(config, self.dtype, name='encoder')(
-        patches, freq_token, deterministic)
+        patches, freq_token, deterministic, scaled)
     return hidden, patches, loc, scale

@@ -45,6 +45,7 @@ _LEAF_NAMES = {
     ('params', 'embedding'): 'weight',
     ('params', 'bias'): 'bias',
     ('params', 'position_enc'): 'position_enc',
+    ('params', 'patch_tokens'): 'patch_tokens',
     ('buffers', 'position_enc'): 'position_enc',
     ('batch_stats', 'mean'): 'running_mean',
     ('batch_stats', 'var'): 'running_var',

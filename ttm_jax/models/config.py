@@ -43,43 +43,29 @@ UNUSED_KEYS = frozenset({
     '_attn_implementation_autoset', '_commit_hash', 'use_cache',
 })
 
-# Keys of the unreleased "r3" TTM (multi-quantile head, decomposition, register
-# tokens, FFT embedding, multi-scale, other gates), with the value that leaves
-# the model as released. granite-tsfm 0.3.11 writes all of them, at these
-# values, into every config.json it saves; any other value is a model this
-# port does not implement and is rejected.
-R3_INERT_VALUES: Mapping[str, Any] = {
-    'multi_scale': False,
-    'register_tokens': 0,
-    'fft_length': 0,
-    'use_fft_embedding': True,
-    'residual_context_length': None,
-    'trend_patch_length': None,
-    'trend_patch_stride': None,
-    'trend_d_model': None,
-    'trend_decoder_d_model': None,
-    'trend_num_layers': None,
-    'trend_decoder_num_layers': None,
-    'trend_register_tokens': None,
-    'trend_fft_length': None,
-    'trend_multi_scale': None,
-    'trend_adaptive_patching_levels': None,
-    'trend_head_d_model': None,
-    'trend_loss_weight': 1,
-    'residual_loss_weight': 1,
-    'joint_loss_weight': 1,
-    'forecast_loss_type': 'joint',
-    'decompose': False,
-    'light_mode': False,
-    'mq_use_positional': False,
-    'combine_quantiles_via_variance': False,
-    'enable_base_norm_always': False,
+# Options the r3 branch's modelling code reads with `getattr(config, name,
+# default)` but that are not `TinyTimeMixerConfig` arguments (they reach a
+# config only as extra keys), with that default. granite-tsfm 0.3.11 and
+# older ttm-jax exports write some of them at these values; any other value
+# is refused (`config_rules.check_hidden_options`).
+R3_HIDDEN_DEFAULTS: Mapping[str, Any] = {
     'gate_mode': 'softmax',
+    'gate_groups': 8,
     'use_register_context_gating': False,
     'get_one_freq_emb': False,
+    'fft_ignore_dc': False,
+    'fft_d_freq_min': 4,
+    'fft_d_freq_max': 64,
 }
-# Read by the reference only in r3 code paths; any value is inert for TTM.
-R3_IGNORED_KEYS = frozenset({'gate_groups'})
+# The decomposed model's trend-branch fields, each naming the field it
+# replaces there (`trend_head_d_model` names one no code reads).
+TREND_FIELDS = ('trend_patch_length', 'trend_patch_stride', 'trend_d_model',
+                'trend_decoder_d_model', 'trend_num_layers',
+                'trend_decoder_num_layers', 'trend_register_tokens',
+                'trend_fft_length', 'trend_multi_scale',
+                'trend_adaptive_patching_levels')
+DECOMPOSED_ARCHITECTURE = 'TinyTimeMixerForDecomposedPrediction'
+PREDICTION_ARCHITECTURE = 'TinyTimeMixerForPrediction'
 
 
 ConfigError = errors.ConfigError
@@ -89,6 +75,17 @@ def compute_num_patches(sequence_length: int, patch_length: int,
                         patch_stride: int) -> int:
   """Patches that `TinyTimeMixerPatchify` cuts from `sequence_length` steps."""
   return (max(sequence_length, patch_length) - patch_length) // patch_stride + 1
+
+
+def multi_scale_num_patches(context_length: int, patch_length: int) -> int:
+  """Patches of r3's multi-scale patching: `context_length // 2**i //
+  patch_length` summed over the scales with at least `patch_length` steps
+  (`compute_total_num_patches_multiscale`)."""
+  total, factor = 0, 1
+  while context_length // factor >= patch_length:
+    total += context_length // factor // patch_length
+    factor *= 2
+  return total
 
 
 def adaptive_patch_factor(d_model: int, level_index: int) -> int:
@@ -191,14 +188,54 @@ class TTMConfig:
     mq_hidden: hidden channels of the quantile head.
     mq_kernel_size: odd kernel of its temporal convolution.
     mq_eps: minimum gap between neighbouring quantiles (scaled units).
-    mq_use_decoder_pool: condition the head on the decoder state (r3; not
-      implemented here: refused).
+    mq_use_decoder_pool: condition the head on the decoder output: a
+      projection of it (per series) is added to, or concatenated with, the
+      head's hidden features before `pw2`.
     mq_q50_type: 'median' (the point forecast plus a learned bias) or
       'mean' (the point forecast itself) as the central quantile.
-    mq_cond_path, mq_cond_mode, mq_decoder_d_model: r3's conditioning
-      options (only read with mq_use_decoder_pool).
-    penalize_large_width_ratio: r3's interval-width penalty (must be 0 here).
-    width_penalty_mode: r3's width penalty form ('boundary' or 'wis').
+    mq_cond_path: 'pool' (mean over patches, Linear(Dd -> mq_hidden),
+      `dec_proj`) or 'flatten' (Linear(Dd -> mq_decoder_d_model) per patch,
+      flattened, Linear(n * mq_decoder_d_model -> mq_hidden)).
+    mq_cond_mode: 'add' or 'concat' (then `pw2` reads 2 * mq_hidden).
+    mq_decoder_d_model: per-patch width of the 'flatten' path.
+    penalize_large_width_ratio: weight of the interval-width penalty added
+      to the pinball loss (0: none).
+    width_penalty_mode: 'boundary' (mean width of the outermost interval) or
+      'wis' (mean over the k symmetric intervals of their mean width).
+    multi_scale: r3's multi-scale patching: the patch embedding becomes one
+      Linear(P -> D) per scale 2**i of the average-pooled context (every
+      scale with at least P steps), coarsest scale first; N counts the
+      patches of every scale; turns on `base_norm`.
+    register_tokens: R learned tokens [R, D] prepended to the patches
+      (N += R).
+    fft_length: k tokens prepended from the indices of the k largest rFFT
+      magnitudes of the scaled context (N += k).
+    use_fft_embedding: those indices through an Embedding(L // 2 + 1, D),
+      else through Linear(1 -> D), ReLU, Linear(D -> D) of index / (L//2+1).
+    enable_base_norm_always: LayerNorm over each series' flattened N x D
+      tokens before the mixers (`base_norm`), also without multi_scale.
+    light_mode: the outputs keep only the forecasts, quantiles and loss
+      (hidden states, loc, scale and the decomposed model's parts None).
+    decompose: the decomposed model (`TinyTimeMixerForDecomposedPrediction`,
+      also chosen by config.json's `architectures`): a trend and a residual
+      TTM on a robust-LOWESS split of the scaled context.
+    residual_context_length: context of the residual branch (its last
+      steps), None for the whole context.
+    trend_patch_length, trend_patch_stride, trend_d_model,
+      trend_decoder_d_model, trend_num_layers, trend_decoder_num_layers,
+      trend_register_tokens, trend_fft_length, trend_multi_scale,
+      trend_adaptive_patching_levels: the trend branch's values of those
+      fields (None: the model's own).
+    trend_head_d_model: written by the branch onto the trend branch's
+      config as `head_d_model`, which no code reads (no effect).
+    trend_loss_weight, residual_loss_weight, joint_loss_weight: weights of
+      the decomposed model's three losses.
+    forecast_loss_type: stored by the branch (`set_stage`) but read by none
+      of its losses (no effect): the loss is always the weighted sum.
+    combine_quantiles_via_variance: the decomposed model's quantiles as the
+      summed medians plus +-sqrt(trend width**2 + residual width**2 + 1e-8)
+      instead of the summed quantiles.
+    mq_use_positional: a branch field no code reads (no effect).
   """
 
   context_length: int = _field(64, architecture=True, shape=True)
@@ -270,6 +307,34 @@ class TTMConfig:
   mq_decoder_d_model: int = 8
   penalize_large_width_ratio: float = 0.0
   width_penalty_mode: str = 'boundary'
+  # r3 (granite-tsfm branch ttm-r3-release-mq2-merge).
+  multi_scale: bool = _field(False, architecture=True, shape=True)
+  register_tokens: int = _field(0, architecture=True, shape=True)
+  fft_length: int = _field(0, architecture=True, shape=True)
+  use_fft_embedding: bool = _field(True, shape=True)
+  enable_base_norm_always: bool = _field(False, architecture=True,
+                                         shape=True)
+  light_mode: bool = False
+  decompose: bool = _field(False, architecture=True, shape=True)
+  residual_context_length: Optional[int] = _field(None, architecture=True,
+                                                  shape=True)
+  trend_patch_length: Optional[int] = _field(None, shape=True)
+  trend_patch_stride: Optional[int] = None
+  trend_d_model: Optional[int] = _field(None, shape=True)
+  trend_decoder_d_model: Optional[int] = _field(None, shape=True)
+  trend_num_layers: Optional[int] = None
+  trend_decoder_num_layers: Optional[int] = None
+  trend_register_tokens: Optional[int] = _field(None, shape=True)
+  trend_fft_length: Optional[int] = _field(None, shape=True)
+  trend_multi_scale: Optional[bool] = _field(None, shape=True)
+  trend_adaptive_patching_levels: Optional[int] = None
+  trend_head_d_model: Optional[int] = None
+  trend_loss_weight: float = 1
+  residual_loss_weight: float = 1
+  joint_loss_weight: float = 1
+  forecast_loss_type: str = 'joint'
+  combine_quantiles_via_variance: bool = False
+  mq_use_positional: bool = False
 
   def __post_init__(self):
     config_rules.check_fields({name: getattr(self, name)
@@ -333,8 +398,51 @@ class TTMConfig:
     return (self.mode == 'mix_channel' or self.decoder_mode == 'mix_channel'
             and self.use_decoder or self.enable_forecast_channel_mixing)
 
+  @property
+  def num_embedded_patches(self) -> int:
+    """Patches the patch embedding makes: `num_base_patches`, or with
+    multi_scale those of every scale."""
+    if self.multi_scale:
+      return multi_scale_num_patches(self.context_length, self.patch_length)
+    return self.num_base_patches
+
   def _expected_num_patches(self) -> int:
-    return self.num_base_patches + int(bool(self.resolution_prefix_tuning))
+    if self.decompose:
+      # The reference's residual branch is a copy of this config (with
+      # its context): a saved num_patches is that branch's.
+      context = self.residual_context_length or self.context_length
+      if self.multi_scale:
+        base = multi_scale_num_patches(context, self.patch_length)
+      else:
+        base = compute_num_patches(context, self.patch_length,
+                                   self.patch_stride)
+    else:
+      base = self.num_embedded_patches
+    return (base + int(bool(self.resolution_prefix_tuning))
+            + self.register_tokens + self.fft_length)
+
+  # ----------------------------------------------- the decomposed model
+  def trend_config(self) -> 'TTMConfig':
+    """The trend branch's config, as the reference's `_init_decomposed`
+    derives it: the `trend_*` values that are set, no scaler."""
+    changes = {name[len('trend_'):]: getattr(self, name)
+               for name in TREND_FIELDS if getattr(self, name) is not None}
+    return self._branch_config(**changes)
+
+  def residual_config(self) -> 'TTMConfig':
+    """The residual branch's config: `residual_context_length`, no
+    scaler."""
+    changes = {}
+    if self.residual_context_length is not None:
+      changes['context_length'] = self.residual_context_length
+    return self._branch_config(**changes)
+
+  def _branch_config(self, **changes) -> 'TTMConfig':
+    values = {name: getattr(self, name) for name in self.field_names()}
+    values.update(changes, scaling=None, num_patches=None, decompose=False,
+                  residual_context_length=None)
+    values.update({name: None for name in TREND_FIELDS})
+    return TTMConfig(**values)
 
   # --------------------------------------------------------- serialisation
   @classmethod
@@ -362,17 +470,20 @@ class TTMConfig:
     if merged.get('model_type', MODEL_TYPE) != MODEL_TYPE:
       raise ConfigError(f'config.json has model_type='
                         f'{merged["model_type"]!r}, not {MODEL_TYPE!r}.')
-    r3 = sorted(
-        k for k, inert in R3_INERT_VALUES.items()
-        if k in merged and merged[k] != inert)
-    if r3:
-      raise ConfigError(
-          'This config uses the unreleased TTM "r3" branch (non-default '
-          f'{r3}: {[merged[k] for k in r3]}), which ttm-jax does not '
-          'implement (see TTM_SPEC.md section 0).')
+    config_rules.check_hidden_options(merged)
+    architectures = values.get('architectures') or ()
+    if 'decompose' not in overrides:
+      if DECOMPOSED_ARCHITECTURE in architectures:
+        merged['decompose'] = True
+      elif PREDICTION_ARCHITECTURE in architectures and merged.get(
+          'decompose'):
+        # Saved by TinyTimeMixerForPrediction: its weights are a plain TTM.
+        _LOG.warning('config.json says decompose=true but was saved by %s: '
+                     'loading a plain TTM, as its weights are.',
+                     PREDICTION_ARCHITECTURE)
+        merged['decompose'] = False
     unknown = sorted(
-        set(merged) - names - UNUSED_KEYS - set(R3_INERT_VALUES)
-        - R3_IGNORED_KEYS)
+        set(merged) - names - UNUSED_KEYS - set(R3_HIDDEN_DEFAULTS))
     if unknown:
       _LOG.warning('Ignoring config keys that TinyTimeMixer does not use: %s',
                    unknown)
@@ -391,11 +502,14 @@ class TTMConfig:
         value = list(value)
       out[name] = value
     out.update(model_type=MODEL_TYPE,
-               architectures=['TinyTimeMixerForPrediction'],
+               architectures=[PREDICTION_ARCHITECTURE],
                init_processing=True, patch_last=True)
-    out.update({k: v for k, v in R3_INERT_VALUES.items()
-                if k not in ('gate_mode', 'use_register_context_gating',
-                             'get_one_freq_emb')})
+    if self.decompose:
+      # As the reference's decomposed model saves itself: its config was
+      # never preprocessed (each branch derives its own num_patches).
+      out.update(architectures=[DECOMPOSED_ARCHITECTURE],
+                 init_processing=False)
+      del out['num_patches']
     return out
 
   @classmethod

@@ -124,6 +124,38 @@ FIELD_RULES: Dict[str, checks.Check] = {
     'mq_decoder_d_model': _count,
     'penalize_large_width_ratio': checks.number(0.0, math.inf),
     'width_penalty_mode': checks.one_of('boundary', 'wis'),
+    # r3.
+    'multi_scale': _boolean, 'register_tokens': _at_least_0,
+    'fft_length': _at_least_0, 'use_fft_embedding': _boolean,
+    'enable_base_norm_always': _boolean, 'light_mode': _boolean,
+    'decompose': _boolean,
+    'residual_context_length': checks.optional(_count),
+    'trend_patch_length': checks.optional(_count),
+    'trend_patch_stride': checks.optional(_count),
+    'trend_d_model': checks.optional(_count),
+    'trend_decoder_d_model': checks.optional(_count),
+    'trend_num_layers': checks.optional(_count),
+    'trend_decoder_num_layers': checks.optional(_count),
+    'trend_register_tokens': checks.optional(_at_least_0),
+    'trend_fft_length': checks.optional(_at_least_0),
+    'trend_multi_scale': checks.optional(_boolean),
+    'trend_adaptive_patching_levels': checks.optional(checks.integer()),
+    'trend_head_d_model': checks.optional(_count),
+    'trend_loss_weight': checks.number(0.0, math.inf),
+    'residual_loss_weight': checks.number(0.0, math.inf),
+    'joint_loss_weight': checks.number(0.0, math.inf),
+    'forecast_loss_type': checks.string(),
+    'combine_quantiles_via_variance': _boolean,
+    'mq_use_positional': _boolean,
+}
+
+# Options the r3 branch reads with getattr (not config arguments) that
+# ttm-jax does not implement yet: refused at any value but the default.
+# (`gate_groups` and `fft_d_freq_min/max` only matter with a non-default
+# `gate_mode` / `get_one_freq_emb`.)
+_HIDDEN_NOT_IMPLEMENTED = {
+    'gate_mode': 'softmax', 'use_register_context_gating': False,
+    'get_one_freq_emb': False, 'fft_ignore_dc': False,
 }
 
 
@@ -135,6 +167,23 @@ def check_field(name: str, value) -> None:
   complaint = FIELD_RULES[name](value)
   if complaint:
     raise errors.ConfigError(f'{name}={value!r} is invalid: {complaint}.')
+
+
+def check_hidden_options(values: Dict[str, Any]) -> None:
+  """Refuses the r3 branch's getattr-only options at values ttm-jax does
+  not implement yet."""
+  if values.get('use_register_context_gating'):
+    raise errors.ConfigError(
+        'use_register_context_gating=True cannot run in the TTM r3 branch '
+        'itself (its gates then require a context tensor that no caller '
+        'passes: "use_reg_context=True but no context tensor was provided")'
+        '; ttm-jax refuses it too.')
+  for name, default in _HIDDEN_NOT_IMPLEMENTED.items():
+    if name in values and values[name] != default:
+      raise errors.ConfigError(
+          f'{name}={values[name]!r} (an option the TTM r3 branch reads from '
+          'the config) is not implemented in ttm-jax yet; only '
+          f'{name}={default!r} is.')
 
 
 def check_fields(values: Dict[str, Any]) -> None:
@@ -155,10 +204,14 @@ def _check_patching(c, expected_num_patches: int) -> None:
         f'context_length ({c.sequence_length}) must be greater than '
         f'patch_length ({c.patch_length}).')
   if c.num_patches != expected_num_patches:
+    r3 = ''.join(f', {name}={getattr(c, name)!r}' for name in (
+        'multi_scale', 'register_tokens', 'fft_length', 'decompose',
+        'residual_context_length') if getattr(c, name))
     raise errors.ConfigError(
         f'num_patches={c.num_patches} (from the checkpoint) contradicts '
         f'context_length={c.sequence_length}, patch_length={c.patch_length},'
-        f' resolution_prefix_tuning={c.resolution_prefix_tuning}, which give '
+        f' resolution_prefix_tuning={c.resolution_prefix_tuning}{r3}, which '
+        'give '
         f'{expected_num_patches} patches. A checkpoint\'s weights fix its '
         'context length; load a checkpoint made for this context (or zero-'
         'pad shorter inputs) instead of overriding context_length.')
@@ -248,21 +301,74 @@ def _check_widths(c) -> None:
 def _check_quantile_head(c) -> None:
   if not c.multi_quantile_head:
     return
-  if c.mq_use_decoder_pool:
+  if c.mq_use_decoder_pool and not c.use_decoder and (
+      c.d_model != c.decoder_d_model):
     raise errors.ConfigError(
-        'multi_quantile_head with mq_use_decoder_pool=True (r3\'s decoder '
-        'conditioning) is not implemented in ttm-jax; use '
-        'mq_use_decoder_pool=False.')
-  if c.penalize_large_width_ratio:
+        'multi_quantile_head with mq_use_decoder_pool=True and '
+        f'use_decoder=False needs d_model ({c.d_model}) == decoder_d_model '
+        f'({c.decoder_d_model}): the head projects the backbone output '
+        'with a Linear(decoder_d_model -> mq_hidden) (the reference fails '
+        'with a shape error).')
+  if c.penalize_large_width_ratio and len(c.quantile_levels) < 3:
     raise errors.ConfigError(
-        'multi_quantile_head with penalize_large_width_ratio='
-        f'{c.penalize_large_width_ratio} (r3\'s width penalty) is not '
-        'implemented in ttm-jax; use 0.')
+        'penalize_large_width_ratio needs at least 3 quantile_levels (the '
+        'reference raises "Width penalty requires at least 3 quantiles").')
+
+
+def _check_r3_tokens(c) -> None:
+  """Register tokens, FFT tokens and multi-scale patching."""
+  if c.multi_scale and c.masked_context_length is not None:
+    raise errors.ConfigError(
+        'multi_scale with masked prediction (masked_context_length) is '
+        'refused by the reference ("masked_context_length should be '
+        'disabled when multi_scale is on").')
+  bins = c.context_length // 2 + 1
+  if c.fft_length > bins:
+    raise errors.ConfigError(
+        f'fft_length ({c.fft_length}) exceeds the {bins} rFFT bins of '
+        f'context_length={c.context_length}: the reference keeps {bins} '
+        'tokens but counts fft_length in num_patches (a shape error).')
+  extra = [name for name, on in (
+      ('register_tokens', c.register_tokens > 0),
+      ('fft_length', c.fft_length > 0), ('multi_scale', c.multi_scale)) if on]
+  if c.decoder_raw_residual and c.use_decoder and extra:
+    raise errors.ConfigError(
+        f'decoder_raw_residual with {", ".join(extra)}: the raw-residual '
+        'embedding has one row per base patch but the decoder sees the '
+        'extra tokens too (the reference fails with a shape error).')
+
+
+def _check_decomposed(c) -> None:
+  if not c.decompose:
+    return
+  if c.masked_context_length is not None:
+    raise errors.ConfigError(
+        'decompose with masked prediction (masked_context_length) does not '
+        'exist in the reference (no decomposed masked model).')
+  if (c.residual_context_length is not None
+      and c.residual_context_length > c.context_length):
+    raise errors.ConfigError(
+        f'residual_context_length ({c.residual_context_length}) must not '
+        f'exceed context_length ({c.context_length}): the residual branch '
+        'reads the last steps of the context (the reference raises '
+        '"Context length in `past_values` is shorter than TTM '
+        'context_length").')
+  for branch, make in (('trend', c.trend_config),
+                       ('residual', c.residual_config)):
+    try:
+      make()
+    except errors.ConfigError as e:
+      raise errors.ConfigError(
+          f'decompose: the {branch} branch (its fields: '
+          f'{"trend_*" if branch == "trend" else "residual_context_length"}'
+          f') is invalid: {e}') from e
 
 
 def check_combinations(config, expected_num_patches: int) -> None:
   """The combinations the reference cannot build (or builds wrongly)."""
   _check_quantile_head(config)
+  _check_r3_tokens(config)
+  _check_decomposed(config)
   _check_patching(config, expected_num_patches)
   _check_channels(config)
   _check_fcm(config)

@@ -39,7 +39,8 @@ class TTMOutput:
 
   Attributes:
     prediction_outputs: [b, h', c'] forecasts in the data's units.
-    backbone_hidden_state: [b, c, n, d] encoder output.
+    backbone_hidden_state: [b, c, n, d] encoder output (None with
+      `light_mode`, as the next three).
     decoder_hidden_state: [b, c, n, dd] decoder output (the backbone output
       when there is no decoder).
     loc: [b, 1, c'] scaler location of the output channels.
@@ -50,10 +51,10 @@ class TTMOutput:
       reference's field of this name is [b, q, h', c'].
   """
   prediction_outputs: Array
-  backbone_hidden_state: Array
-  decoder_hidden_state: Array
-  loc: Array
-  scale: Array
+  backbone_hidden_state: Optional[Array]
+  decoder_hidden_state: Optional[Array]
+  loc: Optional[Array]
+  scale: Optional[Array]
   loss: Optional[Array] = None
   quantile_outputs: Optional[Array] = None
 
@@ -158,7 +159,7 @@ class TinyTimeMixerForPrediction(nn.Module):
 
   def _forward(self, past_values, past_observed_mask, future_values,
                future_observed_mask, freq_token, static_categorical_values,
-               deterministic):
+               deterministic, return_loss=True):
     config = self.config
     past_values = jnp.asarray(past_values)
     if not jnp.issubdtype(past_values.dtype, jnp.floating):
@@ -198,16 +199,18 @@ class TinyTimeMixerForPrediction(nn.Module):
       # loc/scale.
       quantiles = heads.MultiQuantileHead(
           config, name='multi_quantile_head_block')(
-              y_hat.astype(jnp.float32))
+              y_hat.astype(jnp.float32), decoded.astype(jnp.float32))
       y_hat = quantiles[..., len(config.quantile_levels) // 2]
       quantiles = quantiles * scale[..., None] + loc[..., None]
     y_hat = y_hat.astype(jnp.float32) * scale + loc
     loss = None
-    if future_values is not None and (config.loss is not None
-                                      or config.multi_quantile_head):
+    if return_loss and future_values is not None and (
+        config.loss is not None or config.multi_quantile_head):
       future_values, future_observed_mask = nan_as_missing(
           future_values, future_observed_mask, warn=False)
       loss = self._loss(y_hat, future_values, future_observed_mask, quantiles)
+    if config.light_mode:  # As the reference: only forecasts and loss.
+      hidden = decoded = loc = scale = None
     return TTMOutput(prediction_outputs=y_hat, backbone_hidden_state=hidden,
                      decoder_hidden_state=decoded, loc=loc, scale=scale,
                      loss=loss, quantile_outputs=quantiles)
@@ -229,7 +232,9 @@ class TinyTimeMixerForPrediction(nn.Module):
       # averaged over the levels, plus point_extra_weight x L1 of the
       # median, in the data's units; observed targets only.
       return losses.multi_quantile_loss(
-          quantiles, target, config.quantile_levels, mask) + (
+          quantiles, target, config.quantile_levels, mask,
+          width_penalty=config.penalize_large_width_ratio,
+          width_penalty_mode=config.width_penalty_mode) + (
               config.point_extra_weight
               * losses.forecast_loss('mae', y_hat, target, mask))
     return losses.forecast_loss(config.loss, y_hat, target, mask,
@@ -243,7 +248,8 @@ class TinyTimeMixerForPrediction(nn.Module):
                future_observed_mask: Optional[Array] = None,
                freq_token: Optional[Array] = None,
                static_categorical_values: Optional[Array] = None,
-               deterministic: bool = True) -> TTMOutput:
+               deterministic: bool = True,
+               return_loss: bool = True) -> TTMOutput:
     """Forecasts from `past_values` [b, l, c].
 
     Args:
@@ -256,13 +262,16 @@ class TinyTimeMixerForPrediction(nn.Module):
       freq_token: [b] resolution-prefix tokens (required with RPT).
       static_categorical_values: [b, k] categorical ids.
       deterministic: False enables dropout (needs a 'dropout' rng).
+      return_loss: False skips the loss (future_values then only serve the
+        exogenous mixer).
 
     Returns:
       `TTMOutput`.
     """
     return self._forward(past_values, past_observed_mask, future_values,
                          future_observed_mask, freq_token,
-                         static_categorical_values, deterministic)
+                         static_categorical_values, deterministic,
+                         return_loss)
 
 
 def masked_prediction_config(config: TTMConfig) -> TTMConfig:
@@ -380,7 +389,12 @@ def example_batch(config: TTMConfig, batch_size: int = 1):
 
 
 def build_module(config: TTMConfig, **module_kwargs) -> nn.Module:
-  """The Linen module for `config` (the masked variant if configured so)."""
+  """The Linen module for `config` (the decomposed or masked variant if
+  configured so)."""
+  if config.decompose:
+    from ttm_jax.models import decomposed  # pylint: disable=g-import-not-at-top
+    return decomposed.TinyTimeMixerForDecomposedPrediction(
+        config, **module_kwargs)
   if config.masked_context_length is not None:
     return TinyTimeMixerForMaskedPrediction(config, **module_kwargs)
   return TinyTimeMixerForPrediction(config, **module_kwargs)
