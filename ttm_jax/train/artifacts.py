@@ -25,12 +25,26 @@ def results_json(workdir, records: Sequence[Dict[str, Any]]) -> None:
 
 
 def model_artifacts(config, model, data, workdir: str) -> List[Artifact]:
-  """The export and the plot a model's run writes, as its config asks."""
-  out = []
+  """The export and the plot a model's run writes, as its config asks.
+
+  The static categoricals' vocabulary (`data.categorical_vocab`) goes
+  with the export, and into the workdir now (for `experiments.export`),
+  after a check that the model embeds every value."""
+  out, vocabulary = [], data.categorical_vocab
+  if vocabulary is not None:
+    vocabulary.check_model(model.config.categorical_vocab_size_list)
+    if jax.process_index() == 0:
+      vocabulary.save(workdir)
   if config.export:
-    out.append(lambda variables: checkpoint.save_pretrained(
-        os.path.join(workdir, 'export'), model.config,
-        jax.device_get(variables)))
+
+    def export(variables):
+      folder = os.path.join(workdir, 'export')
+      checkpoint.save_pretrained(folder, model.config,
+                                 jax.device_get(variables))
+      if vocabulary is not None:
+        vocabulary.save(folder)
+
+    out.append(export)
   if config.plot:
     out.append(lambda variables: plots.plot_forecasts(
         os.path.join(workdir, 'forecast.png'), model.module,

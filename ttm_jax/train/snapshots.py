@@ -10,6 +10,7 @@ import ml_collections
 
 from ttm_jax import errors
 from ttm_jax import schema
+from ttm_jax.data import categoricals
 from ttm_jax.models import checkpoint
 from ttm_jax.models import factory
 from ttm_jax.train import checkpoints as checkpoints_lib
@@ -69,4 +70,7 @@ def export_run(workdir: str, which: str, out: str) -> int:
   finally:
     ckpts.close()
   checkpoint.save_pretrained(out, model.config, jax.device_get(variables))
+  vocabulary = categoricals.Vocabulary.load(workdir)
+  if vocabulary is not None:  # The static categoricals' codes.
+    vocabulary.save(out)
   return step
