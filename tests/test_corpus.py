@@ -16,6 +16,7 @@ from experiments import prepare_corpus
 from ttm_jax import errors
 from ttm_jax.data import builders
 from ttm_jax.data import pipeline
+from ttm_jax.data import synthetic
 from ttm_jax.data.corpus import format
 from ttm_jax.data.corpus import reading
 from ttm_jax.data.corpus import writing
@@ -116,6 +117,67 @@ def test_valid_and_test_windows_start_a_context_early(made):
       got = np.concatenate([item['past_values'], item['future_values']])[:, 0]
       np.testing.assert_allclose(got, _expected(values, start, mean, std),
                                  atol=1e-5)
+
+
+def _block_means(values, factor):
+  """DRS by hand: the mean of the observed values of each block of
+  `factor` (NaN for a block with none), a trailing partial block
+  dropped."""
+  out = []
+  for first in range(0, len(values) // factor * factor, factor):
+    block = values[first:first + factor]
+    observed = block[~np.isnan(block)]
+    out.append(observed.mean() if len(observed) else np.nan)
+  return np.array(out)
+
+
+def _source_series(made):
+  """Per corpus source, its series as the inputs hold them."""
+  wide = [made['wide'][c].to_numpy() for c in made['wide'].columns]
+  long = made['long']
+  out = {'wide': wide,
+         'long': [long[long.id == k]['v'].to_numpy() for k in ('x', 'y')],
+         'wide@2h': [_block_means(v, 2) for v in wide],
+         'a@2h': [_block_means(v, 2) for v in made['series']]}
+  rng = np.random.default_rng(1)  # synthetic:num_series=4,length=500,seed=1
+  for i, freq in enumerate(list(synthetic.RESOLUTIONS)[:4]):
+    values = synthetic.make_series(rng, 500, freq,
+                                   f'synthetic_{i:06d}_{freq}').values
+    out[f'synthetic_{freq}'] = [values]
+    if freq == 'h':
+      out['synthetic_h@2h'] = [_block_means(values, 2)]
+  return out
+
+
+@pytest.mark.parametrize('name', ['wide', 'long', 'synthetic_15min',
+                                  'synthetic_h', 'synthetic_h@2h', 'a@2h',
+                                  'wide@2h'])
+def test_csv_synthetic_and_drs_windows_are_the_inputs_scaled(made, name):
+  """Every window of every split of the CSV (wide and long), synthetic
+  and DRS (block means) sources is the slice of its input series,
+  standard-scaled by that series' train part (valid and test a context
+  early), NaN as 0."""
+  found = made['corpus']
+  series = _source_series(made)[name]
+  for split in ('train', 'valid', 'test'):
+    windows = found.windows(split, CL, FL, [name])
+    expected = []
+    for values in series:
+      train_end, valid_end = found.rule.borders(len(values))
+      first, last = {'train': (0, train_end),
+                     'valid': (max(train_end - CL, 0), valid_end),
+                     'test': (max(valid_end - CL, 0), len(values))}[split]
+      mean = np.nanmean(values[:train_end])
+      std = np.nanstd(values[:train_end])
+      expected += [_expected(values, start, mean, std)
+                   for start in range(first, last - CL - FL + 1)]
+    assert len(windows) == len(expected) > 0, split
+    for i in range(len(windows)):
+      item = windows[i]
+      got = np.concatenate([item['past_values'],
+                            item['future_values']])[:, 0]
+      np.testing.assert_allclose(got, expected[i], atol=1e-5,
+                                 err_msg=f'{split} {i}')
 
 
 def test_index_is_per_record_not_per_window(made):

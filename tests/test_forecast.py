@@ -191,14 +191,60 @@ def test_backtest_baselines_are_computed_the_same_way(model_dir):
                                                              'mase'}
 
 
-def test_finetune_head_probes_then_forecasts(model_dir):
+def _window_mse(folder, source):
+  """MSE of the model in `folder` over every window of `source`, by
+  hand."""
+  from ttm_jax.models import ttm  # pylint: disable=g-import-not-at-top
+  _, module, variables = ttm_jax.load_pretrained(str(folder))
+  items = [source[i] for i in range(len(source))]
+  batch = {k: np.stack([it[k] for it in items]) for k in items[0]}
+  out = module.apply(variables, **ttm.model_inputs(batch, module.config))
+  return float(np.mean((batch['future_values']
+                        - np.asarray(out.prediction_outputs))**2))
+
+
+def test_finetune_head_probes_then_forecasts(model_dir, monkeypatch):
+  """forecast(finetune=F) head-probes: the backbone stays the
+  checkpoint's bit for bit, the tested model's validation MSE (checked by
+  hand) is below the starting model's on the same windows, and the
+  forecast is the fine-tuned model's."""
+  from safetensors.numpy import load_file  # pylint: disable=g-import-not-at-top
+  from ttm_jax.data import builders  # pylint: disable=g-import-not-at-top
+  from ttm_jax.train import snapshots  # pylint: disable=g-import-not-at-top
+  made, mkdtemp = [], api.tempfile.mkdtemp
+
+  def recorded(*args, **kwargs):  # Where the fine-tuning run goes.
+    made.append(mkdtemp(*args, **kwargs))
+    return made[-1]
+
+  monkeypatch.setattr(api.tempfile, 'mkdtemp', recorded)
   df = _frame(rows=700)
   before = ttm_jax.forecast(df, timestamp_column='time', horizon=16,
                             checkpoint=model_dir)
   after = ttm_jax.forecast(df, timestamp_column='time', horizon=16,
                            checkpoint=model_dir, finetune=0.6)
+  monkeypatch.undo()
   assert not np.allclose(before['y'], after['y'])
-  assert np.isfinite(after['y']).all()
+  (workdir,) = [m for m in made if 'ttm_finetune_' in m]
+  run = os.path.join(workdir, 'run')
+  start = load_file(os.path.join(model_dir, 'model.safetensors'))
+  tuned = load_file(os.path.join(run, 'export', 'model.safetensors'))
+  backbone = [k for k in start if k.startswith('backbone.')]
+  assert backbone
+  for key in backbone:
+    np.testing.assert_array_equal(tuned[key], start[key], err_msg=key)
+  assert any(not np.array_equal(tuned[k], start[k]) for k in start)
+  valid = builders.build_data(snapshots.run_config(run)).valid
+  with open(os.path.join(run, 'results.json')) as f:
+    (record,) = json.load(f)
+  assert record['evaluation'] == 'val'
+  assert record['num_windows'] == len(valid)
+  tuned_mse = _window_mse(os.path.join(run, 'export'), valid)
+  assert record['mse'] == pytest.approx(tuned_mse, rel=1e-4)
+  assert tuned_mse < _window_mse(model_dir, valid)  # It fell.
+  again = ttm_jax.forecast(df, timestamp_column='time', horizon=16,
+                           checkpoint=os.path.join(run, 'export'))
+  np.testing.assert_allclose(after['y'], again['y'], atol=1e-6)
 
 
 def test_auto_picks_a_local_checkpoint_by_context(model_dir, tmp_path):

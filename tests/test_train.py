@@ -1,5 +1,7 @@
 """The engine: data-parallel agreement, multi-process training, exact
-resume after SIGKILL, head probing, zero-shot ETTh1 through the engine."""
+resume after SIGKILL or SIGTERM, early stopping and the tested best
+model, head probing with conformal intervals, the export and paper-table
+entry points (zero-shot ETTh1 through the engine)."""
 
 import json
 import os
@@ -18,7 +20,6 @@ import pytest
 from safetensors.numpy import load_file
 
 from configs import few_shot
-from configs import zero_shot
 from tests import conftest
 from ttm_jax import errors
 from ttm_jax import optim
@@ -31,6 +32,7 @@ from ttm_jax.models import checkpoint
 from ttm_jax.models import config as config_lib
 from ttm_jax.models import factory
 from ttm_jax.models import ttm
+from ttm_jax.train import checkpoints as checkpoints_lib
 from ttm_jax.train import snapshots
 from ttm_jax.train import state as state_lib
 from ttm_jax.train import steps as steps_lib
@@ -178,6 +180,50 @@ def _params(workdir):
   return load_file(os.path.join(workdir, 'export', 'model.safetensors'))
 
 
+def _results(workdir):
+  with open(os.path.join(workdir, 'results.json')) as f:
+    return json.load(f)
+
+
+def _assert_close_records(ours, theirs, atol, path='record'):
+  """Nested results records equal: numbers within `atol`, the rest
+  exactly (run times aside)."""
+  if isinstance(theirs, dict):
+    keys = set(theirs) - {'seconds'}
+    assert set(ours) - {'seconds'} == keys, path
+    for key in keys:
+      _assert_close_records(ours[key], theirs[key], atol, f'{path}.{key}')
+  elif isinstance(theirs, float):
+    assert ours == pytest.approx(theirs, abs=atol, rel=0), path
+  else:
+    assert ours == theirs, path
+
+
+def _checkpoint_weights(workdir, step):
+  """The reference-format weights of the checkpoint at `step`, restored
+  by orbax directly."""
+  ckpts = checkpoints_lib.Checkpoints(str(workdir), keep=1, read_only=True)
+  try:
+    state = ckpts.restore_state(step)
+  finally:
+    ckpts.close()
+  variables = {'params': state['params']}
+  for name in ('batch_stats', 'buffers'):
+    if state.get(name):
+      variables[name] = state[name]
+  return checkpoint.to_state_dict(variables)
+
+
+def _assert_same_weights(ours, expected):
+  assert set(ours) == set(expected)
+  for key in expected:
+    np.testing.assert_array_equal(ours[key], expected[key], err_msg=key)
+
+
+def _differ(ours, other) -> bool:
+  return any(not np.array_equal(ours[k], other[k]) for k in other)
+
+
 @pytest.fixture(scope='module')
 def uninterrupted(tmp_path_factory):
   """One process, 4 CPU devices, never stopped: the reference run."""
@@ -221,6 +267,16 @@ def test_two_processes_found_from_slurm_variables_match_one(two_processes,
   assert sorted(a) == sorted(b) == list(range(1, 41))
   np.testing.assert_allclose([b[k] for k in a], [a[k] for k in a],
                              atol=1e-5, rtol=0)
+  # What a user reads: results.json (every number, at the losses'
+  # tolerance; the rest equal) and the exported weights.
+  ours, theirs = _results(multi), _results(uninterrupted)
+  assert len(ours) == len(theirs) == 1
+  _assert_close_records(ours[0], theirs[0], atol=1e-5)
+  weights, expected = _params(multi), _params(uninterrupted)
+  assert set(weights) == set(expected)
+  for key in expected:
+    np.testing.assert_allclose(weights[key], expected[key], atol=1e-5,
+                               rtol=0, err_msg=key)
 
 
 def test_sigterm_on_one_process_stops_both_at_one_step(tmp_path,
@@ -304,13 +360,38 @@ def test_export_writes_any_checkpoint_of_the_run(uninterrupted, tmp_path):
   assert ours.keys() == run.keys()
   for key in run:
     np.testing.assert_array_equal(ours[key], run[key])
-  with open(uninterrupted / 'results.json') as f:
-    best_step = json.load(f)[0]['training']['best_step']
+  best_step = _results(uninterrupted)[0]['training']['best_step']
   assert snapshots.export_run(str(uninterrupted), 'best',
-                       str(tmp_path / 'b')) == best_step
+                              str(tmp_path / 'b')) == best_step
+  best = load_file(str(tmp_path / 'b' / 'model.safetensors'))
+  _assert_same_weights(best, _checkpoint_weights(uninterrupted, best_step))
   checkpoint.load_pretrained(str(tmp_path / 'b'))
   with pytest.raises(errors.ConfigError, match=r'which=7: no such .*steps'):
     snapshots.export_run(str(uninterrupted), '7', str(tmp_path / 'x'))
+
+
+def test_export_cli_end_to_end(uninterrupted, tmp_path):
+  """`python -m experiments.export` on a finished run: a step's weights
+  are that checkpoint's, and a missing step is one clear line, exit 2."""
+  env = dict(os.environ, PYTHONPATH=ROOT)
+  command = [sys.executable, '-m', 'experiments.export', '--workdir',
+             str(uninterrupted)]
+  done = subprocess.run(command + ['--which', '35', '--out',
+                                   str(tmp_path / 's')], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=300)
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert f'Exported step 35 of {uninterrupted}' in done.stdout
+  exported = load_file(str(tmp_path / 's' / 'model.safetensors'))
+  _assert_same_weights(exported, _checkpoint_weights(uninterrupted, 35))
+  assert _differ(exported, _params(uninterrupted))  # Not step 40's.
+  assert (tmp_path / 's' / 'config.json').exists()
+  done = subprocess.run(command + ['--which', '7', '--out',
+                                   str(tmp_path / 'x')], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=300)
+  assert done.returncode == 2, done.stderr[-2000:]
+  assert 'which=7: no such checkpoint' in done.stderr
+  assert 'Traceback' not in done.stderr
+  assert not (tmp_path / 'x').exists()
 
 
 def _wait_for_checkpoint(folder, step: int) -> None:
@@ -347,6 +428,94 @@ def test_sigkill_and_restart_is_bit_identical(tmp_path, uninterrupted):
     np.testing.assert_array_equal(ours[key], expected[key], err_msg=key)
 
 
+def test_sigterm_on_one_process_checkpoints_and_resumes_bit_identical(
+    tmp_path, uninterrupted):
+  """SLURM's requeue: SIGTERM asks for a checkpoint at the current step
+  and exit 1 ('Preempted'); the same command resumes there and ends as the
+  run that was never stopped."""
+  work = tmp_path / 'preempted'
+  args = RUN_ARGS + ['--workdir', str(work), '--cpu_devices=4']
+  process = _run(args, wait=False)
+  _wait_for_checkpoint(work / 'checkpoints', 10)
+  process.send_signal(signal.SIGTERM)
+  out, _ = process.communicate(timeout=600)
+  assert process.returncode == 1, out[-3000:]
+  said = re.search(r'Preempted \(SIGTERM\): checkpoint saved at step (\d+)',
+                   out)
+  assert said, out[-3000:]
+  step = int(said.group(1))
+  assert 10 <= step < 40
+  # Forced: saved at once, whatever the checkpoint cadence (every 5).
+  saved = [int(n) for n in os.listdir(work / 'checkpoints') if n.isdigit()]
+  assert max(saved) == step
+  assert not (work / 'export').exists()
+  logged = _train_losses(work)
+  assert max(logged) == step  # Its metrics are on disk with it.
+  out = _run(args)
+  assert f'Resumed from step {step}.' in out
+  assert _train_losses(work) == _train_losses(uninterrupted)
+  _assert_same_weights(_params(work), _params(uninterrupted))
+
+
+def _probe_config(tmp_path, **changes):
+  """Head probing of a small new model on a 3-channel CSV: the few-shot
+  recipe, quick."""
+  config = config_lib.TTMConfig(**SMALL)
+  if not (tmp_path / 'init').exists():
+    variables = checkpoint.init_variables(config, jax.random.key(5))
+    checkpoint.save_pretrained(str(tmp_path / 'init'), config, variables)
+    _write_csv(tmp_path / 'data.csv')
+  cfg = few_shot.get_config(
+      'quick=true,context=64,horizon=16,data=mine,fraction=1.0')
+  with cfg.unlocked():
+    cfg.checkpoint = str(tmp_path / 'init')
+    cfg.data.kind = 'csv'
+    cfg.data.path = str(tmp_path / 'data.csv')
+    cfg.data.timestamp_column = 'date'
+    cfg.data.target_columns = ()
+    cfg.data.batch_size = 8
+    cfg.tensorboard = False
+    cfg.plot = False
+    for key, value in changes.items():
+      cfg[key] = value
+  return cfg
+
+
+def test_early_stopping_with_patience_1_tests_the_best_step(tmp_path):
+  """Validation after every step at a high learning rate: its curve
+  rises again early. With patience 1 the run stops at the first
+  evaluation that is no better than the best before it, and the tested
+  (exported) parameters are the best step's, not the final step's."""
+  cfg = _probe_config(tmp_path, num_steps=20, eval_every_steps=1,
+                      checkpoint_every_steps=100, early_stopping_patience=1,
+                      test_best=True, frozen=())
+  cfg.optim.lr = 1e-2
+  run = tmp_path / 'run'
+  train.train_and_evaluate(cfg, str(run))
+  curve = [(r['step'], r['val/mse']) for r in map(
+      json.loads, (run / 'metrics.jsonl').read_text().splitlines())
+           if 'val/mse' in r]
+  # By hand: the first evaluation not below the best before it.
+  best_step, best, stop = None, np.inf, None
+  for step, value in curve:
+    if value < best:
+      best_step, best = step, value
+    else:
+      stop = step
+      break
+  assert stop is not None and stop < 20, curve  # The curve did rise.
+  assert [s for s, _ in curve] == list(range(1, stop + 1))  # Then none.
+  training = _results(run)[0]['training']
+  assert training['steps'] == stop
+  assert training['early_stopped'] is True
+  assert training['best_step'] == best_step
+  assert training['best_val_mse'] == best
+  assert training['tested'] == 'best'
+  exported = _params(run)
+  _assert_same_weights(exported, _checkpoint_weights(run, best_step))
+  assert _differ(exported, _checkpoint_weights(run, stop))
+
+
 def _write_csv(path, rows=400, channels=3):
   rng = np.random.default_rng(0)
   t = np.arange(rows)
@@ -358,24 +527,10 @@ def _write_csv(path, rows=400, channels=3):
 
 
 def test_head_probing_leaves_backbone_bit_identical(tmp_path):
-  config = config_lib.TTMConfig(**SMALL)
-  variables = checkpoint.init_variables(config, jax.random.key(5))
-  checkpoint.save_pretrained(str(tmp_path / 'init'), config, variables)
-  _write_csv(tmp_path / 'data.csv')
-  cfg = few_shot.get_config(
-      'quick=true,context=64,horizon=16,data=mine,fraction=1.0')
+  cfg = _probe_config(tmp_path, num_steps=6, test_best=False)
   with cfg.unlocked():
-    cfg.checkpoint = str(tmp_path / 'init')
-    cfg.data.kind = 'csv'
-    cfg.data.path = str(tmp_path / 'data.csv')
-    cfg.data.timestamp_column = 'date'
-    cfg.data.target_columns = ()
-    cfg.data.batch_size = 8
-    cfg.num_steps = 6
     cfg.optim.lr_finder.enabled = True  # A short sweep, then training.
     cfg.optim.lr_finder.num_iter = 5
-    cfg.test_best = False
-    cfg.tensorboard = False
     cfg.evals.test_conformal = dict(type='conformal', calibrate='valid',
                                     score='test', final=True,
                                     compare=('seasonal_naive',))
@@ -400,19 +555,58 @@ def test_head_probing_leaves_backbone_bit_identical(tmp_path):
   assert record['conformal_windows'] > 0
   for key in ('wql', 'msis', 'coverage_80', 'mase'):
     assert np.isfinite(record[key]) and key in record['seasonal_naive']
-  assert record['coverage_80'] >= record['coverage_40']
+  # The 80% and 40% coverages by hand: thresholds of the validation
+  # windows' absolute errors (conformal rank ceil((n + 1)(1 - alpha))),
+  # per horizon step and channel, around the exported model's forecasts.
+  data = builders.build_data(schema.resolve(cfg))
+  _, module, variables = checkpoint.load_pretrained(
+      str(tmp_path / 'run' / 'export'))
+
+  def errors_of(source):
+    items = _stack([source[i] for i in range(len(source))])
+    out = module.apply(variables, **ttm.model_inputs(items, module.config))
+    return items['future_values'] - np.asarray(out.prediction_outputs)
+
+  calibration, scored = errors_of(data.valid), errors_of(data.test)
+  assert record['conformal_windows'] == len(calibration)
+  for label, alpha in (('80', 0.2), ('40', 0.6)):
+    rank = int(np.ceil((len(calibration) + 1) * (1 - alpha)))
+    threshold = np.sort(np.abs(calibration), axis=0)[rank - 1]
+    inside = np.abs(scored) <= threshold + 1e-6
+    assert record[f'coverage_{label}'] == pytest.approx(
+        inside.mean(), abs=0.5 / scored.size), label
 
 
-def test_zero_shot_etth1_through_engine(tmp_path):
+def test_paper_table_zero_shot_etth1_end_to_end(tmp_path):
+  """`python -m experiments.paper_table` on the real r2 512-96 checkpoint:
+  the zero-shot ETTh1 cell runs through the engine (IBM's 0.363 over
+  2785 test windows), its row is that cell's results.json record beside
+  IBM's figure, and a dataset whose file is absent is listed as skipped."""
   ckpt = conftest.require_checkpoint('fraware__ChronoAPI__root')
   conftest.require_data('ltsf', 'ETTh1.csv')
   data = os.path.join(conftest.SHARED, 'data', 'ltsf')
-  cfg = zero_shot.get_config('data=etth1')
-  with cfg.unlocked():
-    cfg.checkpoint = ckpt
-    cfg.data_dir = data
-    cfg.tensorboard = False
-  results = train.train_and_evaluate(cfg, str(tmp_path))
-  (record,) = results
-  assert record['num_windows'] == 2785
+  assert not os.path.exists(os.path.join(data, 'weather.csv'))
+  env = dict(os.environ, PYTHONPATH=ROOT)
+  env.pop('XLA_FLAGS', None)
+  done = subprocess.run(
+      [sys.executable, '-m', 'experiments.paper_table', '--workdir',
+       str(tmp_path), '--data_dir', data, '--checkpoint', ckpt, '--modes',
+       'zs', '--datasets', 'etth1,weather'], cwd=ROOT, env=env,
+      capture_output=True, text=True, timeout=900)
+  assert done.returncode == 0, done.stderr[-3000:]
+  table = json.loads((tmp_path / 'table.json').read_text())
+  assert table['skipped'] == ['weather']
+  (row,) = table['rows']
+  (record,) = _results(tmp_path / 'etth1_zs')
+  assert record['num_windows'] == row['num_windows'] == 2785
   assert abs(record['mse'] - 0.363) <= 0.002, record
+  assert (row['dataset'], row['setting'], row['ibm']) == ('etth1', 'zs',
+                                                          0.363)
+  assert row['mse'] == record['mse'] and row['mae'] == record['mae']
+  assert row['diff'] == pytest.approx(record['mse'] - 0.363)
+  markdown = (tmp_path / 'table.md').read_text()
+  assert (f"| etth1 | zero-shot | {record['mse']:.4f} | 0.363 | "
+          f"{record['mse'] - 0.363:+.4f} | 2785 |") in markdown
+  assert 'Skipped (data file absent): weather.' in markdown
+  with open(tmp_path / 'table.csv') as f:
+    assert next(iter(pd.read_csv(f).itertuples())).dataset == 'etth1'

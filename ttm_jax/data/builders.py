@@ -8,12 +8,14 @@ the user's, or pretraining corpora) into train/valid/test window sources;
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any, List, Optional, Tuple
 
 import grain
 import numpy as np
 
 from ttm_jax import errors
+from ttm_jax.data import categoricals
 from ttm_jax.data import forecasting
 from ttm_jax.data import pipeline
 from ttm_jax.data import pretrain
@@ -34,6 +36,8 @@ class Data:
     scalers: per series, the standard scaler fitted on train (benchmarks and
       files), else None.
     weights: mixture weights of the pretraining corpora, else None.
+    categorical_vocab: the static categoricals' value -> code table (kind
+      csv with static_categorical_columns), saved with the model.
   """
   train: Any
   valid: Any
@@ -43,6 +47,7 @@ class Data:
   weights: Optional[List[float]] = None
   notes: List[str] = dataclasses.field(default_factory=list)
   freq: str = ''  # Frequency of the data ('' when mixed).
+  categorical_vocab: Optional[categoricals.Vocabulary] = None
 
   @property
   def is_mixture(self) -> bool:
@@ -86,20 +91,24 @@ def _benchmark(config) -> Data:
 
 def _csv(config) -> Data:
   data = config.data
+  # A fine-tuned model keeps the codes its embeddings were trained with.
+  start = (categoricals.Vocabulary.load(config.checkpoint) if
+           config.checkpoint and os.path.isdir(config.checkpoint) else None)
   table = sources.read_table(
       data.path, timestamp_column=data.timestamp_column or None,
       target_columns=list(data.target_columns) or None,
       control_columns=list(data.control_columns),
       static_categorical_columns=list(data.static_categorical_columns),
       id_columns=list(data.id_columns), freq=data.freq or None,
-      duplicates=data.duplicates)
+      duplicates=data.duplicates, vocabulary=start)
   splits = forecasting.make_splits(
       table, config.context_length, config.prediction_length,
       windows.SplitRule(train_fraction=data.train_fraction,
                         test_fraction=data.test_fraction),
       fewshot_fraction=_fewshot(data), required=_required(config))
   return Data(splits.train, splits.valid, splits.test, data.name,
-              splits.scalers, notes=splits.notes, freq=table.freq)
+              splits.scalers, notes=splits.notes, freq=table.freq,
+              categorical_vocab=table.categorical_vocab)
 
 
 def _corpora(corpus_cfg) -> List[pretrain.UnivariateCorpus]:

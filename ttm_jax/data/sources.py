@@ -19,6 +19,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from ttm_jax import errors
+from ttm_jax.data import categoricals
 from ttm_jax.data import windows
 
 _LOG = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ class Table:
     columns: names of the c columns (targets first, then exogenous).
     target_columns, control_columns: names.
     static_categoricals: per series id, [k] int codes (or None).
+    categorical_vocab: the value -> code table of the static categoricals.
     ids: series ids (one '' for a single wide series).
     timestamps: per series id, the time index (or None).
     freq: frequency string.
@@ -107,6 +109,7 @@ class Table:
   timestamps: Optional[List[np.ndarray]] = None
   static_categoricals: Optional[List[np.ndarray]] = None
   static_categorical_columns: Optional[List[str]] = None
+  categorical_vocab: Optional[categoricals.Vocabulary] = None
 
 
 def data_dir(configured: Optional[str] = None) -> str:
@@ -260,7 +263,9 @@ def read_table(path: str, *, timestamp_column: Optional[str] = 'date',
                control_columns: Sequence[str] = (),
                static_categorical_columns: Sequence[str] = (),
                id_columns: Sequence[str] = (), freq: Optional[str] = None,
-               duplicates: str = 'error', published: bool = False) -> Table:
+               duplicates: str = 'error', published: bool = False,
+               vocabulary: Optional[categoricals.Vocabulary] = None
+               ) -> Table:
   """Reads a wide (one column per channel) or long (id column) file.
 
   Args:
@@ -278,6 +283,8 @@ def read_table(path: str, *, timestamp_column: Optional[str] = 'date',
     published: a registered benchmark: its rows are kept as published
       (IBM's protocol windows rows by index), duplicates and gaps only
       warned about.
+    vocabulary: the static categoricals' codes (a fine-tuned model's);
+      default: learned from the file's series.
 
   Raises:
     DataError: naming the file, column and row of the first problem.
@@ -311,22 +318,19 @@ def read_table(path: str, *, timestamp_column: Optional[str] = 'date',
   if freq is None and stamps and len(stamps[0]) > 2:
     import pandas as pd  # pylint: disable=g-import-not-at-top
     freq = pd.infer_freq(pd.DatetimeIndex(stamps[0][:1000])) or ''
+  codes = None
+  if static_categorical_columns:
+    vocabulary = vocabulary or categoricals.Vocabulary.fit(
+        static_categorical_columns, statics)
+    codes = list(vocabulary.encode(static_categorical_columns, statics, path))
   return Table(values=values, columns=value_columns,
                target_columns=target_columns,
                control_columns=list(control_columns), ids=ids,
                freq=freq or '', timestamps=stamps or None,
-               static_categoricals=(_encode_categoricals(statics)
-                                    if static_categorical_columns else None),
+               static_categoricals=codes,
                static_categorical_columns=list(static_categorical_columns)
-               or None)
-
-
-def _encode_categoricals(rows: List[np.ndarray]) -> List[np.ndarray]:
-  table = np.stack(rows).astype(str)
-  codes = np.zeros(table.shape, np.int32)
-  for k in range(table.shape[1]):
-    _, codes[:, k] = np.unique(table[:, k], return_inverse=True)
-  return list(codes)
+               or None,
+               categorical_vocab=vocabulary if codes is not None else None)
 
 
 def read_registered(name: str, directory: Optional[str] = None,

@@ -44,6 +44,7 @@ import numpy as np
 from ttm_jax import baselines
 from ttm_jax import checks
 from ttm_jax import errors
+from ttm_jax.data import categoricals
 from ttm_jax.evaluators import backtest as backtest_lib
 from ttm_jax.predict import conformal
 from ttm_jax.predict import engine
@@ -157,21 +158,22 @@ def _roll(forecaster, frame, histories, futures, horizon, categoricals,
   return np.concatenate(outputs, axis=1)
 
 
-def _categorical_codes(frame: frames.Frame) -> Optional[np.ndarray]:
+def _categorical_codes(forecaster: engine.Forecaster,
+                       frame: frames.Frame) -> Optional[np.ndarray]:
+  """[series, k] codes of the static categoricals, by the vocabulary the
+  model was trained with (whatever series the call has)."""
   if not frame.static_categorical_columns:
     return None
-  table = np.array([[str(v) for v in s.categoricals] for s in frame.series])
-  codes = np.zeros(table.shape, np.int32)
-  for k in range(table.shape[1]):
-    _, codes[:, k] = np.unique(table[:, k], return_inverse=True)
-  return codes
+  return categoricals.codes(forecaster.vocabulary,
+                            frame.static_categorical_columns,
+                            [s.categoricals for s in frame.series])
 
 
 def _forecast_at(forecaster, frame, requests, horizon, with_quantiles=False):
   """Forecasts for (series, origin) requests: the history before `origin`,
   the known controls after it (inside the data)."""
   inputs = _inputs(forecaster, frame)
-  codes = _categorical_codes(frame)
+  codes = _categorical_codes(forecaster, frame)
   targets = frame.num_targets
   histories = [inputs[i][:origin] for i, origin in requests]
   futures = None
@@ -457,11 +459,12 @@ def forecast(df, *, timestamp_column: str, horizon: int, checkpoint: str,
   inputs = _inputs(forecaster, frame)
   if head:
     point, quantiles = _roll(forecaster, frame, inputs, futures, horizon,
-                             _categorical_codes(frame), with_quantiles=True)
+                             _categorical_codes(forecaster, frame),
+                             with_quantiles=True)
     return frames.to_frame(frame, point, levels,
                            _head_bands(forecaster, quantiles, levels))
   point = _roll(forecaster, frame, inputs, futures, horizon,
-                _categorical_codes(frame))
+                _categorical_codes(forecaster, frame))
   bands = (_quantile_bands(forecaster, frame, point, horizon, levels,
                            int(calibration_windows)) if levels else None)
   return frames.to_frame(frame, point, levels, bands)
@@ -507,6 +510,8 @@ def _finetuned(forecaster, df, frame, fraction, timestamp_column,
     source = os.path.join(workdir, 'start')
     checkpoint_lib.save_pretrained(source, forecaster.config,
                                    forecaster.model.variables)
+    if forecaster.vocabulary is not None:  # Trained with the same codes.
+      forecaster.vocabulary.save(source)
     config = recipes.few_shot(source, context=forecaster.context_length,
                               horizon=forecaster.horizon)
     config.data.update(
@@ -514,6 +519,7 @@ def _finetuned(forecaster, df, frame, fraction, timestamp_column,
         timestamp_column=timestamp_column, id_columns=frame.id_columns,
         target_columns=frame.target_columns,
         control_columns=frame.control_columns,
+        static_categorical_columns=frame.static_categorical_columns,
         train_fraction=fraction, test_fraction=0.0, freq=frame.freq)
     if config.data.batch_size > count:  # Not padded up to a full batch.
       _LOG.warning('finetune: %d training windows, fewer than the batch of '

@@ -14,6 +14,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from ttm_jax import errors
+from ttm_jax.data import categoricals
 from ttm_jax.models import frequency
 from ttm_jax.models import zoo
 
@@ -86,6 +87,9 @@ class Forecaster:
       model = factory.Model(config, module, variables)
     self.model, self.config = model, model.config
     self.source = checkpoint
+    # The static categoricals' codes in training (None: not saved).
+    self.vocabulary = (categoricals.Vocabulary.load(checkpoint)
+                       if os.path.isdir(checkpoint) else None)
     self.predict = steps.make_predict_fn(model, sharding.make_mesh())
 
   @property

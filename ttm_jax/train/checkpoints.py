@@ -119,8 +119,16 @@ class Checkpoints:
     return None if restored is None else (restored.state, restored.meta)
 
   def restore_state(self, step: int, abstract_state=None):
-    """The train state saved at `step` (a pytree of arrays when no
-    `abstract_state` is given)."""
+    """The train state saved at `step`; without `abstract_state`, a
+    pytree of arrays on this process's first device, whatever devices
+    saved it (an 8-device run exports on a laptop)."""
+    if abstract_state is None:
+      with ocp.StandardCheckpointer() as reader:
+        saved = reader.metadata(self.manager.directory / str(step) / 'state')
+      device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+      abstract_state = jax.tree.map(
+          lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+          saved.item_metadata)
     return self.manager.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(abstract_state))).state
 

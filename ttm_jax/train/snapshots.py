@@ -11,6 +11,7 @@ import ml_collections
 
 from ttm_jax import errors
 from ttm_jax import schema
+from ttm_jax.data import categoricals
 from ttm_jax.models import checkpoint
 from ttm_jax.models import factory
 from ttm_jax.train import checkpoints as checkpoints_lib
@@ -57,15 +58,18 @@ def _step(ckpts, which: str) -> int:
   return step
 
 
-def save_pretrained(out: str, config, variables) -> None:
-  """`checkpoint.save_pretrained` into a temporary folder beside `out`,
-  renamed into place when complete: `out` is either the previous folder or
-  the new one, never half written."""
+def save_pretrained(out: str, config, variables, vocabulary=None) -> None:
+  """`checkpoint.save_pretrained` (with the static categoricals'
+  `vocabulary`, if any) into a temporary folder beside `out`, renamed into
+  place when complete: `out` is either the previous folder or the new one,
+  never half written."""
   out = os.path.abspath(out)
   tmp = f'{out}.tmp-{os.getpid()}'
   shutil.rmtree(tmp, ignore_errors=True)
   try:
     checkpoint.save_pretrained(tmp, config, variables)
+    if vocabulary is not None:
+      vocabulary.save(tmp)
     if os.path.isdir(out):
       old = f'{out}.old-{os.getpid()}'
       os.rename(out, old)
@@ -108,5 +112,6 @@ def export_run(workdir: str, which: str, out: str,
     variables = _variables(ckpts.restore_state(step))
   finally:
     ckpts.close()
-  save_pretrained(out, model.config, jax.device_get(variables))
+  save_pretrained(out, model.config, jax.device_get(variables),
+                  categoricals.Vocabulary.load(workdir))
   return step
