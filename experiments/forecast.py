@@ -88,7 +88,7 @@ def check_flags():
   """
   from ttm_jax import checks  # pylint: disable=g-import-not-at-top
   from ttm_jax import errors  # pylint: disable=g-import-not-at-top
-  from ttm_jax.predict import api  # pylint: disable=g-import-not-at-top
+  from ttm_jax.predict import arguments  # pylint: disable=g-import-not-at-top
   quantiles = _quantile_levels()
   for name, value, check in (
       ('backtest', _BACKTEST.value, checks.count(0)),
@@ -99,7 +99,7 @@ def check_flags():
     complaint = check(value)
     if complaint:
       raise errors.ConfigError(f'--{name}={value}: {complaint}.')
-  api.check_arguments(
+  arguments.check_arguments(
       prefix='--', horizon=_HORIZON.value, checkpoint=_CHECKPOINT.value,
       timestamp_column=_TIMESTAMP.value, id_columns=_IDS.value,
       target_columns=_TARGETS.value, control_columns=_CONTROLS.value,

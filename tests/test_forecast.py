@@ -18,7 +18,6 @@ from tests import conftest
 from ttm_jax import errors
 from ttm_jax.models import checkpoint
 from ttm_jax.models import config as config_lib
-from ttm_jax.predict import api
 from ttm_jax.predict import frames
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -203,7 +202,7 @@ def _window_mse(folder, source):
                         - np.asarray(out.prediction_outputs))**2))
 
 
-def test_finetune_head_probes_then_forecasts(model_dir, monkeypatch):
+def test_finetune_head_probes_then_forecasts(model_dir, tmp_path):
   """forecast(finetune=F) head-probes: the backbone stays the
   checkpoint's bit for bit, the tested model's validation MSE (checked by
   hand) is below the starting model's on the same windows, and the
@@ -211,21 +210,14 @@ def test_finetune_head_probes_then_forecasts(model_dir, monkeypatch):
   from safetensors.numpy import load_file  # pylint: disable=g-import-not-at-top
   from ttm_jax.data import builders  # pylint: disable=g-import-not-at-top
   from ttm_jax.train import snapshots  # pylint: disable=g-import-not-at-top
-  made, mkdtemp = [], api.tempfile.mkdtemp
-
-  def recorded(*args, **kwargs):  # Where the fine-tuning run goes.
-    made.append(mkdtemp(*args, **kwargs))
-    return made[-1]
-
-  monkeypatch.setattr(api.tempfile, 'mkdtemp', recorded)
   df = _frame(rows=700)
   before = ttm_jax.forecast(df, timestamp_column='time', horizon=16,
                             checkpoint=model_dir)
+  workdir = str(tmp_path / 'finetune')  # Kept (the default is removed).
   after = ttm_jax.forecast(df, timestamp_column='time', horizon=16,
-                           checkpoint=model_dir, finetune=0.6)
-  monkeypatch.undo()
+                           checkpoint=model_dir, finetune=0.6,
+                           finetune_dir=workdir)
   assert not np.allclose(before['y'], after['y'])
-  (workdir,) = [m for m in made if 'ttm_finetune_' in m]
   run = os.path.join(workdir, 'run')
   start = load_file(os.path.join(model_dir, 'model.safetensors'))
   tuned = load_file(os.path.join(run, 'export', 'model.safetensors'))

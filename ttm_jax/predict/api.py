@@ -34,239 +34,31 @@ refused: convert them with `pd.to_datetime(..., unit=...)` first. A given
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import tempfile
-from typing import Any, Dict, List, Optional, Sequence, Tuple
-
-import numpy as np
+from typing import Any, Dict, Optional, Sequence
 
 from ttm_jax import baselines
-from ttm_jax import checks
 from ttm_jax import errors
-from ttm_jax.data import categoricals
 from ttm_jax.evaluators import backtest as backtest_lib
+from ttm_jax.predict import arguments
 from ttm_jax.predict import conformal
 from ttm_jax.predict import engine
+from ttm_jax.predict import finetune as finetune_lib
 from ttm_jax.predict import frames
+from ttm_jax.predict import rolling
 
 _LOG = logging.getLogger(__name__)
-CALIBRATION_WINDOWS = 64
-INTERVALS = ('auto', 'model', 'conformal')
-SHORT_HISTORY = ('pad', 'error')
-
-_NAMES = checks.names()
-# Every public argument of forecast() and backtest() but the frames: its
-# check (see ttm_jax/checks.py).
-ARGUMENTS = {
-    'timestamp_column': checks.instance((str, int), 'a column name'),
-    'horizon': checks.count(1),
-    'windows': checks.count(1),
-    'checkpoint': lambda v: None if isinstance(v, str) and v else (
-        "must be a folder, a hub id, a bundled name or 'auto'"),
-    'id_columns': _NAMES,
-    'target_columns': checks.optional(_NAMES),
-    'control_columns': _NAMES,
-    'static_categorical_columns': _NAMES,
-    'quantiles': checks.optional(checks.levels()),
-    'context': checks.optional(checks.count(1)),
-    'finetune': checks.optional(checks.open_fraction()),
-    'finetune_dir': checks.optional(checks.string()),
-    'revision': checks.string(),
-    'freq': checks.optional(checks.string()),
-    'regularize': checks.boolean(),
-    'checkpoints_dir': checks.optional(checks.string()),
-    'allow_download': checks.boolean(),
-    'calibration_windows': checks.count(1),
-    'intervals': checks.one_of(*INTERVALS),
-    'short_history': checks.one_of(*SHORT_HISTORY),
-}
 
 
-def check_arguments(prefix: str = '', **values) -> None:
-  """Refuses the first argument that fails its check (`ARGUMENTS`), in one
-  line naming it (`prefix` + name: '--' for command-line flags).
-
-  Raises:
-    errors.ConfigError: naming the argument, its value and what is valid.
-  """
-  for name, value in values.items():
-    complaint = ARGUMENTS[name](value)
-    if complaint:
-      raise errors.ConfigError(
-          f'{prefix}{name}={checks.show(value)}: {complaint}.')
-  if values.get('freq') is not None:
-    frames.check_freq(values['freq'])
-  finetune_dir = values.get('finetune_dir')
-  if finetune_dir and os.path.exists(finetune_dir) and (
-      not os.path.isdir(finetune_dir) or os.listdir(finetune_dir)):
-    raise errors.ConfigError(
-        f'{prefix}finetune_dir={finetune_dir!r} exists and is not an empty '
-        'folder: give a new folder for the fine-tuning run.')
 
 
-# --------------------------------------------------------------- requests
-def _inputs(forecaster: engine.Forecaster, frame: frames.Frame
-            ) -> List[np.ndarray]:
-  """Per series, the channels the model reads: the targets, plus the
-  controls when it mixes channels."""
-  keep = frame.num_targets + (len(frame.control_columns)
-                              if forecaster.uses_controls else 0)
-  return [s.values[:, :keep] for s in frame.series]
 
 
-def _roll(forecaster, frame, histories, futures, horizon, categoricals,
-          with_quantiles=False):
-  """[n, horizon, targets] from n histories, rolling past the model's
-  horizon; `futures` [n, horizon, controls] (known controls) or None.
-  With `with_quantiles` (a horizon the quantile head covers), also the
-  head's quantiles [n, horizon, targets, q]. Each block's contexts are
-  standardised in float64 (`engine.Forecaster.standardize`) and its
-  forecasts mapped back."""
-  targets = frame.num_targets
-  histories = [h.copy() for h in histories]
-  outputs, done = [], 0
-  while done < horizon:
-    step = min(forecaster.horizon, horizon - done)
-    pasts, masks, loc, scale = forecaster.standardize(
-        np.stack([forecaster.window(h) for h in histories]))
-    future = None
-    if futures is not None:
-      future = np.zeros((len(pasts), forecaster.horizon, pasts.shape[2]))
-      block = futures[:, done:done + forecaster.horizon]
-      future[:, :block.shape[1], targets:] = block
-      future = ((future - loc) / scale).astype(np.float32)
-    predicted = forecaster.forecast_windows(pasts, masks, frame.freq, future,
-                                            categoricals,
-                                            with_quantiles=with_quantiles)
-    channels = list(forecaster.config.prediction_channel_indices
-                    or range(targets))
-    loc, scale = loc[:, :, channels], scale[:, :, channels]
-    if with_quantiles:  # One block: check_quantiles bounds the horizon.
-      point, quantiles = predicted
-      point = point * scale + loc
-      quantiles = quantiles * scale[..., None] + loc[..., None]
-      return point[:, :step], quantiles[:, :step]
-    predicted = (predicted * scale + loc)[:, :step]
-    outputs.append(predicted)
-    for k, history in enumerate(histories):
-      new = predicted[k]
-      if futures is not None:
-        new = np.concatenate([new, futures[k, done:done + step]], axis=1)
-      histories[k] = np.concatenate([history, new])
-    done += step
-  return np.concatenate(outputs, axis=1)
 
 
-def _categorical_codes(forecaster: engine.Forecaster,
-                       frame: frames.Frame) -> Optional[np.ndarray]:
-  """[series, k] codes of the static categoricals, by the vocabulary the
-  model was trained with (whatever series the call has)."""
-  if not frame.static_categorical_columns:
-    return None
-  return categoricals.codes(forecaster.vocabulary,
-                            frame.static_categorical_columns,
-                            [s.categoricals for s in frame.series])
 
 
-def _forecast_at(forecaster, frame, requests, horizon, with_quantiles=False):
-  """Forecasts for (series, origin) requests: the history before `origin`,
-  the known controls after it (inside the data)."""
-  inputs = _inputs(forecaster, frame)
-  codes = _categorical_codes(forecaster, frame)
-  targets = frame.num_targets
-  histories = [inputs[i][:origin] for i, origin in requests]
-  futures = None
-  if forecaster.uses_controls and frame.control_columns:
-    futures = np.stack([inputs[i][origin:origin + horizon, targets:]
-                        for i, origin in requests])
-  cats = None if codes is None else codes[[i for i, _ in requests]]
-  return _roll(forecaster, frame, histories, futures, horizon, cats,
-               with_quantiles)
 
 
-def _label(frame: frames.Frame, index: int) -> str:
-  return frames.series_label(frame.id_columns, frame.series[index].key)
-
-
-def _calibration(forecaster, frame, index, origin, horizon, windows,
-                 needed=2):
-  """Residuals [n, horizon, targets] of the last `windows` forecasts whose
-  truth ends at `origin` (each from at least one patch of history); a
-  window whose target context has no observed value gives NaN residuals
-  (left out). Fewer than `needed` windows (or observed residuals) is an
-  error naming the series."""
-  patch = forecaster.config.patch_length
-  first = max(patch, origin - horizon - windows + 1)
-  origins = list(range(first, origin - horizon + 1))
-  needed = max(needed, 2)
-  label = _label(frame, index)
-  if len(origins) < needed:
-    raise errors.DataError(
-        f'{label[0].upper() + label[1:]} has room for {len(origins)} '
-        f'calibration window(s) of {horizon} steps before its forecast '
-        f'origin (row {origin}); the quantiles need {needed}: give at least '
-        f'{needed + horizon + patch - 1} rows of history, or less extreme '
-        'quantiles.')
-  predicted = _forecast_at(forecaster, frame,
-                           [(index, o) for o in origins], horizon)
-  values = frame.series[index].values[:, :frame.num_targets]
-  truth = np.stack([values[o:o + horizon] for o in origins])
-  context = forecaster.context_length
-  blind = np.array([np.isnan(values[max(0, o - context):o]).all(axis=0)
-                    for o in origins])  # [n, targets]
-  residuals = np.where(blind[:, None, :], np.nan, truth - predicted)
-  observed = int((~np.isnan(residuals)).sum(axis=0).min())
-  if observed < needed:
-    raise errors.DataError(
-        f'{label[0].upper() + label[1:]} has {observed} observed calibration '
-        f'residual(s) for some target and step (of {len(origins)} windows: '
-        f'the rest missing); the quantiles need {needed}: give more '
-        'observed history, or less extreme quantiles.')
-  return residuals
-
-
-def _future_controls(frame: frames.Frame, future_df, horizon: int
-                     ) -> Optional[np.ndarray]:
-  """[series, horizon, controls] from `future_df` (id columns, timestamp,
-  control columns) at the timestamps after each series' end."""
-  if not frame.control_columns:
-    return None
-  if future_df is None:
-    raise errors.DataError(
-        'This model mixes exogenous channels: give the future values of the '
-        f'controls {frame.control_columns} for the {horizon} forecast steps '
-        'in future_df (timestamp, id and control columns).')
-  import pandas as pd  # pylint: disable=g-import-not-at-top
-  if not isinstance(future_df, pd.DataFrame):
-    raise errors.DataError(f'future_df must be a pandas DataFrame, got '
-                           f'{type(future_df).__name__}.')
-  for name in [frame.timestamp_column] + frame.id_columns + list(
-      frame.control_columns):
-    if name not in future_df.columns:
-      raise errors.DataError(f'future_df has no column {name!r}.')
-  times = pd.Series(frames.parse_times(future_df[frame.timestamp_column],
-                                       frame.timestamp_column,
-                                       'future_df: '), index=future_df.index)
-  out = []
-  for series in frame.series:
-    rows = np.ones(len(future_df), bool)
-    for column, value in zip(frame.id_columns, series.key):
-      rows &= (future_df[column] == value).to_numpy()
-    block = future_df.loc[rows, frame.control_columns].set_index(
-        times[rows].to_numpy())
-    wanted = frames.future_timestamps(series.timestamps[-1], frame.freq,
-                                      horizon)
-    block = block.reindex(wanted)
-    missing = block.isna().any(axis=1).to_numpy()
-    if missing.any():
-      raise errors.DataError(
-          f'future_df lacks control values for '
-          f'{frames.series_label(frame.id_columns, series.key)} '
-          f'at {pd.Timestamp(wanted[np.argmax(missing)])} (and '
-          f'{int(missing.sum()) - 1} more of the {horizon} forecast steps).')
-    out.append(block.to_numpy(np.float64))
-  return np.stack(out)
 
 
 def _load(checkpoint, revision, frame, horizon, checkpoints_dir,
@@ -287,8 +79,9 @@ def _quantile_bands(forecaster, frame, point, horizon, levels, windows):
   needed = conformal.windows_needed(levels)
   out = []
   for index, series in enumerate(frame.series):
-    residuals = _calibration(forecaster, frame, index, len(series.values),
-                             horizon, windows, needed)
+    residuals = rolling.calibration(forecaster, frame, index,
+                                    len(series.values), horizon, windows,
+                                    needed)
     out.append(conformal.bands(point[index], residuals, levels))
   return out
 
@@ -337,44 +130,6 @@ def _prepare(df, timestamp_column, id_columns, target_columns,
   return frame
 
 
-def _check_histories(forecaster, frame, requests, short_history: str,
-                     what: str = 'forecast') -> None:
-  """Before any forecast: each request's target context has an observed
-  value (else refused, naming the series and column); a history shorter
-  than the model's context is refused with short_history='error', else
-  padded, said in one warning."""
-  context = forecaster.context_length
-  short = {}
-  for index, origin in requests:
-    values = frame.series[index].values
-    seen = ~np.isnan(values[max(0, origin - context):origin,
-                            :frame.num_targets]).all(axis=0)
-    if not seen.all():
-      label = _label(frame, index)
-      column = frame.target_columns[int(np.argmin(seen))]
-      where = ('its history' if origin <= context else
-               f'the last {context} rows (the model\'s context)')
-      at = '' if origin == len(values) else f' before row {origin + 1}'
-      raise errors.DataError(
-          f'{label[0].upper() + label[1:]}: target {column!r} has no '
-          f'observed value in {where}{at}: there is nothing to '
-          f'{what} from. Give it observed values or leave it out.')
-    if origin < context:
-      short[index] = min(origin, short.get(index, origin))
-  if not short:
-    return
-  if short_history == 'error':
-    index = min(short, key=short.get)
-    label = _label(frame, index)
-    raise errors.DataError(
-        f'{label[0].upper() + label[1:]} has {short[index]} row(s) of '
-        f'history before its {what} origin, fewer than the model\'s context '
-        f'({context}), and short_history=\'error\': give more history, or '
-        "short_history='pad' to pad it in front (masked).")
-  _LOG.warning('%d series have fewer rows than the model\'s context (%d) '
-               'before a %s origin: padded in front, the padding masked '
-               '(shortest: %d rows).', len(short), context, what,
-               min(short.values()))
 
 
 def forecast(df, *, timestamp_column: str, horizon: int, checkpoint: str,
@@ -387,7 +142,7 @@ def forecast(df, *, timestamp_column: str, horizon: int, checkpoint: str,
              revision: str = '', freq: Optional[str] = None,
              regularize: bool = False, checkpoints_dir: Optional[str] = None,
              allow_download: bool = False,
-             calibration_windows: int = CALIBRATION_WINDOWS,
+             calibration_windows: int = arguments.CALIBRATION_WINDOWS,
              intervals: str = 'auto', short_history: str = 'pad',
              finetune_dir: Optional[str] = None):
   """Forecasts `horizon` steps after the end of every series of `df`.
@@ -428,7 +183,7 @@ def forecast(df, *, timestamp_column: str, horizon: int, checkpoint: str,
     errors.ConfigError, errors.DataError: one line naming the argument,
       column or series (every argument is checked before any work).
   """
-  check_arguments(
+  arguments.check_arguments(
       timestamp_column=timestamp_column, horizon=horizon,
       checkpoint=checkpoint, id_columns=id_columns,
       target_columns=target_columns, control_columns=control_columns,
@@ -448,95 +203,31 @@ def forecast(df, *, timestamp_column: str, horizon: int, checkpoint: str,
                      allow_download)
   head = _use_head(forecaster, intervals, levels, horizon,
                    int(calibration_windows))
-  _check_histories(forecaster, frame,
+  rolling.check_histories(forecaster, frame,
                    [(i, len(s.values)) for i, s in enumerate(frame.series)],
                    short_history)
   if finetune:
-    forecaster = _finetuned(forecaster, df, frame, float(finetune),
-                            timestamp_column, finetune_dir)
-  futures = (_future_controls(frame, future_df, horizon)
+    forecaster = finetune_lib.finetuned(forecaster, df, frame,
+                                        float(finetune), timestamp_column,
+                                        finetune_dir)
+  futures = (rolling.future_controls(frame, future_df, horizon)
              if forecaster.uses_controls else None)
-  inputs = _inputs(forecaster, frame)
+  inputs = rolling.model_channels(forecaster, frame)
   if head:
-    point, quantiles = _roll(forecaster, frame, inputs, futures, horizon,
-                             _categorical_codes(forecaster, frame),
-                             with_quantiles=True)
+    point, quantiles = rolling.roll(
+        forecaster, frame, inputs, futures, horizon,
+        rolling.categorical_codes(forecaster, frame), with_quantiles=True)
     return frames.to_frame(frame, point, levels,
                            _head_bands(forecaster, quantiles, levels))
-  point = _roll(forecaster, frame, inputs, futures, horizon,
-                _categorical_codes(forecaster, frame))
+  point = rolling.roll(forecaster, frame, inputs, futures, horizon,
+                       rolling.categorical_codes(forecaster, frame))
   bands = (_quantile_bands(forecaster, frame, point, horizon, levels,
                            int(calibration_windows)) if levels else None)
   return frames.to_frame(frame, point, levels, bands)
 
 
-def _training_windows(df, frame, fraction, context, horizon) -> int:
-  """The fine-tuning run's training windows: those of the first
-  `fraction` of each series of `df` (as the engine splits it)."""
-  from ttm_jax.data import windows  # pylint: disable=g-import-not-at-top
-  lengths = (list(df.groupby(frame.id_columns).size()) if frame.id_columns
-             else [len(df)])
-  rule = windows.SplitRule(train_fraction=fraction, test_fraction=0.0)
-  return sum(windows.num_windows(
-      windows.split_ranges(n, rule, context)['train'][1], context, horizon)
-             for n in lengths)
 
 
-def _finetuned(forecaster, df, frame, fraction, timestamp_column,
-               finetune_dir=None):
-  """The model head-probed on the first `fraction` of each history with the
-  engine's recipe (LR finder, one-cycle, early stopping on the rest), its
-  batch at most the number of training windows. The run goes to
-  `finetune_dir` (kept) or a temporary folder (removed)."""
-  from ttm_jax import recipes  # pylint: disable=g-import-not-at-top
-  from ttm_jax import train  # pylint: disable=g-import-not-at-top
-  from ttm_jax.models import checkpoint as checkpoint_lib  # pylint: disable=g-import-not-at-top
-  count = _training_windows(df, frame, fraction, forecaster.context_length,
-                            forecaster.horizon)
-  if count < 1:
-    raise errors.DataError(
-        f'finetune={fraction:g}: the first {fraction:g} of each history has '
-        f'no training window of {forecaster.context_length} + '
-        f'{forecaster.horizon} rows: give more history or a larger '
-        'fraction.')
-  if finetune_dir:
-    os.makedirs(finetune_dir, exist_ok=True)
-    workdir = finetune_dir
-  else:
-    workdir = tempfile.mkdtemp(prefix='ttm_finetune_')
-  try:
-    path = os.path.join(workdir, 'data.csv')
-    df.to_csv(path, index=False)
-    source = os.path.join(workdir, 'start')
-    checkpoint_lib.save_pretrained(source, forecaster.config,
-                                   forecaster.model.variables)
-    if forecaster.vocabulary is not None:  # Trained with the same codes.
-      forecaster.vocabulary.save(source)
-    config = recipes.few_shot(source, context=forecaster.context_length,
-                              horizon=forecaster.horizon)
-    config.data.update(
-        kind='csv', name='finetune', path=path, fewshot_fraction=0.0,
-        timestamp_column=timestamp_column, id_columns=frame.id_columns,
-        target_columns=frame.target_columns,
-        control_columns=frame.control_columns,
-        static_categorical_columns=frame.static_categorical_columns,
-        train_fraction=fraction, test_fraction=0.0, freq=frame.freq)
-    if config.data.batch_size > count:  # Not padded up to a full batch.
-      _LOG.warning('finetune: %d training windows, fewer than the batch of '
-                   '%d: the batch is %d.', count, config.data.batch_size,
-                   count)
-      config.data.batch_size = count
-    # Validation (the rest of each history) selects and stops early; there
-    # is no test split.
-    config.evals = dict(val=dict(type='windows', split='valid',
-                                 every_steps=0, final=True))
-    config.tensorboard = False
-    train.train_and_evaluate(config, os.path.join(workdir, 'run'),
-                             argv=['ttm_jax.forecast(finetune=...)'])
-    return engine.Forecaster(os.path.join(workdir, 'run', 'export'))
-  finally:
-    if not finetune_dir:
-      shutil.rmtree(workdir, ignore_errors=True)
 
 
 def backtest(df, *, timestamp_column: str, horizon: int, checkpoint: str,
@@ -548,7 +239,7 @@ def backtest(df, *, timestamp_column: str, horizon: int, checkpoint: str,
              revision: str = '', freq: Optional[str] = None,
              regularize: bool = False, checkpoints_dir: Optional[str] = None,
              allow_download: bool = False,
-             calibration_windows: int = CALIBRATION_WINDOWS,
+             calibration_windows: int = arguments.CALIBRATION_WINDOWS,
              intervals: str = 'auto',
              short_history: str = 'pad') -> Dict[str, Any]:
   """Rolling-origin evaluation over the last `windows` forecast windows of
@@ -565,7 +256,7 @@ def backtest(df, *, timestamp_column: str, horizon: int, checkpoint: str,
   the calibration windows its levels need. A metric that is undefined
   (MASE when a window's history is constant) is None, with the reason in
   `<metric>_undefined`; the report is strict JSON."""
-  check_arguments(
+  arguments.check_arguments(
       timestamp_column=timestamp_column, horizon=horizon,
       checkpoint=checkpoint, windows=windows, quantiles=quantiles,
       id_columns=id_columns, target_columns=target_columns,
@@ -591,14 +282,15 @@ def backtest(df, *, timestamp_column: str, horizon: int, checkpoint: str,
                  if needed else 1)
   requests = backtest_lib.origins(
       [len(s.values) for s in frame.series], horizon, windows, min_history,
-      [_label(frame, i) for i in range(len(frame.series))])
-  _check_histories(forecaster, frame, requests, short_history, 'backtest')
-  predicted = _forecast_at(forecaster, frame, requests, horizon, head)
+      [rolling.describe(frame, i) for i in range(len(frame.series))])
+  rolling.check_histories(forecaster, frame, requests, short_history,
+                          'backtest')
+  predicted = rolling.forecast_at(forecaster, frame, requests, horizon, head)
   if head:
     predicted, quantiles = predicted
     bands = _head_bands(forecaster, quantiles, levels)
   else:
-    bands = [conformal.bands(predicted[k], _calibration(
+    bands = [conformal.bands(predicted[k], rolling.calibration(
         forecaster, frame, i, origin, horizon, int(calibration_windows),
         needed), levels)
              for k, (i, origin) in enumerate(requests)] if levels else None
