@@ -183,17 +183,8 @@ def forecast(df, *, timestamp_column: str, horizon: int, checkpoint: str,
     errors.ConfigError, errors.DataError: one line naming the argument,
       column or series (every argument is checked before any work).
   """
-  arguments.check_arguments(
-      timestamp_column=timestamp_column, horizon=horizon,
-      checkpoint=checkpoint, id_columns=id_columns,
-      target_columns=target_columns, control_columns=control_columns,
-      static_categorical_columns=static_categorical_columns,
-      quantiles=quantiles, context=context, finetune=finetune,
-      finetune_dir=finetune_dir, revision=revision, freq=freq,
-      regularize=regularize, checkpoints_dir=checkpoints_dir,
-      allow_download=allow_download,
-      calibration_windows=calibration_windows, intervals=intervals,
-      short_history=short_history)
+  arguments.check_arguments(**{k: v for k, v in locals().items()
+                               if k in arguments.ARGUMENTS})
   horizon = int(horizon)
   levels = conformal.check_levels(quantiles or ())
   frame = _prepare(df, timestamp_column, id_columns, target_columns,
@@ -256,16 +247,8 @@ def backtest(df, *, timestamp_column: str, horizon: int, checkpoint: str,
   the calibration windows its levels need. A metric that is undefined
   (MASE when a window's history is constant) is None, with the reason in
   `<metric>_undefined`; the report is strict JSON."""
-  arguments.check_arguments(
-      timestamp_column=timestamp_column, horizon=horizon,
-      checkpoint=checkpoint, windows=windows, quantiles=quantiles,
-      id_columns=id_columns, target_columns=target_columns,
-      control_columns=control_columns,
-      static_categorical_columns=static_categorical_columns,
-      revision=revision, freq=freq, regularize=regularize,
-      checkpoints_dir=checkpoints_dir, allow_download=allow_download,
-      calibration_windows=calibration_windows, intervals=intervals,
-      short_history=short_history)
+  arguments.check_arguments(**{k: v for k, v in locals().items()
+                               if k in arguments.ARGUMENTS})
   horizon, windows = int(horizon), int(windows)
   levels = conformal.check_levels(quantiles or ())
   frame = _prepare(df, timestamp_column, id_columns, target_columns,
