@@ -104,8 +104,17 @@ def test_slurm_dry_run_prints_the_job_array_script(tmp_path):
   assert 'submitit.core._submit' in out and not os.listdir(tmp_path)
 
 
+# End to end by default: one few-shot sweep here (exogenous: the only
+# default run that trains with control columns), and one pretraining sweep
+# (ap) in the killed-and-resumed test below; the other quick sweeps (0.5-1.5
+# min each on 2 busy cores) run with -m slow.
+DEFAULT_SWEEPS = ('exogenous.py',)
+
+
 @pytest.mark.parametrize(
-    'path', [p for p in SWEEPS if not p.endswith('ap.py')],  # ap: below.
+    'path', [p if os.path.basename(p) in DEFAULT_SWEEPS else
+             pytest.param(p, marks=pytest.mark.slow)
+             for p in SWEEPS if not p.endswith('ap.py')],  # ap: below.
     ids=os.path.basename)
 def test_quick_sweep_runs_every_point(path, tmp_path, small_corpus):
   conftest.require_data('ltsf', 'ETTh1.csv')

@@ -240,29 +240,52 @@ def _wait_all(procs):
   return outs
 
 
+def _two_processes(workdir, stop_at=None):
+  """Two local processes given only SLURM's environment (no --coordinator
+  flags), 2 CPU devices each. With `stop_at`, process 1 alone gets SIGTERM
+  once checkpoint `stop_at` exists, and both are started again. Returns
+  the (exit code, output) pairs of each start and the checkpoint steps on
+  disk after the first."""
+
+  def start():
+    slurm = dict(SLURM_JOB_ID='4242', SLURM_STEP_NODELIST='localhost',
+                 SLURM_NTASKS='2', JAX_COORDINATOR_PORT=str(_free_port()))
+    return [_run(RUN_ARGS + ['--workdir', str(workdir), '--cpu_devices=2'],
+                 env_extra=dict(slurm, SLURM_PROCID=str(i),
+                                SLURM_LOCALID=str(i)), wait=False)
+            for i in range(2)]
+
+  procs, starts, saved = start(), [], None
+  if stop_at is not None:
+    _wait_for_checkpoint(workdir / 'checkpoints', stop_at)
+    os.kill(procs[1].pid, signal.SIGTERM)
+    starts.append(_wait_all(procs))
+    saved = sorted(int(n) for n in os.listdir(workdir / 'checkpoints')
+                   if n.isdigit())
+    procs = start()
+  starts.append(_wait_all(procs))
+  for code, out in starts[-1]:
+    assert code == 0, out[-3000:]
+  return starts, saved
+
+
 @pytest.fixture(scope='module')
 def two_processes(tmp_path_factory):
-  """Two local processes given only SLURM's environment (no --coordinator
-  flags), 2 CPU devices each, never stopped."""
+  """The two-process run, preempted: SIGTERM to process 1 only after
+  checkpoint 10, then both started again to the end."""
   multi = tmp_path_factory.mktemp('multi')
-  slurm = dict(SLURM_JOB_ID='4242', SLURM_STEP_NODELIST='localhost',
-               SLURM_NTASKS='2', JAX_COORDINATOR_PORT=str(_free_port()))
-  outs = _wait_all([
-      _run(RUN_ARGS + ['--workdir', str(multi), '--cpu_devices=2'],
-           env_extra=dict(slurm, SLURM_PROCID=str(i), SLURM_LOCALID=str(i)),
-           wait=False) for i in range(2)])
-  for code, out in outs:
-    assert code == 0, out[-3000:]
-  return multi, [out for _, out in outs]
+  starts, saved = _two_processes(multi, stop_at=10)
+  return multi, starts, saved
 
 
 def test_two_processes_found_from_slurm_variables_match_one(two_processes,
                                                            uninterrupted):
   """The two processes find each other through JAX's cluster detection;
-  2 processes x 2 devices give the losses of 1 x 4 (gloo CPU
-  collectives)."""
-  multi, outs = two_processes
-  assert any('Cluster detected: process 0 of 2' in out for out in outs)
+  2 processes x 2 devices (preempted and resumed) give the losses,
+  results and export of 1 x 4 never stopped (gloo CPU collectives)."""
+  multi, starts, _ = two_processes
+  assert all(any('Cluster detected: process 0 of 2' in out
+                 for _, out in outs) for outs in starts)
   a, b = _train_losses(uninterrupted), _train_losses(multi)
   assert sorted(a) == sorted(b) == list(range(1, 41))
   np.testing.assert_allclose([b[k] for k in a], [a[k] for k in a],
@@ -279,38 +302,30 @@ def test_two_processes_found_from_slurm_variables_match_one(two_processes,
                                rtol=0, err_msg=key)
 
 
-def test_sigterm_on_one_process_stops_both_at_one_step(tmp_path,
-                                                       two_processes):
+def test_sigterm_on_one_process_stops_both_at_one_step(two_processes):
   """SIGTERM to process 1 only: both processes agree on a step (orbax's
-  reached_preemption), save it and exit; rerunning both resumes, and the
-  run ends bit-identical to the uninterrupted two-process run."""
-  work = tmp_path / 'preempted'
-  port = _free_port()
-
-  def start():
-    return [_run(RUN_ARGS + ['--workdir', str(work), '--cpu_devices=2',
-                             f'--coordinator=localhost:{port}',
-                             '--num_processes=2', f'--process_id={i}'],
-                 wait=False) for i in range(2)]
-
-  procs = start()
-  _wait_for_checkpoint(work / 'checkpoints', 10)
-  os.kill(procs[1].pid, signal.SIGTERM)
-  outs = _wait_all(procs)
-  said = [re.search(r'checkpoint saved at step (\d+)', out) for _, out in outs]
-  assert all(said), [out[-2000:] for _, out in outs]
+  reached_preemption), save it and exit 1; rerunning both resumes there
+  (the run then matches one process: the test above)."""
+  _, (stopped, resumed), saved = two_processes
+  said = [re.search(r'checkpoint saved at step (\d+)', out)
+          for _, out in stopped]
+  assert all(said), [out[-2000:] for _, out in stopped]
   step = int(said[0].group(1))
   assert int(said[1].group(1)) == step and 10 <= step < 40
-  assert [code for code, _ in outs] == [1, 1]
-  assert step in [int(n) for n in os.listdir(work / 'checkpoints')]
-  port = _free_port()
-  for code, out in _wait_all(start()):
-    assert code == 0 and f'Resumed from step {step}.' in out, out[-3000:]
-  multi, _ = two_processes
-  assert _train_losses(work) == _train_losses(multi)
-  ours, expected = _params(work), _params(multi)
-  for key in expected:
-    np.testing.assert_array_equal(ours[key], expected[key], err_msg=key)
+  assert [code for code, _ in stopped] == [1, 1]
+  assert max(saved) == step
+  for _, out in resumed:
+    assert f'Resumed from step {step}.' in out, out[-3000:]
+
+
+@pytest.mark.slow
+def test_two_processes_resume_bit_identical(two_processes, tmp_path):
+  """The preempted two-process run ends bit-identical to a two-process
+  run never stopped (a third two-process run: slow)."""
+  _two_processes(tmp_path)
+  multi, _, _ = two_processes
+  assert _train_losses(multi) == _train_losses(tmp_path)
+  _assert_same_weights(_params(multi), _params(tmp_path))
 
 
 def test_explicit_flags_override_the_detected_cluster(monkeypatch):
