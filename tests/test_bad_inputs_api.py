@@ -9,29 +9,17 @@ import os
 import subprocess
 import sys
 
-import jax
 import numpy as np
 import pandas as pd
 import pytest
 
+# The forecast tests' small model (a module fixture, shared).
+from tests.test_forecast import model_dir  # pylint: disable=unused-import
 import ttm_jax
 from ttm_jax import errors
 from ttm_jax.models import checkpoint
-from ttm_jax.models import config as config_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SMALL = dict(context_length=64, prediction_length=16, patch_length=8,
-             patch_stride=8, d_model=32, decoder_d_model=16, num_layers=1,
-             decoder_num_layers=1, adaptive_patching_levels=1)
-
-
-@pytest.fixture(scope='module')
-def model_dir(tmp_path_factory):
-  folder = tmp_path_factory.mktemp('ttm') / 'small'
-  config = config_lib.TTMConfig(**SMALL)
-  checkpoint.save_pretrained(str(folder), config, checkpoint.init_variables(
-      config, jax.random.key(0)))
-  return str(folder)
 
 
 def _frame(rows=200, freq='h', seed=0):
