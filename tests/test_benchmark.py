@@ -125,8 +125,8 @@ def test_gift_metrics_match_gluonts():
 
 
 def test_relative_scores_clip_and_geometric_mean():
-  rel = task_metrics.relative({'a': 2.0, 'b': 1e-4, 'c': 1.0},
-                              {'a': 1.0, 'b': 1.0, 'c': float('nan')})
+  rel = {k: task_metrics.relative(v, b) for k, v, b in (
+      ('a', 2.0, 1.0), ('b', 1e-4, 1.0), ('c', 1.0, float('nan')))}
   assert rel['a'] == 2.0 and rel['b'] == 0.01 and np.isnan(rel['c'])
   assert task_metrics.geometric_mean([2.0, 0.5, float('nan')]) == (
       pytest.approx(1.0))

@@ -20,7 +20,7 @@ of each window's whole past (season 1 when longer than the past).
 
 from __future__ import annotations
 
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -131,18 +131,13 @@ def gift(truth: np.ndarray, mean: np.ndarray, quantiles: np.ndarray,
     }
 
 
-def relative(scores: Dict[str, float], baseline: Dict[str, float],
-             low: float = 0.01, high: float = 100.0) -> Dict[str, float]:
-  """score / baseline's per task, clipped to [low, high] as fev's
-  leaderboard clips them (NaN where either is missing)."""
-  out = {}
-  for task, value in scores.items():
-    base = baseline.get(task)
-    ok = base is not None and np.isfinite(value) and np.isfinite(base) and (
-        base > 0)
-    out[task] = float(np.clip(value / base, low, high)) if ok else float(
-        'nan')
-  return out
+def relative(value: float, baseline: Optional[float], low: float = 0.01,
+             high: float = 100.0) -> float:
+  """value / baseline's, clipped to [low, high] as fev's leaderboard
+  clips them (NaN where either is missing)."""
+  ok = baseline is not None and np.isfinite(value) and np.isfinite(
+      baseline) and baseline > 0
+  return float(np.clip(value / baseline, low, high)) if ok else float('nan')
 
 
 def geometric_mean(values: Sequence[float]) -> float:

@@ -121,7 +121,7 @@ def _selection_metric(config, run: Run) -> str:
   return chosen
 
 
-def _forecaster(config, data: builders.Data, season: int):
+def _forecaster(config, season: int):
   """(predictor, variables, model, describe) of a baseline or a model."""
   if config.baseline:
     return (evaluators.baseline_predictor(
@@ -134,7 +134,6 @@ def _forecaster(config, data: builders.Data, season: int):
       np.size(x) for x in jax.tree_util.tree_leaves(
           model.variables['params']))), architecture=architecture(
               model.config))
-  del data
   return evaluators.model_predictor(model), model.variables, model, describe
 
 
@@ -149,7 +148,7 @@ def setup(config, workdir: str) -> Run:
         f'{mesh.size} (on CPU, or set --cpu_devices to a divisor).')
   data = builders.build_data(config)
   season = config.season_length or baselines.season_length(data.freq)
-  predictor, variables, model, describe = _forecaster(config, data, season)
+  predictor, variables, model, describe = _forecaster(config, season)
   context = evaluators.Context(
       data, mesh, config.data.eval_batch_size or config.data.batch_size,
       season, config.data.num_threads)

@@ -60,7 +60,7 @@ def relative(records: Sequence[Dict[str, Any]]) -> pandas.DataFrame:
       ours, naive = record['metrics'].get(name), record[
           'seasonal_naive'].get(name)
       if ours is not None and naive is not None:
-        row[name] = task_metrics.relative({'t': ours}, {'t': naive})['t']
+        row[name] = task_metrics.relative(ours, naive)
     rows.append(row)
   frame = pandas.DataFrame(rows)
   if len(frame):
