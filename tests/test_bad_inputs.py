@@ -3,10 +3,10 @@
 Every case asserts the exit status, that no traceback is shown, the words
 of the one-line message, and that nothing already in the workdir was lost
 or overwritten. The cases that fail before any compilation run two at a
-time.
+time, each its own process forked from one that has the libraries imported
+(tests/entry_points.py).
 """
 
-import concurrent.futures
 import hashlib
 import json
 import os
@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 
 from tests import conftest
+from tests import entry_points
 from ttm_jax.models import checkpoint
 from ttm_jax.models import config as config_lib
 
@@ -37,6 +38,11 @@ def _command(args):
 
 
 def _run(args, timeout=600, wait=True):
+  """(status, stdout, stderr) of `python -m args...`, forked from the
+  session's entry-point server (tests/entry_points.py); with wait=False,
+  the Popen of a process of its own (to be signalled)."""
+  if wait:
+    return entry_points.run(args)
   env = dict(os.environ, PYTHONPATH=ROOT)
   env.pop('XLA_FLAGS', None)
   process = subprocess.Popen(_command(args), cwd=ROOT, env=env,
@@ -175,11 +181,10 @@ FAST = [
 @pytest.fixture(scope='module')
 def fast_results(files, tmp_path_factory):
   root = tmp_path_factory.mktemp('fast')
-  with concurrent.futures.ThreadPoolExecutor(2) as pool:
-    futures = {name: pool.submit(_run, make(files, root / name))
-               for name, make, _, _ in FAST}
-    return {name: (future.result(), root / name)
-            for name, future in futures.items()}
+  outcomes = entry_points.run_batch([make(files, root / name)
+                                     for name, make, _, _ in FAST])
+  return {name: (outcome, root / name)
+          for (name, _, _, _), outcome in zip(FAST, outcomes)}
 
 
 @pytest.mark.parametrize('name, status, words',

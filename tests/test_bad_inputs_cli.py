@@ -1,13 +1,13 @@
 """Bad input at the entry points, round 3: flags, config arguments, config
 and sweep files, corpus sources, sweeps, export and crash consistency.
 
-Through the real entry points (subprocesses, two at a time, as
+Through the real entry points (processes, two at a time, forked from one
+that has the libraries imported: tests/entry_points.py; as
 tests/test_bad_inputs.py): the exit status, exactly one `error:` line
 naming the culprit, no traceback, and nothing written. The pure checks
 behind them (config arguments, corpus sources) run in-process.
 """
 
-import concurrent.futures
 import json
 import os
 import signal
@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from configs import common as config_common
+from tests import entry_points
 from tests.test_bad_inputs import _assert_one_line_error
 from tests.test_bad_inputs import _run
 from tests.test_bad_inputs import _snapshot
@@ -215,11 +216,10 @@ CASES = [
 @pytest.fixture(scope='module')
 def results(files, tmp_path_factory):
   root = tmp_path_factory.mktemp('out')
-  with concurrent.futures.ThreadPoolExecutor(2) as pool:
-    futures = {name: pool.submit(_run, make(files, root / name))
-               for name, make, _, _ in CASES}
-    return {name: (future.result(), root / name)
-            for name, future in futures.items()}
+  outcomes = entry_points.run_batch([make(files, root / name)
+                                     for name, make, _, _ in CASES])
+  return {name: (outcome, root / name)
+          for (name, _, _, _), outcome in zip(CASES, outcomes)}
 
 
 @pytest.mark.parametrize('name, status, words',

@@ -21,6 +21,7 @@ from safetensors.numpy import load_file
 
 from configs import few_shot
 from tests import conftest
+from tests import entry_points
 from ttm_jax import errors
 from ttm_jax import optim
 from ttm_jax import schema
@@ -147,6 +148,13 @@ def _free_port():
 
 
 def _run(args, env_extra=None, wait=True):
+  """The output of a successful `experiments.train args` (forked from the
+  session's entry-point server, tests/entry_points.py, unless it needs
+  `env_extra`); with wait=False, the Popen of a process of its own."""
+  if wait and not env_extra:
+    code, out, err = entry_points.run(['experiments.train'] + list(args))
+    assert code == 0, (out + err)[-3000:]
+    return out + err
   env = dict(os.environ, PYTHONPATH=ROOT, **(env_extra or {}))
   env.pop('XLA_FLAGS', None)
   command = [sys.executable, '-m', 'experiments.train'] + args
