@@ -180,3 +180,123 @@ def test_gap_rule_and_parts_of_dates(tmp_path):
   assert report['pieces_dropped'] == 2 and report['values_dropped'] == 20
   assert report['missing_steps'] == 80 and report['columns_text'] == ['wd']
   assert report['columns_excluded'] == ['No']
+
+
+def test_jittered_times_go_to_the_nearest_step(tmp_path):
+  stamps = pd.date_range('2015-08-31 18:22', periods=200, freq='5min')
+  for name, pattern, freq, off in (('sparse', [0, 0, 0, 1, 0, 0, -2, 0], '',
+                                    50),
+                                   ('dense', [0, 1, -1, 2], ',freq=5min',
+                                    150)):
+    jitter = pd.to_timedelta(np.tile(pattern, 200 // len(pattern)), 'min')
+    pd.DataFrame({'timestamp': stamps + jitter,
+                  'value': np.arange(200.0)}).to_csv(tmp_path / f'{name}.csv',
+                                                     index=False)
+    # Dense jitter hides the step (the commonest gap is 3 min): give it.
+    found, report = _read(f'csv:{tmp_path}/{name}.csv,timestamp=timestamp'
+                          + freq)
+    np.testing.assert_array_equal(found['value'].values, np.arange(200))
+    assert report['freq'] == '5min' and report['off_grid'] == off
+    assert report['freq_given'] == bool(freq)
+    assert found['value'].start == '2015-08-31T18:22:00'
+
+
+def test_duplicates_first_last_and_calendar_steps():
+  steps, values = np.array([0, 0, 1, 3, 3]), np.array([1., 3, 5, np.nan, 7])
+  np.testing.assert_array_equal(grid.aggregate(steps, values, 4, 'mean'),
+                                [2, 5, np.nan, 7])
+  np.testing.assert_array_equal(grid.aggregate(steps, values, 4, 'first'),
+                                [1, 5, np.nan, 7])
+  np.testing.assert_array_equal(grid.aggregate(steps, values, 4, 'last'),
+                                [3, 5, np.nan, 7])
+  months = pd.to_datetime(['2020-01-01', '2020-02-01', '2020-04-01'])
+  times = months.as_unit('ns').asi8
+  step, share = grid.infer_step(times, np.zeros(3, np.int64))
+  assert step.freq == 'MS' and share == 0.5  # One gap of two months.
+  assert list(grid.grid_steps(times, step)[0]) == [0, 1, 3]
+  assert grid.freq_name(1800 * 10**9) == '30min'
+  assert grid.parse_step('15min').nanoseconds == 900 * 10**9
+  assert grid.parse_step('QS').months == 3 and grid.parse_step('x') is None
+
+
+@pytest.fixture(scope='module')
+def bad(tmp_path_factory):
+  root = tmp_path_factory.mktemp('bad')
+  stamps = pd.date_range('2020-01-01', periods=100, freq='h')
+  pd.DataFrame({'date': stamps, 'site': 'a', 'note': 'x'}).to_csv(
+      root / 'text_only.csv', index=False)
+  mixed = pd.DataFrame({'date': stamps.astype(str), 'v': np.arange(100.0)})
+  mixed['v'] = mixed['v'].astype(object)
+  mixed.loc[41, 'v'] = 'n/a?'
+  mixed.to_csv(root / 'mixed.csv', index=False)
+  words = mixed.copy()
+  words['v'] = 1.0
+  words.loc[7, 'date'] = 'yesterday'
+  words.to_csv(root / 'bad_time.csv', index=False)
+  mixed.assign(v=1.0).to_csv(root / 'good.csv', index=False)
+  return root
+
+
+@pytest.mark.parametrize('spec, words', [
+    ('csv:{r}/good.csv,timestamp=date,bogus=1', r"unknown option 'bogus'"),
+    ('csv:{r}/good.csv,timestamp=date,duplicates=median',
+     r"duplicates='median': expected one of mean, first, last"),
+    ('csv:{r}/good.csv,timestamp=date,max_gap=-1',
+     r"max_gap='-1' must be an integer >= 0"),
+    ('csv:{r}/good.csv,timestamp=date,tz=Mars/Base',
+     r"tz='Mars/Base' is not a time zone"),
+    ('csv:{r}/good.csv,timestamp=date,date_format=ymd',
+     r"date_format='ymd': expected a strftime format"),
+    ('csv:{r}/good.csv,timestamp=date,freq=fortnightly',
+     r"freq='fortnightly' is not a pandas frequency"),
+    ('csv:{r}/good.csv,tz=UTC', r'tz= need timestamp=COL'),
+    ('csv:{r}/good.csv,id=a+b,value=v', r'several id or value columns'),
+    ('csv:{r}/absent.csv,timestamp=date',
+     r'Source csv:.*absent.csv: no such file'),
+    ('csv:{r}/absent*.csv,timestamp=date', r'absent\*.csv matches no file'),
+    ('csv:{r}/good.csv,timestamp=when', r"good.csv: no column 'when' "
+     r'\(timestamp=;'),
+    ('csv:{r}/text_only.csv,timestamp=date', r'text_only.csv: no numeric '
+     r'column to read as a series'),
+    ('csv:{r}/mixed.csv,timestamp=date', r"mixed.csv: column 'v' has a "
+     r"non-numeric value 'n/a\?' at row 42"),
+    ('csv:{r}/good.csv,timestamp=date,value=date', r"column 'date' \(named "
+     r'by value=\) holds no number'),
+    ('csv:{r}/bad_time.csv,timestamp=date', r"bad_time.csv: row 8: time "
+     r"'yesterday' does not parse"),
+    ('synthetic-kernels:num_series=2,length=100,freq=3min',
+     r"freq='3min' has no periods; known: min, 5min"),
+    ('synthetic-kernels:length=100', r'num_series= is required'),
+])
+def test_bad_sources_are_named_before_anything_is_written(bad, spec, words):
+  with pytest.raises(errors.DataError, match=words):
+    sources.check(spec.format(r=bad))
+
+
+def test_sources_file(tmp_path):
+  (tmp_path / 'list.txt').write_text(
+      '# comment\n\nmonash:{data_dir}/m/*.tsf  # trailing\n'
+      'csv:{data_dir}/a.csv,timestamp=t,date_format=%m/%d/%y %H:%M\n')
+  assert prepare_corpus.read_sources_file(str(tmp_path / 'list.txt'),
+                                          '/d/') == [
+      'monash:/d/m/*.tsf',
+      'csv:/d/a.csv,timestamp=t,date_format=%m/%d/%y %H:%M']
+  with pytest.raises(errors.ConfigError, match='no such file'):
+    prepare_corpus.read_sources_file(str(tmp_path / 'none.txt'), '.')
+
+
+def test_public_v2_names_every_extra_file_and_each_checks():
+  """Every data file of ../shared/data/extra is matched by a spec of the
+  v2 sources file, and every spec passes the before-writing checks."""
+  data = conftest.require_data()
+  extra = conftest.require_data('extra')
+  specs = prepare_corpus.read_sources_file(
+      os.path.join(ROOT, 'configs', 'corpora', 'public_v2.txt'), data)
+  matched = set()
+  for spec in specs:
+    sources.check(spec)
+    kind, options = sources.parse_source(spec)
+    matched.update(glob.glob(options.get('glob', options.get('path'))))
+  files = {p for p in glob.glob(f'{extra}/**/*', recursive=True)
+           if os.path.isfile(p) and not p.endswith('SOURCE.txt')}
+  assert files and not files - matched, sorted(files - matched)
