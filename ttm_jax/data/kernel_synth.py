@@ -76,6 +76,7 @@ PARAMETERS = {
     'constant': (1.0,),
 }
 GRID_POINTS = 1024
+MAX_HARMONICS = 64  # Enough for l >= 0.5 (z = 4 needs 14).
 MAX_KERNELS = 5
 
 
@@ -117,13 +118,14 @@ def draw_kernel(rng: np.random.Generator, freq: str) -> Kernel:
 
 def periodic_weights(length_scale: float, period: float) -> np.ndarray:
   """c_k, k = 0..K, of the periodic kernel's Fourier series (they sum to
-  1), K where the remaining weight falls under 1e-6 (at most P / 2)."""
+  1), K where the remaining weight falls under 1e-6. Harmonics above P / 2
+  are kept: sampled at whole steps they alias onto lower ones, as the
+  kernel's own values at whole lags do."""
   from scipy import special  # pylint: disable=g-import-not-at-top
   z = 1.0 / length_scale**2
-  top = max(1, int(period // 2))
-  weights = special.ive(np.arange(top + 1), z) * np.r_[1.0, np.full(top, 2.0)]
-  kept = int(np.searchsorted(np.cumsum(weights), 1 - 1e-6)) + 1
-  return weights[:min(kept, top + 1)]
+  weights = special.ive(np.arange(MAX_HARMONICS + 1), z)
+  weights[1:] *= 2
+  return weights[:int(np.searchsorted(np.cumsum(weights), 1 - 1e-6)) + 1]
 
 
 def _sample_periodic(kernel: Kernel, rng, length: int) -> np.ndarray:
