@@ -27,10 +27,11 @@ Sampling, cheap whatever the length (KernelSynth draws exact samples of
     c_0 = e^-z I_0(z), c_k = 2 e^-z I_k(z), z = 1 / l^2 (I_k: modified
     Bessel functions), so f(t) = sum_k sqrt(c_k) (a_k cos(2 pi k t / P) +
     b_k sin(2 pi k t / P)) with a, b ~ N(0, 1), harmonics up to a remaining
-    weight of 1e-6 (at most P / 2): O(L K) for any P, even 365.25.
-  - RBF, rational quadratic: exact on a grid of at most 1024 points
-    (Cholesky factor cached per kernel and grid), linearly interpolated
-    between them (they are smooth at that scale).
+    weight of 1e-6: O(L K) for any P, even 365.25 (a whole P: one cycle
+    computed, then tiled).
+  - RBF, rational quadratic: exact on a grid of at most 1024 points (the
+    resolution KernelSynth samples them at; Cholesky factor cached per
+    kernel and grid), linearly interpolated between them.
   - linear, white noise, constant: exact.
   - +: independent samples added (exact: the covariance of the sum kernel).
     *: independent samples multiplied: the covariance of the product
