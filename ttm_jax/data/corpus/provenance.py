@@ -71,7 +71,8 @@ def datasets(reports: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
 def used(manifest: Dict[str, Any], names: Sequence[str]
          ) -> List[Dict[str, Any]]:
   """The dataset entries of a corpus manifest that feed the sources
-  `names` (a DRS copy feeds from its original). A corpus written before
+  `names` (a DRS copy feeds from its original; a generator's entry names
+  its sources joined by '+'). A corpus written before
   datasets were listed gives one entry per source, named as the source."""
   originals = set()
   for source in manifest['sources']:
@@ -82,7 +83,8 @@ def used(manifest: Dict[str, Any], names: Sequence[str]
                  file='', sha256='', freq=s['freq'],
                  num_series=s['num_series'], num_values=s['num_values'])
             for s in manifest['sources'] if s['name'] in originals]
-  return [d for d in manifest['datasets'] if d['source'] in originals]
+  return [d for d in manifest['datasets']
+          if originals & set(d['source'].split('+'))]
 
 
 def names(entries: Sequence[Dict[str, Any]]) -> List[str]:

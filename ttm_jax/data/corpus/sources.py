@@ -377,13 +377,14 @@ def synthetic_series(options: Dict[str, str], spec: str = '',
   """The embedded generator (ttm_jax.data.synthetic), series by series."""
   count, length = int(options['num_series']), int(options['length'])
   seed = int(options.get('seed', 0))  # Checked by parse_source.
-  report = provenance.file_report('synthetic', spec, 'synthetic_*',
-                                  name=f'synthetic/embedded_seed{seed}')
+  freqs = list(synthetic.RESOLUTIONS)
+  report = provenance.file_report(
+      'synthetic', spec, '+'.join(f'synthetic_{f}' for f in freqs[:count]),
+      name=f'synthetic/embedded_seed{seed}')
   report['notes'].append('ttm_jax.data.synthetic: trend, seasonalities, AR '
                          'noise, regime changes')
   (reports if reports is not None else []).append(report)
   rng = np.random.default_rng(seed)
-  freqs = list(synthetic.RESOLUTIONS)
   for i in range(count):
     freq = freqs[i % len(freqs)]
     series = synthetic.make_series(rng, length, freq,
@@ -403,8 +404,10 @@ def kernel_series(options: Dict[str, str], spec: str = '',
   name = options.get('name', 'kernelsynth')
   freqs = [kernel_synth.canonical(f)
            for f in timed.columns(options.get('freq', 'h'))]
-  report = provenance.file_report('synthetic-kernels', spec, f'{name}_*',
-                                  name=f'synthetic/{name}')
+  report = provenance.file_report(
+      'synthetic-kernels', spec, '+'.join(
+          dict.fromkeys(f'{name}_{f}' for f in freqs[:count])),
+      name=f'synthetic/{name}')
   report.update(freq='+'.join(freqs), periods={
       f: list(kernel_synth.PERIODS[f]) for f in freqs})
   (reports if reports is not None else []).append(report)
