@@ -114,3 +114,6 @@ def test_smooth_kernels_and_compositions():
   texts = {kernel_synth.make_series(0, i, 200, 'D')[1] for i in range(50)}
   assert any('+' in t for t in texts) and any('*' in t for t in texts)
   assert any('Per(P=365.25' in t for t in texts)
+  # Constant-only compositions are drawn again: no flat series.
+  assert all(kernel_synth.make_series(1, i, 50, 'h')[0].std() > 0
+             for i in range(200))

@@ -2,8 +2,9 @@
 kernels are random compositions from a bank (the idea of Chronos'
 KernelSynth, Ansari et al. 2024, Sec. 4.2; an independent implementation).
 
-A series: J ~ U{1, ..., max_kernels} kernels drawn from the bank, combined
-left to right, each step by + or * with probability 1/2, then sampled.
+A series: J ~ U{1, ..., max_kernels} kernels drawn from the bank (drawn
+again when all are constant: a flat series), combined left to right, each
+step by + or * with probability 1/2, then sampled.
 
 The bank (tau: a lag in steps; for the length-relative kernels, x = t / (L -
 1) in [0, 1] as KernelSynth's, so their shapes do not depend on L):
@@ -188,8 +189,10 @@ def make_series(seed: int, index: int, length: int, freq: str,
   of `seed`: it depends on (seed, index, length, freq, max_kernels)
   only."""
   rng = np.random.default_rng((seed, index))
-  count = int(rng.integers(1, max_kernels + 1))
-  kernels = [draw_kernel(rng, freq) for _ in range(count)]
+  kernels = [Kernel('constant', 1.0)]
+  while all(k.kind == 'constant' for k in kernels):  # A flat line: again.
+    count = int(rng.integers(1, max_kernels + 1))
+    kernels = [draw_kernel(rng, freq) for _ in range(count)]
   values, text = sample(kernels[0], rng, length), kernels[0].name
   for kernel in kernels[1:]:
     plus = rng.random() < 0.5

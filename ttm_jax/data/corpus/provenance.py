@@ -117,7 +117,8 @@ def _done(report: Dict[str, Any]) -> str:
                      ('columns_excluded', 'excluded')):
     if report.get(key):
       parts.append(f'{words}: {", ".join(map(str, report[key]))}')
-  return '; '.join(parts) or 'read as published'
+  return '; '.join(parts) or ('generated' if report['kind'].startswith(
+      'synthetic') else 'read as published')
 
 
 def markdown(reports: Sequence[Dict[str, Any]]) -> str:
