@@ -99,8 +99,11 @@ def check(spec: str) -> None:
     for path in _paths(options['path'], spec):
       if options.get('timestamp'):
         timed.check(path, options)
-      else:
-        _untimed_columns(path, options)
+        continue
+      header = _untimed_columns(path, options)
+      if 'id' not in options:
+        _timestamp_column(path, options,
+                          timed.value_columns(header, options)[0])
 
 
 def parse_source(spec: str) -> Tuple[str, Dict[str, str]]:
