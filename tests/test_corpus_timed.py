@@ -300,3 +300,9 @@ def test_public_v2_names_every_extra_file_and_each_checks():
   files = {p for p in glob.glob(f'{extra}/**/*', recursive=True)
            if os.path.isfile(p) and not p.endswith('SOURCE.txt')}
   assert files and not files - matched, sorted(files - matched)
+
+
+def test_a_file_without_any_time_is_named(tmp_path):
+  (tmp_path / 'none.csv').write_text('date,v\n,1\n,2\n')
+  with pytest.raises(errors.DataError, match=r'none.csv: no row has a time'):
+    list(sources.read(f'csv:{tmp_path}/none.csv,timestamp=date,freq=h'))

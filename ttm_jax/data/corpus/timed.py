@@ -169,6 +169,9 @@ class Layout:
                names: Sequence[str], options: Dict[str, str], path: str,
                report: Dict[str, Any]):
     rows = np.flatnonzero(times != grid.NAT)
+    if not len(rows):
+      raise errors.DataError(f'{path}: no row has a time '
+                             f'(timestamp={options["timestamp"]}).')
     rows = rows[np.lexsort((times[rows], codes[rows]))]  # Stable.
     ordered, group_of = times[rows], codes[rows]
     self.given = bool(options.get('freq'))
