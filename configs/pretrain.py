@@ -11,6 +11,10 @@ From a corpus prepared on disk (streamed; each host reads only its share):
       --config configs/pretrain.py:corpus=/data/corpus,arch=tiny,steps=2000 \
       --workdir /tmp/ttm_pretrain
 
+(the v2 public corpus: `--sources_file configs/corpora/public_v2.txt
+--data_dir ../shared/data` instead of the --source flags). The export
+carries the corpus's datasets (config.json `pretraining_data`, README.md).
+
 or, small, in memory: `configs/pretrain.py:tsf_dir=...` (three Monash files)
 or `synthetic=true`. arch: a preset of ttm_jax.models.presets (tiny, small,
 r2_512 = the r1/r2 512 shape, r2_1024). IBM's recipe: AdamW + one-cycle, LR

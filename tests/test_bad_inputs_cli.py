@@ -79,6 +79,7 @@ def files(tmp_path_factory):
   with_inf = frame.copy()
   with_inf.loc[41, 'b'] = np.inf
   with_inf.to_csv(root / 'wide_inf.csv', index=False)
+  frame.assign(a='north', b='south').to_csv(root / 'text.csv', index=False)
   long = pd.DataFrame({'id': np.repeat(['s1', 's2', 's3'], 200),
                        'value': np.arange(600, dtype=float)})
   long.loc[[250, 260], 'id'] = np.nan
@@ -201,7 +202,16 @@ CASES = [
      r"long_nan_id.csv: 2 row\(s\) have no 'id' \(rows \[251, 261\]\)"),
     ('csv_unknown_option', lambda f, w: _corpus(
         w, '--source', f'csv:{f}/wide.csv,timestmap=date'), 2,
-     r"unknown option 'timestmap' \(known: timestamp, id, value, freq\)"),
+     r"unknown option 'timestmap' \(known: timestamp, id, value, exclude, "
+     r'freq, date_format, tz, duplicates, max_gap, min_length, name\)'),
+    ('csv_no_numeric_column', lambda f, w: _corpus(
+        w, '--source', f'csv:{f}/wide.csv,timestamp=date', '--source',
+        f'csv:{f}/text.csv,timestamp=date'), 2,
+     r'text.csv: no numeric column to read as a series'),
+    ('csv_missing_file', lambda f, w: _corpus(
+        w, '--source', 'synthetic-kernels:num_series=2,length=300',
+        '--source', f'csv:{f}/absent.csv,timestamp=date'), 2,
+     r'Source csv:.*absent.csv: no such file'),
     ('drs_factor_one', lambda f, w: _corpus(
         w, '--source', 'synthetic:num_series=2,length=300', '--drs', 'h=1'),
      2, r"--drs 'h=1': DRS factor 1 of 'h' must be an integer >= 2"),
@@ -324,7 +334,7 @@ def test_a_failed_source_writes_nothing(files, tmp_path):
   manifest = preparer.close()
   assert manifest['num_series'] == 2
   assert sorted(os.listdir(out)) == ['corpus.json', 'index.npz', 'notes.txt',
-                                     'wide']
+                                     'report.json', 'report.md', 'wide']
 
 
 def test_stage_counts_as_done_only_with_all_outputs(tmp_path):

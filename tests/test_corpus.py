@@ -2,6 +2,7 @@
 windows read back exactly, arithmetic indexing, host shards, exact resume
 of the streamed mixture, and clear errors for damaged corpora."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ import pytest
 from experiments import prepare_corpus
 from ttm_jax import errors
 from ttm_jax.data import builders
+from ttm_jax.data import kernel_synth
 from ttm_jax.data import pipeline
 from ttm_jax.data import synthetic
 from ttm_jax.data.corpus import format
@@ -37,8 +39,9 @@ def _tsf(path, series):
 
 @pytest.fixture(scope='module')
 def made(tmp_path_factory):
-  """A corpus of a .tsf file, a wide and a long CSV, and synthetic series,
-  with small chunks so that long series span several records."""
+  """A corpus of a .tsf file, a wide and a long CSV, and synthetic series
+  (both generators), with small chunks so that long series span several
+  records."""
   root = tmp_path_factory.mktemp('corpus')
   rng = np.random.default_rng(0)
   series = [rng.normal(size=n).cumsum() + 50 for n in (300, 700, 40, 1500)]
@@ -54,7 +57,8 @@ def made(tmp_path_factory):
                               shard_bytes=4096)
   for spec in (f'monash:{root}/a.tsf', f'csv:{root}/wide.csv,freq=h',
                f'csv:{root}/long.csv,id=id,value=v,freq=D',
-               'synthetic:num_series=4,length=500,seed=1'):
+               'synthetic:num_series=4,length=500,seed=1',
+               'synthetic-kernels:num_series=2,length=300,freq=h,seed=3'):
     preparer.add_spec(spec)
   manifest = preparer.close()
   return dict(root=root, series=series, wide=wide, long=long,
@@ -78,6 +82,30 @@ def test_manifest_counts_and_drs_copies(made):
   assert sum(len(s['shards']) for s in made['manifest']['sources']) > 8
   # The long series are chunked: more records than series.
   assert by_name['a']['num_records'] > by_name['a']['num_series']
+
+
+def test_manifest_and_report_list_every_dataset(made):
+  root, manifest = made['root'], made['manifest']
+  entries = {d['name']: d for d in manifest['datasets']}
+  folder = root.name
+  assert sorted(entries) == sorted([
+      f'{folder}/a', f'{folder}/wide', f'{folder}/long',
+      'synthetic/embedded_seed1', 'synthetic/kernelsynth'])
+  tsf = entries[f'{folder}/a']
+  assert tsf['file'] == f'{root}/a.tsf' and tsf['source'] == 'a'
+  assert tsf['sha256'] == hashlib.sha256(
+      (root / 'a.tsf').read_bytes()).hexdigest()
+  assert (tsf['num_series'], tsf['num_values'], tsf['freq']) == (
+      4, sum(map(len, made['series'])), 'h')
+  kernels = entries['synthetic/kernelsynth']
+  assert (kernels['num_series'], kernels['num_values'], kernels['spec']) == (
+      2, 600, 'synthetic-kernels:num_series=2,length=300,freq=h,seed=3')
+  report = json.loads((root / 'c' / 'report.json').read_text())
+  assert [r['name'] for r in report] == [d['name']
+                                         for d in manifest['datasets']]
+  assert report[0]['series_read'] == 4
+  table = (root / 'c' / 'report.md').read_text()
+  assert all(name in table for name in entries) and '**total**' in table
 
 
 def test_every_train_window_is_the_series_slice_scaled(made):
@@ -139,6 +167,8 @@ def _source_series(made):
          'long': [long[long.id == k]['v'].to_numpy() for k in ('x', 'y')],
          'wide@2h': [_block_means(v, 2) for v in wide],
          'a@2h': [_block_means(v, 2) for v in made['series']]}
+  out['kernelsynth_h'] = [kernel_synth.make_series(3, i, 300, 'h')[0]
+                          for i in range(2)]
   rng = np.random.default_rng(1)  # synthetic:num_series=4,length=500,seed=1
   for i, freq in enumerate(list(synthetic.RESOLUTIONS)[:4]):
     values = synthetic.make_series(rng, 500, freq,
@@ -150,6 +180,7 @@ def _source_series(made):
 
 
 @pytest.mark.parametrize('name', ['wide', 'long', 'synthetic_15min',
+                                  'kernelsynth_h',
                                   'synthetic_h', 'synthetic_h@2h', 'a@2h',
                                   'wide@2h'])
 def test_csv_synthetic_and_drs_windows_are_the_inputs_scaled(made, name):
@@ -247,6 +278,27 @@ def test_engine_pretrains_on_a_corpus(made, tmp_path):
     config.tensorboard = False
   (record,) = train.train_and_evaluate(config, str(tmp_path))
   assert record['num_windows'] == 16 and np.isfinite(record['mse'])
+  _exports_carry_the_datasets(made, tmp_path)
+
+
+def _exports_carry_the_datasets(made, workdir):
+  """The run's export and a later `experiments.export` snapshot carry the
+  corpus's datasets: config.json (which the benchmark runner reads) and
+  the model card."""
+  import ttm_jax  # pylint: disable=g-import-not-at-top
+  from ttm_jax.evaluators import benchmark  # pylint: disable=g-import-not-at-top
+  from ttm_jax.train import snapshots  # pylint: disable=g-import-not-at-top
+  entries = made['manifest']['datasets']
+  names = sorted(d['name'] for d in entries)
+  snapshots.export_run(str(workdir), 'latest', str(workdir / 'snapshot'))
+  for folder in (workdir / 'export', workdir / 'snapshot'):
+    config = json.loads((folder / 'config.json').read_text())
+    assert config['pretraining_data'] == names
+    assert config['pretraining_datasets'] == entries
+    assert benchmark.pretraining_data(str(folder)) == names
+    card = (folder / 'README.md').read_text()
+    assert all(d['name'] in card and d['sha256'] in card for d in entries)
+  ttm_jax.load_pretrained(str(workdir / 'export'))  # The extra keys load.
 
 
 # ------------------------------------------------------------------ errors
@@ -300,3 +352,18 @@ def test_drs_flag_parsing():
                                                        '10min': [3]}
   with pytest.raises(errors.ConfigError, match='freq=f1,f2'):
     prepare_corpus.parse_drs('h:2')
+
+
+def test_used_datasets_follow_the_sources_a_run_reads():
+  from ttm_jax.data.corpus import provenance  # pylint: disable=g-import-not-at-top
+  source = dict(spec='s', freq='h', num_series=1, num_values=5, drs_of=None)
+  manifest = dict(
+      sources=[dict(source, name='a'), dict(source, name='a@D', drs_of='a'),
+               dict(source, name='b'), dict(source, name='k_h')],
+      datasets=[dict(name='x/a', source='a'), dict(name='x/b', source='b'),
+                dict(name='synthetic/k', source='k_h+k_D')])
+  assert [d['name'] for d in provenance.used(manifest, ['a@D', 'k_h'])] == [
+      'x/a', 'synthetic/k']
+  del manifest['datasets']  # A corpus from before datasets were listed.
+  assert provenance.names(provenance.used(manifest, ['a@D', 'b'])) == [
+      'a', 'b']

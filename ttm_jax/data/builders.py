@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import grain
 import numpy as np
@@ -21,6 +21,7 @@ from ttm_jax.data import pipeline
 from ttm_jax.data import pretrain
 from ttm_jax.data import sources
 from ttm_jax.data import windows
+from ttm_jax.data.corpus import provenance
 from ttm_jax.data.corpus import reading
 
 
@@ -38,6 +39,9 @@ class Data:
     weights: mixture weights of the pretraining corpora, else None.
     categorical_vocab: the static categoricals' value -> code table (kind
       csv with static_categorical_columns), saved with the model.
+    pretraining: the datasets a prepared corpus feeds the run (its
+      manifest's entries, `provenance.used`), carried by the exported
+      model; None for other data.
   """
   train: Any
   valid: Any
@@ -48,6 +52,7 @@ class Data:
   notes: List[str] = dataclasses.field(default_factory=list)
   freq: str = ''  # Frequency of the data ('' when mixed).
   categorical_vocab: Optional[categoricals.Vocabulary] = None
+  pretraining: Optional[List[Dict[str, Any]]] = None
 
   @property
   def is_mixture(self) -> bool:
@@ -191,7 +196,8 @@ def _corpus(config) -> Data:
                for k, split in enumerate(('valid', 'test'))]
   return Data(trains, *evaluated, data.name, weights=weights,
               notes=[f'{len(e)} {s} windows evaluated' for e, s in zip(
-                  evaluated, ('valid', 'test'))])
+                  evaluated, ('valid', 'test'))],
+              pretraining=provenance.used(found.manifest, used))
 
 
 _BUILDERS = {'benchmark': _benchmark, 'csv': _csv, 'pretrain': _pretrain,

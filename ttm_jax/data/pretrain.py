@@ -23,7 +23,8 @@ _LOG = logging.getLogger(__name__)
 
 # Monash frequency names -> pandas frequency strings.
 MONASH_FREQUENCIES = {
-    '4_seconds': '4s', 'minutely': 'min', '10_minutes': '10min',
+    '4_seconds': '4s', 'minutely': 'min', '5_minutes': '5min',
+    '10_minutes': '10min',
     'half_hourly': '30min', 'hourly': 'h', 'daily': 'D', 'weekly': 'W',
     'monthly': 'MS', 'quarterly': 'QS', 'yearly': 'YS',
 }
@@ -160,7 +161,8 @@ def _header_line(line: str, path: str, number: int, names: List[str],
     header['missing' if key == '@missing' else 'equal_length'] = (
         parts[1].lower() == 'true')
   elif key == '@data':
-    header['freq'] = MONASH_FREQUENCIES.get(header.get('frequency') or '', '')
+    header['freq'] = MONASH_FREQUENCIES.get(  # '5-minutes' in some copies.
+        (header.get('frequency') or '').replace('-', '_'), '')
     return True
   return False
 

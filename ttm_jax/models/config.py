@@ -29,8 +29,8 @@ UNUSED_KEYS = frozenset({
     'dtype', 'transformers_version', 'architectures', 'model_type',
     '_name_or_path', 'patch_last', 'init_processing',
     # What a model pretrained here was pretrained on (the benchmark runner
-    # flags overlaps with it).
-    'pretraining_data',
+    # flags overlaps with the names; the datasets' files and counts).
+    'pretraining_data', 'pretraining_datasets',
     # Generic `transformers.PretrainedConfig` keys (no effect on TTM).
     'return_dict', 'output_hidden_states', 'output_attentions', 'torchscript',
     'use_bfloat16', 'tf_legacy_loss', 'pruned_heads', 'tie_word_embeddings',

@@ -27,20 +27,23 @@ def results_json(workdir, records: Sequence[Dict[str, Any]]) -> None:
 def model_artifacts(config, model, data, workdir: str) -> List[Artifact]:
   """The export and the plot a model's run writes, as its config asks.
 
-  The static categoricals' vocabulary (`data.categorical_vocab`) goes
-  with the export, and into the workdir now (for `experiments.export`),
-  after a check that the model embeds every value."""
+  The static categoricals' vocabulary (`data.categorical_vocab`) and the
+  datasets a prepared corpus fed the run (`data.pretraining`) go with the
+  export, and into the workdir now (for `experiments.export`), the
+  vocabulary after a check that the model embeds every value."""
   out, vocabulary = [], data.categorical_vocab
   if vocabulary is not None:
     vocabulary.check_model(model.config.categorical_vocab_size_list)
     if jax.process_index() == 0:
       vocabulary.save(workdir)
+  if data.pretraining is not None and jax.process_index() == 0:
+    snapshots.save_pretraining(workdir, data.pretraining)
   if config.export:
     # Renamed into place when complete: a sweep counts a stage with an
     # export/ as done.
     out.append(lambda variables: snapshots.save_pretrained(
         os.path.join(workdir, 'export'), model.config,
-        jax.device_get(variables), vocabulary))
+        jax.device_get(variables), vocabulary, data.pretraining))
   if config.plot:
     out.append(lambda variables: plots.plot_forecasts(
         os.path.join(workdir, 'forecast.png'), model.module,

@@ -5,6 +5,7 @@ ended (`experiments/export.py`)."""
 import json
 import os
 import shutil
+from typing import Any, Dict, List, Optional
 
 import jax
 import ml_collections
@@ -12,12 +13,53 @@ import ml_collections
 from ttm_jax import errors
 from ttm_jax import schema
 from ttm_jax.data import categoricals
+from ttm_jax.data.corpus import provenance
 from ttm_jax.models import checkpoint
 from ttm_jax.models import factory
 from ttm_jax.train import checkpoints as checkpoints_lib
 from ttm_jax.workbench import workdir as workdir_lib
 
 CHECKPOINT_FILES = (checkpoint.CONFIG_NAME, checkpoint.SAFETENSORS_NAME)
+# The datasets a pretraining run read (in its workdir, for exports).
+PRETRAINING_FILE = 'pretraining_data.json'
+MODEL_CARD = 'README.md'
+
+
+def save_pretraining(workdir: str, entries: List[Dict[str, Any]]) -> None:
+  with open(os.path.join(workdir, PRETRAINING_FILE), 'w') as f:
+    json.dump(entries, f, indent=2)
+
+
+def load_pretraining(workdir: str) -> Optional[List[Dict[str, Any]]]:
+  """The datasets a run pretrained on (`save_pretraining`), or None."""
+  path = os.path.join(workdir, PRETRAINING_FILE)
+  if not os.path.isfile(path):
+    return None
+  try:
+    with open(path) as f:
+      entries = json.load(f)
+    provenance.names(entries)
+  except (ValueError, KeyError, TypeError) as e:
+    raise errors.ConfigError(f'{path} is not a list of datasets '
+                             f'({type(e).__name__}: {e}).') from None
+  return entries
+
+
+def add_pretraining(folder: str, entries: List[Dict[str, Any]]) -> None:
+  """Writes what a checkpoint was pretrained on into its config.json
+  (`pretraining_data`: the dataset names, which the benchmark runner
+  compares with its tasks' datasets; `pretraining_datasets`: the entries)
+  and its model card (README.md)."""
+  path = os.path.join(folder, checkpoint.CONFIG_NAME)
+  with open(path) as f:
+    values = json.load(f)
+  values['pretraining_data'] = provenance.names(entries)
+  values['pretraining_datasets'] = list(entries)
+  with open(path, 'w') as f:
+    json.dump(values, f, indent=2)
+  with open(os.path.join(folder, MODEL_CARD), 'w') as f:
+    f.write(provenance.model_card(entries, title=os.path.basename(
+        folder.rstrip('/').split('.tmp-')[0])))
 
 
 def run_config(workdir: str):
@@ -58,11 +100,12 @@ def _step(ckpts, which: str) -> int:
   return step
 
 
-def save_pretrained(out: str, config, variables, vocabulary=None) -> None:
+def save_pretrained(out: str, config, variables, vocabulary=None,
+                    pretraining=None) -> None:
   """`checkpoint.save_pretrained` (with the static categoricals'
-  `vocabulary`, if any) into a temporary folder beside `out`, renamed into
-  place when complete: `out` is either the previous folder or the new one,
-  never half written."""
+  `vocabulary`, and the `pretraining` datasets, if any) into a temporary
+  folder beside `out`, renamed into place when complete: `out` is either
+  the previous folder or the new one, never half written."""
   out = os.path.abspath(out)
   tmp = f'{out}.tmp-{os.getpid()}'
   shutil.rmtree(tmp, ignore_errors=True)
@@ -70,6 +113,8 @@ def save_pretrained(out: str, config, variables, vocabulary=None) -> None:
     checkpoint.save_pretrained(tmp, config, variables)
     if vocabulary is not None:
       vocabulary.save(tmp)
+    if pretraining is not None:
+      add_pretraining(tmp, pretraining)
     if os.path.isdir(out):
       old = f'{out}.old-{os.getpid()}'
       os.rename(out, old)
@@ -113,5 +158,6 @@ def export_run(workdir: str, which: str, out: str,
   finally:
     ckpts.close()
   save_pretrained(out, model.config, jax.device_get(variables),
-                  categoricals.Vocabulary.load(workdir))
+                  categoricals.Vocabulary.load(workdir),
+                  load_pretraining(workdir))
   return step

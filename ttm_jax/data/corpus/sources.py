@@ -1,14 +1,33 @@
 """Corpus sources: a spec ('kind:rest') read series by series.
 
-  monash:GLOB                    .tsf files (the Monash archive's format)
-  csv:PATH[,timestamp=COL,id=COL,value=COL,freq=F]
-                                 a wide CSV (a series per column) or, with
-                                 id=, a long one (rows of a series together)
+  monash:GLOB            .tsf files (the Monash archive's format)
+  csv:PATH[,key=value...]
+                         CSV files (PATH may be a glob). Without
+                         timestamp=, rows are consecutive steps: wide (a
+                         series per column) or, with id=COL,value=COL, long
+                         (the rows of a series together). With
+                         timestamp=COL[+COL...], the times place the rows
+                         on a regular grid (`timed.py`: time zones,
+                         daylight-saving repeats, unsorted rows, gaps, text
+                         columns, long files with several id columns, US
+                         or spreadsheet dates).
   synthetic:num_series=N,length=L[,seed=S]
-                                 the embedded generator
+                         the embedded generator (ttm_jax.data.synthetic)
+  synthetic-kernels:num_series=N,length=L[,freq=F[+F...]][,seed=S]
+                   [,max_kernels=J][,name=NAME]
+                         KernelSynth-style Gaussian-process series
+                         (ttm_jax.data.kernel_synth); series i takes the
+                         i-th frequency of the list, cyclically
 
-Evaluation data never enters pretraining: a source naming a registered
-benchmark's file is refused.
+CSV options: timestamp, id, value, exclude (columns; several joined by
+'+'), freq (given, else inferred), date_format (strftime, excel or unix),
+tz (naive times are local times of this zone), duplicates (mean, first or
+last), max_gap (longest gap filled, in steps), min_length (shortest piece
+kept), name (the corpus source's name; default the file's stem).
+
+Each file (or generator spec) gets a report (`provenance.py`) of what was
+read and done. Evaluation data never enters pretraining: a source naming a
+registered benchmark's file is refused.
 """
 
 from __future__ import annotations
@@ -16,15 +35,30 @@ from __future__ import annotations
 import dataclasses
 import glob
 import os
-from typing import Dict, Iterator, Sequence, Tuple
+import zoneinfo
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ttm_jax import checks
 from ttm_jax import errors
+from ttm_jax.data import kernel_synth
 from ttm_jax.data import pretrain
 from ttm_jax.data import sources as benchmarks
 from ttm_jax.data import synthetic
+from ttm_jax.data.corpus import grid
+from ttm_jax.data.corpus import provenance
+from ttm_jax.data.corpus import timed
+
+CSV_OPTIONS = ('timestamp', 'id', 'value', 'exclude', 'freq', 'date_format',
+               'tz', 'duplicates', 'max_gap', 'min_length', 'name')
+TIMED_OPTIONS = ('date_format', 'tz', 'duplicates', 'max_gap', 'min_length')
+KERNEL_OPTIONS = ('num_series', 'length', 'freq', 'seed', 'max_kernels',
+                  'name')
+USAGE = ('monash:GLOB, csv:PATH[,timestamp=COL,id=COL,value=COL,freq=F,...], '
+         'synthetic:num_series=N,length=L,seed=S or synthetic-kernels:'
+         'num_series=N,length=L,freq=F,seed=S')
+Reports = Optional[List[Dict[str, Any]]]
 
 
 @dataclasses.dataclass
@@ -34,45 +68,121 @@ class Series:
   freq: str
   series_id: str
   start: str = ''
+  dataset: str = ''  # The name of its input's report.
 
 
-def read(spec: str) -> Iterator[Tuple[str, Series]]:
+def read(spec: str, reports: Reports = None) -> Iterator[Tuple[str, Series]]:
   """(source name, series) of every series of `spec`, one in memory at a
-  time; DataError for a bad spec or a registered benchmark's file."""
+  time; appends a report per input file to `reports`. DataError for a bad
+  spec or a registered benchmark's file."""
+  kind, options = parse_source(spec)
+  refuse_benchmark(kind, options)
+  reports = [] if reports is None else reports
+  if kind == 'monash':
+    return monash_series(options['glob'], spec, reports)
+  if kind == 'csv':
+    return csv_files(options, spec, reports)
+  if kind == 'synthetic-kernels':
+    return kernel_series(options, spec, reports)
+  return synthetic_series(options, spec, reports)
+
+
+def check(spec: str) -> None:
+  """Every check that does not need a whole file, before anything is
+  written: the spec, benchmark files, files found, and for timed CSVs the
+  columns, times and a numeric column in the first rows."""
   kind, options = parse_source(spec)
   refuse_benchmark(kind, options)
   if kind == 'monash':
-    return monash_series(options['glob'])
-  if kind == 'csv':
-    return csv_series(options)
-  return synthetic_series(options)
+    _paths(options['glob'], spec)
+  elif kind == 'csv':
+    for path in _paths(options['path'], spec):
+      if options.get('timestamp'):
+        timed.check(path, options)
+        continue
+      header = _untimed_columns(path, options)
+      if 'id' not in options:
+        _timestamp_column(path, options,
+                          timed.value_columns(header, options)[0])
 
 
 def parse_source(spec: str) -> Tuple[str, Dict[str, str]]:
-  """'kind:rest' -> (kind, options). monash:GLOB; csv:PATH[,key=value...];
-  synthetic:num_series=N,length=L,seed=S."""
+  """'kind:rest' -> (kind, options), every option checked (see the module
+  docstring)."""
   kind, _, rest = spec.partition(':')
   if kind == 'monash':
     return kind, {'glob': rest}
   if kind == 'csv':
     path, *pairs = rest.split(',')
     options = {'path': path}
-    options.update(_pairs(pairs, spec, ('timestamp', 'id', 'value', 'freq')))
+    options.update(_pairs(pairs, spec, CSV_OPTIONS))
+    _check_csv(spec, options)
     return kind, options
   if kind == 'synthetic':
     options = _pairs(rest.split(','), spec, ('num_series', 'length', 'seed'))
-    for key, low in (('num_series', 1), ('length', 1), ('seed', 0)):
-      if key not in options and key != 'seed':
-        raise errors.DataError(f'Source {spec!r}: {key}= is required '
-                               '(synthetic:num_series=N,length=L[,seed=S]).')
-      complaint = checks.integer_text(low)(options.get(key, 0))
-      if complaint:
-        raise errors.DataError(f'Source {spec!r}: {key}={options[key]!r} '
-                               f'{complaint}.')
+    _integers(spec, options, (('num_series', 1, True), ('length', 1, True),
+                              ('seed', 0, False)))
     return kind, options
-  raise errors.DataError(
-      f'Source {spec!r}: expected monash:GLOB, csv:PATH[,timestamp=COL,'
-      'id=COL,value=COL,freq=F] or synthetic:num_series=N,length=L,seed=S.')
+  if kind == 'synthetic-kernels':
+    options = _pairs(rest.split(','), spec, KERNEL_OPTIONS)
+    _integers(spec, options, (('num_series', 1, True), ('length', 2, True),
+                              ('seed', 0, False), ('max_kernels', 1, False)))
+    for freq in timed.columns(options.get('freq', 'h')):
+      try:
+        kernel_synth.canonical(freq)
+      except KeyError:
+        raise errors.DataError(
+            f'Source {spec!r}: freq={freq!r} has no periods; known: '
+            f'{", ".join(kernel_synth.PERIODS)}.') from None
+    return kind, options
+  raise errors.DataError(f'Source {spec!r}: expected {USAGE}.')
+
+
+def _integers(spec: str, options: Dict[str, str],
+              rules: Sequence[Tuple[str, int, bool]]) -> None:
+  """DataError for a required option missing or an integer option below
+  its low bound."""
+  usage = spec.partition(':')[0] + ':num_series=N,length=L[,seed=S]'
+  for key, low, required in rules:
+    if key not in options:
+      if required:
+        raise errors.DataError(f'Source {spec!r}: {key}= is required '
+                               f'({usage}).')
+      continue
+    complaint = checks.integer_text(low)(options[key])
+    if complaint:
+      raise errors.DataError(f'Source {spec!r}: {key}={options[key]!r} '
+                             f'{complaint}.')
+
+
+def _check_csv(spec: str, options: Dict[str, str]) -> None:
+  """DataError for a CSV option of the wrong form."""
+  def fail(text):
+    raise errors.DataError(f'Source {spec!r}: {text}')
+  if not options.get('timestamp'):
+    given = [k for k in TIMED_OPTIONS if k in options]
+    if given:
+      fail(f'{", ".join(given)}= need timestamp=COL (the time column).')
+    if 'id' in options and ('+' in options['id'] or '+' in options.get(
+        'value', '')):
+      fail('several id or value columns of a long file need timestamp=COL.')
+  _integers(spec, options, (('max_gap', 0, False), ('min_length', 2, False)))
+  if options.get('duplicates', 'mean') not in grid.DUPLICATES:
+    fail(f"duplicates={options['duplicates']!r}: expected one of "
+         f'{", ".join(grid.DUPLICATES)}.')
+  if 'freq' in options and grid.parse_step(options['freq']) is None:
+    fail(f"freq={options['freq']!r} is not a pandas frequency (e.g. 5min, "
+         '30min, h, D, W, MS).')
+  fmt = options.get('date_format', '')
+  if fmt and fmt not in ('excel', 'unix') and '%' not in fmt:
+    fail(f'date_format={fmt!r}: expected a strftime format (e.g. '
+         '%m/%d/%y %H:%M), excel or unix.')
+  if options.get('tz'):
+    try:
+      zoneinfo.ZoneInfo(options['tz'])
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+      fail(f"tz={options['tz']!r} is not a time zone (e.g. "
+           'America/New_York, Australia/Melbourne).')
 
 
 def _pairs(items: Sequence[str], spec: str,
@@ -91,10 +201,21 @@ def _pairs(items: Sequence[str], spec: str,
   return out
 
 
+def _paths(pattern: str, spec: str) -> List[str]:
+  """The files a source's path or glob names; DataError if none."""
+  paths = sorted(glob.glob(pattern))
+  if not paths:
+    kind = spec.partition(':')[0]
+    raise errors.DataError(
+        f'Source {kind}:{pattern} matches no file.' if glob.has_magic(
+            pattern) else f'Source {kind}:{pattern}: no such file.')
+  return paths
+
+
 def refuse_benchmark(kind: str, options: Dict[str, str]) -> None:
   """DataError if a source names a registered benchmark's file."""
-  paths = (sorted(glob.glob(options['glob'])) if kind == 'monash'
-           else [options.get('path', '')])
+  pattern = options.get('glob', options.get('path', ''))
+  paths = sorted(glob.glob(pattern)) or [pattern]
   known = {spec.file.lower(): name
            for name, spec in benchmarks.REGISTRY.items()}
   for path in paths:
@@ -106,44 +227,21 @@ def refuse_benchmark(kind: str, options: Dict[str, str]) -> None:
           'sources.')
 
 
-def monash_series(pattern: str) -> Iterator[Tuple[str, Series]]:
+def monash_series(pattern: str, spec: str = '', reports: Reports = None
+                  ) -> Iterator[Tuple[str, Series]]:
   """(file stem, series) of every .tsf file matching `pattern`, one series
   in memory at a time; values parsed by NumPy's C parser ('?' -> NaN)."""
-  paths = sorted(glob.glob(pattern))
-  if not paths:
-    raise errors.DataError(f'Source monash:{pattern} matches no file.')
-  for path in paths:
-    stem = os.path.basename(path).split('.')[0]
+  reports = [] if reports is None else reports
+  for path in _paths(pattern, f'monash:{pattern}'):
+    source = provenance.stem(path)
+    report = provenance.file_report('monash', spec, source, path)
+    reports.append(report)
     for values, attributes, freq in pretrain.iter_tsf(path):
-      yield stem, Series(values, freq, attributes.get('series_name', ''),
-                         attributes.get('start_timestamp', ''))
-
-
-def _finite(values: np.ndarray, path: str, series: str,
-            first_row: int = 1) -> np.ndarray:
-  """`values`, or DataError naming the file, series and row of an inf."""
-  bad = np.flatnonzero(np.isinf(values))
-  if len(bad):
-    raise errors.DataError(
-        f'{path}: series {series!r} has {values[bad[0]]} at row '
-        f'{int(bad[0]) + first_row}; values must be finite (leave a missing '
-        'value empty).')
-  return values
-
-
-def _non_numeric(path: str, frame, column: str, what: str = 'column'):
-  """DataError naming the first non-numeric cell of `frame[column]` (rows
-  1-based, as a spreadsheet's data rows), or None if there is none."""
-  import pandas as pd  # pylint: disable=g-import-not-at-top
-  cells = frame[column]
-  numbers = pd.to_numeric(cells, errors='coerce')
-  bad = np.flatnonzero(numbers.isna().to_numpy() & cells.notna().to_numpy())
-  if not len(bad):
-    return None
-  value = cells.iloc[bad[0]]
-  return errors.DataError(
-      f'{path}: {what} {column!r} has a non-numeric value {str(value)[:40]!r} '
-      f'at row {int(frame.index[bad[0]]) + 1}.')
+      report['freq'] = freq
+      report['series_read'] += 1
+      yield source, Series(values, freq, attributes.get('series_name', ''),
+                           attributes.get('start_timestamp', ''),
+                           report['name'])
 
 
 def _timestamp_column(path: str, options: Dict[str, str],
@@ -153,7 +251,7 @@ def _timestamp_column(path: str, options: Dict[str, str],
   import pandas as pd  # pylint: disable=g-import-not-at-top
   head = pd.read_csv(path, nrows=5, dtype=str)
   for column in header:
-    if column == options.get('timestamp') or not head[column].notna().any():
+    if not head[column].notna().any():
       continue
     first = head[column].dropna().iloc[0]
     try:
@@ -171,25 +269,55 @@ def _timestamp_column(path: str, options: Dict[str, str],
         f'timestamp={column}.')
 
 
-def csv_series(options: Dict[str, str]) -> Iterator[Tuple[str, Series]]:
-  """Series of a CSV: long (id= and value= columns, rows of a series
-  contiguous) read in chunks; wide (a series per column) read a few columns
-  at a time, so memory stays bounded whatever the file's size."""
+def _untimed_columns(path: str, options: Dict[str, str]) -> List[str]:
+  """The header of an untimed CSV, its option columns checked."""
   import pandas as pd  # pylint: disable=g-import-not-at-top
-  path = options['path']
   if not os.path.exists(path):
     raise errors.DataError(f'Source csv:{path}: no such file.')
-  stem = os.path.basename(path).split('.')[0]
-  freq = options.get('freq', '')
   header = list(pd.read_csv(path, nrows=0).columns)
-  for key in ('timestamp', 'id', 'value'):
-    if key in options and options[key] not in header:
-      raise errors.DataError(f'{path}: no column {options[key]!r} (columns: '
-                             f'{header[:20]}).')
+  timed.check_columns(path, header, options)
+  return header
+
+
+def csv_files(options: Dict[str, str], spec: str, reports: Reports = None
+              ) -> Iterator[Tuple[str, Series]]:
+  """(source name, series) of every file of a CSV source, one series in
+  memory at a time, with a report per file."""
+  reports = [] if reports is None else reports
+  for path in _paths(options['path'], spec):
+    source = options.get('name') or provenance.stem(path)
+    report = provenance.file_report('csv', spec, source, path)
+    reports.append(report)
+    if options.get('timestamp'):
+      report.update(timed.new_report(), duplicates=options.get(
+          'duplicates', 'mean'), max_gap=int(options.get(
+              'max_gap', grid.MAX_GAP)), min_length=int(options.get(
+                  'min_length', grid.MIN_LENGTH)))
+      for series_id, values, start in timed.read(path, options, report):
+        report['series_read'] += 1
+        yield source, Series(values, report['freq'], series_id, start,
+                             report['name'])
+    else:
+      report['freq'] = options.get('freq', '')
+      report['notes'].append('no timestamp=: rows read as consecutive steps')
+      for series in csv_series(dict(options, path=path)):
+        report['series_read'] += 1
+        series.dataset = report['name']
+        yield source, series
+
+
+def csv_series(options: Dict[str, str]) -> Iterator[Series]:
+  """Series of an untimed CSV: long (id= and value= columns, rows of a
+  series contiguous) read in chunks; wide (a series per column) read a few
+  columns at a time, so memory stays bounded whatever the file's size."""
+  import pandas as pd  # pylint: disable=g-import-not-at-top
+  path = options['path']
+  header = _untimed_columns(path, options)
+  freq = options.get('freq', '')
   if 'id' in options:
-    yield from _long_csv(path, stem, freq, options)
+    yield from _long_csv(path, freq, options)
     return
-  columns = [c for c in header if c != options.get('timestamp')]
+  columns, _ = timed.value_columns(header, options)
   _timestamp_column(path, options, columns)
   rows = sum(1 for _ in open(path, 'rb')) - 1
   per_pass = max(1, (4 << 20) // max(rows, 1))  # ~4M values in memory.
@@ -200,19 +328,19 @@ def csv_series(options: Dict[str, str]) -> Iterator[Tuple[str, Series]]:
     except ValueError:
       block = pd.read_csv(path, usecols=names, dtype=str)
       for name in names:
-        error = _non_numeric(path, block, name)
+        error = timed.non_numeric(path, block, name)
         if error:
           raise error from None
       raise
     for name in names:
-      yield stem, Series(_finite(block[name].to_numpy(np.float64), path,
-                                 str(name)), freq, str(name))
+      yield Series(timed.finite(block[name].to_numpy(np.float64), path,
+                                str(name)), freq, str(name))
 
 
-def _long_csv(path, stem, freq, options) -> Iterator[Tuple[str, Series]]:
+def _long_csv(path, freq, options) -> Iterator[Series]:
   import pandas as pd  # pylint: disable=g-import-not-at-top
   id_column, value_column = options['id'], options.get('value', 'value')
-  seen, current, parts, start = set(), None, [], 1
+  seen, current, parts, start = set(), None, [], 0
   for chunk in pd.read_csv(path, usecols=[id_column, value_column],
                            chunksize=1 << 20):
     missing = chunk.index[chunk[id_column].isna().to_numpy()]
@@ -222,34 +350,74 @@ def _long_csv(path, stem, freq, options) -> Iterator[Tuple[str, Series]]:
           f'{path}: {len(missing)} row(s) have no {id_column!r} (rows '
           f'{rows}{", ..." if len(missing) > 5 else ""}); every row needs '
           'the id of its series.')
-    error = _non_numeric(path, chunk, value_column)
+    error = timed.non_numeric(path, chunk, value_column)
     if error:
       raise error
     for key, group in chunk.groupby(id_column, sort=False):
       if key != current:
         if current is not None:
           seen.add(current)
-          yield stem, Series(_finite(np.concatenate(parts), path,
-                                     str(current), start), freq, str(current))
+          yield _long_series(path, parts, current, start, freq)
         if key in seen:
           raise errors.DataError(
               f'{path}: rows of series {key!r} are not contiguous; sort the '
-              f'file by {id_column!r} (a series is read as one block).')
-        current, parts, start = key, [], int(group.index[0]) + 1
+              f'file by {id_column!r} (a series is read as one block), or '
+              'give timestamp=COL.')
+        current, parts, start = key, [], int(group.index[0])
       parts.append(pd.to_numeric(group[value_column]).to_numpy(np.float64))
   if current is not None:
-    yield stem, Series(_finite(np.concatenate(parts), path, str(current),
-                               start), freq, str(current))
+    yield _long_series(path, parts, current, start, freq)
 
 
-def synthetic_series(options: Dict[str, str]) -> Iterator[Tuple[str, Series]]:
+def _long_series(path, parts, key, start, freq) -> Series:
+  values = np.concatenate(parts)
+  rows = start + np.arange(len(values))
+  return Series(timed.finite(values, path, str(key), rows), freq, str(key))
+
+
+def synthetic_series(options: Dict[str, str], spec: str = '',
+                     reports: Reports = None) -> Iterator[Tuple[str, Series]]:
   """The embedded generator (ttm_jax.data.synthetic), series by series."""
   count, length = int(options['num_series']), int(options['length'])
   seed = int(options.get('seed', 0))  # Checked by parse_source.
-  rng = np.random.default_rng(seed)
   freqs = list(synthetic.RESOLUTIONS)
+  report = provenance.file_report(
+      'synthetic', spec, '+'.join(f'synthetic_{f}' for f in freqs[:count]),
+      name=f'synthetic/embedded_seed{seed}')
+  report['notes'].append('ttm_jax.data.synthetic: trend, seasonalities, AR '
+                         'noise, regime changes')
+  (reports if reports is not None else []).append(report)
+  rng = np.random.default_rng(seed)
   for i in range(count):
     freq = freqs[i % len(freqs)]
     series = synthetic.make_series(rng, length, freq,
                                    f'synthetic_{i:06d}_{freq}')
-    yield f'synthetic_{freq}', Series(series.values, freq, series.name)
+    report['series_read'] += 1
+    yield f'synthetic_{freq}', Series(series.values, freq, series.name,
+                                      dataset=report['name'])
+
+
+def kernel_series(options: Dict[str, str], spec: str = '',
+                  reports: Reports = None) -> Iterator[Tuple[str, Series]]:
+  """KernelSynth-style series (ttm_jax.data.kernel_synth), one at a time;
+  series i depends only on (seed, i) and its frequency and length."""
+  count, length = int(options['num_series']), int(options['length'])
+  seed = int(options.get('seed', 0))  # Checked by parse_source.
+  max_kernels = int(options.get('max_kernels', kernel_synth.MAX_KERNELS))
+  name = options.get('name', 'kernelsynth')
+  freqs = [kernel_synth.canonical(f)
+           for f in timed.columns(options.get('freq', 'h'))]
+  report = provenance.file_report(
+      'synthetic-kernels', spec, '+'.join(
+          dict.fromkeys(f'{name}_{f}' for f in freqs[:count])),
+      name=f'synthetic/{name}')
+  report.update(freq='+'.join(freqs), periods={
+      f: list(kernel_synth.PERIODS[f]) for f in freqs})
+  (reports if reports is not None else []).append(report)
+  for i in range(count):
+    freq = freqs[i % len(freqs)]
+    values, text = kernel_synth.make_series(seed, i, length, freq,
+                                            max_kernels)
+    report['series_read'] += 1
+    yield f'{name}_{freq}', Series(values, freq, f'{name}_{i:06d} {text}',
+                                   dataset=report['name'])

@@ -16,6 +16,7 @@ from ttm_jax import checks
 from ttm_jax import errors
 from ttm_jax.data import windows
 from ttm_jax.data.corpus import format
+from ttm_jax.data.corpus import provenance
 from ttm_jax.data.corpus import sources
 from ttm_jax.models import frequency
 
@@ -163,6 +164,9 @@ class Preparer:
     self.sources: Dict[str, _SourceState] = {}
     self.index = _Index()
     self.series_count = 0
+    self.reports: List[Dict[str, Any]] = []  # One per input (provenance).
+    # Per dataset (report name): [series written, values, series dropped].
+    self.written: Dict[str, List[int]] = {}
 
   def _source(self, name: str, spec: str, freq: str,
               drs_of: Optional[str] = None) -> _SourceState:
@@ -177,7 +181,7 @@ class Preparer:
     """Writes every series of a source spec (see `sources.read`); on a
     failure nothing stays written (`abort`)."""
     try:
-      for name, series in sources.read(spec):
+      for name, series in sources.read(spec, self.reports):
         self.add(name, spec, series)
     except BaseException:
       self.abort()
@@ -196,9 +200,14 @@ class Preparer:
     """Writes one series (and its DRS copies)."""
     state = self._source(name, spec, series.freq, drs_of)
     values = np.asarray(series.values, np.float64)
+    counts = self.written.setdefault(series.dataset, [0, 0, 0]) if (
+        drs_of is None) else [0, 0, 0]
     if len(values) < self.min_length or np.isnan(values).all():
       state.dropped += 1
+      counts[2] += 1
       return
+    counts[0] += 1
+    counts[1] += len(values)
     train_end, _ = self.rule.borders(len(values))
     mean, std = _train_scale(values[:train_end])
     token = frequency.frequency_token(series.freq, warn=False)
@@ -240,6 +249,10 @@ class Preparer:
           num_records=state.num_records, dropped=state.dropped,
           shards=shards))
     self.index.save(os.path.join(self.out, format.INDEX))
+    for report in self.reports:
+      report['num_series'], report['num_values'], report['dropped'] = (
+          self.written.get(report['name'], [0, 0, 0]))
+    provenance.write(self.out, self.reports)
     manifest = dict(
         format=format.FORMAT, split=dataclasses.asdict(self.rule),
         split_rule=('per series in time: train = the first rows, then valid '
@@ -249,7 +262,7 @@ class Preparer:
         chunk_length=self.chunk_length, max_window=self.max_window,
         drs=self.drs, num_series=self.series_count,
         num_values=int(sum(s.num_values for s in self.sources.values())),
-        sources=entries)
+        sources=entries, datasets=provenance.datasets(self.reports))
     with open(os.path.join(self.out, format.MANIFEST), 'w') as f:
       json.dump(manifest, f, indent=2)
     self._move_into_place()
