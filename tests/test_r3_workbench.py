@@ -169,8 +169,10 @@ def test_forecast_with_a_decomposed_quantile_model_equals_model_apply(
 
 
 def test_auto_r3_chooses_by_the_branch_rule_and_refuses_clearly():
-  # No download: the choice only (the branch's 100 -> 156-16-dec-52-r3).
-  assert engine.choose_checkpoint(100, 10, 'h', allow_download=True,
+  # No download: the choice only. A history shorter than r2.1's shortest
+  # context (52) asks for 52 steps: r2.1's 52-16 model, mapped to r3's
+  # 156-step decomposed one (the context is padded).
+  assert engine.choose_checkpoint(30, 10, 'h', allow_download=True,
                                   hub_id='ibm-research/ttm-r3') == (
                                       'ibm-research/ttm-r3', '156-16-dec-52-r3')
   assert engine.choose_checkpoint(5000, 96, 'h', allow_download=True,
