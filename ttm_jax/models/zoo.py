@@ -213,15 +213,7 @@ def select_checkpoint(model_path: str, context_length: Optional[int] = None,
     raise ValueError(f'force_return must be one of {FORCE_RETURN} or None.')
   kind = path_type(model_path)
   if kind == 0:
-    if not os.path.isdir(model_path):
-      raise NoCheckpointError(
-          f'Model path {model_path} is not a valid local path, loading of '
-          'arbitrary remote models is not permitted (the releases: '
-          f'{", ".join(HUB_IDS)}).')
-    return Selection(model_key=model_path, hub_id=None, revision=None,
-                     prediction_filter_length=prediction_length,
-                     context_length=context_length or 0,
-                     prediction_length=prediction_length or 0)
+    return _local_selection(model_path, context_length, prediction_length)
   if context_length is None or prediction_length is None:
     raise ValueError('Provide `context_length` and `prediction_length` when '
                      '`model_path` is a hub model path.')
@@ -255,6 +247,19 @@ def select_checkpoint(model_path: str, context_length: Optional[int] = None,
                                              if horizon > prediction_length
                                              else None),
                    context_length=context, prediction_length=horizon)
+
+
+def _local_selection(model_path: str, context_length: Optional[int],
+                     prediction_length: Optional[int]) -> Selection:
+  if not os.path.isdir(model_path):
+    raise NoCheckpointError(
+        f'Model path {model_path} is not a valid local path, loading of '
+        'arbitrary remote models is not permitted (the releases: '
+        f'{", ".join(HUB_IDS)}).')
+  return Selection(model_key=model_path, hub_id=None, revision=None,
+                   prediction_filter_length=prediction_length,
+                   context_length=context_length or 0,
+                   prediction_length=prediction_length or 0)
 
 
 def _select_r3(context_length: int, prediction_length: int, use_lite: bool,
