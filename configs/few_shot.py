@@ -26,6 +26,14 @@ windows; results.json's `test_conformal` record).
 point model, trained with the pinball loss averaged over the levels; the
 best model is chosen on validation WQL, and the results add wql, msis and
 coverage_<p> (beside seasonal naive's).
+
+r3 (ibm-research/ttm-r3): `checkpoint=ibm-research/ttm-r3,revision=
+512-96-dec-512-r3,context=512` (a release of ttm_jax.models.zoo); head
+probing freezes the backbone of each branch of a decomposed model. r3
+options that keep the weights' shapes change through
+--config.model.overrides.<field>=... (trend_loss_weight,
+residual_loss_weight, joint_loss_weight, combine_quantiles_via_variance,
+penalize_large_width_ratio, width_penalty_mode, light_mode, head_dropout).
 """
 
 from configs import common
@@ -35,10 +43,11 @@ from ttm_jax import recipes
 def get_config(arg=None):
   arg = common.parse_arg(arg, data='etth1', fraction=0.05, context=512,
                          horizon=96, checkpoint=common.R2_CHECKPOINT,
-                         full=False, quick=False, seed=42, quantiles='',
-                         conformal=False)
+                         revision='', full=False, quick=False, seed=42,
+                         quantiles='', conformal=False)
   return recipes.few_shot(
       arg.checkpoint, data=arg.data, fraction=arg.fraction,
       context=arg.context, horizon=arg.horizon, full=arg.full, seed=arg.seed,
+      revision=arg.revision,
       quantile_levels=common.quantile_levels(arg.quantiles),
       conformal=arg.conformal, quick=arg.quick)

@@ -22,9 +22,20 @@ r2_512 = the r1/r2 512 shape, r2_1024). IBM's recipe: AdamW + one-cycle, LR
 arguments (a full r2 run is 24-30 h on 6 A100s). `quantiles=0.1:0.9`
 pretrains with a multi-quantile head (pinball loss over the levels; the
 best model chosen on validation WQL).
+
+r3 (IBM's granite-tsfm branch ttm-r3-release-mq2-merge): `r3=` adds r3's
+additions to the preset, joined with + (decompose, register, multi_scale,
+fft: ttm_jax.models.presets.R3_ADDITIONS), e.g. `r3=decompose+register`;
+`shape=512-96-dec-512-r3` takes the context, horizon and decomposition of
+an r3 release (presets.r3_shape; every key of zoo.RELEASES ending -r3).
+Any other TTMConfig field goes through --config.model.arch.<field>=...
+(e.g. register_tokens=4, trend_patch_length=32, trend_loss_weight=0.5,
+residual_context_length=256, combine_quantiles_via_variance=true).
 """
 
 from configs import common
+from ttm_jax import errors
+from ttm_jax.models import presets
 
 TSF_FILES = ('m4_hourly_dataset.tsf',
              'kdd_cup_2018_dataset_without_missing_values.tsf',
@@ -35,18 +46,21 @@ DRS = {'h': (24,), '10min': (3, 6), '15min': (2, 4), 'D': (7,), 'd': (7,)}
 
 def get_config(arg=None):
   arg = common.parse_arg(arg, corpus='', arch='r2_512', tsf_dir='',
-                         synthetic=False, steps=20000, batch=256, horizon=96,
+                         synthetic=False, steps=20000, batch=256, horizon=0,
                          context=0, rpt=True, lr=1e-3, eval_windows=20000,
-                         eval_every=1000, quick=False, quantiles='')
+                         eval_every=1000, quick=False, quantiles='', r3='',
+                         shape='')
   config = common.base_config()
   config.task = 'pretrain'
-  config.context_length = arg.context or {'tiny': 256, 'r2_1024': 1024}.get(
-      arg.arch, 512)
-  config.prediction_length = arg.horizon
+  shape = _shape(arg)
+  config.context_length = shape.pop('context_length')
+  config.prediction_length = shape.pop('prediction_length')
   config.model.preset = arg.arch
   config.model.arch = dict(resolution_prefix_tuning=arg.rpt,
                            frequency_token_vocab_size=10,
                            **common.quantile_fields(arg.quantiles))
+  config.model.arch.update(shape)  # The r3 additions win (decompose).
+  config.model.arch.update(presets.r3_additions(arg.r3))
   if arg.corpus:
     config.data.update(kind='corpus', name='pretrain', corpus_dir=arg.corpus,
                        eval_max_windows=arg.eval_windows)
@@ -72,3 +86,20 @@ def get_config(arg=None):
     config.data.eval_batch_size = 64
     config.plot = False
   return config
+
+
+def _shape(arg):
+  """Context, horizon (and decomposition) from `shape`, else from
+  `context` (default by preset) and `horizon` (default 96)."""
+  if not arg.shape:
+    return dict(context_length=arg.context or {
+        'tiny': 256, 'r2_1024': 1024}.get(arg.arch, 512),
+                prediction_length=arg.horizon or 96)
+  shape = presets.r3_shape(arg.shape)
+  for name, field in (('context', 'context_length'),
+                      ('horizon', 'prediction_length')):
+    if arg[name] and arg[name] != shape[field]:
+      raise errors.ConfigError(
+          f'{name}={arg[name]} contradicts shape={arg.shape} ({field} '
+          f'{shape[field]}): drop one.')
+  return shape

@@ -28,7 +28,8 @@ _DATA = flags.DEFINE_string('data', None, 'CSV/Parquet file, or "synthetic".',
 _TIMESTAMP = flags.DEFINE_string('timestamp_column', 'date', 'Time column.')
 _HORIZON = flags.DEFINE_integer('horizon', 96, 'Steps to forecast.')
 _CHECKPOINT = flags.DEFINE_string(
-    'checkpoint', 'auto', "Folder, hub id, bundled name, or 'auto'.")
+    'checkpoint', 'auto', "Folder, hub id, bundled name, 'auto', or "
+    "'auto:<hub id>' (that release's rule, e.g. auto:ibm-research/ttm-r3).")
 _REVISION = flags.DEFINE_string('revision', '', 'Hub revision.')
 _IDS = flags.DEFINE_list('id_columns', [], 'Series id columns (long data).')
 _TARGETS = flags.DEFINE_list('target_columns', [], 'Targets (default: every '
@@ -51,7 +52,8 @@ _CONTEXT = flags.DEFINE_integer('context', 0, 'Use at most this many rows.')
 _REGULARIZE = flags.DEFINE_bool('regularize', False, 'Put irregular '
                                 'timestamps on their grid (gaps missing).')
 _DOWNLOAD = flags.DEFINE_bool('allow_download', False, "checkpoint='auto' "
-                              'may fetch from the Hugging Face hub.')
+                              "or 'auto:<hub id>' may fetch from the Hugging "
+                              'Face hub.')
 _CHECKPOINTS_DIR = flags.DEFINE_string('checkpoints_dir', '', "Folder of "
                                        "checkpoints for 'auto'.")
 _OUT = flags.DEFINE_string('out', None, 'Output folder.', required=True)

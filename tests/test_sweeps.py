@@ -38,7 +38,8 @@ def small_corpus(tmp_path_factory):
 
 
 def _arg(path, corpus_dir='/nonexistent'):
-  if os.path.basename(path) in ('ap.py', 'rpt.py', 'drs.py', 'size.py'):
+  if os.path.basename(path) in ('ap.py', 'rpt.py', 'drs.py', 'size.py',
+                                'r3.py'):
     return f'corpus={corpus_dir},data_dir={LTSF},quick=true'
   return f'checkpoint={R2},data_dir={LTSF},quick=true'
 

@@ -69,7 +69,9 @@ def test_release_table_matches_reference_yaml():
                m['context_length'], m['prediction_length'])
               for section in table.values() for k, m in section.items()
               if not m['release'].startswith('r3')}
-  assert set(zoo.RELEASES) == expected
+  # r3 is on a branch of granite-tsfm, not in the installed release:
+  # tests/test_r3_zoo.py checks it against the branch.
+  assert {r for r in zoo.RELEASES if r[1] != 'r3'} == expected
 
 
 def _grid_cases(count, seed):
@@ -118,5 +120,5 @@ def test_errors_are_clear():
     zoo.select_checkpoint(R2)
   with pytest.raises(zoo.NoCheckpointError, match='not a valid local path'):
     zoo.select_checkpoint('someone/else', 512, 96)
-  with pytest.raises(zoo.NoCheckpointError, match='r3'):
+  with pytest.raises(zoo.NoCheckpointError, match='ibm-research/ttm-r3'):
     zoo.select_checkpoint('ibm-granite/granite-timeseries-ttm-r3', 512, 96)

@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from ttm_jax import errors
+
 
 def _cosine(start, end, pct):
   return end + (start - end) / 2.0 * (jnp.cos(jnp.pi * pct) + 1)
@@ -53,9 +55,21 @@ def one_cycle_momentum(total_steps: int, pct_start: float = 0.3,
 
 
 def path_labels(params, frozen: Sequence[str]):
-  """'frozen' for parameters whose '/'-joined path matches a regex."""
+  """'frozen' for parameters whose '/'-joined path matches a regex.
+
+  Raises:
+    errors.ConfigError: for a regex that matches no parameter (it would
+      silently train what it was meant to freeze).
+  """
   patterns = [re.compile(p) for p in frozen]
   flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(params))
+  paths = ['/'.join(path) for path in flat]
+  for pattern in patterns:
+    if not any(pattern.fullmatch(path) for path in paths):
+      raise errors.ConfigError(
+          f'config.frozen: {pattern.pattern!r} matches no parameter of this '
+          f'model (its paths look like {paths[0]!r}); e.g. '
+          "'(.*/)?backbone/.*' freezes the backbone(s).")
   labels = {
       path: ('frozen' if any(p.fullmatch('/'.join(path)) for p in patterns)
              else 'train') for path in flat}

@@ -28,6 +28,9 @@ BATCH_SIZES = {'traffic': 8, 'electricity': 32}
 EVAL_BATCH_SIZE = 64
 EVAL_BATCH_SIZES = {'electricity': 4, 'traffic': 2}
 ETT = ('etth1', 'etth2', 'ettm1', 'ettm2')
+# Head probing freezes the backbone: the model's, or each branch's of r3's
+# decomposed model (trend_forecaster/backbone/..., residual_forecaster/...).
+BACKBONE = ('(.*/)?backbone/.*',)
 
 
 def quantile_fields(levels: Optional[Sequence[float]]) -> dict:
@@ -40,7 +43,7 @@ def quantile_fields(levels: Optional[Sequence[float]]) -> dict:
 
 def few_shot(checkpoint: str = R2_CHECKPOINT, *, data: str = 'etth1',
              fraction: float = 0.05, context: int = 512, horizon: int = 96,
-             full: bool = False, seed: int = 42,
+             full: bool = False, seed: int = 42, revision: str = '',
              quantile_levels: Optional[Sequence[float]] = None,
              conformal: bool = False,
              quick: bool = False) -> ml_collections.ConfigDict:
@@ -53,6 +56,8 @@ def few_shot(checkpoint: str = R2_CHECKPOINT, *, data: str = 'etth1',
 
   Args:
     checkpoint: the pretrained model (folder or hub id).
+    revision: its hub revision (e.g. '512-96-dec-512-r3' of
+      ibm-research/ttm-r3; '' for main).
     data: the registered benchmark (a caller may switch `config.data` to
       its own file).
     fraction: IBM's few-shot fraction of the train split (1: all of it).
@@ -70,6 +75,7 @@ def few_shot(checkpoint: str = R2_CHECKPOINT, *, data: str = 'etth1',
   config.context_length = context
   config.prediction_length = horizon
   config.checkpoint = checkpoint
+  config.revision = revision
   overrides = quantile_fields(quantile_levels)
   if data in ETT:
     overrides['head_dropout'] = 0.7
@@ -84,7 +90,7 @@ def few_shot(checkpoint: str = R2_CHECKPOINT, *, data: str = 'etth1',
   config.data.drop_remainder = False
   config.optim.clip_norm = 1.0
   config.optim.lr_finder.enabled = True
-  config.frozen = () if full else ('backbone/.*',)
+  config.frozen = () if full else BACKBONE
   if conformal:
     config.evals.test_conformal = dict(
         type='conformal', calibrate='valid', score='test', windows=5000,

@@ -63,10 +63,12 @@ _LOG = logging.getLogger(__name__)
 
 def _load(checkpoint, revision, frame, horizon, checkpoints_dir,
           allow_download) -> engine.Forecaster:
-  if checkpoint == 'auto':
+  release = engine.release_of(checkpoint)
+  if checkpoint == 'auto' or release:
     history = min(len(s.values) for s in frame.series)
     checkpoint, revision = engine.choose_checkpoint(
-        history, horizon, frame.freq, checkpoints_dir, allow_download)
+        history, horizon, frame.freq, checkpoints_dir, allow_download,
+        release)
   forecaster = engine.Forecaster(checkpoint, revision)
   forecaster.check_channels(
       frame.num_targets, len(frame.control_columns)
@@ -151,9 +153,11 @@ def forecast(df, *, timestamp_column: str, horizon: int, checkpoint: str,
     df: long (with `id_columns`) or wide frame.
     timestamp_column: its time column (dates or times, not numbers).
     horizon: steps to forecast (an integer >= 1).
-    checkpoint: a folder, a hub id, a bundled name, or 'auto' (the
+    checkpoint: a folder, a hub id, a bundled name, 'auto' (the
       reference's get_model rule among `checkpoints_dir` /
-      $TTM_CHECKPOINTS, then the hub if `allow_download`).
+      $TTM_CHECKPOINTS, then IBM's r2 on the hub if `allow_download`), or
+      'auto:<hub id>' (that release's rule, e.g. 'auto:ibm-research/ttm-r3'
+      for r3, decomposed or not; needs `allow_download`).
     id_columns, target_columns, control_columns, static_categorical_columns:
       column roles, lists of names, each column in one role (targets
       default to every other column).

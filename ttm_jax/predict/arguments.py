@@ -8,6 +8,7 @@ import os
 
 from ttm_jax import checks
 from ttm_jax import errors
+from ttm_jax.models import zoo
 from ttm_jax.predict import frames
 
 CALIBRATION_WINDOWS = 64
@@ -15,14 +16,21 @@ INTERVALS = ('auto', 'model', 'conformal')
 SHORT_HISTORY = ('pad', 'error')
 
 _NAMES = checks.names()
+
+
+def _check_checkpoint(value):
+  if not isinstance(value, str) or not value:
+    return "must be a folder, a hub id, a bundled name or 'auto'"
+  if value.startswith('auto:') and value[len('auto:'):] not in zoo.HUB_IDS:
+    return f"'auto:' must name a release: one of {list(zoo.HUB_IDS)}"
+  return None
 # Every public argument of forecast() and backtest() but the frames: its
 # check (see ttm_jax/checks.py).
 ARGUMENTS = {
     'timestamp_column': checks.instance((str, int), 'a column name'),
     'horizon': checks.count(1),
     'windows': checks.count(1),
-    'checkpoint': lambda v: None if isinstance(v, str) and v else (
-        "must be a folder, a hub id, a bundled name or 'auto'"),
+    'checkpoint': _check_checkpoint,
     'id_columns': _NAMES,
     'target_columns': checks.optional(_NAMES),
     'control_columns': _NAMES,

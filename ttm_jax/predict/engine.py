@@ -44,13 +44,26 @@ def _local_candidates(folders: Sequence[str]) -> List[Tuple[str, int, int]]:
   return out
 
 
+def release_of(checkpoint: str) -> Optional[str]:
+  """The hub id an 'auto' checkpoint chooses among: None for 'auto' (local
+  folders first, then IBM's r2), the id after 'auto:' (e.g.
+  'auto:ibm-research/ttm-r3'), or None when it is not 'auto' at all."""
+  if checkpoint == 'auto' or not checkpoint.startswith('auto:'):
+    return None
+  return checkpoint[len('auto:'):]
+
+
 def choose_checkpoint(history: int, horizon: int, freq: str,
                       checkpoints_dir: Optional[str] = None,
-                      allow_download: bool = False) -> Tuple[str, str]:
+                      allow_download: bool = False,
+                      hub_id: Optional[str] = None) -> Tuple[str, str]:
   """(path or hub id, revision) for 'auto', by the reference's `get_model`
   rule (the longest context that fits, then the shortest horizon that
   covers; rolling when none does): local folders first, the hub only when
-  allowed."""
+  allowed. With `hub_id` (a release of `zoo.HUB_IDS`, 'auto:<hub id>'),
+  that release's rule alone (r3's for 'ibm-research/ttm-r3')."""
+  if hub_id is not None:
+    return _choose_release(hub_id, history, horizon, freq, allow_download)
   roots = [checkpoints_dir, os.environ.get(CHECKPOINTS_ENV, '')]
   found = _local_candidates(roots)
   if found:
@@ -67,8 +80,22 @@ def choose_checkpoint(history: int, horizon: int, freq: str,
         f'{[r for r in roots if r] or "(none given)"}: pass checkpoints_dir '
         f'or set ${CHECKPOINTS_ENV} to a folder of checkpoints, or allow '
         'downloads from the Hugging Face hub (allow_download=True).')
+  return _choose_release(HUB_R2, history, horizon, freq, allow_download)
+
+
+def _choose_release(hub_id: str, history: int, horizon: int, freq: str,
+                    allow_download: bool) -> Tuple[str, str]:
+  """The release's `get_model` choice for a history (at least the
+  release's shortest context: shorter ones are padded) and a horizon
+  (longer than the release's: rolled)."""
+  if not allow_download:
+    raise errors.CheckpointError(
+        f"checkpoint='auto:{hub_id}' downloads from the Hugging Face hub: "
+        'pass allow_download=True (with HF_HUB_OFFLINE=1 it reads the local '
+        'hub cache).')
+  shortest = min(r[4] for r in zoo.RELEASES if r[2] == hub_id)
   selection = zoo.select_checkpoint(
-      HUB_R2, max(history, 52), horizon, freq=freq,
+      hub_id, max(history, shortest), horizon, freq=freq,
       force_return='rolling' if horizon > 720 else 'zeropad')
   return selection.hub_id, selection.revision
 
