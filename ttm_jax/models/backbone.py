@@ -39,7 +39,8 @@ def mixer_spec(config: TTMConfig, **changes) -> layers.MixerSpec:
   """The backbone's `MixerSpec`; `changes` give the decoder's or FCM's."""
   shared = ('num_patches', 'd_model', 'expansion_factor', 'dropout', 'mode',
             'gated_attn', 'norm_mlp', 'norm_eps', 'self_attn',
-            'self_attn_heads', 'num_layers', 'adaptive_patching_levels')
+            'self_attn_heads', 'num_layers', 'adaptive_patching_levels',
+            'gate_mode', 'gate_groups')
   spec = layers.MixerSpec(num_channels=config.num_input_channels,
                           init=initializers.InitSpec.from_config(config),
                           **{name: getattr(config, name) for name in shared})
@@ -143,10 +144,14 @@ class RegisterTokens(nn.Module):
 
 class FFTTokens(nn.Module):
   """r3's `TinyTimeMixerAddFFTPatches`: the indices of the k largest rFFT
-  magnitudes of each scaled series (its first `context_length` steps),
-  largest first, embedded (Embedding(l // 2 + 1, d), or Linear(1 -> d),
-  ReLU, Linear(d -> d) of index / (l // 2 + 1)) and prepended. The indices
-  carry no gradient (as torch.topk's)."""
+  magnitudes of each scaled series (its first `context_length` steps; k is
+  `fft_length` capped at the l // 2 + 1 bins), largest first, embedded
+  (Embedding(l // 2 + 1, w), or Linear(1 -> w), ReLU, Linear(w -> w) of
+  index / (l // 2 + 1)) and prepended: k tokens of width w = d, or with
+  `get_one_freq_emb` one token, Linear(k * w -> d) (`freq_concat_proj`) of
+  the k embeddings of width w = `fft_d_freq` concatenated. With
+  `fft_ignore_dc` the zero-frequency magnitude is set to 0 first. The
+  indices carry no gradient (as torch.topk's)."""
   config: TTMConfig
   dtype: Optional[Any] = None
 
@@ -156,17 +161,25 @@ class FFTTokens(nn.Module):
     init = initializers.InitSpec.from_config(config)
     raw = scaled[:, :config.context_length].astype(jnp.float32)
     bins = config.context_length // 2 + 1
-    count = min(config.fft_length, bins)
+    count = config.fft_count
+    width = config.fft_d_freq if config.get_one_freq_emb else config.d_model
     magnitude = jnp.abs(jnp.fft.rfft(jax.lax.stop_gradient(raw), axis=1))
+    if config.fft_ignore_dc:
+      magnitude = magnitude.at[:, 0].set(0.0)
     _, index = jax.lax.top_k(jnp.swapaxes(magnitude, 1, 2), count)
     if config.use_fft_embedding:
-      tokens = init.embed(bins, config.d_model, name='freq_embedding')(index)
+      tokens = init.embed(bins, width, name='freq_embedding')(index)
     else:
       z = (index.astype(jnp.float32) / np.float32(bins))[..., None]
-      z = layers.Linear(config.d_model, init, self.dtype,
-                        name='freq_index_mlp_0')(z)
-      tokens = layers.Linear(config.d_model, init, self.dtype,
+      z = layers.Linear(width, init, self.dtype, name='freq_index_mlp_0')(z)
+      tokens = layers.Linear(width, init, self.dtype,
                              name='freq_index_mlp_2')(jax.nn.relu(z))
+    if config.get_one_freq_emb:  # [b, c, k, w] -> [b, c, 1, d]
+      b, c = tokens.shape[:2]
+      tokens = layers.Linear(config.d_model, init, self.dtype,
+                             name='freq_concat_proj')(
+                                 tokens.reshape(b, c, count * width))
+      tokens = tokens[:, :, None]
     return jnp.concatenate([tokens.astype(h.dtype), h], axis=2)
 
 

@@ -45,9 +45,12 @@ UNUSED_KEYS = frozenset({
 
 # Options the r3 branch's modelling code reads with `getattr(config, name,
 # default)` but that are not `TinyTimeMixerConfig` arguments (they reach a
-# config only as extra keys), with that default. granite-tsfm 0.3.11 and
-# older ttm-jax exports write some of them at these values; any other value
-# is refused (`config_rules.check_hidden_options`).
+# config only as extra keys), with that default. All but
+# `use_register_context_gating` are TTMConfig fields; `to_dict` writes them
+# only when not at this default (as the branch's config.json has them only
+# when set), so a default model's config.json is granite-tsfm 0.3.11's.
+# `use_register_context_gating=True` is refused wherever a gate exists
+# (`config_rules.check_hidden_options`: the branch cannot run it).
 R3_HIDDEN_DEFAULTS: Mapping[str, Any] = {
     'gate_mode': 'softmax',
     'gate_groups': 8,
@@ -236,6 +239,25 @@ class TTMConfig:
       summed medians plus +-sqrt(trend width**2 + residual width**2 + 1e-8)
       instead of the summed quantiles.
     mq_use_positional: a branch field no code reads (no effect).
+    gate_mode: r3's gate of every gating block (`gated_attn`,
+      `fcm_gated_attn`): 'softmax' (x * softmax(Linear(x)), r2's),
+      'sigmoid' (x * sigmoid(Linear(x))), 'glu' (a * sigmoid(b) with
+      [a, b] = Linear(C -> 2C)(x), the gate's output not a multiple of x)
+      or 'group_sigmoid' (x * sigmoid of the logits' mean over each of G
+      groups of C / G consecutive features).
+    gate_groups: G requested for 'group_sigmoid'; each gate uses the
+      largest divisor of its width C that is <= min(G, C) (G <= 1: one
+      group), as the branch's `pick_gate_groups`.
+    get_one_freq_emb: the FFT tokens become one token: each of the k
+      indices embedded to d_freq = clamp(D // k, fft_d_freq_min,
+      fft_d_freq_max) (floored at 1 before clamping), concatenated and
+      projected by Linear(k * d_freq -> D) (`freq_concat_proj`); N gains 1,
+      not k, and k is capped at the L // 2 + 1 rFFT bins.
+    fft_ignore_dc: the zero-frequency magnitude is set to 0 before the
+      top-k (the mean level is never picked unless k exceeds the other
+      bins).
+    fft_d_freq_min, fft_d_freq_max: bounds of d_freq (only with
+      get_one_freq_emb).
   """
 
   context_length: int = _field(64, architecture=True, shape=True)
@@ -335,6 +357,13 @@ class TTMConfig:
   forecast_loss_type: str = 'joint'
   combine_quantiles_via_variance: bool = False
   mq_use_positional: bool = False
+  # r3 options the branch reads with getattr (R3_HIDDEN_DEFAULTS).
+  gate_mode: str = _field('softmax', shape=True)
+  gate_groups: int = 8
+  get_one_freq_emb: bool = _field(False, shape=True)
+  fft_ignore_dc: bool = False
+  fft_d_freq_min: int = _field(4, shape=True)
+  fft_d_freq_max: int = _field(64, shape=True)
 
   def __post_init__(self):
     config_rules.check_fields({name: getattr(self, name)
@@ -419,7 +448,27 @@ class TTMConfig:
     else:
       base = self.num_embedded_patches
     return (base + int(bool(self.resolution_prefix_tuning))
-            + self.register_tokens + self.fft_length)
+            + self.register_tokens + self.num_fft_tokens)
+
+  @property
+  def num_fft_tokens(self) -> int:
+    """Tokens the FFT embedding prepends: `fft_length`, or one with
+    `get_one_freq_emb` (the branch's num_patches counts these)."""
+    if self.fft_length > 0 and self.get_one_freq_emb:
+      return 1
+    return self.fft_length
+
+  @property
+  def fft_count(self) -> int:
+    """k: rFFT indices the FFT embedding takes (`fft_length` capped at the
+    `context_length // 2 + 1` bins)."""
+    return min(self.fft_length, self.context_length // 2 + 1)
+
+  @property
+  def fft_d_freq(self) -> int:
+    """Width of each index's embedding with `get_one_freq_emb`."""
+    raw = max(1, self.d_model // max(1, self.fft_count))
+    return max(self.fft_d_freq_min, min(self.fft_d_freq_max, raw))
 
   # ----------------------------------------------- the decomposed model
   def trend_config(self) -> 'TTMConfig':
@@ -501,6 +550,9 @@ class TTMConfig:
       if isinstance(value, tuple):
         value = list(value)
       out[name] = value
+    for name, default in R3_HIDDEN_DEFAULTS.items():
+      if name in out and out[name] == default:
+        del out[name]  # The branch's config.json has them only when set.
     out.update(model_type=MODEL_TYPE,
                architectures=[PREDICTION_ARCHITECTURE],
                init_processing=True, patch_last=True)

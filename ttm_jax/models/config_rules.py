@@ -20,6 +20,7 @@ LOSSES = ('mse', 'mae', 'pinball', 'huber', None)
 MODES = ('common_channel', 'mix_channel')
 INIT_SCHEMES = ('pytorch', 'normal', 'uniform', 'xavier_uniform')
 SCALINGS = ('std', 'mean', True, False, None)
+GATE_MODES = ('softmax', 'sigmoid', 'glu', 'group_sigmoid')
 
 _NLL = ('loss="nll" (distribution heads) is disabled in the reference TTM '
         '("NLL loss and Distribution heads are currently not allowed"); use '
@@ -147,17 +148,11 @@ FIELD_RULES: Dict[str, checks.Check] = {
     'forecast_loss_type': checks.string(),
     'combine_quantiles_via_variance': _boolean,
     'mq_use_positional': _boolean,
+    # r3 options the branch reads with getattr.
+    'gate_mode': checks.one_of(*GATE_MODES), 'gate_groups': checks.integer(),
+    'get_one_freq_emb': _boolean, 'fft_ignore_dc': _boolean,
+    'fft_d_freq_min': _count, 'fft_d_freq_max': _count,
 }
-
-# Options the r3 branch reads with getattr (not config arguments) that
-# ttm-jax does not implement yet: refused at any value but the default.
-# (`gate_groups` and `fft_d_freq_min/max` only matter with a non-default
-# `gate_mode` / `get_one_freq_emb`.)
-_HIDDEN_NOT_IMPLEMENTED = {
-    'gate_mode': 'softmax', 'use_register_context_gating': False,
-    'get_one_freq_emb': False, 'fft_ignore_dc': False,
-}
-
 
 def check_field(name: str, value) -> None:
   """`errors.ConfigError` naming the field, the value and what is
@@ -169,21 +164,26 @@ def check_field(name: str, value) -> None:
     raise errors.ConfigError(f'{name}={value!r} is invalid: {complaint}.')
 
 
+def _builds_a_gate(values: Dict[str, Any]) -> bool:
+  """Whether the model of config.json `values` has a gating block (the
+  mixers' with `gated_attn`, FCM's with `fcm_gated_attn`)."""
+  return bool(values.get('gated_attn', True) or (
+      values.get('enable_forecast_channel_mixing', False)
+      and values.get('fcm_gated_attn', True)))
+
+
 def check_hidden_options(values: Dict[str, Any]) -> None:
-  """Refuses the r3 branch's getattr-only options at values ttm-jax does
-  not implement yet."""
-  if values.get('use_register_context_gating'):
+  """Refuses `use_register_context_gating=True` where the model has a
+  gate: the r3 branch's gates then require a context tensor that none of
+  its callers passes (verified in the branch: every forward raises). With
+  no gate the option has no effect there, and is ignored here too."""
+  if values.get('use_register_context_gating') and _builds_a_gate(values):
     raise errors.ConfigError(
         'use_register_context_gating=True cannot run in the TTM r3 branch '
         'itself (its gates then require a context tensor that no caller '
         'passes: "use_reg_context=True but no context tensor was provided")'
-        '; ttm-jax refuses it too.')
-  for name, default in _HIDDEN_NOT_IMPLEMENTED.items():
-    if name in values and values[name] != default:
-      raise errors.ConfigError(
-          f'{name}={values[name]!r} (an option the TTM r3 branch reads from '
-          'the config) is not implemented in ttm-jax yet; only '
-          f'{name}={default!r} is.')
+        '; ttm-jax refuses it too (it has no effect only with gated_attn='
+        'False and no FCM gate).')
 
 
 def check_fields(values: Dict[str, Any]) -> None:
@@ -323,11 +323,12 @@ def _check_r3_tokens(c) -> None:
         'refused by the reference ("masked_context_length should be '
         'disabled when multi_scale is on").')
   bins = c.context_length // 2 + 1
-  if c.fft_length > bins:
+  if c.fft_length > bins and not c.get_one_freq_emb:
     raise errors.ConfigError(
         f'fft_length ({c.fft_length}) exceeds the {bins} rFFT bins of '
         f'context_length={c.context_length}: the reference keeps {bins} '
-        'tokens but counts fft_length in num_patches (a shape error).')
+        'tokens but counts fft_length in num_patches (a shape error; with '
+        'get_one_freq_emb=True k is capped at the bins and it works).')
   extra = [name for name, on in (
       ('register_tokens', c.register_tokens > 0),
       ('fft_length', c.fft_length > 0), ('multi_scale', c.multi_scale)) if on]

@@ -161,7 +161,9 @@ class ForecastChannelHeadMixer(nn.Module):
       x = forecast
     if config.fcm_gated_attn:
       x = layers.GatedAttention(num_total * (features if l > 0 else 1), init,
-                                self.dtype, name='fcm_gating_block')(x)
+                                self.dtype, config.gate_mode,
+                                config.gate_groups,
+                                name='fcm_gating_block')(x)
     x = layers.Linear(num_targets, init, self.dtype, name='mlp')(x)
     return x + residual
 

@@ -145,6 +145,8 @@ class MixerSpec:
   self_attn_heads: int = 1
   num_layers: int = 1
   adaptive_patching_levels: int = 0
+  gate_mode: str = 'softmax'
+  gate_groups: int = 8
   init: InitSpec = InitSpec()
 
   @property
@@ -257,17 +259,57 @@ class MLP(nn.Module):
     return Dropout(self.spec.dropout)(x, deterministic=deterministic)
 
 
+def pick_gate_groups(size: int, requested: int) -> int:
+  """The r3 branch's `pick_gate_groups`: `requested` if it divides `size`,
+  else the largest divisor of `size` below min(requested, size); 1 for
+  requested <= 1."""
+  if requested <= 1:
+    return 1
+  if size % requested == 0:
+    return requested
+  for groups in range(min(requested, size), 0, -1):
+    if size % groups == 0:
+      return groups
+  return 1
+
+
 class GatedAttention(nn.Module):
-  """x * softmax(Linear(x)) over the last axis (`gating_block`)."""
+  """r3's `TinyTimeMixerGatedAttention` (`gating_block`) over the last axis
+  of width C, by `mode`:
+    'softmax': x * softmax(Linear(C -> C)(x)) (r2's gate);
+    'sigmoid': x * sigmoid(Linear(C -> C)(x));
+    'glu': a * sigmoid(b), [a, b] = Linear(C -> 2C)(x) split in halves;
+    'group_sigmoid': x * sigmoid(g), g the mean of the logits
+      Linear(C -> C)(x) over each of G groups of C / G consecutive features
+      (G = `pick_gate_groups(C, groups)`), repeated over its group.
+  The gate is computed in float32 (mixed precision)."""
   size: int
   init: InitSpec = InitSpec()
   dtype: Optional[Dtype] = None
+  mode: str = 'softmax'
+  groups: int = 8
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
-    logits = Linear(self.size, self.init, self.dtype, name='attn_layer')(x)
-    return x * jax.nn.softmax(logits.astype(jnp.float32),
-                              axis=-1).astype(x.dtype)
+    width = 2 * self.size if self.mode == 'glu' else self.size
+    logits = Linear(width, self.init, self.dtype, name='attn_layer')(x)
+    logits = logits.astype(jnp.float32)
+    if self.mode == 'glu':
+      content, gate = jnp.split(logits, 2, axis=-1)
+      return (content * jax.nn.sigmoid(gate)).astype(x.dtype)
+    if self.mode == 'softmax':
+      gate = jax.nn.softmax(logits, axis=-1)
+    elif self.mode == 'sigmoid':
+      gate = jax.nn.sigmoid(logits)
+    elif self.mode == 'group_sigmoid':
+      groups = pick_gate_groups(self.size, self.groups)
+      grouped = logits.reshape(logits.shape[:-1]
+                               + (groups, self.size // groups))
+      gate = jax.nn.sigmoid(jnp.mean(grouped, axis=-1, keepdims=True))
+      gate = jnp.broadcast_to(gate, grouped.shape).reshape(logits.shape)
+    else:
+      raise ValueError(f'Unknown gate_mode: {self.mode!r}')
+    return x * gate.astype(x.dtype)
 
 
 class SelfAttention(nn.Module):
@@ -302,7 +344,8 @@ def _mlp_then_gate(z: Array, spec: MixerSpec, dtype, deterministic: bool
   size = z.shape[-1]
   z = MLP(size, size, spec, dtype, name='mlp')(z, deterministic)
   if spec.gated_attn:
-    z = GatedAttention(size, spec.init, dtype, name='gating_block')(z)
+    z = GatedAttention(size, spec.init, dtype, spec.gate_mode,
+                       spec.gate_groups, name='gating_block')(z)
   return z
 
 
@@ -367,6 +410,7 @@ class ChannelFeatureMixerBlock(_NormMixResidual):
     z = jnp.transpose(z, (0, 3, 2, 1))
     if spec.gated_attn:
       z = GatedAttention(spec.num_channels, spec.init, self.dtype,
+                         spec.gate_mode, spec.gate_groups,
                          name='gating_block')(z)
     z = MLP(spec.num_channels, spec.num_channels, spec, self.dtype,
             name='mlp')(z, deterministic)
