@@ -16,12 +16,13 @@ It writes
   * tests/fixtures/r3_multi_quantile.npz: the quantile head alone and a
     whole model with it (`quantile_fixture`, unchanged from the earlier
     make_r3_fixtures.py);
-  * tests/fixtures/r3_options.npz: for each case of CASES, a small r3 model
-    with random weights (torch's initialisation, then every parameter
-    jittered so norms and biases are not at their identity values): its
-    config.json, state dict, inputs, every output field, the loss and the
-    gradient of the loss for every parameter (dropout 0, so train and eval
-    agree).
+  * tests/fixtures/r3_options.npz: for each case of CASES and LATER_CASES
+    (seeded so that adding a case leaves the others unchanged), a small r3
+    model with random weights (torch's initialisation, then every
+    parameter jittered so norms and biases are not at their identity
+    values): its config.json, state dict, inputs, every output field, the
+    loss and the gradient of the loss for every parameter (dropout 0, so
+    train and eval agree).
 and checks, for each case, that ttm-jax's export of the converted weights
 loads strictly in the branch's code (no missing or unexpected keys) and
 forecasts as the original does.
@@ -110,6 +111,51 @@ CASES = {
         combine_quantiles_via_variance=True, point_extra_weight=0.3,
         mq_use_decoder_pool=True),
 }
+# The options the branch reads with getattr (gates, FFT token variants),
+# added later: seeded after the cases above (see `seeds`).
+LATER_CASES = {
+    # Backbone channel gate and FCM's gate over its windows (l = 1).
+    'gate_sigmoid_mix_channel_fcm': dict(
+        SMALL, gate_mode='sigmoid', mode='mix_channel',
+        enable_forecast_channel_mixing=True, exogenous_channel_indices=[1]),
+    # Gates Linear(C -> 2C); FCM's gate over the channels (l = 0).
+    'gate_glu_decoder_mix_fcm': dict(
+        SMALL, gate_mode='glu', decoder_mode='mix_channel',
+        enable_forecast_channel_mixing=True, exogenous_channel_indices=[1],
+        fcm_context_length=0),
+    # gate_groups=3: 9 patches -> 3 groups; d_model 8 -> 2 and the 2
+    # channels -> 2 (pick_gate_groups' adjustment); decoder 6 -> 3.
+    'gate_group_sigmoid': dict(
+        SMALL, gate_mode='group_sigmoid', gate_groups=3, register_tokens=1,
+        decoder_d_model=6, mode='mix_channel'),
+    # One FFT token; d_freq = 8 // 3 = 2 raised to fft_d_freq_min = 3.
+    'fft_one_freq_emb': dict(SMALL, fft_length=3, get_one_freq_emb=True,
+                             fft_d_freq_min=3, fft_d_freq_max=5),
+    # Through the index MLP; d_freq = 8 // 2 = 4 cut to fft_d_freq_max = 3.
+    'fft_one_freq_mlp': dict(SMALL, fft_length=2, get_one_freq_emb=True,
+                             use_fft_embedding=False, fft_d_freq_min=1,
+                             fft_d_freq_max=3),
+    # The mean scaler keeps the level, so the DC bin would be picked.
+    'fft_ignore_dc': dict(SMALL, fft_length=3, fft_ignore_dc=True,
+                          scaling='mean'),
+    # The combination: grouped gates (residual branch: 5 patches -> 1
+    # group) and one FFT token from fft_length=12 capped at the residual
+    # context's 9 bins (DC last), 3 in the trend branch; quantile head.
+    'decomposed_group_sigmoid_one_freq': dict(
+        DECOMPOSED, **MQ, gate_mode='group_sigmoid', gate_groups=4,
+        fft_length=12, get_one_freq_emb=True, fft_ignore_dc=True,
+        trend_fft_length=3),
+}
+
+
+def seeds():
+  """{case: torch seed}: the first cases in alphabetical order (as they
+  were first seeded), then LATER_CASES in order, so adding a case leaves
+  the earlier cases' arrays unchanged."""
+  order = sorted(CASES) + list(LATER_CASES)
+  return {name: seed for seed, name in enumerate(order)}
+
+
 PREDICTION_FIELDS = ('prediction_outputs', 'backbone_hidden_state',
                      'decoder_hidden_state', 'loc', 'scale',
                      'quantile_outputs', 'loss')
@@ -299,16 +345,31 @@ def check_export(modeling, model, inputs, arrays, fields):
   assert torch.equal(expected, got), (expected - got).abs().max()
 
 
+def check_ignore_dc_matters(modeling, configuration, model, inputs, fields):
+  """With fft_ignore_dc, the same weights without it forecast otherwise
+  (the zero-frequency bin would be among the top k: the case tests it)."""
+  config = configuration.TinyTimeMixerConfig(**dict(fields,
+                                                    fft_ignore_dc=False))
+  plain = _model_class(modeling, fields)(config).eval()
+  plain.load_state_dict(model.state_dict(), strict=True)
+  with torch.no_grad():
+    assert not torch.allclose(_run(model, inputs).prediction_outputs,
+                              _run(plain, inputs).prediction_outputs)
+
+
 def main(checkout):
   sys.path.insert(0, checkout)
   quantile_fixture(checkout, os.path.join(FIXTURES,
                                           'r3_multi_quantile.npz'))
   modeling, configuration = r3_models(checkout)
   arrays = {}
-  for seed, (name, fields) in enumerate(sorted(CASES.items())):
+  for name, seed in seeds().items():
+    fields = {**CASES, **LATER_CASES}[name]
     model, inputs, case = option_case(modeling, configuration, name, fields,
                                       seed)
     check_export(modeling, model, inputs, case, fields)
+    if fields.get('fft_ignore_dc'):
+      check_ignore_dc_matters(modeling, configuration, model, inputs, fields)
     arrays.update({f'{name}/{k}': v for k, v in case.items()})
   path = os.path.join(FIXTURES, 'r3_options.npz')
   np.savez_compressed(path, **arrays)
