@@ -79,28 +79,84 @@ def test_writes_what_the_reference_reads(tmp_path):
   config.to_json_file(tmp_path / 'config.json')
   ref = tsfm.TinyTimeMixerConfig.from_pretrained(str(tmp_path))
   for name in TTMConfig.field_names():
-    got = getattr(ref, name)
     want = getattr(config, name)
+    if name in config_lib.R3_HIDDEN_DEFAULTS:  # Written only when set.
+      assert name not in json.load(open(tmp_path / 'config.json'))
+      assert want == config_lib.R3_HIDDEN_DEFAULTS[name]
+      continue
+    got = getattr(ref, name)
     assert (list(want) if isinstance(want, tuple) else want) == got, name
 
 
-@pytest.mark.parametrize('key, value', [
-    ('gate_mode', 'sigmoid'), ('get_one_freq_emb', True),
-    ('fft_ignore_dc', True)])
-def test_r3_options_not_implemented_are_refused(key, value):
-  values = TTMConfig().to_dict()
-  values[key] = value
-  with pytest.raises(config_lib.ConfigError,
-                     match=f'{key}=.*not implemented in ttm-jax yet'):
-    TTMConfig.from_dict(values)
-  values[key] = config_lib.R3_HIDDEN_DEFAULTS[key]
-  TTMConfig.from_dict(values)
+R3_GETATTR_OPTIONS = dict(gate_mode='group_sigmoid', gate_groups=3,
+                          get_one_freq_emb=True, fft_ignore_dc=True,
+                          fft_d_freq_min=2, fft_d_freq_max=6)
 
 
-def test_register_context_gating_is_refused_as_the_branch_cannot_run_it():
-  values = dict(TTMConfig().to_dict(), use_register_context_gating=True)
+def test_r3_getattr_options_load_and_are_written_back():
+  """The r3 branch's getattr-only options are fields: read from a
+  config.json, written back when set, absent when at the default (as in a
+  config.json of the branch's)."""
+  values = dict(TTMConfig(fft_length=3).to_dict(), **R3_GETATTR_OPTIONS)
+  del values['num_patches']  # One FFT token: 9 patches, not 11.
+  config = TTMConfig.from_dict(values)
+  for key, value in R3_GETATTR_OPTIONS.items():
+    assert getattr(config, key) == value, key
+  written = config.to_dict()
+  assert {k: written[k] for k in R3_GETATTR_OPTIONS} == R3_GETATTR_OPTIONS
+  assert TTMConfig.from_dict(written) == config
+  assert not set(config_lib.R3_HIDDEN_DEFAULTS) & set(TTMConfig().to_dict())
+  for key, default in config_lib.R3_HIDDEN_DEFAULTS.items():
+    if key in TTMConfig.field_names():
+      assert getattr(TTMConfig(), key) == default, key
+
+
+@pytest.mark.parametrize('key, value, message', [
+    ('gate_mode', 'tanh', "gate_mode='tanh' is invalid: must be one of "
+     r"\['softmax', 'sigmoid', 'glu', 'group_sigmoid'\]"),
+    ('gate_groups', 2.5, 'gate_groups=2.5 is invalid: must be an integer'),
+    ('get_one_freq_emb', 'yes', "get_one_freq_emb='yes' is invalid"),
+    ('fft_ignore_dc', 1, 'fft_ignore_dc=1 is invalid'),
+    ('fft_d_freq_min', 0, 'fft_d_freq_min=0 is invalid: must be an '
+     'integer >= 1'),
+    ('fft_d_freq_max', None, 'fft_d_freq_max=None is invalid')])
+def test_r3_getattr_options_invalid_values_name_the_field(key, value,
+                                                          message):
+  with pytest.raises(config_lib.ConfigError, match=message):
+    TTMConfig(**{key: value})
+  with pytest.raises(config_lib.ConfigError, match=message):
+    TTMConfig.from_dict(dict(TTMConfig().to_dict(), **{key: value}))
+
+
+def test_one_fft_token_counts_one_patch_and_caps_fft_length():
+  """With get_one_freq_emb the branch's num_patches counts one FFT token,
+  and fft_length beyond the rFFT bins is capped instead of refused."""
+  assert TTMConfig(fft_length=3).num_patches == 8 + 3
+  assert TTMConfig(fft_length=3, get_one_freq_emb=True).num_patches == 8 + 1
+  config = TTMConfig(context_length=64, fft_length=40, get_one_freq_emb=True)
+  assert (config.num_patches, config.fft_count) == (8 + 1, 33)
+  assert config.fft_d_freq == 4  # max(1, 16 // 33) raised to the minimum.
+  with pytest.raises(config_lib.ConfigError, match='fft_length'):
+    TTMConfig(context_length=64, fft_length=40)
+
+
+@pytest.mark.parametrize('gates', [
+    dict(), dict(gated_attn=False, num_input_channels=2,
+                 exogenous_channel_indices=[1],
+                 enable_forecast_channel_mixing=True)])
+def test_register_context_gating_is_refused_as_the_branch_cannot_run_it(
+    gates):
+  values = dict(TTMConfig(**gates).to_dict(),
+                use_register_context_gating=True)
   with pytest.raises(config_lib.ConfigError, match='cannot run'):
     TTMConfig.from_dict(values)
+
+
+def test_register_context_gating_without_a_gate_has_no_effect():
+  """The branch runs it when no gate is built: nothing to refuse."""
+  plain = TTMConfig(gated_attn=False)
+  values = dict(plain.to_dict(), use_register_context_gating=True)
+  assert TTMConfig.from_dict(values) == plain
 
 
 def test_r3_defaults_load_as_r2():
@@ -130,8 +186,9 @@ def test_r3_defaults_load_as_r2():
                      patch_stride=64).to_dict()
   r2 = TTMConfig.from_dict(values)
   assert TTMConfig.from_dict(dict(values, **r3_json)) == r2
+  # gate_groups is kept but only acts with gate_mode='group_sigmoid'.
   assert TTMConfig.from_dict(dict(values, gate_mode='softmax',
-                                  gate_groups=4)) == r2
+                                  gate_groups=4)) == r2.replace(gate_groups=4)
 
 
 def test_class_follows_architectures_and_decompose():

@@ -39,6 +39,9 @@ RULES = {
         dict(context_length=64, fft_length=34),
         dict(context_length=64, fft_length=33),
         ['fft_length', 'context_length']),
+    'fft_length_capped_with_one_freq_emb': (
+        None, dict(context_length=64, fft_length=34, get_one_freq_emb=True),
+        []),
     'raw_residual_refuses_extra_tokens': (
         dict(decoder_raw_residual=True, register_tokens=2),
         dict(decoder_raw_residual=True, register_tokens=0),
@@ -52,6 +55,10 @@ RULES = {
         dict(register_tokens=2, fft_length=3, multi_scale=True,
              num_patches=20),
         ['num_patches', 'register_tokens', 'fft_length', 'multi_scale']),
+    'num_patches_counts_one_fft_token': (
+        dict(fft_length=3, get_one_freq_emb=True, num_patches=11),
+        dict(fft_length=3, get_one_freq_emb=True, num_patches=9),
+        ['num_patches', 'fft_length', 'get_one_freq_emb']),
     # The decomposed model.
     'decompose_refuses_masked_prediction': (
         dict(decompose=True, masked_context_length=80),

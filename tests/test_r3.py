@@ -132,3 +132,40 @@ def test_new_r3_models_initialise_save_and_load(tmp_path):
   np.testing.assert_array_equal(
       module.apply(variables, past).quantile_outputs,
       loaded.apply(loaded_vars, past).quantile_outputs)
+
+
+@pytest.mark.parametrize('size, requested, groups', [
+    (9, 3, 3), (8, 3, 2), (2, 3, 2), (6, 4, 3), (5, 4, 1), (3, 8, 3),
+    (12, 8, 6), (8, 8, 8), (7, 1, 1), (7, 0, 1), (7, -2, 1)])
+def test_pick_gate_groups_as_the_branch(size, requested, groups):
+  """The branch's `pick_gate_groups`: the requested groups if they divide
+  the width, else the largest divisor below min(requested, width)."""
+  from ttm_jax.models import layers  # pylint: disable=g-import-not-at-top
+  assert layers.pick_gate_groups(size, requested) == groups
+
+
+@pytest.mark.parametrize('gate_mode', ['sigmoid', 'glu', 'group_sigmoid'])
+def test_gate_modes_and_one_fft_token_save_load_and_mixed_precision(
+    tmp_path, gate_mode):
+  """A new model with each gate mode and one FFT token exports and loads
+  back (the options in its config.json), and runs in bfloat16 matmuls
+  close to float32."""
+  import ttm_jax  # pylint: disable=g-import-not-at-top
+  config = TTMConfig(context_length=32, patch_length=4, patch_stride=4,
+                     prediction_length=8, d_model=8, decoder_d_model=6,
+                     num_layers=1, decoder_num_layers=1, num_input_channels=2,
+                     mode='mix_channel', gate_mode=gate_mode, gate_groups=3,
+                     fft_length=3, get_one_freq_emb=True, fft_ignore_dc=True)
+  variables = checkpoint.init_variables(config, jax.random.key(0))
+  checkpoint.save_pretrained(str(tmp_path), config, variables)
+  saved = json.load(open(tmp_path / 'config.json'))
+  assert saved['gate_mode'] == gate_mode and saved['get_one_freq_emb']
+  loaded_config, loaded, loaded_vars = ttm_jax.load_pretrained(str(tmp_path))
+  assert loaded_config == config
+  past = np.random.default_rng(0).normal(size=(2, 32, 2)).astype(np.float32)
+  want = ttm.build_module(config).apply(variables, past).prediction_outputs
+  np.testing.assert_array_equal(
+      want, loaded.apply(loaded_vars, past).prediction_outputs)
+  low = ttm.build_module(config, dtype=jnp.bfloat16).apply(variables, past)
+  assert low.prediction_outputs.dtype == jnp.float32
+  np.testing.assert_allclose(low.prediction_outputs, want, atol=0.1)

@@ -205,8 +205,8 @@ def _check_patching(c, expected_num_patches: int) -> None:
         f'patch_length ({c.patch_length}).')
   if c.num_patches != expected_num_patches:
     r3 = ''.join(f', {name}={getattr(c, name)!r}' for name in (
-        'multi_scale', 'register_tokens', 'fft_length', 'decompose',
-        'residual_context_length') if getattr(c, name))
+        'multi_scale', 'register_tokens', 'fft_length', 'get_one_freq_emb',
+        'decompose', 'residual_context_length') if getattr(c, name))
     raise errors.ConfigError(
         f'num_patches={c.num_patches} (from the checkpoint) contradicts '
         f'context_length={c.sequence_length}, patch_length={c.patch_length},'
