@@ -154,6 +154,7 @@ FIELD_RULES: Dict[str, checks.Check] = {
     'fft_d_freq_min': _count, 'fft_d_freq_max': _count,
 }
 
+
 def check_field(name: str, value) -> None:
   """`errors.ConfigError` naming the field, the value and what is
   accepted, when FIELD_RULES[name] complains."""
