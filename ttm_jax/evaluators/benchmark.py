@@ -252,16 +252,19 @@ def pretraining_data(checkpoint: str) -> Optional[List[str]]:
 
 
 # ------------------------------------------------------------------ tasks
-def _score(task: tasks_lib.Task, forecaster: Forecaster, windows, freq):
-  """(fev metrics per window, GIFT inputs) of one forecaster."""
+def _score(task: tasks_lib.Task, forecaster: Forecaster, windows, freq,
+           dims: Optional[np.ndarray] = None):
+  """(fev metrics per window, GIFT inputs) of one forecaster; `dims` each
+  series' target column (multivariate tasks)."""
   levels = task.quantile_levels
   per_window, gift = [], []
   for window in windows:
     median, quantiles = forecaster.forecast(
         window.pasts, task.horizon, freq, levels, season=task.seasonality)
-    per_window.append(task_metrics.fev_window(
+    per_window.append(task_metrics.fev_window_dims(
         window.futures, median, quantiles, window.pasts, task.seasonality,
-        levels))
+        levels, None if dims is None else dims[window.items],
+        task.metric_options))
     gift.append((window.futures, median, quantiles, window.pasts))
   return per_window, gift
 
@@ -280,18 +283,22 @@ def run_task(task: tasks_lib.Task, series: task_data.Series,
   """One task's record: its metrics, seasonal naive's on the same windows,
   the overlap flag, the timings."""
   task = task.with_windows([len(v) for v in series.values])
-  windows = tasks_lib.windows(task, series.values)
+  windows = tasks_lib.windows(task, series.values, series.timestamps,
+                              series.freq)
   start = time.time()
-  per_window, gift = _score(task, forecaster, windows, series.freq)
+  per_window, gift = _score(task, forecaster, windows, series.freq,
+                            series.dims)
   seconds = time.time() - start
   naive_windows, naive_gift = _score(task, baseline_forecaster(), windows,
-                                     series.freq)
+                                     series.freq, series.dims)
   record = dict(task_name=task.name, suite=task.suite,
                 dataset_id=task.dataset_id, source=series.source,
                 horizon=task.horizon, seasonality=task.seasonality,
                 num_windows=task.num_windows,
                 num_series=len(series.values),
                 num_forecasts=int(sum(len(w.items) for w in windows)),
+                target_columns=task.target_columns,
+                covariates_ignored=list(task.covariates),
                 model_name=forecaster.name,
                 quantile_source=forecaster.quantile_source,
                 trained_on_this_dataset=overlaps(
@@ -342,6 +349,10 @@ def run(suite: str, data_dir: str, workdir: str, forecaster: Forecaster,
     progress(f'{task.name}: MASE {m["MASE"]:.4f} (seasonal naive '
              f'{n["MASE"]:.4f}), WQL {m.get("WQL", float("nan")):.4f}, '
              f'{record["num_forecasts"]} forecasts, {record["seconds"]} s')
+    if record['covariates_ignored']:
+      progress(f'{task.name}: covariates ignored ({forecaster.name} has no '
+               'exogenous inputs): '
+               + ', '.join(record['covariates_ignored']))
   _write_json(os.path.join(workdir, 'missing.json'), missing)
   benchmark_tables.write(workdir, suite, records, forecaster.config)
   return records
