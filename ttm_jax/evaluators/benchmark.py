@@ -63,12 +63,20 @@ class Forecaster:
       scale of its own errors on the past).
     pretraining_data: the datasets it was pretrained on (None: unknown).
     config: what summary.csv's model_config says.
+    report: `() -> dict` of what the forecaster did since its last call
+      (a recipe's choices), recorded with each task; None: nothing.
+    prepare: `(task, windows, freq) -> Forecaster` run before a task's
+      forecasts (a fine-tune on the windows' pasts); None: none.
+    notes: how it was made (a fine-tune's windows, epochs, ...).
   """
   name: str
   forecast: Callable
   quantile_source: str
   pretraining_data: Optional[Sequence[str]] = None
   config: Dict[str, Any] = dataclasses.field(default_factory=dict)
+  report: Optional[Callable[[], Dict[str, Any]]] = None
+  prepare: Optional[Callable[..., 'Forecaster']] = None
+  notes: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def _normalise(name: str) -> str:
@@ -230,6 +238,53 @@ def model_forecaster(checkpoint: str, revision: str = '',
            prediction_length=engine.horizon))
 
 
+def task_histories(windows: Sequence[tasks_lib.Window]) -> List[np.ndarray]:
+  """Each evaluated series' past at its first window: nothing at or after
+  any of its cutoffs (later windows' pasts hold earlier windows'
+  futures)."""
+  seen, out = set(), []
+  for window in windows:
+    for item, past in zip(window.items, window.pasts):
+      if item not in seen:
+        seen.add(item)
+        out.append(past)
+  return out
+
+
+def finetune_forecaster(checkpoint: str, workdir: str, revision: str = '',
+                        quantiles: str = 'auto',
+                        pretrained_on: Optional[Sequence[str]] = None,
+                        fraction: float = 0.2, max_windows: int = 4000,
+                        quick: bool = False) -> Forecaster:
+  """A checkpoint fine-tuned per task on the task's pasts before its test
+  windows (`task_histories`) with IBM's GIFT recipe
+  (`predict.finetune.finetune_histories`: `fraction` of the training
+  windows, at most `max_windows`; zero-shot when too few), in
+  workdir/finetune/<task>/, then scored as `model_forecaster` (quantiles
+  'auto': in-sample errors for a point model, as IBM's)."""
+  base = model_forecaster(checkpoint, revision, quantiles, pretrained_on)
+
+  def prepare(task: tasks_lib.Task, windows, freq: str) -> Forecaster:
+    from ttm_jax.predict import finetune  # pylint: disable=g-import-not-at-top
+    folder = os.path.join(workdir, 'finetune', task.name.replace('/', '__'))
+    model, notes = finetune.finetune_histories(
+        checkpoint, task_histories(windows), task.horizon, freq, folder,
+        revision=revision, fraction=fraction, max_windows=max_windows,
+        quick=quick)
+    tuned = base if model is None else model_forecaster(model,
+                                                        quantiles=quantiles)
+    return dataclasses.replace(
+        tuned, name=f'{base.name}-ft', notes=notes, prepare=None,
+        pretraining_data=base.pretraining_data,
+        config=dict(base.config, finetune=dict(fraction=fraction,
+                                               max_windows=max_windows)))
+
+  return dataclasses.replace(
+      base, name=f'{base.name}-ft', prepare=prepare,
+      config=dict(base.config, finetune=dict(fraction=fraction,
+                                             max_windows=max_windows)))
+
+
 def pretraining_data(checkpoint: str) -> Optional[List[str]]:
   """What a checkpoint declares it was pretrained on: its config.json's
   `pretraining_data` (models pretrained here), IBM's model card for IBM's
@@ -285,6 +340,13 @@ def run_task(task: tasks_lib.Task, series: task_data.Series,
   task = task.with_windows([len(v) for v in series.values])
   windows = tasks_lib.windows(task, series.values, series.timestamps,
                               series.freq)
+  training = None
+  if forecaster.prepare is not None:
+    start = time.time()
+    forecaster = forecaster.prepare(task, windows, series.freq)
+    training = round(time.time() - start, 2)
+  if forecaster.report is not None:
+    forecaster.report()  # Only this task's forecasts in its record.
   start = time.time()
   per_window, gift = _score(task, forecaster, windows, series.freq,
                             series.dims)
@@ -303,9 +365,12 @@ def run_task(task: tasks_lib.Task, series: task_data.Series,
                 quantile_source=forecaster.quantile_source,
                 trained_on_this_dataset=overlaps(
                     task, forecaster.pretraining_data),
+                training_time_s=training, model_notes=forecaster.notes,
                 inference_time_s=round(seconds, 3),
                 metrics=task_metrics.fev_task(per_window),
                 seasonal_naive=task_metrics.fev_task(naive_windows))
+  if forecaster.report is not None:
+    record['recipe'] = forecaster.report()
   if task.suite == 'gift_eval':
     record['gift'] = _gift_scores(task, gift)
     record['gift_seasonal_naive'] = _gift_scores(task, naive_gift)
