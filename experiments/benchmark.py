@@ -64,6 +64,10 @@ _FINETUNE_FRACTION = flags.DEFINE_float(
 _FINETUNE_MAX_WINDOWS = flags.DEFINE_integer(
     'finetune_max_windows', 4000, 'At most this many training windows per '
     'task (CPU time).')
+_FINETUNE_LR = flags.DEFINE_float(
+    'finetune_lr', 1e-4, "The fine-tune's peak learning rate; 0: the LR "
+    "finder's (IBM's default, which picked 1.5e-7 on M1 yearly: no "
+    'change from zero-shot; README).')
 _RECIPE = flags.DEFINE_enum(
     'recipe', '', ['', 'backtest_select'],
     'backtest_select: per series (or dataset), the checkpoint and naive '
@@ -97,11 +101,11 @@ def _check_flags(errors) -> None:
     raise errors.ConfigError('--finetune fine-tunes a --checkpoint: give '
                              'one.')
   if not 0.0 < _FINETUNE_FRACTION.value <= 1.0 or (
-      _FINETUNE_MAX_WINDOWS.value < 1):
+      _FINETUNE_MAX_WINDOWS.value < 1) or _FINETUNE_LR.value < 0:
     raise errors.ConfigError(
         f'--finetune_fraction={_FINETUNE_FRACTION.value} must be in (0, 1] '
         f'and --finetune_max_windows={_FINETUNE_MAX_WINDOWS.value} at '
-        'least 1.')
+        f'least 1, --finetune_lr={_FINETUNE_LR.value} at least 0.')
 
 
 def _recipe():
@@ -133,7 +137,7 @@ def main(argv):
     forecaster = benchmark.finetune_forecaster(
         _CHECKPOINT.value, _WORKDIR.value, _REVISION.value, _QUANTILES.value,
         _PRETRAINED_ON.value, _FINETUNE_FRACTION.value,
-        _FINETUNE_MAX_WINDOWS.value)
+        _FINETUNE_MAX_WINDOWS.value, _FINETUNE_LR.value)
   else:
     forecaster = benchmark.model_forecaster(
         _CHECKPOINT.value, _REVISION.value, _QUANTILES.value,

@@ -102,3 +102,27 @@ def test_too_few_windows_fall_back_to_zero_shot(tmp_path, tiny_model):
   np.testing.assert_array_equal(
       tuned.forecast(windows[0].pasts, 4, 'D', ())[0],
       zero_shot.forecast(windows[0].pasts, 4, 'D', ())[0])
+
+
+def test_series_windows_are_what_the_runner_asks_the_model():
+  """Training and validation windows of data kind 'series': the last
+  horizon of each history validates; every window is the runner's own
+  context (`benchmark._contexts`: padded with masked zeros, as fev's TTM
+  wrapper) divided by its mean absolute observed value."""
+  rng = np.random.default_rng(9)
+  long = rng.normal(50, 5, 40).cumsum()
+  short = rng.normal(50, 5, 24).cumsum()
+  splits = forecasting.series_splits([long, short], 32, 4)
+  assert len(splits.train) == 2 and len(splits.valid) == 2
+  for k, history in enumerate((long, short)):
+    item = splits.valid[k]
+    context, observed = benchmark._contexts([history[:-4]], 32)  # pylint: disable=protected-access
+    size = np.abs(history[:-4][-32:]).mean()
+    np.testing.assert_array_equal(item['past_observed_mask'], observed[0])
+    np.testing.assert_allclose(item['past_values'], context[0] / size,
+                               rtol=1e-6)
+    np.testing.assert_allclose(item['future_values'][:, 0],
+                               history[-4:] / size, rtol=1e-6)
+  # The short history's training part (20 points) is padded by 16: its
+  # one training window has 20 - 4 = 16 observed context steps.
+  assert splits.train[1]['past_observed_mask'].sum() == 16

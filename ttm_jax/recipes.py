@@ -99,7 +99,8 @@ def few_shot(checkpoint: str = R2_CHECKPOINT, *, data: str = 'etth1',
 
 def series_finetune(checkpoint: str, *, path: str, context: int, horizon: int,
                     num_windows: int, train_windows: int = 0,
-                    valid_windows: int = 2000, seed: int = 42,
+                    valid_windows: int = 2000, learning_rate: float = 0.0,
+                    seed: int = 42,
                     quick: bool = False) -> ml_collections.ConfigDict:
   """IBM's GIFT fine-tune of TTM-R2 (granite-tsfm gift_leaderboard;
   docs/benchmark_suites.md section 6) on univariate histories (data kind
@@ -120,6 +121,7 @@ def series_finetune(checkpoint: str, *, path: str, context: int, horizon: int,
     num_windows: the training windows used (sets batch and epochs).
     train_windows: a seeded sample of this many of them (0: all).
     valid_windows: validation windows evaluated each epoch (a sample).
+    learning_rate: the peak rate; 0: the LR finder's (IBM's default).
     seed: dropout, shuffling and sampling seed.
     quick: a few steps, no LR finder (tests).
   """
@@ -137,6 +139,9 @@ def series_finetune(checkpoint: str, *, path: str, context: int, horizon: int,
   config.evals = dict(val=dict(type='windows', split='valid', every_steps=0,
                                final=True, metrics=('mae', 'mse')))
   config.tensorboard = False
+  if learning_rate:
+    config.optim.lr = learning_rate
+    config.optim.lr_finder.enabled = False
   if not quick:
     config.num_epochs = 50 if num_windows < 200 else 20
   return config

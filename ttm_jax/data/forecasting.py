@@ -31,6 +31,8 @@ class WindowSource:
     context_length, prediction_length: window shape.
     freq_tokens: per series resolution-prefix token.
     static_categoricals: per series [k] int32 codes, or None.
+    relative: each window divided by its context's mean absolute value
+      (`windows.relative_window`).
   """
   values: List[np.ndarray]
   series_index: np.ndarray
@@ -39,6 +41,7 @@ class WindowSource:
   prediction_length: int
   freq_tokens: np.ndarray
   static_categoricals: Optional[List[np.ndarray]] = None
+  relative: bool = False
 
   def __len__(self) -> int:
     return int(len(self.starts))
@@ -50,6 +53,8 @@ class WindowSource:
     series = int(self.series_index[index])
     item = windows.take_window(self.values[series], int(self.starts[index]),
                                self.context_length, self.prediction_length)
+    if self.relative:
+      item = windows.relative_window(item)
     item['freq_token'] = np.asarray(self.freq_tokens[series], np.int32)
     if self.static_categoricals is not None:
       item['static_categorical_values'] = np.asarray(
@@ -207,33 +212,34 @@ def series_splits(histories: Sequence[np.ndarray], context_length: int,
 
   Validation is each history's last window (its last `prediction_length`
   steps); training every stride-1 window of the rest, which is padded in
-  front (NaN: masked) by `padding`. Each history is standard-scaled with
-  its training part's statistics. Histories with no observed training
-  step are left out. The test split is the validation one.
+  front (NaN: masked, 0) by `padding`, as the benchmark runner pads a
+  context; each window is divided by its context's mean absolute value
+  (`relative`), which keeps the padding 0. The histories are kept in
+  their own units (no shift: it would move the padding). Histories with
+  no observed training step are left out. The test split is the
+  validation one.
   """
-  horizon, notes = prediction_length, []
-  parts, scalers = [], []
+  horizon, parts = prediction_length, []
   for history in histories:
     values = np.asarray(history, np.float64)[:, None]
     train = values[:-horizon]
     if not np.any(~np.isnan(train)):
       continue
     pad = padding(len(train), context_length, horizon, min_context_mult)
-    scaler = _fit_scaler(train, '', ['target'], notes)
-    scalers.append(scaler)
-    parts.append(scaler.transform(np.concatenate(
-        [np.full((pad, 1), np.nan), values])))
+    parts.append(np.concatenate([np.full((pad, 1), np.nan),
+                                 values]).astype(np.float32))
   token = np.full(len(parts), frequency.frequency_token(freq), np.int32)
   train_parts = [p[:-horizon] for p in parts]  # Views, no copies.
   series, starts = windows.window_starts(
       [len(p) for p in train_parts], context_length, horizon)
   train = WindowSource(train_parts, series, starts, context_length, horizon,
-                       token)
+                       token, relative=True)
   lengths = np.array([len(p) for p in parts], np.int64)
   keep = np.flatnonzero(lengths >= context_length + horizon)
   valid = WindowSource(parts, keep, lengths[keep] - context_length - horizon,
-                       context_length, horizon, token)
-  return Splits(train, valid, valid, scalers, ['target'], notes)
+                       context_length, horizon, token, relative=True)
+  return Splits(train, valid, valid, [windows.Scaler.identity(1)] * len(parts),
+                ['target'])
 
 
 class ConcatSource:

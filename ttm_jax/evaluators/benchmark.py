@@ -5,6 +5,13 @@ baseline, scored as the suite scores it, beside seasonal naive.
   report = benchmark.run('chronos_ii', data_dir, workdir,
                          benchmark.model_forecaster(checkpoint))
 
+Forecasters: a checkpoint zero-shot (`model_forecaster`), fine-tuned per
+task on the task's pasts first (`finetune_forecaster`, IBM's GIFT recipe),
+a baseline, or a backtest choice among them (`backtest_select`). A model
+is univariate: each target column of a multivariate task is forecast on
+its own (the metrics averaged over columns, as fev's), and the task's
+covariates are listed as ignored in its record and summary row.
+
 Per task: its windows (`tasks.windows`), one batched forecast of every
 window's past (histories of any length: padded and masked to the model's
 context), the suite's metrics (`task_metrics`), and seasonal naive on the
@@ -13,7 +20,8 @@ finished tasks), then:
 
   summary.csv        fev's summary format, one row per task (task_name,
                      MASE, WQL, SQL, test_error, ..., model_name,
-                     trained_on_this_dataset, quantile_source, seconds)
+                     trained_on_this_dataset, quantile_source,
+                     covariates_ignored, training_time_s, seconds)
   relative.csv/.md   each metric over seasonal naive's, clipped to
                      [0.01, 100], and their geometric mean (the
                      leaderboards' aggregate)
@@ -255,11 +263,13 @@ def finetune_forecaster(checkpoint: str, workdir: str, revision: str = '',
                         quantiles: str = 'auto',
                         pretrained_on: Optional[Sequence[str]] = None,
                         fraction: float = 0.2, max_windows: int = 4000,
+                        learning_rate: float = 1e-4,
                         quick: bool = False) -> Forecaster:
   """A checkpoint fine-tuned per task on the task's pasts before its test
   windows (`task_histories`) with IBM's GIFT recipe
   (`predict.finetune.finetune_histories`: `fraction` of the training
-  windows, at most `max_windows`; zero-shot when too few), in
+  windows, at most `max_windows`; zero-shot when too few; the LR
+  finder's rate when `learning_rate` is 0), in
   workdir/finetune/<task>/, then scored as `model_forecaster` (quantiles
   'auto': in-sample errors for a point model, as IBM's)."""
   base = model_forecaster(checkpoint, revision, quantiles, pretrained_on)
@@ -270,19 +280,18 @@ def finetune_forecaster(checkpoint: str, workdir: str, revision: str = '',
     model, notes = finetune.finetune_histories(
         checkpoint, task_histories(windows), task.horizon, freq, folder,
         revision=revision, fraction=fraction, max_windows=max_windows,
-        quick=quick)
+        learning_rate=learning_rate, quick=quick)
     tuned = base if model is None else model_forecaster(model,
                                                         quantiles=quantiles)
     return dataclasses.replace(
         tuned, name=f'{base.name}-ft', notes=notes, prepare=None,
-        pretraining_data=base.pretraining_data,
-        config=dict(base.config, finetune=dict(fraction=fraction,
-                                               max_windows=max_windows)))
+        pretraining_data=base.pretraining_data, config=config)
 
-  return dataclasses.replace(
-      base, name=f'{base.name}-ft', prepare=prepare,
-      config=dict(base.config, finetune=dict(fraction=fraction,
-                                             max_windows=max_windows)))
+  config = dict(base.config, finetune=dict(
+      fraction=fraction, max_windows=max_windows,
+      learning_rate=learning_rate or 'lr_finder'))
+  return dataclasses.replace(base, name=f'{base.name}-ft', prepare=prepare,
+                             config=config)
 
 
 def pretraining_data(checkpoint: str) -> Optional[List[str]]:
@@ -419,7 +428,10 @@ def run(suite: str, data_dir: str, workdir: str, forecaster: Forecaster,
                'exogenous inputs): '
                + ', '.join(record['covariates_ignored']))
   _write_json(os.path.join(workdir, 'missing.json'), missing)
-  benchmark_tables.write(workdir, suite, records, forecaster.config)
+  kind = ('fine-tuned' if forecaster.prepare is not None else
+          'statistical' if forecaster.pretraining_data == () else
+          'pretrained')
+  benchmark_tables.write(workdir, suite, records, forecaster.config, kind)
   return records
 
 

@@ -106,14 +106,16 @@ def series_windows(lengths, context: int, horizon: int,
 def finetune_histories(checkpoint: str, histories, horizon: int, freq: str,
                        workdir: str, *, revision: str = '',
                        fraction: float = 0.2, max_windows: int = 4000,
-                       min_windows: int = 10, quick: bool = False):
+                       min_windows: int = 10, learning_rate: float = 1e-4,
+                       quick: bool = False):
   """IBM's GIFT fine-tune recipe (`recipes.series_finetune`) of
   `checkpoint` on univariate histories, in `workdir` (kept; a rerun
   resumes it).
 
   As IBM's: `fraction` of the training windows (0.9, and 50 epochs, when
   that is under 200), zero-shot when there are `min_windows` or fewer;
-  here also at most `max_windows` (CPU time).
+  here also at most `max_windows` (CPU time). `learning_rate` 0: the
+  LR finder's.
 
   Returns:
     (the fine-tuned model's folder, or None for zero-shot; what was done).
@@ -144,7 +146,7 @@ def finetune_histories(checkpoint: str, histories, horizon: int, freq: str,
   run_config = recipes.series_finetune(
       source, path=path, context=config.context_length, horizon=horizon,
       num_windows=used, train_windows=used if used < count else 0,
-      quick=quick)
+      learning_rate=learning_rate, quick=quick)
   records = train.train_and_evaluate(
       run_config, os.path.join(workdir, 'run'),
       argv=['benchmark --finetune'])
