@@ -92,9 +92,10 @@ _SELECT_POOL = flags.DEFINE_float(
 
 def _check_flags(errors) -> None:
   """One error naming the flags in conflict, before any work."""
-  if _BASELINE.value and (_CHECKPOINT.value or _RECIPE.value):
+  if _BASELINE.value and (_CHECKPOINT.value or _RECIPE.value
+                          or _FINETUNE.value):
     raise errors.ConfigError('--baseline scores a baseline alone: drop '
-                             '--checkpoint and --recipe.')
+                             '--checkpoint, --finetune and --recipe.')
   if not (_CHECKPOINT.value or _BASELINE.value or _RECIPE.value):
     raise errors.ConfigError('Give --checkpoint, --baseline or --recipe.')
   if _FINETUNE.value and not _CHECKPOINT.value:

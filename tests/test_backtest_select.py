@@ -10,6 +10,7 @@ import pytest
 from ttm_jax import errors
 from ttm_jax.evaluators import backtest_select as select
 from ttm_jax.evaluators import benchmark
+from ttm_jax.evaluators import task_data
 from ttm_jax.evaluators import tasks as tasks_lib
 from tests.test_benchmark import tiny_model  # pylint: disable=unused-import  # A fixture.
 
@@ -81,7 +82,6 @@ def test_recipe_through_the_runner(tiny_model):
       window_step_size=3, quantile_levels=(0.1, 0.5, 0.9))
   values = [rng.normal(0, 1, n).cumsum() + 0.5 * np.arange(n)
             for n in (4, 12, 30, 50)]
-  from ttm_jax.evaluators import task_data  # pylint: disable=g-import-not-at-top
   series = task_data.Series([str(i) for i in range(4)], values, 'YS', 'x')
   model = benchmark.model_forecaster(tiny_model, quantiles='point')
   record = benchmark.run_task(task, series, select.forecaster(model))
@@ -106,3 +106,29 @@ def test_bad_recipes_are_named(recipe, message):
 def test_model_candidate_needs_a_model():
   with pytest.raises(errors.ConfigError, match='needs a --checkpoint'):
     select.forecaster(None, select.Recipe())
+
+
+def test_runner_refuses_bad_flags_first(tmp_path):
+  """One error line naming the flags, before anything is read or
+  written."""
+  from tests import entry_points  # pylint: disable=g-import-not-at-top
+  base = ['experiments.benchmark', '--suite', 'chronos_ii', '--data_dir',
+          str(tmp_path)]
+  cases = [
+      (['--finetune', '--baseline', 'seasonal_naive'], '--baseline scores'),
+      (['--finetune', '--recipe', 'backtest_select', '--select_candidates',
+        'seasonal_naive,drift'], '--finetune fine-tunes a --checkpoint'),
+      (['--recipe', 'backtest_select'], "'ttm' needs a --checkpoint"),
+      (['--recipe', 'backtest_select', '--select_candidates',
+        'naive,drift'], 'seasonal_naive must be one'),
+      (['--checkpoint', 'x', '--finetune', '--finetune_fraction', '0'],
+       '--finetune_fraction=0.0 must be in'),
+  ]
+  outcomes = entry_points.run_batch(
+      [base + args + ['--workdir', str(tmp_path / f'w{k}')]
+       for k, (args, _) in enumerate(cases)])
+  for k, ((_, words), (rc, out, err)) in enumerate(zip(cases, outcomes)):
+    assert rc != 0 and 'Traceback' not in out + err, (out + err)[-2000:]
+    lines = [line for line in err.splitlines() if line.startswith('error: ')]
+    assert len(lines) == 1 and words in lines[0], err[-2000:]
+    assert not (tmp_path / f'w{k}').exists()

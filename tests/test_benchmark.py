@@ -266,7 +266,9 @@ def _fev_task(spec, path):
   fields = {k: v for k, v in spec.items() if k not in ('dataset_path',
                                                        'dataset_config')}
   task = fev.Task(dataset_path=str(path), **fields)
-  task.load_full_dataset(num_proc=1)  # No fork in a process running JAX.
+  # No fork in a process running JAX (datasets 5 forks a pool even for
+  # num_proc=1; 0 runs in this process).
+  task.load_full_dataset(num_proc=0)
   return task
 
 

@@ -251,7 +251,7 @@ def forecaster(model: Optional[benchmark.Forecaster],
     if not len(levels):
       return point, point[..., :0]
     scale = _interval_scale(tests, chosen, pasts, season)
-    return point, benchmark._normal_quantiles(point, scale, levels)  # pylint: disable=protected-access
+    return point, benchmark.normal_quantiles(point, scale, levels)
 
   def report() -> Dict[str, object]:
     total = max(shares.sum(), 1e-12)

@@ -165,7 +165,9 @@ def _rolled(engine, pasts, horizon: int, freq: str):
   return np.concatenate(points, axis=1), head
 
 
-def _normal_quantiles(point, scale, levels) -> np.ndarray:
+def normal_quantiles(point, scale, levels) -> np.ndarray:
+  """[n, h, q]: the normal quantiles at `levels` around `point` [n, h]
+  with standard deviation `scale` [n, h]."""
   from scipy import stats  # pylint: disable=g-import-not-at-top
   z = stats.norm.ppf(np.asarray(levels))
   return point[..., None] + scale[..., None] * z
@@ -232,7 +234,7 @@ def model_forecaster(checkpoint: str, revision: str = '',
           levels, grid, head[i, t]) for t in range(horizon)])
                               for i in range(len(head))])
     scale = _insample_scale(engine, pasts, horizon, freq, season)
-    return point, _normal_quantiles(point, scale, levels)
+    return point, normal_quantiles(point, scale, levels)
 
   declared = pretraining_data(checkpoint)
   if pretrained_on:
