@@ -5,7 +5,13 @@ seasonal naive beside on the same windows.
 
   .venv/bin/python -m experiments.benchmark --suite chronos_ii \
       --checkpoint ibm-granite/granite-timeseries-ttm-r2 \
-      --data_dir "$TTM_DATA_DIR/benchmarks" --workdir W [--tasks a,b]
+      --data_dir "$TTM_DATA_DIR/benchmarks" --workdir W [--tasks a,b] \
+      [--recipe backtest_select]
+
+--finetune fine-tunes the checkpoint per task on the task's pasts first
+(IBM's GIFT recipe). --recipe backtest_select chooses, per series, among the checkpoint and naive
+baselines by their errors on backtest windows inside each past
+(`ttm_jax/evaluators/backtest_select.py`).
 
 Data: each task reads its dataset from --data_dir as the suite publishes it
 (the Hugging Face layout, saved locally), or for Chronos Benchmark II's
@@ -48,6 +54,71 @@ _PRETRAINED_ON = flags.DEFINE_list(
     'Every row flags an overlap (trained_on_this_dataset).')
 _TASKS = flags.DEFINE_list('tasks', [], 'Only these tasks (names as the '
                            'suite spells them).')
+_FINETUNE = flags.DEFINE_bool(
+    'finetune', False, "Fine-tune the checkpoint per task on the task's "
+    "pasts before its test windows (IBM's GIFT recipe: predict/"
+    'finetune.py finetune_histories), in W/finetune/<task>/.')
+_FINETUNE_FRACTION = flags.DEFINE_float(
+    'finetune_fraction', 0.2, "IBM's few-shot fraction of the training "
+    'windows (0.9 when that leaves under 200).')
+_FINETUNE_MAX_WINDOWS = flags.DEFINE_integer(
+    'finetune_max_windows', 4000, 'At most this many training windows per '
+    'task (CPU time).')
+_FINETUNE_LR = flags.DEFINE_float(
+    'finetune_lr', 1e-4, "The fine-tune's peak learning rate; 0: the LR "
+    "finder's (IBM's default, which picked 1.5e-7 on M1 yearly: no "
+    'change from zero-shot; README).')
+_RECIPE = flags.DEFINE_enum(
+    'recipe', '', ['', 'backtest_select'],
+    'backtest_select: per series (or dataset), the checkpoint and naive '
+    'baselines scored on backtest windows inside each past, the best '
+    'chosen (or a blend); evaluators/backtest_select.py.')
+_SELECT_CANDIDATES = flags.DEFINE_list(
+    'select_candidates', ['ttm', 'seasonal_naive', 'naive', 'drift'],
+    "backtest_select's candidates: ttm (the checkpoint), seasonal_naive, "
+    'naive, drift.')
+_SELECT_PER = flags.DEFINE_enum('select_per', 'series', ['series', 'dataset'],
+                                'backtest_select: choose per series or per '
+                                'dataset.')
+_SELECT_MODE = flags.DEFINE_enum('select_mode', 'select', ['select', 'blend'],
+                                 'backtest_select: the best candidate, or a '
+                                 'blend weighted by inverse error.')
+_SELECT_WINDOWS = flags.DEFINE_integer('select_windows', 3, 'backtest_select:'
+                                       ' backtest windows per past.')
+_SELECT_POOL = flags.DEFINE_float(
+    'select_pool', 1.0, "backtest_select (per series): the dataset's mean "
+    "error weighs as this many of a series' own backtest windows.")
+
+
+def _check_flags(errors) -> None:
+  """One error naming the flags in conflict, before any work."""
+  if _BASELINE.value and (_CHECKPOINT.value or _RECIPE.value
+                          or _FINETUNE.value):
+    raise errors.ConfigError('--baseline scores a baseline alone: drop '
+                             '--checkpoint, --finetune and --recipe.')
+  if not (_CHECKPOINT.value or _BASELINE.value or _RECIPE.value):
+    raise errors.ConfigError('Give --checkpoint, --baseline or --recipe.')
+  if _FINETUNE.value and not _CHECKPOINT.value:
+    raise errors.ConfigError('--finetune fine-tunes a --checkpoint: give '
+                             'one.')
+  if not 0.0 < _FINETUNE_FRACTION.value <= 1.0 or (
+      _FINETUNE_MAX_WINDOWS.value < 1) or _FINETUNE_LR.value < 0:
+    raise errors.ConfigError(
+        f'--finetune_fraction={_FINETUNE_FRACTION.value} must be in (0, 1] '
+        f'and --finetune_max_windows={_FINETUNE_MAX_WINDOWS.value} at '
+        f'least 1, --finetune_lr={_FINETUNE_LR.value} at least 0.')
+
+
+def _recipe():
+  """The backtest_select recipe of the flags (checked), or None."""
+  if not _RECIPE.value:
+    return None
+  from ttm_jax.evaluators import backtest_select  # pylint: disable=g-import-not-at-top
+  recipe = backtest_select.Recipe(
+      tuple(_SELECT_CANDIDATES.value), _SELECT_MODE.value, _SELECT_PER.value,
+      _SELECT_WINDOWS.value, _SELECT_POOL.value)
+  recipe.check(bool(_CHECKPOINT.value))
+  return recipe
 
 
 @common.main_wrapper
@@ -56,17 +127,25 @@ def main(argv):
   common.setup()
   from ttm_jax import errors  # pylint: disable=g-import-not-at-top
   from ttm_jax.evaluators import benchmark  # pylint: disable=g-import-not-at-top
-  if bool(_CHECKPOINT.value) == bool(_BASELINE.value):
-    raise errors.ConfigError('Give exactly one of --checkpoint and '
-                             '--baseline.')
+  _check_flags(errors)
   if not _DATA_DIR.value or not os.path.isdir(_DATA_DIR.value):
     raise errors.DataError(f'--data_dir={_DATA_DIR.value!r} is not a folder '
                            '(or set $TTM_DATA_DIR).')
-  forecaster = (benchmark.baseline_forecaster() if _BASELINE.value else
-                benchmark.model_forecaster(_CHECKPOINT.value,
-                                           _REVISION.value,
-                                           _QUANTILES.value,
-                                           _PRETRAINED_ON.value))
+  recipe = _recipe()
+  if _BASELINE.value:
+    forecaster = benchmark.baseline_forecaster()
+  elif _FINETUNE.value:
+    forecaster = benchmark.finetune_forecaster(
+        _CHECKPOINT.value, _WORKDIR.value, _REVISION.value, _QUANTILES.value,
+        _PRETRAINED_ON.value, _FINETUNE_FRACTION.value,
+        _FINETUNE_MAX_WINDOWS.value, _FINETUNE_LR.value)
+  else:
+    forecaster = benchmark.model_forecaster(
+        _CHECKPOINT.value, _REVISION.value, _QUANTILES.value,
+        _PRETRAINED_ON.value) if _CHECKPOINT.value else None
+  if recipe is not None:
+    from ttm_jax.evaluators import backtest_select  # pylint: disable=g-import-not-at-top
+    forecaster = backtest_select.forecaster(forecaster, recipe)
   os.makedirs(_WORKDIR.value, exist_ok=True)
   records = benchmark.run(_SUITE.value, _DATA_DIR.value, _WORKDIR.value,
                           forecaster, _TASKS.value)

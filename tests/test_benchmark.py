@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests import conftest
+from ttm_jax import errors
 from ttm_jax import save_pretrained
 from ttm_jax.evaluators import benchmark
 from ttm_jax.evaluators import task_data
@@ -251,6 +252,136 @@ def test_fev_bench_task_end_to_end(tmp_path):
   record = benchmark.run_task(task, series, benchmark.baseline_forecaster())
   assert set(record['metrics']) >= {'MASE', 'WQL', 'SQL', 'WAPE'}
   assert record['num_forecasts'] == 4 * task.num_windows
+
+
+def _fev_task(spec, path):
+  """fev's own Task over a local parquet file (fev 0.10.0 under datasets 5:
+  its download config wrapper predates datasets 5's signature)."""
+  fev = conftest.require_module('fev')
+  datasets = conftest.require_module('datasets')
+  from fev import utils as fev_utils  # pylint: disable=g-import-not-at-top
+  fev_utils.PatchedDownloadConfig = (
+      lambda storage_options: datasets.DownloadConfig(
+          storage_options=storage_options))
+  fields = {k: v for k, v in spec.items() if k not in ('dataset_path',
+                                                       'dataset_config')}
+  task = fev.Task(dataset_path=str(path), **fields)
+  # No fork in a process running JAX (datasets 5 forks a pool even for
+  # num_proc=1; 0 runs in this process).
+  task.load_full_dataset(num_proc=0)
+  return task
+
+
+def _fev_seasonal_naive(task):
+  """Seasonal naive (as benchmark.seasonal_naive: NaN as 0, the last
+  value when the past is shorter than a season) on each of fev's own
+  windows, every quantile the point, in fev's prediction format."""
+  out = []
+  for window in task.iter_windows():
+    past, _ = window.get_input_data()
+    per_column = {}
+    for column in task.target_columns:
+      rows = []
+      for item in past:
+        point = benchmark.seasonal_naive(
+            [np.asarray(item[column], np.float64)], task.horizon,
+            task.seasonality)[0]
+        rows.append({'predictions': point,
+                     **{str(q): point for q in task.quantile_levels}})
+      per_column[column] = rows
+    out.append(per_column)
+  return out
+
+
+def _rohlik_long(rng):
+  """rohlik_orders_1W's layout in fev's long format (one row per week):
+  series of different spans, so later date cutoffs drop some."""
+  rows = []
+  spans = [('2021-01-03', '2024-03-03'), ('2022-06-05', '2023-09-03'),
+           ('2023-04-23', '2024-02-25'), ('2020-05-03', '2024-06-02')]
+  for k, (first, last) in enumerate(spans):
+    stamps = pd.date_range(first, last, freq='W-SUN')
+    # Values a float32 holds exactly: fev (0.10.0 with datasets 5) reads
+    # them back as float32.
+    orders = rng.gamma(5, 100, len(stamps)).astype(np.float32).astype(float)
+    orders[rng.random(len(stamps)) < 0.05] = np.nan
+    for t, stamp in enumerate(stamps):
+      rows.append(dict(id=f'W{k}', timestamp=stamp, orders=orders[t],
+                       holiday=float(t % 9 == 0), shops_closed=0.0,
+                       winter_school_holidays=0.0, school_holidays=0.0,
+                       **{c: rng.normal() for c in (
+                           'shutdown', 'mini_shutdown', 'blackout',
+                           'mov_change', 'frankfurt_shutdown',
+                           'precipitation', 'snow', 'user_activity_1',
+                           'user_activity_2')}))
+  return pd.DataFrame(rows)
+
+
+def _covid_wide(rng):
+  """uk_covid_nation_1D's layout: three target columns per item, past
+  covariates, one row per item."""
+  rows = []
+  for k, length in enumerate((640, 700, 600)):
+    stamps = pd.date_range('2020-03-01', periods=length, freq='D')
+    row = {'id': f'N{k}', 'timestamp': list(stamps)}
+    for column in ('new_cases', 'new_deaths', 'new_admissions'):
+      row[column] = list((rng.gamma(3, 50, length) * (1 + np.sin(
+          np.arange(length) * 2 * np.pi / 7))).astype(np.float32).astype(
+              float))  # As float32 holds them (see _rohlik_long).
+    for column in ('new_vaccinated_1', 'new_vaccinated_2',
+                   'new_vaccinated_3', 'hospital_cases',
+                   'icu_ventilator_occupancy'):
+      row[column] = list(rng.normal(size=length))
+    rows.append(row)
+  return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize('name,make', [
+    ('rohlik_orders_1W', _rohlik_long), ('uk_covid_nation_1D/new',
+                                         _covid_wide)])
+def test_fev_bench_covariates_and_multivariate_match_fev(tmp_path, name,
+                                                         make):
+  """Date cutoffs (rohlik: weekly, long format, series dropped by later
+  windows) and several targets (uk covid: three columns, 20 windows): the
+  windows, metrics and forecast count are fev's own, and the covariates
+  are reported as ignored."""
+  [task] = tasks_lib.select(tasks_lib.load_suite('fev_bench'), [name])
+  folder = tmp_path / 'data' / task.dataset_path / task.dataset_config
+  folder.mkdir(parents=True)
+  pq.write_table(pa.Table.from_pandas(make(np.random.default_rng(5)),
+                                      preserve_index=False),
+                 folder / 'train.parquet')
+  lines = []
+  [record] = benchmark.run('fev_bench', str(tmp_path / 'data'),
+                           str(tmp_path / 'work'),
+                           benchmark.baseline_forecaster(), [name],
+                           progress=lines.append)
+  fev_task = _fev_task(task.spec, folder / 'train.parquet')
+  theirs = fev_task.evaluation_summary(_fev_seasonal_naive(fev_task),
+                                       'seasonal_naive')
+  assert record['num_forecasts'] == theirs['num_forecasts']
+  for metric in ('SQL', 'MASE', 'WAPE', 'WQL'):
+    for ours in (record['metrics'], record['seasonal_naive']):
+      assert ours[metric] == pytest.approx(theirs[metric], rel=1e-9), metric
+  assert record['covariates_ignored'] == list(task.covariates)
+  assert any('covariates ignored' in line and task.covariates[-1] in line
+             for line in lines)
+  summary = pd.read_csv(tmp_path / 'work' / 'summary.csv')
+  assert summary['covariates_ignored'][0] == ' '.join(task.covariates)
+  assert summary['test_error'][0] == pytest.approx(theirs['test_error'])
+
+
+def test_fev_task_missing_column_is_named(tmp_path):
+  [task] = tasks_lib.select(tasks_lib.load_suite('fev_bench'),
+                            ['uk_covid_nation_1D/new'])
+  folder = tmp_path / task.dataset_path / task.dataset_config
+  folder.mkdir(parents=True)
+  frame = _covid_wide(np.random.default_rng(6)).drop(
+      columns=['hospital_cases'])
+  pq.write_table(pa.Table.from_pandas(frame), folder / 'train.parquet')
+  with pytest.raises(errors.DataError, match="'hospital_cases' "
+                     r'\(past_dynamic_columns\)'):
+    task_data.read(task, str(tmp_path))
 
 
 # ----------------------------------------------- published fev figures

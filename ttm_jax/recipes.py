@@ -101,3 +101,53 @@ def few_shot(checkpoint: str = R2_CHECKPOINT, *, data: str = 'etth1',
     config.eval_every_steps = 2
     config.optim.lr_finder.enabled = False
   return config
+
+
+def series_finetune(checkpoint: str, *, path: str, context: int, horizon: int,
+                    num_windows: int, train_windows: int = 0,
+                    valid_windows: int = 2000, learning_rate: float = 0.0,
+                    seed: int = 42,
+                    quick: bool = False) -> ml_collections.ConfigDict:
+  """IBM's GIFT fine-tune of TTM-R2 (granite-tsfm gift_leaderboard;
+  docs/benchmark_suites.md section 6) on univariate histories (data kind
+  'series': short ones padded to keep 4 horizons of context).
+
+  Every weight trained (freeze_backbone 0), MAE loss and selection, head
+  dropout 0.2, the LR finder, one-cycle AdamW, 20 epochs (50 when there
+  are fewer than 200 training windows), early stopping after 5 epochs
+  without a better validation MAE (each history's last window), batch 64
+  (8 for at most 1,000 windows).
+
+  Args:
+    checkpoint: the pretrained model (folder or hub id).
+    path: the .npz of histories (`forecasting.save_histories`).
+    context, horizon: the model's context and the forecast length (a
+      shorter horizon than the checkpoint's is its
+      prediction_filter_length).
+    num_windows: the training windows used (sets batch and epochs).
+    train_windows: a seeded sample of this many of them (0: all).
+    valid_windows: validation windows evaluated each epoch (a sample).
+    learning_rate: the peak rate; 0: the LR finder's (IBM's default).
+    seed: dropout, shuffling and sampling seed.
+    quick: a few steps, no LR finder (tests).
+  """
+  config = few_shot(checkpoint, data='series', fraction=1.0, context=context,
+                    horizon=horizon, full=True, seed=seed, quick=quick)
+  config.model.overrides = dict(head_dropout=0.2, loss='mae')
+  config.data.update(kind='series', path=path, fewshot_fraction=0.0,
+                     train_windows=train_windows,
+                     eval_max_windows=valid_windows,
+                     batch_size=8 if num_windows <= 1000 else 64,
+                     eval_batch_size=256)
+  config.data.name = 'finetune'
+  config.early_stopping_patience = 5
+  config.selection.metric = 'mae'
+  config.evals = dict(val=dict(type='windows', split='valid', every_steps=0,
+                               final=True, metrics=('mae', 'mse')))
+  config.tensorboard = False
+  if learning_rate:
+    config.optim.lr = learning_rate
+    config.optim.lr_finder.enabled = False
+  if not quick:
+    config.num_epochs = 50 if num_windows < 200 else 20
+  return config

@@ -23,7 +23,7 @@ from ttm_jax import checks
 from ttm_jax import errors
 
 TASKS = ('pretrain', 'finetune', 'zero_shot')
-DATA_KINDS = ('benchmark', 'csv', 'pretrain', 'corpus')
+DATA_KINDS = ('benchmark', 'csv', 'pretrain', 'corpus', 'series')
 SPLITS = ('train', 'valid', 'test')
 
 
@@ -121,8 +121,10 @@ SCHEMA: Dict[str, Any] = {
     },
     'data': {
         'kind': Field('benchmark', "'benchmark' (registered file), 'csv' "
-                      "(a file of yours), 'pretrain' (corpora in memory) or "
-                      "'corpus' (a prepared corpus folder, streamed).",
+                      "(a file of yours), 'pretrain' (corpora in memory), "
+                      "'corpus' (a prepared corpus folder, streamed) or "
+                      "'series' (univariate histories in an .npz: "
+                      'data.path, short ones padded).',
                       checks.one_of(*DATA_KINDS), resume=True),
         'name': Field('etth1', 'Registered benchmark (kind benchmark), else '
                       'the label of the results.', resume=True),
@@ -140,8 +142,19 @@ SCHEMA: Dict[str, Any] = {
         'drop_remainder': Field(True, "Drop each epoch's partial batch "
                                 "(False pads it, as HF's Trainer keeps "
                                 'it).', resume=True),
-        'path': Field('', 'The CSV or Parquet file (kind csv).',
-                      only_for=('csv',), resume=True),
+        'path': Field('', 'The CSV or Parquet file (kind csv), the .npz '
+                      'of histories (kind series: ttm_jax.data.forecasting.'
+                      'save_histories).', only_for=('csv', 'series'),
+                      resume=True),
+        'min_context_mult': Field(
+            4, 'Kind series: a history shorter than the context is padded '
+            'in front so its windows keep this many horizons of observed '
+            'context (IBM\'s GIFT rule); one window when it has fewer.',
+            checks.positive(), only_for=('series',), resume=True),
+        'train_windows': Field(0, 'Kind series: a fixed seeded sample of '
+                               'this many training windows; 0: all.',
+                               checks.at_least(0), only_for=('series',),
+                               resume=True),
         'timestamp_column': Field('date', 'Time column (kind csv); empty: '
                                   'none.', only_for=('csv',)),
         'target_columns': Field((), 'Forecast targets (kinds csv, '
@@ -191,9 +204,10 @@ SCHEMA: Dict[str, Any] = {
                                checks.in_range(0.0, 1.0),
                                only_for=('corpus',)),
         'eval_max_windows': Field(20000, 'Validation and test windows '
-                                  'evaluated (kind corpus): a fixed seeded '
-                                  'subset; 0: every window.',
-                                  checks.at_least(0), only_for=('corpus',)),
+                                  'evaluated (kinds corpus, series): a fixed '
+                                  'seeded subset; 0: every window.',
+                                  checks.at_least(0),
+                                  only_for=('corpus', 'series')),
     },
     'optim': {
         'lr': Field(1e-3, 'Peak learning rate (unless the LR finder runs).',
@@ -471,8 +485,10 @@ def resolve(config) -> ml_collections.ConfigDict:
   elif resolved['task'] == 'zero_shot' and not resolved['checkpoint']:
     _fail('checkpoint', '', "must name a checkpoint for task='zero_shot' "
           '(there is nothing to evaluate), or set config.baseline')
-  if resolved['data']['kind'] == 'csv' and not resolved['data']['path']:
-    _fail('data.path', '', "must name the file when data.kind='csv'")
+  if resolved['data']['kind'] in ('csv', 'series') and not resolved[
+      'data']['path']:
+    _fail('data.path', '', 'must name the file when data.kind='
+          f"{resolved['data']['kind']!r}")
   if resolved['data']['kind'] == 'corpus' and not resolved['data'][
       'corpus_dir']:
     _fail('data.corpus_dir', '', "must name the corpus folder when "

@@ -200,8 +200,30 @@ def _corpus(config) -> Data:
               pretraining=provenance.used(found.manifest, used))
 
 
+def _series(config) -> Data:
+  """Univariate histories (kind series): padded training windows, a seeded
+  sample of `train_windows` of them, and each history's last window for
+  validation (`eval_max_windows` of them)."""
+  data = config.data
+  histories, freq = forecasting.load_histories(data.path)
+  splits = forecasting.series_splits(
+      histories, config.context_length, config.prediction_length,
+      data.min_context_mult, freq)
+  if not len(splits.train):
+    raise errors.DataError(
+        f'{data.path}: no history has a training window of '
+        f'{config.prediction_length} steps before its last '
+        f'{config.prediction_length}.')
+  train = sample(splits.train, data.train_windows, data.seed)
+  valid = sample(splits.valid, data.eval_max_windows, data.seed + 1)
+  return Data(train, valid, valid, data.name, splits.scalers,
+              notes=splits.notes + [f'{len(train)} of {len(splits.train)} '
+                                    f'training windows, {len(valid)} '
+                                    'validation windows'], freq=freq)
+
+
 _BUILDERS = {'benchmark': _benchmark, 'csv': _csv, 'pretrain': _pretrain,
-             'corpus': _corpus}
+             'corpus': _corpus, 'series': _series}
 
 
 def build_data(config) -> Data:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -31,6 +31,8 @@ class WindowSource:
     context_length, prediction_length: window shape.
     freq_tokens: per series resolution-prefix token.
     static_categoricals: per series [k] int32 codes, or None.
+    relative: each window divided by its context's mean absolute value
+      (`windows.relative_window`).
   """
   values: List[np.ndarray]
   series_index: np.ndarray
@@ -39,6 +41,7 @@ class WindowSource:
   prediction_length: int
   freq_tokens: np.ndarray
   static_categoricals: Optional[List[np.ndarray]] = None
+  relative: bool = False
 
   def __len__(self) -> int:
     return int(len(self.starts))
@@ -50,6 +53,8 @@ class WindowSource:
     series = int(self.series_index[index])
     item = windows.take_window(self.values[series], int(self.starts[index]),
                                self.context_length, self.prediction_length)
+    if self.relative:
+      item = windows.relative_window(item)
     item['freq_token'] = np.asarray(self.freq_tokens[series], np.int32)
     if self.static_categoricals is not None:
       item['static_categorical_values'] = np.asarray(
@@ -165,6 +170,76 @@ def load_benchmark(name: str, context_length: int, prediction_length: int,
   spec = sources.REGISTRY[name.lower()]
   return make_splits(table, context_length, prediction_length, spec.split,
                      fewshot_fraction=fewshot_fraction, required=required)
+
+
+def save_histories(path: str, histories: Sequence[np.ndarray],
+                   freq: str = '') -> None:
+  """Univariate histories (ragged, NaN missing) to the .npz that data kind
+  'series' reads."""
+  np.savez(path, values=np.concatenate(
+      [np.asarray(h, np.float64) for h in histories] or [np.zeros(0)]),
+           lengths=np.array([len(h) for h in histories], np.int64),
+           freq=np.array(freq))
+
+
+def load_histories(path: str) -> Tuple[List[np.ndarray], str]:
+  """(histories, freq) of a `save_histories` file."""
+  with np.load(path) as found:
+    ends = np.cumsum(found['lengths'])
+    return (np.split(found['values'], ends[:-1]) if len(ends) else [],
+            str(found['freq']))
+
+
+def padding(length: int, context_length: int, prediction_length: int,
+            min_context_mult: int) -> int:
+  """Steps padded in front of a training part of `length` steps (IBM's
+  GIFT rule, gluonts_data_wrapper): a part shorter than context +
+  horizon keeps `min_context_mult` horizons of observed context in every
+  window when it has one more horizon than that, else it becomes one
+  window."""
+  span = context_length + prediction_length
+  if length >= span:
+    return 0
+  if length >= (min_context_mult + 1) * prediction_length:
+    return max(context_length - min_context_mult * prediction_length, 0)
+  return span - length
+
+
+def series_splits(histories: Sequence[np.ndarray], context_length: int,
+                  prediction_length: int, min_context_mult: int = 4,
+                  freq: str = '') -> Splits:
+  """Training and validation windows of univariate histories.
+
+  Validation is each history's last window (its last `prediction_length`
+  steps); training every stride-1 window of the rest, which is padded in
+  front (NaN: masked, 0) by `padding`, as the benchmark runner pads a
+  context; each window is divided by its context's mean absolute value
+  (`relative`), which keeps the padding 0. The histories are kept in
+  their own units (no shift: it would move the padding). Histories with
+  no observed training step are left out. The test split is the
+  validation one.
+  """
+  horizon, parts = prediction_length, []
+  for history in histories:
+    values = np.asarray(history, np.float64)[:, None]
+    train = values[:-horizon]
+    if not np.any(~np.isnan(train)):
+      continue
+    pad = padding(len(train), context_length, horizon, min_context_mult)
+    parts.append(np.concatenate([np.full((pad, 1), np.nan),
+                                 values]).astype(np.float32))
+  token = np.full(len(parts), frequency.frequency_token(freq), np.int32)
+  train_parts = [p[:-horizon] for p in parts]  # Views, no copies.
+  series, starts = windows.window_starts(
+      [len(p) for p in train_parts], context_length, horizon)
+  train = WindowSource(train_parts, series, starts, context_length, horizon,
+                       token, relative=True)
+  lengths = np.array([len(p) for p in parts], np.int64)
+  keep = np.flatnonzero(lengths >= context_length + horizon)
+  valid = WindowSource(parts, keep, lengths[keep] - context_length - horizon,
+                       context_length, horizon, token, relative=True)
+  return Splits(train, valid, valid, [windows.Scaler.identity(1)] * len(parts),
+                ['target'])
 
 
 class ConcatSource:

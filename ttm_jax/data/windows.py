@@ -140,6 +140,23 @@ def take_window(values: np.ndarray, start: int, context_length: int,
   }
 
 
+def relative_window(item: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+  """A window (`take_window`'s) divided, channel by channel, by its
+  context's mean absolute observed value (1 when 0): missing and padded
+  steps stay 0. A TTM's std scaler makes its forecast scale with its
+  input, so a model trained on such windows learns what it is asked at
+  inference, where contexts are padded with zeros (the benchmark runner,
+  as fev's TTM wrapper), while every window weighs alike in the loss."""
+  past = item['past_values'].astype(np.float64)
+  observed = item['past_observed_mask'].astype(bool)
+  count = np.maximum(observed.sum(axis=0), 1)
+  size = np.abs(np.where(observed, past, 0.0)).sum(axis=0) / count
+  size = np.where(size > 0, size, 1.0)
+  return dict(item, past_values=(past / size).astype(np.float32),
+              future_values=(item['future_values'] / size).astype(
+                  np.float32))
+
+
 def downsample(values: np.ndarray, factor: int, method: str = 'mean'
                ) -> np.ndarray:
   """Lower resolution by `factor`: 'mean' of non-overlapping blocks (a

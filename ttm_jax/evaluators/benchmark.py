@@ -5,6 +5,13 @@ baseline, scored as the suite scores it, beside seasonal naive.
   report = benchmark.run('chronos_ii', data_dir, workdir,
                          benchmark.model_forecaster(checkpoint))
 
+Forecasters: a checkpoint zero-shot (`model_forecaster`), fine-tuned per
+task on the task's pasts first (`finetune_forecaster`, IBM's GIFT recipe),
+a baseline, or a backtest choice among them (`backtest_select`). A model
+is univariate: each target column of a multivariate task is forecast on
+its own (the metrics averaged over columns, as fev's), and the task's
+covariates are listed as ignored in its record and summary row.
+
 Per task: its windows (`tasks.windows`), one batched forecast of every
 window's past (histories of any length: padded and masked to the model's
 context), the suite's metrics (`task_metrics`), and seasonal naive on the
@@ -13,7 +20,8 @@ finished tasks), then:
 
   summary.csv        fev's summary format, one row per task (task_name,
                      MASE, WQL, SQL, test_error, ..., model_name,
-                     trained_on_this_dataset, quantile_source, seconds)
+                     trained_on_this_dataset, quantile_source,
+                     covariates_ignored, training_time_s, seconds)
   relative.csv/.md   each metric over seasonal naive's, clipped to
                      [0.01, 100], and their geometric mean (the
                      leaderboards' aggregate)
@@ -63,12 +71,20 @@ class Forecaster:
       scale of its own errors on the past).
     pretraining_data: the datasets it was pretrained on (None: unknown).
     config: what summary.csv's model_config says.
+    report: `() -> dict` of what the forecaster did since its last call
+      (a recipe's choices), recorded with each task; None: nothing.
+    prepare: `(task, windows, freq) -> Forecaster` run before a task's
+      forecasts (a fine-tune on the windows' pasts); None: none.
+    notes: how it was made (a fine-tune's windows, epochs, ...).
   """
   name: str
   forecast: Callable
   quantile_source: str
   pretraining_data: Optional[Sequence[str]] = None
   config: Dict[str, Any] = dataclasses.field(default_factory=dict)
+  report: Optional[Callable[[], Dict[str, Any]]] = None
+  prepare: Optional[Callable[..., 'Forecaster']] = None
+  notes: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def _normalise(name: str) -> str:
@@ -149,7 +165,9 @@ def _rolled(engine, pasts, horizon: int, freq: str):
   return np.concatenate(points, axis=1), head
 
 
-def _normal_quantiles(point, scale, levels) -> np.ndarray:
+def normal_quantiles(point, scale, levels) -> np.ndarray:
+  """[n, h, q]: the normal quantiles at `levels` around `point` [n, h]
+  with standard deviation `scale` [n, h]."""
   from scipy import stats  # pylint: disable=g-import-not-at-top
   z = stats.norm.ppf(np.asarray(levels))
   return point[..., None] + scale[..., None] * z
@@ -216,7 +234,7 @@ def model_forecaster(checkpoint: str, revision: str = '',
           levels, grid, head[i, t]) for t in range(horizon)])
                               for i in range(len(head))])
     scale = _insample_scale(engine, pasts, horizon, freq, season)
-    return point, _normal_quantiles(point, scale, levels)
+    return point, normal_quantiles(point, scale, levels)
 
   declared = pretraining_data(checkpoint)
   if pretrained_on:
@@ -228,6 +246,54 @@ def model_forecaster(checkpoint: str, revision: str = '',
       dict(checkpoint=checkpoint, revision=revision,
            context_length=engine.context_length,
            prediction_length=engine.horizon))
+
+
+def task_histories(windows: Sequence[tasks_lib.Window]) -> List[np.ndarray]:
+  """Each evaluated series' past at its first window: nothing at or after
+  any of its cutoffs (later windows' pasts hold earlier windows'
+  futures)."""
+  seen, out = set(), []
+  for window in windows:
+    for item, past in zip(window.items, window.pasts):
+      if item not in seen:
+        seen.add(item)
+        out.append(past)
+  return out
+
+
+def finetune_forecaster(checkpoint: str, workdir: str, revision: str = '',
+                        quantiles: str = 'auto',
+                        pretrained_on: Optional[Sequence[str]] = None,
+                        fraction: float = 0.2, max_windows: int = 4000,
+                        learning_rate: float = 1e-4,
+                        quick: bool = False) -> Forecaster:
+  """A checkpoint fine-tuned per task on the task's pasts before its test
+  windows (`task_histories`) with IBM's GIFT recipe
+  (`predict.finetune.finetune_histories`: `fraction` of the training
+  windows, at most `max_windows`; zero-shot when too few; the LR
+  finder's rate when `learning_rate` is 0), in
+  workdir/finetune/<task>/, then scored as `model_forecaster` (quantiles
+  'auto': in-sample errors for a point model, as IBM's)."""
+  base = model_forecaster(checkpoint, revision, quantiles, pretrained_on)
+
+  def prepare(task: tasks_lib.Task, windows, freq: str) -> Forecaster:
+    from ttm_jax.predict import finetune  # pylint: disable=g-import-not-at-top
+    folder = os.path.join(workdir, 'finetune', task.name.replace('/', '__'))
+    model, notes = finetune.finetune_histories(
+        checkpoint, task_histories(windows), task.horizon, freq, folder,
+        revision=revision, fraction=fraction, max_windows=max_windows,
+        learning_rate=learning_rate, quick=quick)
+    tuned = base if model is None else model_forecaster(model,
+                                                        quantiles=quantiles)
+    return dataclasses.replace(
+        tuned, name=f'{base.name}-ft', notes=notes, prepare=None,
+        pretraining_data=base.pretraining_data, config=config)
+
+  config = dict(base.config, finetune=dict(
+      fraction=fraction, max_windows=max_windows,
+      learning_rate=learning_rate or 'lr_finder'))
+  return dataclasses.replace(base, name=f'{base.name}-ft', prepare=prepare,
+                             config=config)
 
 
 def pretraining_data(checkpoint: str) -> Optional[List[str]]:
@@ -252,16 +318,19 @@ def pretraining_data(checkpoint: str) -> Optional[List[str]]:
 
 
 # ------------------------------------------------------------------ tasks
-def _score(task: tasks_lib.Task, forecaster: Forecaster, windows, freq):
-  """(fev metrics per window, GIFT inputs) of one forecaster."""
+def _score(task: tasks_lib.Task, forecaster: Forecaster, windows, freq,
+           dims: Optional[np.ndarray] = None):
+  """(fev metrics per window, GIFT inputs) of one forecaster; `dims` each
+  series' target column (multivariate tasks)."""
   levels = task.quantile_levels
   per_window, gift = [], []
   for window in windows:
     median, quantiles = forecaster.forecast(
         window.pasts, task.horizon, freq, levels, season=task.seasonality)
-    per_window.append(task_metrics.fev_window(
+    per_window.append(task_metrics.fev_window_dims(
         window.futures, median, quantiles, window.pasts, task.seasonality,
-        levels))
+        levels, None if dims is None else dims[window.items],
+        task.metric_options))
     gift.append((window.futures, median, quantiles, window.pasts))
   return per_window, gift
 
@@ -280,25 +349,39 @@ def run_task(task: tasks_lib.Task, series: task_data.Series,
   """One task's record: its metrics, seasonal naive's on the same windows,
   the overlap flag, the timings."""
   task = task.with_windows([len(v) for v in series.values])
-  windows = tasks_lib.windows(task, series.values)
+  windows = tasks_lib.windows(task, series.values, series.timestamps,
+                              series.freq)
+  training = None
+  if forecaster.prepare is not None:
+    start = time.time()
+    forecaster = forecaster.prepare(task, windows, series.freq)
+    training = round(time.time() - start, 2)
+  if forecaster.report is not None:
+    forecaster.report()  # Only this task's forecasts in its record.
   start = time.time()
-  per_window, gift = _score(task, forecaster, windows, series.freq)
+  per_window, gift = _score(task, forecaster, windows, series.freq,
+                            series.dims)
   seconds = time.time() - start
   naive_windows, naive_gift = _score(task, baseline_forecaster(), windows,
-                                     series.freq)
+                                     series.freq, series.dims)
   record = dict(task_name=task.name, suite=task.suite,
                 dataset_id=task.dataset_id, source=series.source,
                 horizon=task.horizon, seasonality=task.seasonality,
                 num_windows=task.num_windows,
                 num_series=len(series.values),
                 num_forecasts=int(sum(len(w.items) for w in windows)),
+                target_columns=task.target_columns,
+                covariates_ignored=list(task.covariates),
                 model_name=forecaster.name,
                 quantile_source=forecaster.quantile_source,
                 trained_on_this_dataset=overlaps(
                     task, forecaster.pretraining_data),
+                training_time_s=training, model_notes=forecaster.notes,
                 inference_time_s=round(seconds, 3),
                 metrics=task_metrics.fev_task(per_window),
                 seasonal_naive=task_metrics.fev_task(naive_windows))
+  if forecaster.report is not None:
+    record['recipe'] = forecaster.report()
   if task.suite == 'gift_eval':
     record['gift'] = _gift_scores(task, gift)
     record['gift_seasonal_naive'] = _gift_scores(task, naive_gift)
@@ -342,8 +425,15 @@ def run(suite: str, data_dir: str, workdir: str, forecaster: Forecaster,
     progress(f'{task.name}: MASE {m["MASE"]:.4f} (seasonal naive '
              f'{n["MASE"]:.4f}), WQL {m.get("WQL", float("nan")):.4f}, '
              f'{record["num_forecasts"]} forecasts, {record["seconds"]} s')
+    if record['covariates_ignored']:
+      progress(f'{task.name}: covariates ignored ({forecaster.name} has no '
+               'exogenous inputs): '
+               + ', '.join(record['covariates_ignored']))
   _write_json(os.path.join(workdir, 'missing.json'), missing)
-  benchmark_tables.write(workdir, suite, records, forecaster.config)
+  kind = ('fine-tuned' if forecaster.prepare is not None else
+          'statistical' if forecaster.pretraining_data == () else
+          'pretrained')
+  benchmark_tables.write(workdir, suite, records, forecaster.config, kind)
   return records
 
 

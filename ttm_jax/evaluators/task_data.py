@@ -7,7 +7,9 @@ Where a task's data is looked for, in order:
     files under `<data_dir>/<dataset_path>/<dataset_config>/` (e.g.
     `autogluon/chronos_datasets/m4_yearly/train-00000-of-00001.parquet`)
     or under `<data_dir>/<dataset_config>/`; one row per series with
-    sequence columns (`timestamp`, `target`, ...). Chronos Benchmark II's
+    sequence columns (`id`, `timestamp`, the target(s), dynamic
+    covariates) and scalar static columns, or fev's long format (one row
+    per step: `id`, `timestamp`, ...). Chronos Benchmark II's
     Monash tasks also read the Monash `.tsf` file they were built from
     (`<data_dir>/<file>.tsf`: MONASH_FILES).
   GIFT-Eval: `datasets.save_to_disk` folders of Salesforce/GiftEval under
@@ -44,11 +46,19 @@ MONASH_FILES = {
 
 @dataclasses.dataclass
 class Series:
-  """A task's series: ids, values (float64, NaN missing) and frequency."""
+  """A task's series: ids, values (float64, NaN missing) and frequency.
+
+  A multivariate task has one series per item and target column, `dims`
+  giving each series' column (an index into the task's target_columns);
+  `timestamps` (datetime64, one array per series) come with tables that
+  have them.
+  """
   ids: List[str]
   values: List[np.ndarray]
   freq: str
   source: str  # The file(s) read.
+  timestamps: Optional[List[np.ndarray]] = None
+  dims: Optional[np.ndarray] = None
 
 
 @dataclasses.dataclass
@@ -90,25 +100,66 @@ def _freq_of(timestamps) -> str:
     return ''
 
 
+def _wide(frame, static: Sequence[str]):
+  """fev's long format (one row per step) as one row per series, each
+  column a sequence but the task's static columns (their first value), as
+  fev's `convert_long_table_to_hf_dataset`."""
+  if 'timestamp' not in frame or not len(frame) or isinstance(
+      frame['timestamp'].iloc[0], (list, np.ndarray)):
+    return frame
+  import pandas as pd  # pylint: disable=g-import-not-at-top
+  rows = []
+  for key, group in frame.sort_values(['id', 'timestamp']).groupby(
+      'id', sort=False):
+    rows.append({column: (group[column].iloc[0] if column in static
+                          else group[column].to_numpy())
+                 for column in group.columns.drop('id')} | {'id': key})
+  return pd.DataFrame(rows)
+
+
+def _check_columns(task: tasks_lib.Task, frame, source: str) -> None:
+  """Every column the task names is in the table (one error naming the
+  missing ones, before any work)."""
+  roles = {'id': ['id'], 'target': [] if task.univariate_from else
+           task.target_columns, 'known_dynamic_columns': task.known_dynamic,
+           'past_dynamic_columns': task.past_dynamic,
+           'static_columns': task.static}
+  if isinstance(task.univariate_from, (list, tuple)):
+    roles['generate_univariate_targets_from'] = task.univariate_from
+  missing = [f'{c!r} ({role})' for role, columns in roles.items()
+             for c in columns if c not in frame.columns]
+  if missing:
+    raise errors.DataError(
+        f'Task {task.name}: {source} has no column {", ".join(missing)}; '
+        f'its columns are {sorted(frame.columns)}.')
+
+
 def _fev_series(task: tasks_lib.Task, frame, source: str) -> Series:
   """fev's preprocessing: ids as strings, rows sorted by id; with
   `univariate_from`, each named sequence column a series of its own
-  ('<id>_<column>')."""
+  ('<id>_<column>'); with several targets, one series per item and target
+  ('<id>/<column>', `dims` its column)."""
+  frame = _wide(frame, task.static)
+  _check_columns(task, frame, source)
   frame = frame.assign(id=frame['id'].astype(str)).sort_values('id')
   columns = task.univariate_from
   if columns == '__ALL__':
     columns = [c for c in frame.columns if c not in ('id', 'timestamp')
                and isinstance(frame[c].iloc[0], (list, np.ndarray))]
-  ids, values = [], []
+  targets = list(columns or task.target_columns)
+  ids, values, dims, stamps = [], [], [], []
+  multivariate = len(task.target_columns) > 1
   for _, row in frame.iterrows():
-    for column in (columns or [task.target]):
-      if not isinstance(column, str):
-        raise errors.DataError(f'Task {task.name}: multivariate targets '
-                               f'{column} are not supported yet.')
-      ids.append(f'{row["id"]}_{column}' if columns else row['id'])
+    for k, column in enumerate(targets):
+      ids.append(f'{row["id"]}/{column}' if multivariate else
+                 f'{row["id"]}_{column}' if columns else row['id'])
       values.append(np.asarray(row[column], np.float64))
+      dims.append(k if multivariate else 0)
+      if 'timestamp' in frame:
+        stamps.append(np.asarray(row['timestamp'], 'datetime64[ns]'))
   freq = _freq_of(frame['timestamp'].iloc[0]) if 'timestamp' in frame else ''
-  return Series(ids, values, freq, source)
+  return Series(ids, values, freq, source, stamps or None,
+                np.asarray(dims) if multivariate else None)
 
 
 def _tsf_series(path: str) -> Series:

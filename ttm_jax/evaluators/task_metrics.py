@@ -9,10 +9,13 @@ fev (per window, then the mean over windows; fev.metrics):
                   and SQL (fev >= 0.7; 0.6.0 used 1.0 instead: the same on
                   every Chronos Benchmark II task held here)
   MASE            mean over items and steps of |y - median| / seasonal error
-  WQL             per level nanmean(ql) / nanmean|y|, averaged over levels;
-                  ql = 2 |(y - q^)(1{y <= q^} - q)|
+  WQL             per level nanmean(ql) / max(nanmean|y|, epsilon),
+                  averaged over levels; ql = 2 |(y - q^)(1{y <= q^} - q)|
   SQL             per level mean of ql / seasonal error, averaged
   WAPE            nanmean|y - median| / max(nanmean|y|, epsilon)
+  (epsilon: the task's metric option, default 0; MASE and SQL clip the
+  seasonal error at theirs.) A multivariate task: each target column's
+  metrics, then their mean.
 GIFT-Eval (GluonTS's evaluate_model, axis=None: every window, item and step
 at once; the 11 columns of its all_results.csv), with the seasonal error
 of each window's whole past (season 1 when longer than the past).
@@ -58,23 +61,56 @@ def quantile_loss(truth: np.ndarray, quantiles: np.ndarray,
                                        - np.asarray(levels)))
 
 
+def _epsilon(options, name: str) -> float:
+  return float((options or {}).get(name, {}).get('epsilon', 0.0))
+
+
 def fev_window(truth: np.ndarray, median: np.ndarray, quantiles: np.ndarray,
                pasts: Sequence[np.ndarray], season: int,
-               levels: Sequence[float]) -> Dict[str, float]:
+               levels: Sequence[float],
+               options: Optional[Dict[str, Dict[str, float]]] = None
+               ) -> Dict[str, float]:
   """fev's metrics of one window: truth, median [n, h], quantiles
-  [n, h, q] at `levels`."""
-  scale = seasonal_errors(pasts, season)[:, None]
+  [n, h, q] at `levels`; `options` the task's metric options ({'WAPE':
+  {'epsilon': 1.0}}: the floor of WAPE's and WQL's denominator, of MASE's
+  and SQL's seasonal error)."""
+  errors_ = seasonal_errors(pasts, season)
   with np.errstate(divide='ignore', invalid='ignore'):
+    size = np.nanmean(np.abs(truth))
+    scale = np.clip(errors_, _epsilon(options, 'MASE'), None)[:, None]
     out = {'MASE': _safemean(np.abs(truth - median) / scale),
            'WAPE': float(np.nanmean(np.abs(truth - median))
-                         / max(np.nanmean(np.abs(truth)), 1.0e-12))}
+                         / max(size, _epsilon(options, 'WAPE')))}
     if len(levels):
       ql = quantile_loss(truth, quantiles, levels)
       out['WQL'] = float(np.mean(np.nanmean(ql, axis=(0, 1))
-                                 / np.nanmean(np.abs(truth))))
+                                 / max(size, _epsilon(options, 'WQL'))))
+      scale = np.clip(errors_, _epsilon(options, 'SQL'), None)[:, None]
       out['SQL'] = float(np.mean([_safemean(ql[..., k] / scale)
                                   for k in range(len(levels))]))
   return out
+
+
+def fev_window_dims(truth: np.ndarray, median: np.ndarray,
+                    quantiles: np.ndarray, pasts: Sequence[np.ndarray],
+                    season: int, levels: Sequence[float],
+                    dims: Optional[np.ndarray] = None,
+                    options: Optional[Dict[str, Dict[str, float]]] = None
+                    ) -> Dict[str, float]:
+  """`fev_window` of a multivariate task: each target column's metrics
+  (its series by `dims`), then their mean, as fev averages over target
+  columns; `dims` None: one column."""
+  if dims is None:
+    return fev_window(truth, median, quantiles, pasts, season, levels,
+                      options)
+  per_dim = []
+  for d in np.unique(dims):
+    rows = np.flatnonzero(dims == d)
+    per_dim.append(fev_window(truth[rows], median[rows], quantiles[rows],
+                              [pasts[i] for i in rows], season, levels,
+                              options))
+  return {name: float(np.mean([m[name] for m in per_dim]))
+          for name in per_dim[0]}
 
 
 def fev_task(per_window: List[Dict[str, float]]) -> Dict[str, float]:

@@ -5,9 +5,13 @@ docs/benchmark_suites.md gives every rule's source line).
 
 A task cuts each series into evaluation windows: window k's cutoff is
 `initial_cutoff + k * window_step_size` (fev `Task.cutoffs`), counted from
-the end of each series when negative; a series is kept for a window only
-when at least `min_context_length` points precede the cutoff and `horizon`
-follow it (fev `_filter_by_length`: never padded). GIFT-Eval's test windows
+the end of each series when negative; a date cutoff (an ISO timestamp)
+keeps every step stamped at or before it in the past (fev
+`_compute_cutoff_indices`), the next cutoffs `k * window_step_size` later
+(a pandas offset string, or steps of the data's frequency). A series is
+kept for a window only when at least `min_context_length` points precede
+the cutoff and `horizon` follow it (fev `_filter_by_length`: never
+padded). GIFT-Eval's test windows
 are the same arithmetic: `windows` non-overlapping horizons at the end of
 each series, their number 1 for M4 and otherwise ceil(10% of the shortest
 series / horizon), between 1 and 20.
@@ -47,11 +51,16 @@ class Task:
     min_context_length, max_context_length: fev's past bounds.
     quantile_levels: the levels scored.
     eval_metric, extra_metrics: the suite's metrics.
-    target: the target column(s) (fev); 'target' for GIFT.
+    target: the target column (fev; 'target' for GIFT), or a list of
+      them (a multivariate task: each column forecast, the metrics
+      averaged over columns as fev averages them).
     univariate_from: fev `generate_univariate_targets_from`: these columns
       (or '__ALL__' sequence columns) become series of their own.
-    covariates: dynamic or static covariate columns the task provides
-      (scored here without them: TTM r2 is univariate).
+    known_dynamic, past_dynamic, static: the covariate columns the task
+      provides (fev's known_dynamic_columns, past_dynamic_columns,
+      static_columns).
+    metric_options: the suite's options of each metric by name, e.g.
+      {'WAPE': {'epsilon': 1.0}}.
     term: GIFT's short/medium/long; '' for fev.
     spec: the task as the suite's file gives it (for summary.csv).
   """
@@ -62,8 +71,8 @@ class Task:
   horizon: int
   seasonality: int
   num_windows: int
-  initial_cutoff: Any  # An int; a date string is not supported yet.
-  window_step_size: int
+  initial_cutoff: Any  # Steps (an int), or a date (an ISO timestamp).
+  window_step_size: Any  # Steps, or a pandas offset string (date cutoffs).
   min_context_length: int = 1
   max_context_length: Optional[int] = None
   quantile_levels: Tuple[float, ...] = ()
@@ -71,7 +80,11 @@ class Task:
   extra_metrics: Tuple[str, ...] = ()
   target: Any = 'target'
   univariate_from: Any = None
-  covariates: Tuple[str, ...] = ()
+  known_dynamic: Tuple[str, ...] = ()
+  past_dynamic: Tuple[str, ...] = ()
+  static: Tuple[str, ...] = ()
+  metric_options: Dict[str, Dict[str, Any]] = dataclasses.field(
+      default_factory=dict)
   term: str = ''
   spec: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -91,12 +104,41 @@ class Task:
     return dataclasses.replace(self, num_windows=count,
                                initial_cutoff=-self.horizon * count)
 
-  def cutoffs(self) -> List[int]:
-    if not isinstance(self.initial_cutoff, int):
-      raise errors.ConfigError(
-          f'Task {self.name} cuts at the date {self.initial_cutoff!r}: date '
-          'cutoffs are not supported yet.')
-    return [self.initial_cutoff + k * self.window_step_size
+  @property
+  def target_columns(self) -> List[str]:
+    return list(self.target) if isinstance(self.target, (list, tuple)) else [
+        self.target]
+
+  @property
+  def covariates(self) -> Tuple[str, ...]:
+    """Every covariate column of the task (dynamic, then static)."""
+    return self.known_dynamic + self.past_dynamic + self.static
+
+  @property
+  def dated(self) -> bool:
+    """Whether the cutoffs are dates (else step counts)."""
+    return isinstance(self.initial_cutoff, str)
+
+  def cutoffs(self, freq: str = '') -> List[Any]:
+    """The windows' cutoffs: steps (ints), or pandas Timestamps for a date
+    cutoff (fev `Task.cutoffs`: an integer step is `freq` steps)."""
+    if not self.dated:
+      return [self.initial_cutoff + k * self.window_step_size
+              for k in range(self.num_windows)]
+    import pandas as pd  # pylint: disable=g-import-not-at-top
+    if isinstance(self.window_step_size, str):
+      offset = pd.tseries.frequencies.to_offset(self.window_step_size)
+    elif freq:
+      offset = pd.tseries.frequencies.to_offset(freq) * self.window_step_size
+    else:
+      raise errors.DataError(
+          f'Task {self.name}: its date cutoffs step by '
+          f'{self.window_step_size} steps, but the data has no inferable '
+          'frequency.')
+    first = pd.Timestamp(self.initial_cutoff)
+    # As fev: no offset added to the first (an anchored offset would move
+    # it).
+    return [first if k == 0 else first + k * offset
             for k in range(self.num_windows)]
 
 
@@ -104,16 +146,41 @@ def _metric_name(metric) -> str:
   return metric if isinstance(metric, str) else metric['name']
 
 
+def _fev_cutoff(spec: Dict[str, Any], horizon: int, windows: int):
+  """(initial_cutoff, window_step_size) as fev normalises them: a date as
+  its ISO timestamp, an offset string as its freqstr."""
+  import pandas as pd  # pylint: disable=g-import-not-at-top
+  name = spec.get('task_name') or spec.get('dataset_config')
+  step = spec.get('window_step_size') or horizon
+  try:
+    step = (pd.tseries.frequencies.to_offset(step).freqstr
+            if isinstance(step, str) else int(step))
+    cutoff = spec.get('initial_cutoff')
+    if isinstance(cutoff, str):
+      cutoff = pd.Timestamp(cutoff).isoformat()
+  except ValueError as e:
+    raise errors.ConfigError(f'Task {name}: {e}') from None
+  if cutoff is None:
+    if isinstance(step, str):
+      raise errors.ConfigError(
+          f'Task {name}: window_step_size={step!r} (a date offset) needs '
+          'a date initial_cutoff.')
+    cutoff = -horizon - (windows - 1) * step
+  return cutoff, step
+
+
+def _metric_options(spec: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
+  metrics = [spec.get('eval_metric', 'MASE')] + list(
+      spec.get('extra_metrics', ()))
+  return {m['name'].upper(): {k: v for k, v in m.items() if k != 'name'}
+          for m in metrics if isinstance(m, dict)}
+
+
 def _fev_task(suite: str, spec: Dict[str, Any]) -> Task:
   horizon = int(spec['horizon'])
   windows = int(spec.get('num_windows', 1))
-  step = int(spec.get('window_step_size') or horizon)
-  cutoff = spec.get('initial_cutoff')
-  if cutoff is None:
-    cutoff = -horizon - (windows - 1) * step
-  covariates = tuple(spec.get('known_dynamic_columns', ())) + tuple(
-      spec.get('past_dynamic_columns', ())) + tuple(
-          spec.get('static_columns', ()))
+  cutoff, step = _fev_cutoff(spec, horizon, windows)
+  target = spec.get('target', 'target')
   return Task(
       suite=suite, name=spec.get('task_name') or spec['dataset_config'],
       dataset_path=spec['dataset_path'],
@@ -126,9 +193,12 @@ def _fev_task(suite: str, spec: Dict[str, Any]) -> Task:
       eval_metric=_metric_name(spec.get('eval_metric', 'MASE')),
       extra_metrics=tuple(_metric_name(m)
                           for m in spec.get('extra_metrics', ())),
-      target=spec.get('target', 'target'),
+      target=tuple(target) if isinstance(target, list) else target,
       univariate_from=spec.get('generate_univariate_targets_from'),
-      covariates=covariates, spec=dict(spec))
+      known_dynamic=tuple(spec.get('known_dynamic_columns', ())),
+      past_dynamic=tuple(spec.get('past_dynamic_columns', ())),
+      static=tuple(spec.get('static_columns', ())),
+      metric_options=_metric_options(spec), spec=dict(spec))
 
 
 def _gift_task(entry: Dict[str, Any], levels) -> Task:
@@ -182,13 +252,33 @@ class Window:
   futures: np.ndarray
 
 
-def windows(task: Task, series: Sequence[np.ndarray]) -> List[Window]:
+def _cutoff_indices(task: Task, cutoff, lengths: np.ndarray,
+                    timestamps: Optional[Sequence[np.ndarray]]) -> np.ndarray:
+  """Per series, how many of its steps precede `cutoff`: Python slicing
+  of a step cutoff, or the steps stamped at or before a date cutoff."""
+  if not task.dated:
+    return np.clip(cutoff if cutoff >= 0 else lengths + cutoff, 0, lengths)
+  if timestamps is None:
+    raise errors.DataError(
+        f'Task {task.name} cuts at the date {task.initial_cutoff}, but its '
+        'series have no timestamps (a .tsf file or a table without a '
+        'timestamp column).')
+  moment = np.datetime64(cutoff.tz_localize(None) if cutoff.tzinfo else
+                         cutoff)
+  return np.array([np.searchsorted(np.asarray(t, 'datetime64[ns]'), moment,
+                                   side='right') for t in timestamps])
+
+
+def windows(task: Task, series: Sequence[np.ndarray],
+            timestamps: Optional[Sequence[np.ndarray]] = None,
+            freq: str = '') -> List[Window]:
   """The task's windows over `series` (fev's cutoff arithmetic and length
-  filter)."""
+  filter); a date cutoff needs each series' `timestamps` (sorted), and,
+  with a step count between windows, the data's `freq`."""
   out = []
   lengths = np.array([len(s) for s in series])
-  for cutoff in task.cutoffs():
-    index = np.clip(cutoff if cutoff >= 0 else lengths + cutoff, 0, lengths)
+  for cutoff in task.cutoffs(freq):
+    index = _cutoff_indices(task, cutoff, lengths, timestamps)
     keep = np.flatnonzero((index >= task.min_context_length)
                           & (lengths - index >= task.horizon))
     pasts, futures = [], []

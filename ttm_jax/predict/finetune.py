@@ -4,6 +4,7 @@ finder, one-cycle, early stopping on the rest), before forecasting."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -83,3 +84,79 @@ def finetuned(forecaster, df, frame, fraction, timestamp_column,
     if not finetune_dir:
       shutil.rmtree(workdir, ignore_errors=True)
 
+
+
+def series_windows(lengths, context: int, horizon: int,
+                   min_context_mult: int = 4) -> int:
+  """The training windows of histories of `lengths` under the series
+  recipe (`data.forecasting.series_splits`: the last horizon held out for
+  validation, short histories padded)."""
+  from ttm_jax.data import forecasting  # pylint: disable=g-import-not-at-top
+  from ttm_jax.data import windows  # pylint: disable=g-import-not-at-top
+  total = 0
+  for length in lengths:
+    train = length - horizon
+    if train > 0:
+      total += windows.num_windows(
+          train + forecasting.padding(train, context, horizon,
+                                      min_context_mult), context, horizon)
+  return total
+
+
+def finetune_histories(checkpoint: str, histories, horizon: int, freq: str,
+                       workdir: str, *, revision: str = '',
+                       fraction: float = 0.2, max_windows: int = 4000,
+                       min_windows: int = 10, learning_rate: float = 1e-4,
+                       quick: bool = False):
+  """IBM's GIFT fine-tune recipe (`recipes.series_finetune`) of
+  `checkpoint` on univariate histories, in `workdir` (kept; a rerun
+  resumes it).
+
+  As IBM's: `fraction` of the training windows (0.9, and 50 epochs, when
+  that is under 200), zero-shot when there are `min_windows` or fewer;
+  here also at most `max_windows` (CPU time). `learning_rate` 0: the
+  LR finder's.
+
+  Returns:
+    (the fine-tuned model's folder, or None for zero-shot; what was done).
+  """
+  from ttm_jax import recipes  # pylint: disable=g-import-not-at-top
+  from ttm_jax import train  # pylint: disable=g-import-not-at-top
+  from ttm_jax.data import forecasting  # pylint: disable=g-import-not-at-top
+  from ttm_jax.models import checkpoint as checkpoint_lib  # pylint: disable=g-import-not-at-top
+  done = os.path.join(workdir, 'finetune.json')
+  if os.path.exists(done):  # Fine-tuned by an earlier, interrupted run.
+    with open(done) as f:
+      notes = json.load(f)
+    return notes.pop('model', None), notes
+  source = checkpoint_lib.resolve(checkpoint, revision or None)
+  config, _, _ = checkpoint_lib.load_pretrained(source)
+  count = series_windows([len(h) for h in histories],
+                         config.context_length, horizon)
+  if count <= min_windows:
+    return None, dict(finetuned=False, training_windows=count,
+                      reason=f'{count} training windows (<= {min_windows}): '
+                      'zero-shot, as IBM\'s recipe')
+  if int(fraction * count) < 200:
+    fraction = 0.9
+  used = min(max(int(fraction * count), 1), max_windows)
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, 'histories.npz')
+  forecasting.save_histories(path, histories, freq)
+  run_config = recipes.series_finetune(
+      source, path=path, context=config.context_length, horizon=horizon,
+      num_windows=used, train_windows=used if used < count else 0,
+      learning_rate=learning_rate, quick=quick)
+  records = train.train_and_evaluate(
+      run_config, os.path.join(workdir, 'run'),
+      argv=['benchmark --finetune'])
+  # The export is what forecasts; the orbax checkpoints only resume.
+  shutil.rmtree(os.path.join(workdir, 'run', 'checkpoints'),
+                ignore_errors=True)
+  summary = records[0].get('training', {}) if records else {}
+  notes = dict(finetuned=True, training_windows=count, used_windows=used,
+               epochs=run_config.num_epochs, **summary)
+  folder = os.path.join(workdir, 'run', 'export')
+  with open(done, 'w') as f:
+    json.dump(dict(notes, model=folder), f, indent=2)
+  return folder, notes

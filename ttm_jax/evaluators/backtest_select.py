@@ -1,0 +1,273 @@
+"""A choice (or blend) of a model and naive baselines by backtest, per series
+or per dataset, for the benchmark runner (`benchmark.Forecaster`).
+
+  forecaster = backtest_select.forecaster(benchmark.model_forecaster(r2))
+
+For each window to forecast, every candidate forecasts the last `windows`
+rolling-origin backtest windows inside each past (origins `horizon` apart,
+ending at the past's end: `evaluators.backtest`'s windows), so nothing at or
+after the window's cutoff is used. Each candidate's error on a series is
+its mean absolute error scaled by each backtest history's seasonal error
+(GluonTS's rule, `backtest.Windows.scale`). Then:
+
+  per='series'   each series takes the candidate with the lowest error,
+                 its own error pooled with the dataset's mean error
+                 (`pool` pseudo-windows of the dataset mean: a series with
+                 few backtest windows leans on the dataset's ranking)
+  per='dataset'  every series takes the candidate with the lowest mean
+                 error over the series
+  mode='blend'   instead of the best, a mix weighted by inverse error
+
+A series whose past is too short for one backtest window (fewer than
+`max(2, season + 1)` points before it) takes seasonal naive. Quantiles:
+normal around the chosen forecast, scaled by its own mean absolute error
+at each step on the series' backtest windows (IBM's in-sample intervals;
+the past's seasonal error where there is none).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+import warnings
+
+import numpy as np
+
+from ttm_jax import errors
+from ttm_jax.evaluators import backtest
+from ttm_jax.evaluators import benchmark
+from ttm_jax.evaluators import task_metrics
+
+MODEL = 'ttm'  # The model's name among the candidates.
+CANDIDATES = (MODEL, 'seasonal_naive', 'naive', 'drift')
+MODES = ('select', 'blend')
+PER = ('series', 'dataset')
+
+
+def naive(pasts: Sequence[np.ndarray], horizon: int,
+          season: int) -> np.ndarray:
+  """[n, h]: each past's last observed value."""
+  del season
+  return benchmark.seasonal_naive(pasts, horizon, 1)
+
+
+def drift(pasts: Sequence[np.ndarray], horizon: int,
+          season: int) -> np.ndarray:
+  """[n, h]: seasonal naive plus the past's mean change per step times the
+  steps since the copied value: (mean of the last season - mean of the
+  first) / (length - season). With season 1 the random walk with drift,
+  last + h (last - first) / (length - 1). A past shorter than two seasons
+  has no slope (seasonal naive)."""
+  m = max(season, 1)
+  point = benchmark.seasonal_naive(pasts, horizon, m)
+  ahead = (np.arange(horizon) // m + 1) * m
+  for i, past in enumerate(pasts):
+    if len(past) >= 2 * m and len(past) > 1:
+      with warnings.catch_warnings():  # An all-missing season: no slope.
+        warnings.simplefilter('ignore', RuntimeWarning)
+        slope = (np.nanmean(past[-m:]) - np.nanmean(past[:m])) / (
+            len(past) - m)
+      if np.isfinite(slope):
+        point[i] = point[i] + slope * ahead
+  return point
+
+
+BASELINES: Dict[str, Callable] = {
+    'seasonal_naive': benchmark.seasonal_naive, 'naive': naive,
+    'drift': drift}
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+  """How the candidates are scored and combined (module docstring)."""
+  candidates: Tuple[str, ...] = CANDIDATES
+  mode: str = 'select'
+  per: str = 'series'
+  windows: int = 3
+  pool: float = 1.0
+
+  def check(self, has_model: bool) -> None:
+    """One ConfigError naming the first bad option, before any work."""
+    known = (MODEL,) + tuple(BASELINES)
+    unknown = [c for c in self.candidates if c not in known]
+    if unknown or not self.candidates:
+      raise errors.ConfigError(f'select candidates {list(self.candidates)}: '
+                               f'each must be one of {list(known)}.')
+    if len(set(self.candidates)) != len(self.candidates):
+      raise errors.ConfigError(f'select candidates {list(self.candidates)} '
+                               'name one twice.')
+    if 'seasonal_naive' not in self.candidates:
+      raise errors.ConfigError(
+          f'select candidates {list(self.candidates)}: seasonal_naive must '
+          'be one (the series too short to backtest fall back to it).')
+    if MODEL in self.candidates and not has_model:
+      raise errors.ConfigError(f"select candidate {MODEL!r} needs a "
+                               '--checkpoint.')
+    if self.mode not in MODES or self.per not in PER:
+      raise errors.ConfigError(
+          f'select mode={self.mode!r} per={self.per!r}: mode is one of '
+          f'{list(MODES)}, per one of {list(PER)}.')
+    if self.windows < 1 or self.pool < 0:
+      raise errors.ConfigError(
+          f'select windows={self.windows}, pool={self.pool}: windows must '
+          'be at least 1 and pool at least 0.')
+
+
+@dataclasses.dataclass
+class Backtests:
+  """Each candidate's forecasts of the backtest windows inside the pasts.
+
+  Attributes:
+    series: [r] the past each backtest window belongs to.
+    truth: [r, h] its values.
+    scale: [r] the seasonal error of its history (1 where undefined).
+    forecasts: [r, h, k] the candidates' forecasts.
+  """
+  series: np.ndarray
+  truth: np.ndarray
+  scale: np.ndarray
+  forecasts: np.ndarray
+
+
+def requests(lengths: Sequence[int], horizon: int, windows: int,
+             min_history: int) -> List[backtest.Request]:
+  """(past, origin) of up to `windows` backtest windows of each past, the
+  last ending at its end; those leaving fewer than `min_history` points
+  before the origin are left out."""
+  return [(i, length - k * horizon) for i, length in enumerate(lengths)
+          for k in range(1, windows + 1)
+          if length - k * horizon >= min_history]
+
+
+def run_backtests(candidates: Sequence[Callable], pasts, horizon: int,
+                  season: int, windows: int) -> Backtests:
+  """Every candidate (`fn(histories, horizon) -> [n, h]`) on the backtest
+  windows of `pasts`."""
+  found = [(i, o) for i, o in requests([len(p) for p in pasts], horizon,
+                                       windows, max(2, season + 1))
+           if np.any(~np.isnan(pasts[i][o:o + horizon]))]  # Some truth.
+  if not found:
+    empty = np.zeros((0, horizon))
+    return Backtests(np.zeros(0, int), empty, np.zeros(0),
+                     np.zeros((0, horizon, len(candidates))))
+  cut = backtest.Windows.of([p[:, None] for p in pasts], found, horizon,
+                            season)
+  histories = [h[:, 0] for h in cut.histories]
+  scale = cut.scale()[:, 0, 0]
+  scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+  forecasts = np.stack([fn(histories, horizon) for fn in candidates], -1)
+  return Backtests(np.array([i for i, _ in found]), cut.truth[..., 0],
+                   scale, forecasts)
+
+
+def _mean_by_series(values: np.ndarray, series: np.ndarray,
+                    count: int) -> Tuple[np.ndarray, np.ndarray]:
+  """([n, ...] the mean of `values` [r, ...] over each series' rows, [n]
+  the row counts); 0 where a series has none."""
+  counts = np.bincount(series, minlength=count).astype(float)
+  totals = np.zeros((count,) + values.shape[1:])
+  np.add.at(totals, series, values)
+  shape = (-1,) + (1,) * (values.ndim - 1)
+  return totals / np.maximum(counts, 1).reshape(shape), counts
+
+
+def weights(tests: Backtests, recipe: Recipe, count: int,
+            fallback: int) -> np.ndarray:
+  """[n, k] each series' weight on each candidate; a series without a
+  backtest window puts it all on candidate `fallback`."""
+  scaled = np.nanmean(np.abs(tests.truth[..., None] - tests.forecasts),
+                      axis=1) / tests.scale[:, None]
+  scaled = np.where(np.isfinite(scaled), scaled, np.inf)
+  error, counts = _mean_by_series(scaled, tests.series, count)
+  has = counts > 0
+  dataset = np.mean(error[has], axis=0) if has.any() else np.zeros(
+      error.shape[1])
+  if recipe.per == 'dataset':
+    score = np.tile(dataset, (count, 1))
+  else:  # 0/0 for a series without a window (pool 0): it falls back.
+    with np.errstate(invalid='ignore'):
+      score = (error * counts[:, None] + recipe.pool * dataset) / (
+          counts[:, None] + recipe.pool)
+  if recipe.mode == 'select':
+    out = np.zeros_like(score)
+    out[np.arange(count), np.argmin(score, axis=1)] = 1.0
+  else:
+    inverse = 1.0 / np.maximum(score, 1e-12)
+    out = inverse / inverse.sum(axis=1, keepdims=True)
+  out[~has] = np.eye(score.shape[1])[fallback]
+  return out
+
+
+def _interval_scale(tests: Backtests, chosen: np.ndarray, pasts,
+                    season: int) -> np.ndarray:
+  """[n, h]: per series and step, the mean absolute error of the chosen
+  forecast (weights `chosen` [n, k]) on its backtest windows; the past's
+  seasonal error (or 1) where it has none or it is 0."""
+  count, horizon = len(pasts), tests.truth.shape[1]
+  point = np.einsum('rhk,rk->rh', tests.forecasts, chosen[tests.series])
+  error = np.abs(tests.truth - point)
+  observed = (~np.isnan(error)).astype(float)
+  total, _ = _mean_by_series(np.nan_to_num(error), tests.series, count)
+  seen, _ = _mean_by_series(observed, tests.series, count)
+  with np.errstate(invalid='ignore', divide='ignore'):
+    scale = total / seen if len(tests.series) else np.zeros((count, horizon))
+  fallback = task_metrics.seasonal_errors(pasts, season, gluonts_rule=True)
+  fallback = np.where(np.isfinite(fallback) & (fallback > 0), fallback, 1.0)
+  return np.where(np.isfinite(scale) & (scale > 0), scale,
+                  fallback[:, None])
+
+
+def _candidates(recipe: Recipe, model, freq: str,
+                season: int) -> List[Callable]:
+  """`fn(histories, horizon) -> [n, h]` of each candidate."""
+  out = []
+  for name in recipe.candidates:
+    if name == MODEL:
+      out.append(lambda pasts, horizon: model.forecast(
+          pasts, horizon, freq, (), season=season)[0])
+    else:
+      out.append(lambda pasts, horizon, fn=BASELINES[name]: fn(
+          pasts, horizon, season))
+  return out
+
+
+def forecaster(model: Optional[benchmark.Forecaster],
+               recipe: Recipe = Recipe()) -> benchmark.Forecaster:
+  """The recipe as a benchmark forecaster; `model` the 'ttm' candidate
+  (its point forecasts). Its `report()` gives the share of forecasts each
+  candidate made since the last call (the runner records it per task)."""
+  recipe.check(model is not None)
+  shares = np.zeros(len(recipe.candidates))
+  fallback = recipe.candidates.index('seasonal_naive')
+
+  def forecast(pasts, horizon, freq, levels, season=1):
+    candidates = _candidates(recipe, model, freq, season)
+    tests = run_backtests(candidates, pasts, horizon, season,
+                          recipe.windows)
+    chosen = weights(tests, recipe, len(pasts), fallback)
+    shares[:] += chosen.sum(axis=0)
+    point = np.einsum('nhk,nk->nh', np.stack(
+        [fn(pasts, horizon) for fn in candidates], -1), chosen)
+    if not len(levels):
+      return point, point[..., :0]
+    scale = _interval_scale(tests, chosen, pasts, season)
+    return point, benchmark.normal_quantiles(point, scale, levels)
+
+  def report() -> Dict[str, object]:
+    total = max(shares.sum(), 1e-12)
+    out = dict(dataclasses.asdict(recipe), share={
+        name: round(float(v / total), 4)
+        for name, v in zip(recipe.candidates, shares)})
+    shares[:] = 0.0
+    return out
+
+  names = [model.name if c == MODEL else c for c in recipe.candidates]
+  if model is not None and model.prepare is not None:  # Fine-tuned first.
+    return dataclasses.replace(
+        model, name=f'{recipe.mode}[{",".join(names)}]', report=None,
+        prepare=lambda *args: forecaster(model.prepare(*args), recipe))
+  return benchmark.Forecaster(
+      f'{recipe.mode}[{",".join(names)}]', forecast, 'insample',
+      model.pretraining_data if model is not None else (),
+      dict(model.config if model is not None else {},
+           recipe=dataclasses.asdict(recipe)), report=report)
