@@ -6,6 +6,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from tests import conftest
 from ttm_jax import optim
@@ -132,3 +133,61 @@ def test_bfloat16_matmuls_with_float32_around_them():
   assert all(leaf.dtype == jnp.float32
              for leaf in jax.tree_util.tree_leaves(new_state.params))
   assert np.isfinite(float(metrics['train/loss']))
+
+
+def _dots(jaxpr):
+  """[(operand dtypes, precision)] of every dot_general, nested ones too."""
+  found = []
+
+  def visit(jx):
+    for eqn in jx.eqns:
+      for sub in jax.core.jaxprs_in_params(eqn.params):
+        visit(sub)
+      if eqn.primitive.name == 'dot_general':
+        found.append(([v.aval.dtype for v in eqn.invars],
+                      eqn.params.get('precision')))
+
+  visit(jaxpr)
+  return found
+
+
+def test_float32_products_are_exact_on_every_backend():
+  """The precision policy: under a default that would let a GPU use TF32
+  (or a TPU bfloat16 passes), every float32 product of the model, forward
+  and backward, still asks for HIGHEST, and a bfloat16 run's Linear
+  products are bfloat16 on purpose. (This CPU is exact either way, so the
+  program is what is checked.)"""
+  config = config_lib.TTMConfig(**dict(presets.arch('tiny'),
+                                       context_length=64, prediction_length=16,
+                                       resolution_prefix_tuning=True,
+                                       frequency_token_vocab_size=4))
+  variables = factory.new_model(config, jax.random.key(0)).variables
+  batch = {'past_values': np.ones((2, 64, 3), np.float32),
+           'future_values': np.ones((2, 16, 3), np.float32),
+           'freq_token': np.ones((2,), np.int32)}
+  highest = (jax.lax.Precision.HIGHEST,) * 2
+  for dtype in (None, jnp.bfloat16):
+    module = ttm.build_module(config, dtype=dtype)
+
+    def loss(params, module=module):
+      return module.apply({**variables, 'params': params},
+                          **ttm.model_inputs(batch, config)).loss
+
+    with jax.default_matmul_precision('tensorfloat32'):
+      jaxpr = jax.make_jaxpr(jax.grad(loss))(variables['params']).jaxpr
+    dots = _dots(jaxpr)
+    float32 = [d for d in dots if d[0] == [jnp.float32] * 2]
+    low = [d for d in dots if d[0] == [jnp.bfloat16] * 2]
+    assert len(float32) + len(low) == len(dots)
+    assert float32 and all(d[1] == highest for d in float32), float32[:3]
+    if dtype is None:
+      assert not low
+    else:  # Every Linear: its forward and two backward products.
+      assert len(low) >= 3 * 20
+
+
+def test_compute_dtype_names_the_module_dtype():
+  assert factory.compute_dtype('float32') is None
+  assert factory.compute_dtype('bfloat16') == jnp.bfloat16
+  with pytest.raises(ValueError, match="'float16'"):
+    factory.compute_dtype('float16')

@@ -11,6 +11,19 @@ benchmarks/bench_model.py and issue 11's closing note):
     reductions (the backward's LayerNorm and softmax sums).
 So each jitted program gets the option that suits it; on GPU and TPU none
 is set.
+
+bfloat16 programs (`compute_dtype='bfloat16'`) want other options: the
+float32 choices run bfloat16 dots through kernels that leave the CPU's
+bfloat16 instructions (AVX512-BF16, AMX) idle, so the bfloat16 model ran no
+faster than float32 through the engine. Measured on a 2-core AMD EPYC
+(avx512_bf16, no AMX), IBM r2 512-96, batch 64 x 7, interleaved rounds:
+  - inference with each dot its own YNN kernel
+    (`LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT`): 6,804 series/s, against 6,291
+    with no fusion (float32's choice) and 2,765 with dot fusions;
+  - a training step with XLA's default options: 1,083 series/s, against
+    886 with float32's dot + reduce fusions and 917 with individual dots
+    (float32's best in the same run: 975).
+(benchmarks/bench_model.py; README "Speed".)
 """
 
 from __future__ import annotations
@@ -18,42 +31,63 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import jax
 
 _LOG = logging.getLogger(__name__)
 
-CPU_OPTIONS: Dict[str, Dict[str, Any]] = {
-    'train': {'xla_cpu_experimental_ynn_fusion_type':
-              'LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_REDUCE'},
-    'infer': {'xla_cpu_experimental_ynn_fusion_type': ''},
+_INDIVIDUAL_DOT = {'xla_cpu_experimental_ynn_fusion_type':
+                   'LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT'}
+# By kind of program and compute dtype ('float32' or 'bfloat16').
+CPU_OPTIONS: Dict[Tuple[str, str], Dict[str, Any]] = {
+    ('train', 'float32'): {'xla_cpu_experimental_ynn_fusion_type':
+                           'LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_REDUCE'},
+    ('infer', 'float32'): {'xla_cpu_experimental_ynn_fusion_type': ''},
+    ('train', 'bfloat16'): {},  # XLA's defaults.
+    ('infer', 'bfloat16'): _INDIVIDUAL_DOT,
 }
+PRECISIONS = ('float32', 'bfloat16')
 CACHE_ENV = 'TTM_COMPILATION_CACHE'
 
 
 @functools.lru_cache(maxsize=None)
-def _accepted(kind: str) -> bool:
+def _accepted(key: Tuple[str, str]) -> bool:
   """Whether this jaxlib takes the options (else they are left out)."""
   try:
-    jax.jit(lambda x: x + 1, compiler_options=CPU_OPTIONS[kind])(1.0)
+    jax.jit(lambda x: x + 1, compiler_options=CPU_OPTIONS[key])(1.0)
     return True
   except Exception as e:  # pylint: disable=broad-except
     _LOG.warning('XLA options %s not accepted by this jaxlib (%s); '
-                 'compiling with the defaults.', CPU_OPTIONS[kind], e)
+                 'compiling with the defaults.', CPU_OPTIONS[key], e)
     return False
 
 
-def options(kind: str) -> Optional[Dict[str, Any]]:
-  """XLA compiler options for a program of `kind` ('train' or 'infer')."""
-  if jax.default_backend() != 'cpu' or not _accepted(kind):
+def options(kind: str, precision: str = 'float32'
+            ) -> Optional[Dict[str, Any]]:
+  """XLA compiler options for a program of `kind` ('train' or 'infer')
+  computing in `precision` ('float32' or 'bfloat16': the model's
+  compute_dtype)."""
+  if precision not in PRECISIONS:
+    raise ValueError(f'precision must be one of {PRECISIONS}, got '
+                     f'{precision!r}.')
+  key = (kind, precision)
+  if jax.default_backend() != 'cpu' or not _accepted(key):
     return None
-  return dict(CPU_OPTIONS[kind])
+  return dict(CPU_OPTIONS[key])
 
 
-def jit(fn: Callable, kind: str, **kwargs) -> Callable:
-  """`jax.jit(fn, **kwargs)` with the options for `kind`."""
-  return jax.jit(fn, compiler_options=options(kind), **kwargs)
+def precision_of(module: Any) -> str:
+  """'bfloat16' for a module whose matmuls are bfloat16, else 'float32'."""
+  dtype = getattr(module, 'dtype', None)
+  return 'bfloat16' if dtype is not None and jax.numpy.dtype(
+      dtype) == jax.numpy.bfloat16 else 'float32'
+
+
+def jit(fn: Callable, kind: str, precision: str = 'float32',
+        **kwargs) -> Callable:
+  """`jax.jit(fn, **kwargs)` with the options for `kind` and `precision`."""
+  return jax.jit(fn, compiler_options=options(kind, precision), **kwargs)
 
 
 def usable_cores() -> int:

@@ -30,6 +30,7 @@ import ml_collections
 
 from ttm_jax import baselines
 from ttm_jax import checks
+from ttm_jax import compilation
 from ttm_jax import errors
 from ttm_jax import metrics as metrics_lib
 from ttm_jax import schema
@@ -69,6 +70,8 @@ class Predictor:
     quantile_metrics_ok: False for a point model, whose quantile metrics
       would only restate the point forecast (a baseline is scored as
       GluonTS scores a point forecast: every quantile is the point).
+    precision: the model's compute dtype, 'float32' or 'bfloat16' (which
+      XLA options its programs get: `compilation.options`).
   """
   name: str
   forecast: Callable
@@ -78,6 +81,7 @@ class Predictor:
   has_quantiles: bool = False
   default_metrics: Tuple[str, ...] = metrics_lib.POINT_METRICS
   quantile_metrics_ok: bool = False
+  precision: str = 'float32'
 
   def metric_names(self, asked: Sequence[str]) -> Tuple[str, ...]:
     """The metrics to compute: `asked`, or the defaults; a point model
@@ -103,7 +107,8 @@ def model_predictor(model) -> Predictor:
       'model', forecast, config.output_length, config,
       tuple(config.quantile_levels) if quantiles else
       metrics_lib.DEFAULT_LEVELS, quantiles,
-      metrics_lib.default_names(quantiles), quantiles)
+      metrics_lib.default_names(quantiles), quantiles,
+      compilation.precision_of(model.module))
 
 
 def baseline_predictor(name: str, horizon: int, season: int) -> Predictor:

@@ -53,7 +53,8 @@ def residuals(predictor: common.Predictor, variables, source,
     point = _point(predictor.forecast(v, batch))
     return jnp.where(mask > 0, target - point, jnp.nan), batch['weight']
 
-  run = compilation.jit(fn, 'infer', out_shardings=sharding.replicated(mesh))
+  run = compilation.jit(fn, 'infer', predictor.precision,
+                        out_shardings=sharding.replicated(mesh))
   out = []
   for batch in pipeline.EvalBatches(
       subset, sharding.round_to_devices(batch_size, mesh),
@@ -103,7 +104,8 @@ class ConformalEvaluator(common.Evaluator):
         with_offsets(predictor.forecast), self.metrics, context.mesh,
         predictor.config, season=context.season, levels=self.levels,
         compare=common.compared(spec['compare'], predictor.horizon,
-                                context.season))
+                                context.season),
+        precision=predictor.precision)
 
   @classmethod
   def splits_of(cls, spec):

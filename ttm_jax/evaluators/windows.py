@@ -37,8 +37,8 @@ COMPARE = schema.Field((), 'Baselines scored on the same windows with the '
 def make_eval_step(forecast: Callable, metrics: Sequence[metrics_lib.Metric],
                    mesh, config=None, *, season: int = 1,
                    levels: Sequence[float] = metrics_lib.DEFAULT_LEVELS,
-                   compare: Optional[Mapping[str, Callable]] = None
-                   ) -> Callable:
+                   compare: Optional[Mapping[str, Callable]] = None,
+                   precision: str = 'float32') -> Callable:
   """`step(variables, batch, totals) -> totals`: the metric sums of
   `forecast(variables, batch)` on the batch (weighted by the future
   observed mask and the window `weight`) added to running totals on the
@@ -57,6 +57,7 @@ def make_eval_step(forecast: Callable, metrics: Sequence[metrics_lib.Metric],
     compare: other forecasters `batch -> point` (e.g. seasonal naive)
       scored with the same metrics on the same windows; their results come
       back as nested objects under their names.
+    precision: the forecaster's compute dtype (its XLA options).
   """
   from ttm_jax.models import ttm  # pylint: disable=g-import-not-at-top
   pci = config.prediction_channel_indices if config is not None else None
@@ -88,7 +89,7 @@ def make_eval_step(forecast: Callable, metrics: Sequence[metrics_lib.Metric],
   # Totals are not donated: the evaluator waits on the previous ones.
   add = compilation.jit(
       lambda v, b, t: metrics_lib.accumulate(t, sums(v, b)), 'infer',
-      out_shardings=replicated)
+      precision, out_shardings=replicated)
 
   def step(variables, batch, totals=None):
     if totals is None:  # Zeros of the sums' shapes (traced, not compiled).
@@ -147,7 +148,8 @@ class WindowsEvaluator(common.Evaluator):
         predictor.forecast, self.metrics, context.mesh, predictor.config,
         season=context.season, levels=predictor.levels,
         compare=common.compared(spec['compare'], predictor.horizon,
-                                context.season))
+                                context.season),
+        precision=predictor.precision)
 
   @classmethod
   def splits_of(cls, spec):

@@ -54,7 +54,8 @@ def make_train_step(model: factory.Model, optimizer: optim.Optimizer,
     return new_state, metrics
 
   replicated = sharding.replicated(mesh)
-  return compilation.jit(step, 'train', donate_argnums=(0,),
+  return compilation.jit(step, 'train', compilation.precision_of(module),
+                         donate_argnums=(0,),
                          out_shardings=(replicated, replicated))
 
 
@@ -71,8 +72,9 @@ def make_predict_fn(model: factory.Model, mesh,
   def apply(v, batch):
     return module.apply(v, **ttm.model_inputs(batch, config))
 
-  single = compilation.jit(apply, 'infer')
-  spread = compilation.jit(apply, 'infer',
+  precision = compilation.precision_of(module)
+  single = compilation.jit(apply, 'infer', precision)
+  spread = compilation.jit(apply, 'infer', precision,
                            out_shardings=sharding.replicated(mesh))
   on_one = jax.device_put(variables, mesh.devices.flat[0])
   on_all = sharding.replicate(variables, mesh)
