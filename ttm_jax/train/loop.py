@@ -130,10 +130,15 @@ def _forecaster(config, season: int):
   model = factory.create_model(config)
   if model.new_weights:
     _LOG.warning('New weights: %s', model.new_weights)
+  if config.compute_dtype != 'float32':
+    print(f'compute_dtype={config.compute_dtype}: every Linear multiplies '
+          f'in {config.compute_dtype} (float32 accumulation; parameters, '
+          'norms, softmax, loss and optimiser in float32): results differ '
+          'from float32 and from the reference.', flush=True)
   describe = dict(parameters=int(sum(
       np.size(x) for x in jax.tree_util.tree_leaves(
           model.variables['params']))), architecture=architecture(
-              model.config))
+              model.config), compute_dtype=config.compute_dtype)
   return evaluators.model_predictor(model), model.variables, model, describe
 
 
