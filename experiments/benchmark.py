@@ -11,7 +11,11 @@ seasonal naive beside on the same windows.
 --finetune fine-tunes the checkpoint per task on the task's pasts first
 (IBM's GIFT recipe). --recipe backtest_select chooses, per series, among the checkpoint and naive
 baselines by their errors on backtest windows inside each past
-(`ttm_jax/evaluators/backtest_select.py`).
+(`ttm_jax/evaluators/backtest_select.py`). --holdout validation scores
+the validation split instead: each series cut at its first test cutoff
+(nothing at or after it is used) and the task's windows moved back before
+it, the last ending there (`tasks.validation`); its outputs go to
+W/validation/, every row labelled `split`.
 
 Data: each task reads its dataset from --data_dir as the suite publishes it
 (the Hugging Face layout, saved locally), or for Chronos Benchmark II's
@@ -68,6 +72,11 @@ _FINETUNE_LR = flags.DEFINE_float(
     'finetune_lr', 1e-4, "The fine-tune's peak learning rate; 0: the LR "
     "finder's (IBM's default, which picked 1.5e-7 on M1 yearly: no "
     'change from zero-shot; README).')
+_HOLDOUT = flags.DEFINE_enum(
+    'holdout', 'test', ['test', 'validation'],
+    "test: the suite's windows. validation: each series cut at its first "
+    'test cutoff and the same windows moved back before it (for choosing '
+    'options without the test windows); outputs in W/validation/.')
 _RECIPE = flags.DEFINE_enum(
     'recipe', '', ['', 'backtest_select'],
     'backtest_select: per series (or dataset), the checkpoint and naive '
@@ -132,11 +141,14 @@ def main(argv):
     raise errors.DataError(f'--data_dir={_DATA_DIR.value!r} is not a folder '
                            '(or set $TTM_DATA_DIR).')
   recipe = _recipe()
+  # A fine-tune's folder is the split's: a validation fine-tune never
+  # resumes from one that saw the validation windows.
+  workdir = benchmark.split_workdir(_WORKDIR.value, _HOLDOUT.value)
   if _BASELINE.value:
     forecaster = benchmark.baseline_forecaster()
   elif _FINETUNE.value:
     forecaster = benchmark.finetune_forecaster(
-        _CHECKPOINT.value, _WORKDIR.value, _REVISION.value, _QUANTILES.value,
+        _CHECKPOINT.value, workdir, _REVISION.value, _QUANTILES.value,
         _PRETRAINED_ON.value, _FINETUNE_FRACTION.value,
         _FINETUNE_MAX_WINDOWS.value, _FINETUNE_LR.value)
   else:
@@ -148,9 +160,9 @@ def main(argv):
     forecaster = backtest_select.forecaster(forecaster, recipe)
   os.makedirs(_WORKDIR.value, exist_ok=True)
   records = benchmark.run(_SUITE.value, _DATA_DIR.value, _WORKDIR.value,
-                          forecaster, _TASKS.value)
-  print(f'{len(records)} task(s) scored; wrote {_WORKDIR.value}/summary.csv '
-        'and relative.md.', flush=True)
+                          forecaster, _TASKS.value, split=_HOLDOUT.value)
+  print(f'{len(records)} task(s) scored ({_HOLDOUT.value} split); wrote '
+        f'{workdir}/summary.csv and relative.md.', flush=True)
 
 
 if __name__ == '__main__':

@@ -3,6 +3,7 @@ package and GluonTS), every suite's path end to end on small datasets made
 in its published layout, and fev's published ttm-r2 / seasonal_naive
 figures on the Monash tasks held in ../shared."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -382,6 +383,188 @@ def test_fev_task_missing_column_is_named(tmp_path):
   with pytest.raises(errors.DataError, match="'hospital_cases' "
                      r'\(past_dynamic_columns\)'):
     task_data.read(task, str(tmp_path))
+
+
+# ---------------------------------------------------- validation split
+def _recording(forecaster):
+  """The forecaster, and the list its forecasts are appended to (each
+  call's pasts and outputs)."""
+  seen = []
+
+  def forecast(pasts, horizon, freq, levels, season=1):
+    out = forecaster.forecast(pasts, horizon, freq, levels, season=season)
+    seen.append(([np.array(p) for p in pasts], out))
+    return out
+  return dataclasses.replace(forecaster, forecast=forecast), seen
+
+
+def _holdout_case(windows, cutoff, dated):
+  """A task (horizon 3, step 3; `cutoff` None: fev's default), six ragged
+  series (some too short for a window) and, for a date task, their daily
+  stamps ending on different days."""
+  horizon = step = 3
+  first = -horizon - (windows - 1) * step if cutoff is None else cutoff
+  if dated:
+    first = '2020-02-20T00:00:00'
+  task = tasks_lib.Task(
+      suite='chronos_ii', name='t', dataset_path='p', dataset_config='c',
+      horizon=horizon, seasonality=2, num_windows=windows,
+      initial_cutoff=first, window_step_size=step,
+      quantile_levels=(0.1, 0.5, 0.9))
+  values = _ragged(np.random.default_rng(7), 6, 4, 40)
+  stamps = [pd.date_range(end=pd.Timestamp('2020-03-01') - pd.Timedelta(
+      days=i), periods=len(v), freq='D').to_numpy() for i, v in
+            enumerate(values)] if dated else None
+  return task, task_data.Series([f'S{i}' for i in range(6)], values,
+                                'D' if dated else '', 'x', stamps)
+
+
+def _select_model(tiny_model):
+  from ttm_jax.evaluators import backtest_select  # pylint: disable=g-import-not-at-top
+  return backtest_select.forecaster(
+      benchmark.model_forecaster(tiny_model, quantiles='point'),
+      backtest_select.Recipe(windows=2))
+
+
+def _same_records(a, b):
+  timings = ('seconds', 'inference_time_s', 'training_time_s')
+  assert {k: v for k, v in a.items() if k not in timings} == {
+      k: v for k, v in b.items() if k not in timings}
+
+
+def _same_forecasts(a, b):
+  assert len(a) == len(b)
+  for (pasts_a, out_a), (pasts_b, out_b) in zip(a, b):
+    assert len(pasts_a) == len(pasts_b)
+    for x, y in zip(pasts_a, pasts_b):
+      np.testing.assert_array_equal(x, y)
+    for x, y in zip(out_a, out_b):
+      np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize('windows,cutoff,dated', [
+    (1, None, False), (2, None, False), (1, -8, False), (2, None, True)])
+def test_validation_split_is_the_test_split_of_cut_series(
+    tiny_model, windows, cutoff, dated):
+  """split='validation' forecasts and scores exactly what test does on the
+  series cut by hand at their first test cutoff, with the windows ending
+  there: fev's default cutoff is the same task on series one horizon
+  (times the windows) shorter; an explicit cutoff (-8, ETTm's kind) or a
+  date moves back by the windows' span (3 steps a window here)."""
+  task, series = _holdout_case(windows, cutoff, dated)
+  if dated:  # Stamps up to the cutoff kept; cutoffs 2 x 3 days earlier.
+    keep = [int(np.sum(t <= np.datetime64('2020-02-20'))) for t in
+            series.timestamps]
+    expected_task = dataclasses.replace(
+        task, initial_cutoff='2020-02-14T00:00:00')
+  else:
+    keep = [max(0, len(v) + task.initial_cutoff) for v in series.values]
+    expected_task = task if cutoff is None else dataclasses.replace(
+        task, initial_cutoff=-3)
+  cut = dataclasses.replace(
+      series, values=[v[:k] for v, k in zip(series.values, keep)],
+      timestamps=None if not dated else [
+          t[:k] for t, k in zip(series.timestamps, keep)])
+  ours, seen = _recording(_select_model(tiny_model))
+  theirs, expected = _recording(_select_model(tiny_model))
+  record = benchmark.run_task(task, series, ours, split='validation')
+  reference = benchmark.run_task(expected_task, cut, theirs)
+  assert record['split'] == 'validation' and reference['split'] == 'test'
+  reference['split'] = 'validation'
+  _same_records(record, reference)
+  _same_forecasts(seen, expected)
+  assert record['num_forecasts'] >= 4
+  # Not the test split's windows.
+  test = benchmark.run_task(task, series, benchmark.baseline_forecaster())
+  assert test['seasonal_naive'] != record['seasonal_naive']
+
+
+@pytest.mark.parametrize('dated', [False, True])
+def test_validation_split_never_reads_the_test_windows(tiny_model, dated):
+  """Every value at or after each series' first test cutoff poisoned (NaN,
+  +-1e12, inf): the validation forecasts and record are bit-identical."""
+  task, series = _holdout_case(2, None, dated)
+  if dated:
+    first = [int(np.sum(t <= np.datetime64('2020-02-20'))) for t in
+             series.timestamps]
+  else:
+    first = [max(0, len(v) - 6) for v in series.values]
+  poison = np.array([np.nan, 1e12, -1e12, np.inf])
+  poisoned = dataclasses.replace(series, values=[
+      np.concatenate([v[:k], np.resize(poison, len(v) - k)])
+      for v, k in zip(series.values, first)])
+  clean, seen = _recording(_select_model(tiny_model))
+  dirty, seen_dirty = _recording(_select_model(tiny_model))
+  record = benchmark.run_task(task, series, clean, split='validation')
+  _same_records(record, benchmark.run_task(task, poisoned, dirty,
+                                           split='validation'))
+  _same_forecasts(seen, seen_dirty)
+  assert np.isfinite(record['metrics']['MASE'])
+
+
+def test_validation_outputs_say_their_split(tmp_path):
+  """The runner with --holdout validation and without, in one workdir:
+  validation in W/validation/, test in W/, every record and table row
+  labelled with its split; seasonal naive on the validation windows by
+  hand; a rerun skips each split's finished task; a record of the other
+  split is refused, not mixed in."""
+  from tests import entry_points  # pylint: disable=g-import-not-at-top
+  values = _ragged(np.random.default_rng(8), 5, 14, 30)
+  data = tmp_path / 'data'
+  folder = data / 'autogluon/chronos_datasets/monash_m1_yearly'
+  folder.mkdir(parents=True)
+  pq.write_table(pa.Table.from_pandas(_long_frame(values)),
+                 folder / 'train-00000-of-00001.parquet')
+  work = tmp_path / 'work'
+  base = ['experiments.benchmark', '--suite', 'chronos_ii', '--baseline',
+          'seasonal_naive', '--data_dir', str(data), '--workdir', str(work),
+          '--tasks', 'monash_m1_yearly']
+  outcomes = entry_points.run_batch([base + ['--holdout', 'validation'],
+                                     base])
+  for rc, out, err in outcomes:
+    assert rc == 0, (out + err)[-3000:]
+  assert '(validation split)' in outcomes[0][1]
+  splits = {'validation': work / 'validation', 'test': work}
+  records = {}
+  for split, where in splits.items():
+    records[split] = json.loads(
+        (where / 'tasks/monash_m1_yearly.json').read_text())
+    assert records[split]['split'] == split
+    assert pd.read_csv(where / 'summary.csv')['split'].tolist() == [split]
+    assert set(pd.read_csv(where / 'relative.csv')['split']) == {split}
+  # Yearly: season 1, the last value; validation truth the 6 before the
+  # test's, pasts what precedes them.
+  pasts = [v[:-12] for v in values]
+  truth = np.stack([v[-12:-6] for v in values])
+  point = np.stack([np.full(6, p[-1]) for p in pasts])
+  scale = np.array([np.mean(np.abs(np.diff(p))) for p in pasts])
+  assert records['validation']['seasonal_naive']['MASE'] == pytest.approx(
+      np.mean(np.abs(truth - point) / scale[:, None]), rel=1e-9)
+  assert records['test']['seasonal_naive'] != records['validation'][
+      'seasonal_naive']
+
+  def fail(*args, **kwargs):
+    raise AssertionError('a finished task ran again')
+  original = benchmark.run_task
+  benchmark.run_task = fail
+  try:
+    for split in splits:
+      [again] = benchmark.run('chronos_ii', str(data), str(work),
+                              benchmark.baseline_forecaster(),
+                              ['monash_m1_yearly'], lambda line: None,
+                              split=split)
+      assert again == records[split]
+    # A validation record where test records go: refused.
+    mixed = tmp_path / 'mixed'
+    (mixed / 'tasks').mkdir(parents=True)
+    (mixed / 'tasks/monash_m1_yearly.json').write_text(
+        json.dumps(records['validation']))
+    with pytest.raises(errors.ConfigError, match='holds a validation'):
+      benchmark.run('chronos_ii', str(data), str(mixed),
+                    benchmark.baseline_forecaster(), ['monash_m1_yearly'],
+                    lambda line: None)
+  finally:
+    benchmark.run_task = original
 
 
 # ----------------------------------------------- published fev figures

@@ -28,6 +28,12 @@ finished tasks), then:
   all_results.csv, config.json   GIFT-Eval's submission files
   relative.png       the relative MASE and WQL per task
   missing.json       datasets not found, with the id to fetch them by
+
+split='validation' scores every task on its validation split instead
+(`tasks.validation`: each series cut at its first test cutoff, the same
+windows moved back before it; seasonal naive on those windows too), in
+`workdir/validation/` (the same files): every record and row says its
+split (`split`), and a record of the other split is never read back.
 """
 
 from __future__ import annotations
@@ -344,11 +350,39 @@ def _gift_scores(task, gift) -> Dict[str, float]:
                            task.quantile_levels)
 
 
-def run_task(task: tasks_lib.Task, series: task_data.Series,
-             forecaster: Forecaster) -> Dict[str, Any]:
-  """One task's record: its metrics, seasonal naive's on the same windows,
-  the overlap flag, the timings."""
+def _check_split(split: str) -> None:
+  if split not in tasks_lib.SPLITS:
+    raise errors.ConfigError(f'split={split!r}: expected one of '
+                             f'{list(tasks_lib.SPLITS)}.')
+
+
+def split_workdir(workdir: str, split: str) -> str:
+  """Where a split's outputs go: `workdir` for test, `workdir/validation`
+  for validation."""
+  _check_split(split)
+  return workdir if split == 'test' else os.path.join(workdir, split)
+
+
+def holdout(task: tasks_lib.Task, series: task_data.Series, split: str):
+  """(task, series) of `split`: as read for test; for validation, each
+  series cut at its first test cutoff and the task's windows moved back
+  before it (`tasks.validation`). GIFT's window count is fixed from the
+  full series' lengths first, as for test."""
   task = task.with_windows([len(v) for v in series.values])
+  _check_split(split)
+  if split == 'test':
+    return task, series
+  task, values, stamps = tasks_lib.validation(task, series.values,
+                                              series.timestamps, series.freq)
+  return task, dataclasses.replace(series, values=values, timestamps=stamps)
+
+
+def run_task(task: tasks_lib.Task, series: task_data.Series,
+             forecaster: Forecaster, split: str = 'test') -> Dict[str, Any]:
+  """One task's record on `split` ('test': the task's windows;
+  'validation': those before them, `holdout`): its metrics, seasonal
+  naive's on the same windows, the overlap flag, the timings."""
+  task, series = holdout(task, series, split)
   windows = tasks_lib.windows(task, series.values, series.timestamps,
                               series.freq)
   training = None
@@ -364,7 +398,7 @@ def run_task(task: tasks_lib.Task, series: task_data.Series,
   seconds = time.time() - start
   naive_windows, naive_gift = _score(task, baseline_forecaster(), windows,
                                      series.freq, series.dims)
-  record = dict(task_name=task.name, suite=task.suite,
+  record = dict(task_name=task.name, suite=task.suite, split=split,
                 dataset_id=task.dataset_id, source=series.source,
                 horizon=task.horizon, seasonality=task.seasonality,
                 num_windows=task.num_windows,
@@ -389,12 +423,13 @@ def run_task(task: tasks_lib.Task, series: task_data.Series,
 
 
 def run(suite: str, data_dir: str, workdir: str, forecaster: Forecaster,
-        names: Sequence[str] = (), progress: Callable[[str], None] = print
-        ) -> List[Dict[str, Any]]:
-  """Every task of `suite` (or those named): records in
-  workdir/tasks/<task>.json (finished ones are read back, not rerun),
-  then the summary files."""
+        names: Sequence[str] = (), progress: Callable[[str], None] = print,
+        split: str = 'test') -> List[Dict[str, Any]]:
+  """Every task of `suite` (or those named) on `split`: records in
+  <split_workdir>/tasks/<task>.json (finished ones are read back, not
+  rerun), then the summary files there."""
   chosen = tasks_lib.select(tasks_lib.load_suite(suite), names)
+  workdir = split_workdir(workdir, split)
   folder = os.path.join(workdir, 'tasks')
   os.makedirs(folder, exist_ok=True)
   records, missing = [], []
@@ -402,7 +437,12 @@ def run(suite: str, data_dir: str, workdir: str, forecaster: Forecaster,
     path = os.path.join(folder, task.name.replace('/', '__') + '.json')
     if os.path.exists(path):
       with open(path) as f:
-        records.append(json.load(f))
+        record = json.load(f)
+      if record.get('split', 'test') != split:  # Older records: test.
+        raise errors.ConfigError(
+            f'{path} holds a {record.get("split", "test")} record; this '
+            f'run scores {split}: use another --workdir.')
+      records.append(record)
       continue
     start = time.time()
     series = task_data.read(task, data_dir)
@@ -412,7 +452,7 @@ def run(suite: str, data_dir: str, workdir: str, forecaster: Forecaster,
       progress(f'{task.name}: no data (fetch {series.dataset_id}); skipped.')
       continue
     try:
-      record = run_task(task, series, forecaster)
+      record = run_task(task, series, forecaster, split)
     except errors.TTMError as e:
       missing.append(dict(task=task.name, dataset_id=task.dataset_id,
                           unsupported=str(e)))
@@ -422,7 +462,7 @@ def run(suite: str, data_dir: str, workdir: str, forecaster: Forecaster,
     _write_json(path, record)
     records.append(record)
     m, n = record['metrics'], record['seasonal_naive']
-    progress(f'{task.name}: MASE {m["MASE"]:.4f} (seasonal naive '
+    progress(f'{task.name} ({split}): MASE {m["MASE"]:.4f} (seasonal naive '
              f'{n["MASE"]:.4f}), WQL {m.get("WQL", float("nan")):.4f}, '
              f'{record["num_forecasts"]} forecasts, {record["seconds"]} s')
     if record['covariates_ignored']:

@@ -15,6 +15,13 @@ padded). GIFT-Eval's test windows
 are the same arithmetic: `windows` non-overlapping horizons at the end of
 each series, their number 1 for M4 and otherwise ceil(10% of the shortest
 series / horizon), between 1 and 20.
+
+The validation split (`validation`) is the task moved back before its
+test windows: each series cut at its first test cutoff (nothing at or
+after it is kept), then the same windows (count, step, horizon) cut from
+what is left, the last ending at that cutoff: every cutoff moved back by
+the test windows' span, `(num_windows - 1) * window_step_size + horizon`
+steps (one horizon times the windows with fev's default cutoffs).
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from ttm_jax import errors
 
 SUITES_DIR = os.path.join(os.path.dirname(__file__), 'suites')
 SUITES = ('chronos_ii', 'fev_bench', 'gift_eval')
+SPLITS = ('test', 'validation')  # The task's own windows, or those before.
 _FEV_FILES = {'chronos_ii': 'fev_chronos_ii.yaml',
               'fev_bench': 'fev_bench.yaml'}
 
@@ -119,6 +127,19 @@ class Task:
     """Whether the cutoffs are dates (else step counts)."""
     return isinstance(self.initial_cutoff, str)
 
+  def date_step(self, freq: str = ''):
+    """The pandas offset between date cutoffs (`window_step_size` steps of
+    `freq` when it is a count)."""
+    import pandas as pd  # pylint: disable=g-import-not-at-top
+    if isinstance(self.window_step_size, str):
+      return pd.tseries.frequencies.to_offset(self.window_step_size)
+    if freq:
+      return pd.tseries.frequencies.to_offset(freq) * self.window_step_size
+    raise errors.DataError(
+        f'Task {self.name}: its date cutoffs step by '
+        f'{self.window_step_size} steps, but the data has no inferable '
+        'frequency.')
+
   def cutoffs(self, freq: str = '') -> List[Any]:
     """The windows' cutoffs: steps (ints), or pandas Timestamps for a date
     cutoff (fev `Task.cutoffs`: an integer step is `freq` steps)."""
@@ -126,15 +147,7 @@ class Task:
       return [self.initial_cutoff + k * self.window_step_size
               for k in range(self.num_windows)]
     import pandas as pd  # pylint: disable=g-import-not-at-top
-    if isinstance(self.window_step_size, str):
-      offset = pd.tseries.frequencies.to_offset(self.window_step_size)
-    elif freq:
-      offset = pd.tseries.frequencies.to_offset(freq) * self.window_step_size
-    else:
-      raise errors.DataError(
-          f'Task {self.name}: its date cutoffs step by '
-          f'{self.window_step_size} steps, but the data has no inferable '
-          'frequency.')
+    offset = self.date_step(freq)
     first = pd.Timestamp(self.initial_cutoff)
     # As fev: no offset added to the first (an anchored offset would move
     # it).
@@ -294,3 +307,50 @@ def windows(task: Task, series: Sequence[np.ndarray],
           f'and {task.horizon} future points at cutoff {cutoff}.')
     out.append(Window(keep, pasts, np.stack(futures)))
   return out
+
+
+def validation(task: Task, series: Sequence[np.ndarray],
+               timestamps: Optional[Sequence[np.ndarray]] = None,
+               freq: str = '') -> Tuple[Task, List[np.ndarray],
+                                        Optional[List[np.ndarray]]]:
+  """The validation split of `task` (its window count fixed: GIFT's
+  `with_windows` first): (the task whose windows `windows` cuts from the
+  truncated series, each series cut at its first test cutoff, their
+  timestamps cut alike). The validation windows end at that cutoff; the
+  series' values at or after it are not in the result."""
+  if not task.num_windows:
+    raise errors.ConfigError(f'Task {task.name}: fix its windows '
+                             '(with_windows) before its validation split.')
+  lengths = np.array([len(s) for s in series])
+  cutoffs = task.cutoffs(freq)
+  index = np.min([_cutoff_indices(task, c, lengths, timestamps)
+                  for c in cutoffs], axis=0)
+  cut = [np.asarray(s)[:i] for s, i in zip(series, index)]
+  stamps = None if timestamps is None else [
+      np.asarray(t)[:i] for t, i in zip(timestamps, index)]
+  if task.dated:
+    import pandas as pd  # pylint: disable=g-import-not-at-top
+    if not freq:
+      raise errors.DataError(
+          f'Task {task.name}: its validation split moves its date cutoffs '
+          f'back by {task.horizon} steps, but the data has no inferable '
+          'frequency.')
+    first = cutoffs[0] - pd.tseries.frequencies.to_offset(
+        freq) * task.horizon
+    if len(cutoffs) > 1:
+      first = first - task.date_step(freq) * (len(cutoffs) - 1)
+    start = first.isoformat()
+  else:
+    span = (task.num_windows - 1) * task.window_step_size + task.horizon
+    if cutoffs[0] < 0 and cutoffs[-1] >= 0:
+      raise errors.ConfigError(
+          f'Task {task.name}: its cutoffs {cutoffs} count from the end '
+          'and from the start; no validation split.')
+    # From the end of the cut series, or from the start as the test's.
+    start = -span if cutoffs[0] < 0 else cutoffs[0] - span
+    if start < 0 <= cutoffs[0]:
+      raise errors.DataError(
+          f'Task {task.name}: its first cutoff {cutoffs[0]} leaves no room '
+          f'for {task.num_windows} validation window(s) of {span} steps '
+          'before it.')
+  return dataclasses.replace(task, initial_cutoff=start), cut, stamps

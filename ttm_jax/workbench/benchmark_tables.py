@@ -14,7 +14,7 @@ import pandas
 from ttm_jax.evaluators import task_metrics
 from ttm_jax.evaluators import tasks as tasks_lib
 
-FEV_COLUMNS = ('task_name', 'model_name', 'dataset_path', 'dataset_config',
+FEV_COLUMNS = ('task_name', 'model_name', 'split', 'dataset_path', 'dataset_config',
                'horizon', 'num_windows', 'seasonality', 'eval_metric',
                'test_error', 'MASE', 'WQL', 'SQL', 'WAPE',
                'trained_on_this_dataset', 'quantile_source',
@@ -26,7 +26,8 @@ FEV_COLUMNS = ('task_name', 'model_name', 'dataset_path', 'dataset_config',
 def summary(records: Sequence[Dict[str, Any]], suite: str,
             config: Dict[str, Any]) -> pandas.DataFrame:
   """One row per task in fev's summary format (test_error is the task's
-  eval metric)."""
+  eval metric; `split` says whether its windows are the test's or the
+  validation ones before them)."""
   specs = {t.name: t for t in tasks_lib.load_suite(suite)}
   rows = []
   for record in records:
@@ -34,6 +35,7 @@ def summary(records: Sequence[Dict[str, Any]], suite: str,
     metrics = record['metrics']
     rows.append(dict(
         task_name=task.name, model_name=record['model_name'],
+        split=_split(record),
         dataset_path=task.dataset_path, dataset_config=task.dataset_config,
         horizon=task.horizon, num_windows=record['num_windows'],
         seasonality=task.seasonality, eval_metric=task.eval_metric,
@@ -51,13 +53,21 @@ def summary(records: Sequence[Dict[str, Any]], suite: str,
   return pandas.DataFrame(rows, columns=list(FEV_COLUMNS))
 
 
+def _split(record: Dict[str, Any]) -> str:
+  return record.get('split', 'test')  # Records written before splits.
+
+
 def relative(records: Sequence[Dict[str, Any]]) -> pandas.DataFrame:
   """Per task, each metric over seasonal naive's on the same windows
   (clipped to [0.01, 100], as fev's leaderboard), and a last row with
-  their geometric means."""
+  their geometric means; `split` says which windows (one split a table:
+  a mix is an error)."""
+  splits = sorted({_split(r) for r in records})
+  if len(splits) > 1:
+    raise ValueError(f'records of splits {splits} in one table.')
   rows = []
   for record in records:
-    row = {'task_name': record['task_name'],
+    row = {'task_name': record['task_name'], 'split': _split(record),
            'trained_on_this_dataset': record['trained_on_this_dataset']}
     for name in ('MASE', 'WQL', 'SQL'):
       ours, naive = record['metrics'].get(name), record[
@@ -70,7 +80,8 @@ def relative(records: Sequence[Dict[str, Any]]) -> pandas.DataFrame:
     means = {c: task_metrics.geometric_mean(frame[c].dropna())
              for c in ('MASE', 'WQL', 'SQL') if c in frame}
     frame = pandas.concat([frame, pandas.DataFrame(
-        [dict(task_name='geometric mean', **means)])], ignore_index=True)
+        [dict(task_name='geometric mean', split=splits[0], **means)])],
+        ignore_index=True)
   return frame
 
 
