@@ -56,7 +56,6 @@ from ttm_jax import optim  # pylint: disable=g-import-not-at-top
 from ttm_jax import sharding  # pylint: disable=g-import-not-at-top
 from ttm_jax.models import checkpoint  # pylint: disable=g-import-not-at-top
 from ttm_jax.models import factory  # pylint: disable=g-import-not-at-top
-from ttm_jax.models import ttm  # pylint: disable=g-import-not-at-top
 from ttm_jax.train import state as state_lib  # pylint: disable=g-import-not-at-top
 from ttm_jax.train import steps  # pylint: disable=g-import-not-at-top
 
@@ -127,11 +126,6 @@ def load_model(path, fixture):
   return config, variables
 
 
-def model_of(config, variables, precision):
-  module = ttm.build_module(config, dtype=factory.compute_dtype(precision))
-  return factory.Model(config, module, variables)
-
-
 def rel_diff(a, b):
   """max |a - b| / max |b|."""
   a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
@@ -141,16 +135,11 @@ def rel_diff(a, b):
 def parity(config, variables, fixture, mesh):
   out = {}
   for precision in PRECISIONS:
-    predict = steps.make_predict_fn(model_of(config, variables, precision),
+    predict = steps.make_predict_fn(bench_model.model_of(config, variables, precision),
                                     mesh)
     got = predict({'past_values': fixture['past_values']}).prediction_outputs
     out[precision] = rel_diff(got, fixture['prediction_outputs'])
   return out
-
-
-def _train_batch(size, config, seed=1):
-  batch = bench_model._batch(size, config, seed)  # pylint: disable=protected-access
-  return batch
 
 
 def devices_diff(config, variables, train=True):
@@ -158,10 +147,10 @@ def devices_diff(config, variables, train=True):
   step, float32 (None with a single device)."""
   if jax.device_count() < 2:
     return None
-  model = model_of(config, variables, 'float32')
+  model = bench_model.model_of(config, variables, 'float32')
   meshes = [sharding.make_mesh(jax.devices()[:1]), sharding.make_mesh()]
   size = 8 * jax.device_count()
-  batch = _train_batch(size, config)
+  batch = bench_model.batch(size, config, seed=1)
   forward = [steps.make_predict_fn(model, mesh)(
       {k: v for k, v in batch.items() if k.startswith('past')}
   ).prediction_outputs for mesh in meshes]
@@ -181,23 +170,6 @@ def devices_diff(config, variables, train=True):
       jax.tree_util.tree_leaves(after[0][0])))
   return dict(out, loss=abs(after[1][1] - after[0][1]) / abs(after[0][1]),
               params_after_step=params)
-
-
-def _median_seconds(fn, calls):
-  times = []
-  for _ in range(calls):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
-
-
-def _cost(compiled, devices):
-  cost = compiled.cost_analysis()
-  cost = cost[0] if isinstance(cost, list) else cost
-  # The cost analysis counts one device's share of a sharded program.
-  return (cost.get('flops', 0.0) * devices,
-          cost.get('bytes accessed', 0.0) * devices)
 
 
 def _peaks(precision, cpu_rates):
@@ -222,24 +194,20 @@ def _roofline(flops, nbytes, series, precision, cpu_rates):
 
 def throughput(config, variables, precision, mesh, sizes, calls, cpu_rates):
   """Forward and train rates at each batch size (windows of 7 channels)."""
-  model = model_of(config, variables, precision)
-  module, devices = model.module, mesh.devices.size
+  model = bench_model.model_of(config, variables, precision)
   out = {'forward': {}, 'train': {}, 'compile_s': {}}
   predict = steps.make_predict_fn(model, mesh)
   optimizer = optim.make_optimizer(10_000, 1e-3)
   train_step = steps.make_train_step(model, optimizer, mesh)
   for size in sizes['forward']:
-    batch = {k: v for k, v in _train_batch(size, config).items()
+    batch = {k: v for k, v in bench_model.batch(size, config, seed=1).items()
              if k.startswith('past')}
     run = lambda b=batch: jax.block_until_ready(predict(b).prediction_outputs)
     start = time.perf_counter()
     run()
     first = time.perf_counter() - start
-    seconds = _median_seconds(run, calls)
-    lowered = jax.jit(lambda v, i: module.apply(v, **i).prediction_outputs
-                      ).lower(variables, {k: jnp.asarray(v)
-                                          for k, v in batch.items()})
-    flops, nbytes = _cost(lowered.compile(), 1)
+    seconds = statistics.median(bench_model.times(run, calls))
+    flops, nbytes = bench_model.forward_cost(model.module, variables, batch)
     series = size * CHANNELS
     out['forward'][size] = dict(
         series_per_s=series / seconds,
@@ -247,13 +215,13 @@ def throughput(config, variables, precision, mesh, sizes, calls, cpu_rates):
     out['compile_s'][f'forward_b{size}'] = max(first - seconds, 0.0)
   for size in sizes['train']:
     state = state_lib.create_train_state(0, variables, optimizer, mesh)
-    batch = sharding.shard_batch(_train_batch(size, config), mesh)
+    batch = sharding.shard_batch(bench_model.batch(size, config, seed=1), mesh)
     start = time.perf_counter()
     # Timed through this compiled program (the jitted step's own cache
     # would compile it again).
     compiled = train_step.lower(state, batch).compile()
     out['compile_s'][f'train_b{size}'] = time.perf_counter() - start
-    flops, nbytes = _cost(compiled, devices)
+    flops, nbytes = bench_model.cost(compiled, mesh.devices.size)
     box = [state]
 
     def step(b=batch, compiled=compiled):
@@ -261,7 +229,7 @@ def throughput(config, variables, precision, mesh, sizes, calls, cpu_rates):
       jax.block_until_ready(metrics['train/loss'])
 
     step()
-    seconds = _median_seconds(step, calls)
+    seconds = statistics.median(bench_model.times(step, calls))
     series = size * CHANNELS
     out['train'][size] = dict(
         series_per_s=series / seconds,

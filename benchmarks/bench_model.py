@@ -64,7 +64,8 @@ def sgemm_rate(n=2048, repeats=10, dtype=jnp.float32):
   return 2 * n**3 / best
 
 
-def _batch(size, config, seed=0):
+def batch(size, config, seed=0):
+  """Random windows of `config`'s shapes, CHANNELS channels, all observed."""
   rng = np.random.default_rng(seed)
   past = rng.normal(size=(size, config.context_length, CHANNELS))
   future = rng.normal(size=(size, config.prediction_length, CHANNELS))
@@ -74,49 +75,58 @@ def _batch(size, config, seed=0):
           'future_observed_mask': np.ones(future.shape, np.float32)}
 
 
+def model_of(config, variables, precision='float32'):
+  """The model of `variables` computing in `precision` (compute_dtype)."""
+  module = ttm.build_module(config, dtype=factory.compute_dtype(precision))
+  return factory.Model(config, module, variables)
+
+
+def cost(compiled, devices=1):
+  """(FLOPs, bytes accessed) of a compiled program over `devices` (XLA's
+  cost analysis counts one device's share of a sharded program)."""
+  analysis = compiled.cost_analysis()
+  analysis = analysis[0] if isinstance(analysis, list) else analysis
+  return (analysis.get('flops', 0.0) * devices,
+          analysis.get('bytes accessed', 0.0) * devices)
+
+
+def forward_cost(module, variables, inputs):
+  """(FLOPs, bytes) of one forward of `module` on `inputs` (the past_*
+  arrays), compiled on its own."""
+  inputs = {k: jnp.asarray(v) for k, v in inputs.items()}
+  return cost(jax.jit(lambda v, i: module.apply(v, **i).prediction_outputs)
+              .lower(variables, inputs).compile())
+
+
 def ours(path, precision='float32'):
   """{measure: (callable, series per call)}, and XLA FLOPs per series."""
   config, _, variables = checkpoint.load_pretrained(path)
-  module = ttm.build_module(config, dtype=factory.compute_dtype(precision))
-  model = factory.Model(config, module, variables)
+  model = model_of(config, variables, precision)
   mesh = sharding.make_mesh()
   predict = steps.make_predict_fn(model, mesh)
   runners = {}
   for size in (64, 1):
-    batch = {k: v for k, v in _batch(size, config).items()
-             if k.startswith('past')}
+    past = {k: v for k, v in batch(size, config).items()
+            if k.startswith('past')}
     runners[f'forward_b{size}'] = (
-        lambda b=batch: jax.block_until_ready(
+        lambda b=past: jax.block_until_ready(
             predict(b).prediction_outputs), size * CHANNELS)
   optimizer = optim.make_optimizer(10_000, 1e-3)
   train_state = [state_lib.create_train_state(0, variables, optimizer, mesh)]
   train_step = steps.make_train_step(model, optimizer, mesh)
-  batch = sharding.shard_batch(_batch(64, config), mesh)
+  train_batch = sharding.shard_batch(batch(64, config), mesh)
 
   def train():
-    train_state[0], metrics = train_step(train_state[0], batch)
+    train_state[0], metrics = train_step(train_state[0], train_batch)
     jax.block_until_ready(metrics['train/loss'])
 
   runners['train_b64'] = (train, 64 * CHANNELS)
-  flops = {'forward_b64': _flops(module, variables, config, 64),
-           'train_b64': _train_flops(train_step, train_state[0], batch)
-                        * mesh.size}  # Cost analysis counts one device.
+  past = {k: v for k, v in batch(64, config).items() if k.startswith('past')}
+  flops = {'forward_b64': forward_cost(model.module, variables, past)[0]
+                          / (64 * CHANNELS),
+           'train_b64': cost(train_step.lower(train_state[0], train_batch)
+                             .compile(), mesh.size)[0] / (64 * CHANNELS)}
   return runners, flops, mesh.devices.size
-
-
-def _flops(module, variables, config, size):
-  inputs = {k: jnp.asarray(v) for k, v in _batch(size, config).items()
-            if k.startswith('past')}
-  cost = jax.jit(lambda v, i: module.apply(v, **i).prediction_outputs).lower(
-      variables, inputs).compile().cost_analysis()
-  cost = cost[0] if isinstance(cost, list) else cost
-  return cost['flops'] / (size * CHANNELS)
-
-
-def _train_flops(train_step, state, batch):
-  cost = train_step.lower(state, batch).compile().cost_analysis()
-  cost = cost[0] if isinstance(cost, list) else cost
-  return cost['flops'] / (64 * CHANNELS)
 
 
 def reference(path, peer='eager', precision='float32'):
@@ -134,7 +144,7 @@ def reference(path, peer='eager', precision='float32'):
   opt = torch.optim.AdamW(ref.parameters(), lr=1e-4, weight_decay=0.01)
   runners = {}
   for size in (64, 1):
-    past = torch.tensor(_batch(size, ref.config)['past_values'])
+    past = torch.tensor(batch(size, ref.config)['past_values'])
 
     def forward(x=past):
       ref.eval()
@@ -142,7 +152,7 @@ def reference(path, peer='eager', precision='float32'):
         call(past_values=x)
 
     runners[f'forward_b{size}'] = (forward, size * CHANNELS)
-  data = {k: torch.tensor(v) for k, v in _batch(64, ref.config).items()}
+  data = {k: torch.tensor(v) for k, v in batch(64, ref.config).items()}
 
   def train():
     ref.train()
@@ -157,7 +167,8 @@ def reference(path, peer='eager', precision='float32'):
   return runners
 
 
-def _times(fn, calls):
+def times(fn, calls):
+  """The seconds of each of `calls` calls of `fn`."""
   out = []
   for _ in range(calls):
     start = time.perf_counter()
@@ -168,8 +179,8 @@ def _times(fn, calls):
 
 def measure(sides, rounds, calls):
   """Interleaved rounds: {side: {name: series/s (median)}}."""
-  times = {side: {name: [] for name in runners}
-           for side, runners in sides.items()}
+  seconds = {side: {name: [] for name in runners}
+              for side, runners in sides.items()}
   for side, runners in sides.items():  # Warm-up (and compilation).
     for fn, _ in runners.values():
       for _ in range(3):
@@ -178,10 +189,10 @@ def measure(sides, rounds, calls):
     for name in next(iter(sides.values())):
       for side, runners in sides.items():
         fn, _ = runners[name]
-        times[side][name] += _times(fn, calls * (5 if 'b1' in name else 1))
+        seconds[side][name] += times(fn, calls * (5 if 'b1' in name else 1))
   return {side: {name: sides[side][name][1] / statistics.median(ts)
                  for name, ts in by_name.items()}
-          for side, by_name in times.items()}
+          for side, by_name in seconds.items()}
 
 
 def best_peers(rates, precision):

@@ -50,8 +50,7 @@ def run(arch, windows, num_steps, threads):
   batches = iter(pipeline.train_dataset(windows, BATCH, seed=0,
                                         num_threads=threads))
   first = sharding.shard_batch(next(batches), mesh)
-  cost = step.lower(state, first).compile().cost_analysis()
-  flops = (cost[0] if isinstance(cost, list) else cost)['flops'] * mesh.size
+  flops = bench_model.cost(step.lower(state, first).compile(), mesh.size)[0]
   for _ in range(2):  # Compile and warm up.
     state, metrics = step(state, sharding.shard_batch(next(batches), mesh))
   jax.block_until_ready(metrics)

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import flax.linen as nn
 
+from ttm_jax import compilation
 from ttm_jax import errors
 from ttm_jax.models import checkpoint
 from ttm_jax.models import config as config_lib
@@ -96,9 +97,9 @@ def compute_dtype(name: str):
   backend: layers.FLOAT32_PRECISION), 'bfloat16' -> jnp.bfloat16 (every
   Linear's products in bfloat16 with float32 accumulation; parameters,
   norms, GELU, softmax, loss and optimiser in float32)."""
-  if name not in ('float32', 'bfloat16'):
-    raise ValueError(f"compute_dtype must be 'float32' or 'bfloat16', got "
-                     f'{name!r}.')
+  if name not in compilation.PRECISIONS:
+    raise ValueError(f'compute_dtype must be one of {compilation.PRECISIONS}, '
+                     f'got {name!r}.')
   return jnp.bfloat16 if name == 'bfloat16' else None
 
 
@@ -106,11 +107,6 @@ def create_model(config) -> Model:
   """The experiment's model: `config.checkpoint` loaded, or a new one."""
   rng = jax.random.key(config.seed)
   dtype = compute_dtype(config.compute_dtype)
-  if dtype is not None:
-    _LOG.info('compute_dtype=bfloat16: every Linear multiplies in bfloat16 '
-              '(float32 accumulation; parameters, norms, softmax, loss and '
-              'optimiser float32); outputs differ from float32 by ~1e-2 '
-              'relative, so parity with the reference is not expected.')
   if not config.checkpoint:
     arch = presets.arch(config.model.preset) if config.model.preset else {}
     arch.update(context_length=config.context_length,

@@ -14,9 +14,9 @@ import pandas
 from ttm_jax.evaluators import task_metrics
 from ttm_jax.evaluators import tasks as tasks_lib
 
-FEV_COLUMNS = ('task_name', 'model_name', 'split', 'dataset_path', 'dataset_config',
-               'horizon', 'num_windows', 'seasonality', 'eval_metric',
-               'test_error', 'MASE', 'WQL', 'SQL', 'WAPE',
+FEV_COLUMNS = ('task_name', 'model_name', 'split', 'dataset_path',
+               'dataset_config', 'horizon', 'num_windows', 'seasonality',
+               'eval_metric', 'test_error', 'MASE', 'WQL', 'SQL', 'WAPE',
                'trained_on_this_dataset', 'quantile_source',
                'covariates_ignored', 'training_time_s',
                'inference_time_s', 'seconds', 'num_series', 'num_forecasts',
