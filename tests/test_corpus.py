@@ -130,6 +130,65 @@ def test_every_train_window_is_the_series_slice_scaled(made):
   assert sum((~m).sum() for m in masks) > 0
 
 
+def test_short_history_windows_pad_as_the_forecasting_api(made):
+  """A short-history window is the plain window with its context's first
+  steps a raw 0 (in the record's scaling: -mean / std), masked; the kept
+  steps and the future untouched; the draw fixed by (seed, i)."""
+  found = made['corpus']
+  plain = found.windows('train', CL, FL, ['a'])
+  cut = found.windows('train', CL, FL, ['a'], short_history=0.5,
+                      short_history_min=3, seed=7)
+  again = found.windows('train', CL, FL, ['a'], short_history=0.5,
+                        short_history_min=3, seed=7)
+  index = found.index
+  raw_zero = {}
+  for row in range(len(index['source'])):
+    raw_zero[row] = -index['mean'][row] / index['std'][row]
+  lengths, n = [], 0
+  for i in range(len(plain)):
+    a, b = plain[i], cut[i]
+    if not a['past_observed_mask'].all():  # NaNs of its own (series 1).
+      continue
+    n += 1
+    np.testing.assert_array_equal(b['future_values'], a['future_values'])
+    np.testing.assert_array_equal(cut[i]['past_values'],
+                                  again[i]['past_values'])
+    kept = b['past_observed_mask'][:, 0]
+    pad = int(np.argmax(kept))
+    if pad == 0:
+      np.testing.assert_array_equal(b['past_values'], a['past_values'])
+      continue
+    lengths.append(CL - pad)
+    assert not kept[:pad].any()
+    np.testing.assert_array_equal(b['past_values'][pad:],
+                                  a['past_values'][pad:])
+    k = int(np.searchsorted(plain.cumulative, i, side='right'))
+    np.testing.assert_allclose(b['past_values'][:pad, 0],
+                               raw_zero[int(plain.rows[k])], rtol=1e-6)
+  # About half the windows cut, to lengths in [3, CL] (a window of length
+  # CL is cut to nothing: it counts as plain).
+  assert 0.35 * n < len(lengths) < 0.65 * n, (len(lengths), n)
+  assert min(lengths) >= 3 and max(lengths) < CL
+  # Undone in raw units, the padding is exactly 0, as a NaN-padded series.
+  row = int(plain.rows[0])
+  i = next(i for i in range(len(plain))
+           if not cut[i]['past_observed_mask'][0, 0]
+           and i < plain.cumulative[0])
+  raw = cut[i]['past_values'][0, 0] * index['std'][row] + index['mean'][row]
+  assert abs(raw) < 1e-3 * index['std'][row]
+
+
+def test_short_history_options_are_checked(made):
+  found = made['corpus']
+  with pytest.raises(errors.ConfigError, match='short_history=1.5'):
+    found.windows('train', CL, FL, short_history=1.5)
+  with pytest.raises(errors.ConfigError, match='short_history_min=0'):
+    found.windows('train', CL, FL, short_history=0.5, short_history_min=0)
+  with pytest.raises(errors.ConfigError, match=f'short_history_min={CL + 1}'):
+    found.windows('train', CL, FL, short_history=0.5,
+                  short_history_min=CL + 1)
+
+
 def test_valid_and_test_windows_start_a_context_early(made):
   found = made['corpus']
   values = made['series'][3]  # 1500 rows, several chunks.

@@ -57,6 +57,8 @@ def test_the_periods_of_each_frequency_are_the_documented_ones():
   assert kernel_synth.PERIODS['h'] == (24, 168)
   assert kernel_synth.PERIODS['15min'] == (96, 672)
   assert kernel_synth.PERIODS['D'] == (7, 365.25)
+  assert kernel_synth.PERIODS['QS'] == (4,)
+  assert kernel_synth.PERIODS['YS'] == ()  # Yearly: no seasonal kernel.
   for freq, periods in kernel_synth.PERIODS.items():
     rng = np.random.default_rng(0)
     drawn = {kernel.period for kernel in (
@@ -117,3 +119,40 @@ def test_smooth_kernels_and_compositions():
   # Constant-only compositions are drawn again: no flat series.
   assert all(kernel_synth.make_series(1, i, 50, 'h')[0].std() > 0
              for i in range(200))
+
+
+@pytest.mark.parametrize('alias,freq', [('Q', 'QS'), ('QE', 'QS'),
+                                        ('Y', 'YS'), ('A', 'YS'),
+                                        ('M', 'MS')])
+def test_low_frequency_aliases(alias, freq):
+  assert kernel_synth.canonical(alias) == freq
+
+
+def test_yearly_series_have_no_cycle_and_quarterly_a_yearly_one():
+  """Yearly kernels never include a periodic one, and those series are
+  not flat; a quarterly periodic kernel repeats every 4 steps."""
+  for i in range(50):
+    values, text = kernel_synth.make_series(0, i, 60, 'YS')
+    assert 'Per(' not in text and np.std(values) > 0, text
+  rng = np.random.default_rng(1)
+  values = kernel_synth.sample(kernel_synth.Kernel('periodic', 1.0, 4.0),
+                               rng, 40)
+  np.testing.assert_allclose(values[4:], values[:-4], atol=1e-12)
+
+
+def test_existing_frequencies_draw_as_before():
+  """Adding the low frequencies left the hourly bank's draws unchanged
+  (a corpus made before is made again bit for bit): the kinds follow
+  SHARES exactly as rng.choice(p=SHARES) draws them."""
+  rng_a, rng_b = np.random.default_rng(3), np.random.default_rng(3)
+  for _ in range(200):
+    kernel = kernel_synth.draw_kernel(rng_a, 'h')
+    kind = kernel_synth.KINDS[rng_b.choice(len(kernel_synth.KINDS),
+                                           p=kernel_synth.SHARES)]
+    options = kernel_synth.PARAMETERS[kind]
+    parameter = float(options[rng_b.integers(len(options))])
+    if kind == 'periodic':
+      period = (24, 168)[rng_b.integers(2)]
+      assert kernel == kernel_synth.Kernel(kind, parameter, float(period))
+    else:
+      assert kernel == kernel_synth.Kernel(kind, parameter)

@@ -198,6 +198,18 @@ SCHEMA: Dict[str, Any] = {
         'corpus_drs': Field(True, 'Use the diverse-resolution copies '
                             '(kind corpus); False: only the sources as '
                             'given.', only_for=('corpus',)),
+        'short_history': Field(0.0, 'Fraction of the training windows '
+                               'cut to a short history (kind corpus): '
+                               'their context keeps its last L steps, L '
+                               'uniform in [short_history_min, context], '
+                               'the rest padded and masked as the '
+                               'forecasting API pads a short series.',
+                               checks.in_range(0.0, 1.0),
+                               only_for=('corpus',), resume=True),
+        'short_history_min': Field(1, 'Fewest observed context steps of a '
+                                   'short-history window (kind corpus).',
+                                   checks.at_least(1),
+                                   only_for=('corpus',), resume=True),
         'mixture_power': Field(1.0, 'Unnamed sources weigh (window count) '
                                '** this: 1 proportional, 0 uniform, 0.5 '
                                'tempered (kind corpus).',

@@ -177,7 +177,8 @@ def _corpus(config) -> Data:
   cl, fl = config.context_length, config.prediction_length
   trains, weights, used = [], [], []
   for name in names:
-    windows = found.windows('train', cl, fl, [name])
+    windows = found.windows('train', cl, fl, [name], data.short_history,
+                            data.short_history_min, data.seed)
     if len(windows):
       trains.append(windows)
       used.append(name)

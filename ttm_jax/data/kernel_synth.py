@@ -19,7 +19,9 @@ The bank (tau: a lag in steps; for the length-relative kernels, x = t / (L -
   constant            1                                                0.10
 
 The periods match the frequency (PERIODS: a day and a week for sub-daily
-data, a week and a year for daily data, a year for weekly and monthly).
+data, a week and a year for daily data, a year for weekly, monthly and
+quarterly). Yearly data has no seasonal period: its kernels are drawn from
+the rest of the bank, the shares renormalised.
 
 Sampling, cheap whatever the length (KernelSynth draws exact samples of
 1024 points with a Cholesky factor; a series of 100k steps cannot):
@@ -64,8 +66,12 @@ PERIODS = {
     'D': (7, 365.25),
     'W': (52.1775,),
     'MS': (12,),
+    'QS': (4,),
+    'YS': (),
 }
-ALIASES = {'H': 'h', 'd': 'D', 'T': 'min', '1h': 'h', '1D': 'D', 'M': 'MS'}
+ALIASES = {'H': 'h', 'd': 'D', 'T': 'min', '1h': 'h', '1D': 'D', 'M': 'MS',
+           'ME': 'MS', 'Q': 'QS', 'QE': 'QS', 'Y': 'YS', 'YE': 'YS',
+           'A': 'YS', 'AS': 'YS'}
 KINDS = ('periodic', 'rbf', 'rational_quadratic', 'linear', 'white',
          'constant')
 SHARES = (0.40, 0.15, 0.10, 0.15, 0.10, 0.10)
@@ -109,12 +115,16 @@ def canonical(freq: str) -> str:
 def draw_kernel(rng: np.random.Generator, freq: str) -> Kernel:
   """A kernel of the bank: its kind by SHARES, then its parameter and
   period uniformly."""
-  kind = KINDS[rng.choice(len(KINDS), p=SHARES)]
+  periods = PERIODS[canonical(freq)]
+  shares = np.asarray(SHARES)
+  if not periods:  # No seasonal period (yearly): the rest of the bank.
+    shares = np.where(np.asarray(KINDS) == 'periodic', 0.0, shares)
+    shares = shares / shares.sum()
+  kind = KINDS[rng.choice(len(KINDS), p=shares)]
   options = PARAMETERS[kind]
   parameter = float(options[rng.integers(len(options))])
   if kind != 'periodic':
     return Kernel(kind, parameter)
-  periods = PERIODS[canonical(freq)]
   return Kernel(kind, parameter, float(periods[rng.integers(len(periods))]))
 
 

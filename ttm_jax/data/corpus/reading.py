@@ -93,10 +93,13 @@ class Corpus:
     return np.frombuffer(record, '<f4', offset=at)
 
   def windows(self, split: str, context_length: int, prediction_length: int,
-              sources: Optional[Sequence[str]] = None) -> 'CorpusWindows':
-    """The `split` windows of the named sources (default all)."""
+              sources: Optional[Sequence[str]] = None,
+              short_history: float = 0.0, short_history_min: int = 1,
+              seed: int = 0) -> 'CorpusWindows':
+    """The `split` windows of the named sources (default all); see
+    `CorpusWindows` for the short-history options."""
     return CorpusWindows(self, split, context_length, prediction_length,
-                         sources)
+                         sources, short_history, short_history_min, seed)
 
 
 def _load_manifest(folder: str) -> Dict:
@@ -145,11 +148,32 @@ class CorpusWindows:
   Window i lies in the record found by a search over cumulative per-record
   window counts; its start is the record's first owned start plus the
   remainder. Memory: a few arrays of one entry per record.
+
+  Short histories (`short_history` > 0, for training): that fraction of
+  the windows keeps only the last L steps of its context, L uniform in
+  [`short_history_min`, context], the steps before them a raw 0 with
+  `past_observed_mask` 0: the input a model gets for a series shorter than
+  its context from the forecasting API and the benchmark runner (NaN
+  padding -> 0, masked). Window i's draw depends only on (seed, i), so it
+  is the same on every host and after a resume.
   """
 
   def __init__(self, corpus: Corpus, split: str, context_length: int,
                prediction_length: int,
-               sources: Optional[Sequence[str]] = None):
+               sources: Optional[Sequence[str]] = None,
+               short_history: float = 0.0, short_history_min: int = 1,
+               seed: int = 0):
+    if not 0.0 <= short_history <= 1.0:
+      raise errors.ConfigError(
+          f'short_history={short_history}: a fraction of the windows, in '
+          '[0, 1].')
+    if not 1 <= short_history_min <= context_length:
+      raise errors.ConfigError(
+          f'short_history_min={short_history_min}: observed steps kept, in '
+          f'[1, context {context_length}].')
+    self.short_history, self.short_history_min = short_history, \
+        short_history_min
+    self.seed = seed
     span = context_length + prediction_length
     if span > corpus.manifest['max_window']:
       raise errors.ConfigError(
@@ -197,6 +221,12 @@ class CorpusWindows:
     window = np.where(observed, window, 0.0).astype(np.float32)[:, None]
     observed = observed[:, None]
     c = self.context_length
+    if self.short_history:
+      rng = np.random.default_rng((self.seed, i))
+      if rng.random() < self.short_history:
+        pad = c - int(rng.integers(self.short_history_min, c + 1))
+        window[:pad] = -index['mean'][row] / index['std'][row]  # A raw 0.
+        observed[:pad] = False
     return {'past_values': window[:c], 'future_values': window[c:],
             'past_observed_mask': observed[:c],
             'future_observed_mask': observed[c:],
