@@ -426,3 +426,39 @@ def test_used_datasets_follow_the_sources_a_run_reads():
   del manifest['datasets']  # A corpus from before datasets were listed.
   assert provenance.names(provenance.used(manifest, ['a@D', 'b'])) == [
       'a', 'b']
+
+
+def test_the_short_context_corpus_leaves_out_every_evaluated_monash_file(
+    tmp_path):
+  """configs/corpora/short_context.txt (the corpus of the short-context
+  model scored on Chronos Benchmark II) reads none of the Monash files the
+  benchmark runner scores: its globs, expanded over a folder holding all
+  twelve Monash files of ../shared, match none of task_data.MONASH_FILES."""
+  import glob as glob_lib  # pylint: disable=g-import-not-at-top
+  from ttm_jax.evaluators import task_data  # pylint: disable=g-import-not-at-top
+  names = ['bitcoin_dataset_without_missing_values.tsf',
+           'kaggle_web_traffic_dataset_1000_without_missing_values.tsf',
+           'kdd_cup_2018_dataset_without_missing_values.tsf',
+           'm4_hourly_dataset.tsf', 'saugeenday_dataset.tsf',
+           'sunspot_dataset_without_missing_values.tsf',
+           'us_births_dataset.tsf', *task_data.MONASH_FILES.values()]
+  (tmp_path / 'monash').mkdir()
+  for name in names:
+    (tmp_path / 'monash' / name).write_text('')
+  specs = prepare_corpus.read_sources_file(
+      os.path.join(os.path.dirname(__file__), '..', 'configs', 'corpora',
+                   'short_context.txt'), str(tmp_path))
+  read = set()
+  for spec in specs:
+    kind, _, rest = spec.partition(':')
+    if kind == 'monash':
+      read.update(os.path.basename(p) for p in glob_lib.glob(rest))
+  assert len(read) == 7
+  assert not read & set(task_data.MONASH_FILES.values())
+  # The v2 corpus, by contrast, reads them all (its glob).
+  specs = prepare_corpus.read_sources_file(
+      os.path.join(os.path.dirname(__file__), '..', 'configs', 'corpora',
+                   'public_v2.txt'), str(tmp_path))
+  v2 = {os.path.basename(p) for s in specs if s.startswith('monash:')
+        for p in glob_lib.glob(s.partition(':')[2])}
+  assert set(task_data.MONASH_FILES.values()) <= v2

@@ -39,7 +39,7 @@ def small_corpus(tmp_path_factory):
 
 def _arg(path, corpus_dir='/nonexistent'):
   if os.path.basename(path) in ('ap.py', 'rpt.py', 'drs.py', 'size.py',
-                                'r3.py'):
+                                'r3.py', 'factors.py'):
     return f'corpus={corpus_dir},data_dir={LTSF},quick=true'
   return f'checkpoint={R2},data_dir={LTSF},quick=true'
 
