@@ -62,14 +62,26 @@ def test_real_checkpoint_matches_reference(name):
   _compare(folder, model, variables, channels, length=600)
 
 
-def test_bundled_model_loads_by_name_offline_and_in_the_reference():
-  """ttm_jax/pretrained/ttm-public-512-96 (pretrained here; its model card
-  is beside it): by name, with no network, and by the reference."""
-  config, model, variables = load_pretrained('ttm-public-512-96')
+BUNDLED = {  # name: (context, horizon, AP levels, RPT), from the model cards.
+    'ttm-public-512-96': (512, 96, 3, False),
+    'ttm-public-v2-512-96': (512, 96, 3, True),
+}
+
+
+@pytest.mark.parametrize('name', sorted(BUNDLED))
+def test_bundled_model_loads_by_name_offline_and_in_the_reference(name):
+  """ttm_jax/pretrained/<name> (pretrained here; its model card is beside
+  it): by name, with no network, and by the reference; its config.json
+  lists the datasets it was pretrained on, and so does its card."""
+  config, model, variables = load_pretrained(name)
   assert (config.context_length, config.prediction_length,
-          config.adaptive_patching_levels) == (512, 96, 3)
-  folder = os.path.join(checkpoint.PRETRAINED_DIR, 'ttm-public-512-96')
-  assert os.path.exists(os.path.join(folder, 'README.md'))
+          config.adaptive_patching_levels,
+          config.resolution_prefix_tuning) == BUNDLED[name]
+  folder = os.path.join(checkpoint.PRETRAINED_DIR, name)
+  card = open(os.path.join(folder, 'README.md')).read()
+  with open(os.path.join(folder, 'config.json')) as f:
+    used = json.load(f)['pretraining_data']
+  assert used and all(dataset in card for dataset in used)
   _compare(folder, model, variables, channels=3)
 
 
