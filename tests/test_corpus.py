@@ -141,9 +141,7 @@ def test_short_history_windows_pad_as_the_forecasting_api(made):
   again = found.windows('train', CL, FL, ['a'], short_history=0.5,
                         short_history_min=3, seed=7)
   index = found.index
-  raw_zero = {}
-  for row in range(len(index['source'])):
-    raw_zero[row] = -index['mean'][row] / index['std'][row]
+  raw_zero = -index['mean'] / index['std']  # Per record.
   lengths, n = [], 0
   for i in range(len(plain)):
     a, b = plain[i], cut[i]
@@ -151,8 +149,7 @@ def test_short_history_windows_pad_as_the_forecasting_api(made):
       continue
     n += 1
     np.testing.assert_array_equal(b['future_values'], a['future_values'])
-    np.testing.assert_array_equal(cut[i]['past_values'],
-                                  again[i]['past_values'])
+    np.testing.assert_array_equal(b['past_values'], again[i]['past_values'])
     kept = b['past_observed_mask'][:, 0]
     pad = int(np.argmax(kept))
     if pad == 0:
