@@ -6,10 +6,12 @@ seasonal naive beside on the same windows.
   .venv/bin/python -m experiments.benchmark --suite chronos_ii \
       --checkpoint ibm-granite/granite-timeseries-ttm-r2 \
       --data_dir "$TTM_DATA_DIR/benchmarks" --workdir W [--tasks a,b] \
-      [--recipe backtest_select]
+      [--adapt] [--recipe backtest_select]
 
---finetune fine-tunes the checkpoint per task on the task's pasts first
-(IBM's GIFT recipe). --recipe backtest_select chooses, per series, among the checkpoint and naive
+--adapt forecasts each past zero-shot after adapting it to the model's
+long context (seasonally adjusted, upsampled, edge-padded:
+`ttm_jax/evaluators/adapt.py`). --finetune fine-tunes the checkpoint per
+task on the task's pasts first (IBM's GIFT recipe). --recipe backtest_select chooses, per series, among the checkpoint and naive
 baselines by their errors on backtest windows inside each past
 (`ttm_jax/evaluators/backtest_select.py`). --holdout validation scores
 the validation split instead: each series cut at its first test cutoff
@@ -77,6 +79,20 @@ _HOLDOUT = flags.DEFINE_enum(
     "test: the suite's windows. validation: each series cut at its first "
     'test cutoff and the same windows moved back before it (for choosing '
     'options without the test windows); outputs in W/validation/.')
+_ADAPT = flags.DEFINE_bool(
+    'adapt', False, "The checkpoint zero-shot on adapted pasts: M4's "
+    'multiplicative seasonal adjustment when seasonal, linear upsampling '
+    'by --adapt_upsample // season, left pads of the first value '
+    '(evaluators/adapt.py; README "Beyond the anchors").')
+_ADAPT_UPSAMPLE = flags.DEFINE_integer(
+    'adapt_upsample', 8, '--adapt: the upsampling factor of a season-1 '
+    'task (season m: max(1, this // m)); 1: none.')
+_ADAPT_PAD = flags.DEFINE_enum('adapt_pad', 'edge', ['edge', 'zero'],
+                               '--adapt: left pads of the first observed '
+                               "value, or zeros (the reference's).")
+_ADAPT_DESEASONALIZE = flags.DEFINE_bool(
+    'adapt_deseasonalize', True, '--adapt: seasonally adjust seasonal '
+    'pasts.')
 _RECIPE = flags.DEFINE_enum(
     'recipe', '', ['', 'backtest_select'],
     'backtest_select: per series (or dataset), the checkpoint and naive '
@@ -107,6 +123,11 @@ def _check_flags(errors) -> None:
                              '--checkpoint, --finetune and --recipe.')
   if not (_CHECKPOINT.value or _BASELINE.value or _RECIPE.value):
     raise errors.ConfigError('Give --checkpoint, --baseline or --recipe.')
+  if _ADAPT.value and (_FINETUNE.value or not _CHECKPOINT.value):
+    raise errors.ConfigError(
+        '--adapt adapts the pasts a --checkpoint forecasts zero-shot: give '
+        'one, without --finetune (the fine-tune trains on the pasts as '
+        'they are).')
   if _FINETUNE.value and not _CHECKPOINT.value:
     raise errors.ConfigError('--finetune fine-tunes a --checkpoint: give '
                              'one.')
@@ -135,6 +156,7 @@ def main(argv):
   del argv
   common.setup()
   from ttm_jax import errors  # pylint: disable=g-import-not-at-top
+  from ttm_jax.evaluators import adapt  # pylint: disable=g-import-not-at-top
   from ttm_jax.evaluators import benchmark  # pylint: disable=g-import-not-at-top
   _check_flags(errors)
   if not _DATA_DIR.value or not os.path.isdir(_DATA_DIR.value):
@@ -152,9 +174,12 @@ def main(argv):
         _PRETRAINED_ON.value, _FINETUNE_FRACTION.value,
         _FINETUNE_MAX_WINDOWS.value, _FINETUNE_LR.value)
   else:
+    adaptation = adapt.Adaptation(
+        _ADAPT_DESEASONALIZE.value, _ADAPT_UPSAMPLE.value,
+        _ADAPT_PAD.value).check() if _ADAPT.value else None
     forecaster = benchmark.model_forecaster(
         _CHECKPOINT.value, _REVISION.value, _QUANTILES.value,
-        _PRETRAINED_ON.value) if _CHECKPOINT.value else None
+        _PRETRAINED_ON.value, adaptation) if _CHECKPOINT.value else None
   if recipe is not None:
     from ttm_jax.evaluators import backtest_select  # pylint: disable=g-import-not-at-top
     forecaster = backtest_select.forecaster(forecaster, recipe)

@@ -47,6 +47,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 from ttm_jax import errors
+from ttm_jax.evaluators import adapt
 from ttm_jax.evaluators import task_data
 from ttm_jax.evaluators import task_metrics
 from ttm_jax.evaluators import tasks as tasks_lib
@@ -140,25 +141,31 @@ def baseline_forecaster() -> Forecaster:
   return Forecaster('seasonal_naive', forecast, 'point', pretraining_data=())
 
 
-def _contexts(pasts: Sequence[np.ndarray], length: int):
-  """[n, length, 1] contexts (the last `length` values, left-padded) and
-  their observed masks."""
+def _contexts(pasts: Sequence[np.ndarray], length: int, pad: str = 'zero'):
+  """[n, length, 1] contexts (the last `length` values, left-padded with
+  zeros, or with the first observed value for pad='edge') and their
+  observed masks (pads and missing values unobserved)."""
   values = np.full((len(pasts), length), np.nan)
   for i, past in enumerate(pasts):
     tail = past[-length:]
     values[i, length - len(tail):] = tail
   observed = ~np.isnan(values)
-  return (np.where(observed, values, 0.0).astype(np.float32)[..., None],
-          observed[..., None])
+  filled = np.where(observed, values, 0.0)
+  if pad == 'edge':
+    first = np.argmax(observed, axis=1)
+    edge = filled[np.arange(len(pasts)), first]
+    before = np.arange(length)[None, :] < first[:, None]
+    filled = np.where(before, edge[:, None], filled)
+  return filled.astype(np.float32)[..., None], observed[..., None]
 
 
-def _rolled(engine, pasts, horizon: int, freq: str):
+def _rolled(engine, pasts, horizon: int, freq: str, pad: str = 'zero'):
   """[n, h] point forecasts (rolled past the model's horizon) and, within
   it, the head's [n, h, q] quantiles (None without a head)."""
   histories, points, head = [np.asarray(p, np.float64) for p in pasts], [], None
   done = 0
   while done < horizon:
-    context, mask = _contexts(histories, engine.context_length)
+    context, mask = _contexts(histories, engine.context_length, pad)
     out = engine.forecast_windows(context, mask, freq,
                                   with_quantiles=bool(
                                       engine.quantile_levels) and not done)
@@ -179,9 +186,10 @@ def normal_quantiles(point, scale, levels) -> np.ndarray:
   return point[..., None] + scale[..., None] * z
 
 
-def _insample_scale(engine, pasts, horizon, freq, season) -> np.ndarray:
+def _insample_scale(point_fn, pasts, horizon, season) -> np.ndarray:
   """[n, h]: per series and step, the mean |error| of the model's own
-  forecasts at up to three origins inside the past (h apart); a series
+  forecasts (`point_fn(pasts, horizon) -> (point, head)`) at up to three
+  origins inside the past (h apart); a series
   with no room for one takes its past's seasonal error (or 1)."""
   total = np.zeros((len(pasts), horizon))
   count = np.zeros(len(pasts))
@@ -192,7 +200,7 @@ def _insample_scale(engine, pasts, horizon, freq, season) -> np.ndarray:
     origins = [pasts[i][:len(pasts[i]) - k * horizon] for i in rows]
     truth = np.stack([pasts[i][len(pasts[i]) - k * horizon:][:horizon]
                       for i in rows])
-    point, _ = _rolled(engine, origins, horizon, freq)
+    point, _ = point_fn(origins, horizon)
     total[rows] += np.nan_to_num(np.abs(truth - point))
     count[rows] += 1
   fallback = task_metrics.seasonal_errors(pasts, season, gluonts_rule=True)
@@ -205,7 +213,8 @@ def _insample_scale(engine, pasts, horizon, freq, season) -> np.ndarray:
 
 def model_forecaster(checkpoint: str, revision: str = '',
                      quantiles: str = 'auto',
-                     pretrained_on: Optional[Sequence[str]] = None
+                     pretrained_on: Optional[Sequence[str]] = None,
+                     adaptation: Optional[adapt.Adaptation] = None
                      ) -> Forecaster:
   """A checkpoint zero-shot.
 
@@ -218,7 +227,12 @@ def model_forecaster(checkpoint: str, revision: str = '',
     pretrained_on: what it was pretrained on: dataset names, or a key of
       KNOWN_PRETRAINING; default: what the checkpoint declares
       (`pretraining_data`).
+    adaptation: the pasts deseasonalised, upsampled and edge-padded
+      before the model sees them (`adapt.Adaptation`); None: as given,
+      zero-padded (the reference's).
   """
+  if adaptation is not None:
+    adaptation.check()
   from ttm_jax.predict import engine as engine_lib  # pylint: disable=g-import-not-at-top
   engine = engine_lib.Forecaster(checkpoint, revision)
   source = ('head' if engine.quantile_levels else 'insample') if (
@@ -230,8 +244,26 @@ def model_forecaster(checkpoint: str, revision: str = '',
     raise errors.ConfigError(f'{checkpoint} has no quantile head: use '
                              "quantiles='insample' or 'point'.")
 
+  def predict(pasts, horizon, freq, season=1):
+    """(point [n, h], head [n, h, q] or None) of the (adapted) pasts."""
+    if adaptation is None:
+      return _rolled(engine, pasts, horizon, freq)
+    lengths = [len(p) for p in pasts]
+    indices = [None] * len(pasts)
+    if adaptation.deseasonalize:
+      pasts, indices = adapt.deseasonalize(pasts, season)
+    k = adaptation.factor(season)
+    point, head = _rolled(engine, [adapt.upsample(p, k) for p in pasts],
+                          k * horizon, freq, adaptation.pad)
+    point = adapt.reseasonalize(adapt.downsample(point, k, horizon),
+                                indices, lengths, season)
+    if head is not None:
+      head = adapt.reseasonalize(adapt.downsample(head, k, horizon),
+                                 indices, lengths, season)
+    return point, head
+
   def forecast(pasts, horizon, freq, levels, season=1):
-    point, head = _rolled(engine, pasts, horizon, freq)
+    point, head = predict(pasts, horizon, freq, season)
     if source == 'point' or not len(levels):
       return point, np.repeat(point[..., None], len(levels), axis=-1)
     if source == 'head' and head is not None and head.shape[1] == horizon:
@@ -239,19 +271,23 @@ def model_forecaster(checkpoint: str, revision: str = '',
       return point, np.stack([np.stack([np.interp(
           levels, grid, head[i, t]) for t in range(horizon)])
                               for i in range(len(head))])
-    scale = _insample_scale(engine, pasts, horizon, freq, season)
+    scale = _insample_scale(
+        lambda origins, h: predict(origins, h, freq, season), pasts,
+        horizon, season)
     return point, normal_quantiles(point, scale, levels)
 
   declared = pretraining_data(checkpoint)
   if pretrained_on:
     declared = [d for name in pretrained_on
                 for d in KNOWN_PRETRAINING.get(name, (name,))]
-  return Forecaster(
-      os.path.basename(os.path.normpath(checkpoint)), forecast, source,
-      declared,
-      dict(checkpoint=checkpoint, revision=revision,
-           context_length=engine.context_length,
-           prediction_length=engine.horizon))
+  config = dict(checkpoint=checkpoint, revision=revision,
+                context_length=engine.context_length,
+                prediction_length=engine.horizon)
+  name = os.path.basename(os.path.normpath(checkpoint))
+  if adaptation is not None:
+    config['adaptation'] = adaptation.as_dict()
+    name += '-adapted'
+  return Forecaster(name, forecast, source, declared, config)
 
 
 def task_histories(windows: Sequence[tasks_lib.Window]) -> List[np.ndarray]:
