@@ -118,9 +118,10 @@ _SELECT_POOL = flags.DEFINE_float(
 def _check_flags(errors) -> None:
   """One error naming the flags in conflict, before any work."""
   if _BASELINE.value and (_CHECKPOINT.value or _RECIPE.value
-                          or _FINETUNE.value):
+                          or _FINETUNE.value or _ADAPT.value):
     raise errors.ConfigError('--baseline scores a baseline alone: drop '
-                             '--checkpoint, --finetune and --recipe.')
+                             '--checkpoint, --finetune, --recipe and '
+                             '--adapt.')
   if not (_CHECKPOINT.value or _BASELINE.value or _RECIPE.value):
     raise errors.ConfigError('Give --checkpoint, --baseline or --recipe.')
   if _ADAPT.value and (_FINETUNE.value or not _CHECKPOINT.value):

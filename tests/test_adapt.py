@@ -1,0 +1,205 @@
+"""Short pasts adapted to a long-context TTM (evaluators.adapt): the M4
+seasonality test and multiplicative decomposition by hand and on series
+whose seasonal indices are known, the upsampling grid, the edge pads, and
+the adapted forecaster against the engine on contexts built by hand."""
+
+import numpy as np
+import pytest
+
+from ttm_jax import errors
+from ttm_jax.evaluators import adapt
+from ttm_jax.evaluators import benchmark
+from ttm_jax.predict import engine as engine_lib
+from tests.test_benchmark import tiny_model  # pylint: disable=unused-import  # A fixture.
+
+SEASON4 = np.array([0.8, 1.3, 1.1, 0.6])
+
+
+def _r_acf(x, lag):
+  """R's acf at one lag, written out term by term."""
+  m = sum(x) / len(x)
+  top = sum((x[t] - m) * (x[t + lag] - m) for t in range(len(x) - lag))
+  return top / sum((v - m) ** 2 for v in x)
+
+
+def test_acf_and_the_seasonality_test_by_hand():
+  x = [3.0, 5.0, 4.0, 1.0, 3.5, 5.5, 4.2, 0.9, 3.1, 5.2, 4.4, 1.2,
+       3.4, 5.5, 4.7, 1.5, 3.8, 5.8, 4.5, 1.2, 3.3, 5.3, 4.3, 1.3]
+  np.testing.assert_allclose(adapt.acf(np.array(x), 4),
+                             [_r_acf(x, k) for k in range(1, 5)], rtol=1e-12)
+  r = [_r_acf(x, k) for k in range(1, 5)]
+  limit = 1.645 / np.sqrt(24) * np.sqrt(1 + 2 * (r[0]**2 + r[1]**2
+                                                 + r[2]**2))
+  assert adapt.is_seasonal(np.array(x), 4) == (abs(r[3]) > limit)
+  assert adapt.is_seasonal(np.array(x), 4)  # A clear cycle of 4.
+  # Fewer than three seasons, season 1 and a missing value: not tested.
+  assert not adapt.is_seasonal(np.array(x[:11]), 4)
+  assert adapt.is_seasonal(np.array(x[:12]), 4) == (
+      abs(_r_acf(x[:12], 4)) > 1.645 / np.sqrt(12) * np.sqrt(1 + 2 * sum(
+          _r_acf(x[:12], k)**2 for k in (1, 2, 3))))
+  assert not adapt.is_seasonal(np.array(x), 1)
+  assert not adapt.is_seasonal(np.array(x[:-1] + [np.nan]), 4)
+  # White noise has no seasonality to find (at this seed).
+  noise = np.random.default_rng(0).normal(10, 1, 60)
+  assert not adapt.is_seasonal(noise, 12)
+
+
+@pytest.mark.parametrize('figure', [SEASON4, np.array([1.2, 0.7, 1.1])])
+def test_seasonal_indices_of_a_constant_level_are_the_pattern(figure):
+  """x_t = c * s[t mod m]: the centred moving average is c * mean(s), so
+  the indices are s / mean(s) (an even and an odd season)."""
+  m = len(figure)
+  x = 50.0 * figure[np.arange(5 * m + 1) % m]
+  np.testing.assert_allclose(adapt.seasonal_indices(x, m),
+                             figure / figure.mean(), rtol=1e-12)
+
+
+def test_a_linear_trend_has_unit_indices():
+  """The 2 x 4 moving average of a straight line is the line."""
+  x = 5.0 + 0.5 * np.arange(17)
+  np.testing.assert_allclose(adapt.seasonal_indices(x, 4), np.ones(4),
+                             rtol=1e-12)
+
+
+def test_deseasonalize_and_reseasonalize_continue_the_cycle():
+  n, horizon = 22, 7
+  past = 100.0 * SEASON4[np.arange(n) % 4]
+  [adjusted], [figure] = adapt.deseasonalize([past], 4)
+  level = 100.0 * SEASON4.mean()
+  np.testing.assert_allclose(adjusted, np.full(n, level), rtol=1e-12)
+  flat = np.full((1, horizon), level)
+  future = 100.0 * SEASON4[(n + np.arange(horizon)) % 4]
+  np.testing.assert_allclose(
+      adapt.reseasonalize(flat, [figure], [n], 4)[0], future, rtol=1e-12)
+  # Quantiles [n, h, q] are scaled step by step alike.
+  band = np.stack([flat, 2 * flat], axis=-1)
+  np.testing.assert_allclose(
+      adapt.reseasonalize(band, [figure], [n], 4)[0],
+      np.stack([future, 2 * future], axis=-1), rtol=1e-12)
+
+
+@pytest.mark.parametrize('past', [
+    np.r_[100.0 * SEASON4[np.arange(20) % 4][:-1], np.nan],  # Missing.
+    np.r_[100.0 * SEASON4[np.arange(19) % 4], 0.0],          # Not positive.
+    100.0 * SEASON4[np.arange(11) % 4],                       # < 3 seasons.
+])
+def test_pasts_a_multiplicative_adjustment_cannot_take_pass_unchanged(past):
+  [adjusted], [figure] = adapt.deseasonalize([past], 4)
+  assert figure is None
+  np.testing.assert_array_equal(adjusted, past)
+
+
+def test_upsample_and_downsample_by_hand():
+  np.testing.assert_allclose(adapt.upsample(np.array([0.0, 2.0, 4.0]), 4),
+                             np.arange(9) * 0.5)
+  np.testing.assert_array_equal(adapt.upsample(np.array([3.0, 7.0]), 2),
+                                [3.0, 5.0, 7.0])
+  # A missing value spoils the points between it and its neighbours only.
+  np.testing.assert_array_equal(
+      adapt.upsample(np.array([1.0, np.nan, 3.0, 5.0]), 2),
+      [1.0, np.nan, np.nan, np.nan, 3.0, 4.0, 5.0])
+  one = np.array([4.0])
+  np.testing.assert_array_equal(adapt.upsample(one, 8), one)
+  # A line continued on the fine grid lands on the line's original steps.
+  fine = 4.0 + 0.5 * np.arange(1, 4 * 3 + 1)
+  np.testing.assert_allclose(adapt.downsample(fine[None], 4, 3)[0],
+                             [6.0, 8.0, 10.0])
+
+
+def test_factors_by_season():
+  adaptation = adapt.Adaptation()
+  assert [adaptation.factor(m) for m in (1, 4, 12, 52)] == [8, 2, 1, 1]
+  assert adapt.Adaptation(upsample=1).factor(1) == 1
+
+
+@pytest.mark.parametrize('kwargs,message', [
+    (dict(pad='mean'), "pad='mean'"),
+    (dict(upsample=0), 'upsample=0'),
+    (dict(upsample=2.5), 'upsample=2.5'),
+])
+def test_bad_adaptations_are_named(kwargs, message):
+  with pytest.raises(errors.ConfigError, match=message):
+    adapt.Adaptation(**kwargs).check()
+
+
+def test_edge_pads_repeat_the_first_observed_value():
+  pasts = [np.array([np.nan, 2.0, 3.0]), np.array([5.0, np.nan, 6.0, 7.0]),
+           np.arange(10.0)]
+  zero, zero_mask = benchmark._contexts(pasts, 6)  # pylint: disable=protected-access
+  edge, edge_mask = benchmark._contexts(pasts, 6, 'edge')  # pylint: disable=protected-access
+  np.testing.assert_array_equal(edge_mask, zero_mask)  # Pads stay masked.
+  np.testing.assert_array_equal(edge[..., 0], [
+      [2.0, 2.0, 2.0, 2.0, 2.0, 3.0],
+      [5.0, 5.0, 5.0, 0.0, 6.0, 7.0],  # A missing value inside stays 0.
+      [4.0, 5.0, 6.0, 7.0, 8.0, 9.0]])
+  np.testing.assert_array_equal(zero[..., 0][0], [0, 0, 0, 0, 2, 3])
+
+
+def test_the_adapted_forecast_is_the_engine_on_a_context_built_by_hand(
+    tiny_model):
+  """Season 1, upsampling 2, edge pads: the engine's forecast of the
+  interpolated past, left-padded with its first value and masked there,
+  every second step."""
+  past = np.array([3.0, 4.5, 4.0, 6.0, 7.5])
+  engine = engine_lib.Forecaster(tiny_model)
+  fine = np.interp(np.arange(9) / 2, np.arange(5), past)
+  context = np.full(32, fine[0])
+  context[-9:] = fine
+  mask = np.zeros(32, bool)
+  mask[-9:] = True
+  expected = engine.forecast_windows(
+      context[None, :, None].astype(np.float32), mask[None, :, None],
+      'YS')[0, :, 0][[1, 3, 5]]
+  forecaster = benchmark.model_forecaster(
+      tiny_model, quantiles='point',
+      adaptation=adapt.Adaptation(deseasonalize=False, upsample=2))
+  point, quantiles = forecaster.forecast([past], 3, 'YS', (0.1, 0.5),
+                                         season=1)
+  np.testing.assert_allclose(point[0], expected, rtol=1e-6)
+  np.testing.assert_array_equal(quantiles[0, :, 1], point[0])
+  assert forecaster.name.endswith('-adapted')
+  assert forecaster.config['adaptation'] == dict(
+      deseasonalize=False, upsample=2, pad='edge')
+
+
+def test_a_seasonal_series_of_constant_level_is_continued(tiny_model):
+  """Deseasonalised it is a constant, which any TTM forecasts as that
+  constant (the scaler's scale is ~0): the adapted forecast is the
+  cycle; as given, the untrained model's is not."""
+  n, horizon = 40, 12
+  past = 100.0 * SEASON4[np.arange(n) % 4]
+  future = 100.0 * SEASON4[(n + np.arange(horizon)) % 4]
+  adapted = benchmark.model_forecaster(
+      tiny_model, quantiles='insample', adaptation=adapt.Adaptation())
+  point, quantiles = adapted.forecast([past], horizon, 'QS',
+                                      (0.1, 0.5, 0.9), season=4)
+  np.testing.assert_allclose(point[0], future, rtol=1e-3)
+  assert np.all(np.diff(quantiles[0], axis=-1) >= 0)
+  plain = benchmark.model_forecaster(tiny_model, quantiles='point')
+  as_given, _ = plain.forecast([past], horizon, 'QS', (), season=4)
+  assert np.max(np.abs(as_given[0] - future) / future) > 1e-2
+
+
+def test_adapt_flags_are_refused_first(tmp_path):
+  """One error line naming the flags, before anything is read or
+  written."""
+  from tests import entry_points  # pylint: disable=g-import-not-at-top
+  base = ['experiments.benchmark', '--suite', 'chronos_ii', '--data_dir',
+          str(tmp_path)]
+  cases = [
+      (['--adapt', '--baseline', 'seasonal_naive'], '--baseline scores'),
+      (['--adapt', '--recipe', 'backtest_select', '--select_candidates',
+        'seasonal_naive,drift'], '--adapt adapts the pasts a --checkpoint'),
+      (['--adapt', '--checkpoint', 'x', '--finetune'],
+       'without --finetune'),
+      (['--adapt', '--checkpoint', 'x', '--adapt_upsample', '0'],
+       'upsample=0'),
+  ]
+  outcomes = entry_points.run_batch(
+      [base + args + ['--workdir', str(tmp_path / f'w{k}')]
+       for k, (args, _) in enumerate(cases)])
+  for k, ((_, words), (rc, out, err)) in enumerate(zip(cases, outcomes)):
+    assert rc != 0 and 'Traceback' not in out + err, (out + err)[-2000:]
+    lines = [line for line in err.splitlines() if line.startswith('error: ')]
+    assert len(lines) == 1 and words in lines[0], err[-2000:]
+    assert not (tmp_path / f'w{k}').exists()
