@@ -479,11 +479,31 @@ def test_validation_split_is_the_test_split_of_cut_series(
   assert test['seasonal_naive'] != record['seasonal_naive']
 
 
-@pytest.mark.parametrize('dated', [False, True])
-def test_validation_split_never_reads_the_test_windows(tiny_model, dated):
+def _adapted_blend(tiny_model):
+  """The README's recipe: the model on adapted pasts blended with
+  seasonal naive by backtest."""
+  from ttm_jax.evaluators import adapt  # pylint: disable=g-import-not-at-top
+  from ttm_jax.evaluators import backtest_select  # pylint: disable=g-import-not-at-top
+  return backtest_select.forecaster(
+      benchmark.model_forecaster(tiny_model, quantiles='point',
+                                 adaptation=adapt.Adaptation()),
+      backtest_select.Recipe(candidates=('ttm', 'seasonal_naive'),
+                             mode='blend', windows=2))
+
+
+@pytest.mark.parametrize('dated,adapted', [(False, False), (True, False),
+                                           (False, True)])
+def test_validation_split_never_reads_the_test_windows(tiny_model, dated,
+                                                       adapted):
   """Every value at or after each series' first test cutoff poisoned (NaN,
-  +-1e12, inf): the validation forecasts and record are bit-identical."""
+  +-1e12, inf): the validation forecasts and record are bit-identical
+  (the backtest choice, and the adapted blend on positive series with a
+  cycle of 2, which the seasonal adjustment takes)."""
   task, series = _holdout_case(2, None, dated)
+  if adapted:
+    series = dataclasses.replace(series, values=[
+        (np.abs(v) + 10) * (1 + 0.3 * (-1.0) ** np.arange(len(v)))
+        for v in series.values])
   if dated:
     first = [int(np.sum(t <= np.datetime64('2020-02-20'))) for t in
              series.timestamps]
@@ -493,8 +513,9 @@ def test_validation_split_never_reads_the_test_windows(tiny_model, dated):
   poisoned = dataclasses.replace(series, values=[
       np.concatenate([v[:k], np.resize(poison, len(v) - k)])
       for v, k in zip(series.values, first)])
-  clean, seen = _recording(_select_model(tiny_model))
-  dirty, seen_dirty = _recording(_select_model(tiny_model))
+  make = _adapted_blend if adapted else _select_model
+  clean, seen = _recording(make(tiny_model))
+  dirty, seen_dirty = _recording(make(tiny_model))
   record = benchmark.run_task(task, series, clean, split='validation')
   _same_records(record, benchmark.run_task(task, poisoned, dirty,
                                            split='validation'))
