@@ -161,5 +161,19 @@ def run(args):
   return run_batch([args])[0]
 
 
+def assert_refused_first(base, cases, tmp_path):
+  """Each case's command (`base + args + --workdir tmp_path/wK`) exits
+  with one `error: ` line holding its words, no traceback, and writes no
+  workdir: refused before anything is read or written."""
+  outcomes = run_batch(
+      [base + args + ['--workdir', str(tmp_path / f'w{k}')]
+       for k, (args, _) in enumerate(cases)])
+  for k, ((_, words), (rc, out, err)) in enumerate(zip(cases, outcomes)):
+    assert rc != 0 and 'Traceback' not in out + err, (out + err)[-2000:]
+    lines = [line for line in err.splitlines() if line.startswith('error: ')]
+    assert len(lines) == 1 and words in lines[0], err[-2000:]
+    assert not (tmp_path / f'w{k}').exists()
+
+
 if __name__ == '__main__':
   _serve()

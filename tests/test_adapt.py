@@ -1,7 +1,9 @@
 """Short pasts adapted to a long-context TTM (evaluators.adapt): the M4
 seasonality test and multiplicative decomposition by hand and on series
 whose seasonal indices are known, the upsampling grid, the edge pads, and
-the adapted forecaster against the engine on contexts built by hand."""
+the adapted forecaster against the engine on contexts built by hand.
+(--adapt's flag errors: tests/test_backtest_select.py, with the runner's
+other flags.)"""
 
 import numpy as np
 import pytest
@@ -178,28 +180,3 @@ def test_a_seasonal_series_of_constant_level_is_continued(tiny_model):
   plain = benchmark.model_forecaster(tiny_model, quantiles='point')
   as_given, _ = plain.forecast([past], horizon, 'QS', (), season=4)
   assert np.max(np.abs(as_given[0] - future) / future) > 1e-2
-
-
-def test_adapt_flags_are_refused_first(tmp_path):
-  """One error line naming the flags, before anything is read or
-  written."""
-  from tests import entry_points  # pylint: disable=g-import-not-at-top
-  base = ['experiments.benchmark', '--suite', 'chronos_ii', '--data_dir',
-          str(tmp_path)]
-  cases = [
-      (['--adapt', '--baseline', 'seasonal_naive'], '--baseline scores'),
-      (['--adapt', '--recipe', 'backtest_select', '--select_candidates',
-        'seasonal_naive,drift'], '--adapt adapts the pasts a --checkpoint'),
-      (['--adapt', '--checkpoint', 'x', '--finetune'],
-       'without --finetune'),
-      (['--adapt', '--checkpoint', 'x', '--adapt_upsample', '0'],
-       'upsample=0'),
-  ]
-  outcomes = entry_points.run_batch(
-      [base + args + ['--workdir', str(tmp_path / f'w{k}')]
-       for k, (args, _) in enumerate(cases)])
-  for k, ((_, words), (rc, out, err)) in enumerate(zip(cases, outcomes)):
-    assert rc != 0 and 'Traceback' not in out + err, (out + err)[-2000:]
-    lines = [line for line in err.splitlines() if line.startswith('error: ')]
-    assert len(lines) == 1 and words in lines[0], err[-2000:]
-    assert not (tmp_path / f'w{k}').exists()
