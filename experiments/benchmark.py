@@ -11,7 +11,8 @@ seasonal naive beside on the same windows.
 --adapt forecasts each past zero-shot after adapting it to the model's
 long context (seasonally adjusted, upsampled, edge-padded:
 `ttm_jax/evaluators/adapt.py`). --finetune fine-tunes the checkpoint per
-task on the task's pasts first (IBM's GIFT recipe). --recipe backtest_select chooses, per series, among the checkpoint and naive
+task on the task's pasts first (IBM's GIFT recipe). --recipe
+backtest_select chooses, per series, among the checkpoint and naive
 baselines by their errors on backtest windows inside each past
 (`ttm_jax/evaluators/backtest_select.py`). --holdout validation scores
 the validation split instead: each series cut at its first test cutoff
@@ -177,7 +178,7 @@ def main(argv):
   else:
     adaptation = adapt.Adaptation(
         _ADAPT_DESEASONALIZE.value, _ADAPT_UPSAMPLE.value,
-        _ADAPT_PAD.value).check() if _ADAPT.value else None
+        _ADAPT_PAD.value) if _ADAPT.value else None  # Checked there.
     forecaster = benchmark.model_forecaster(
         _CHECKPOINT.value, _REVISION.value, _QUANTILES.value,
         _PRETRAINED_ON.value, adaptation) if _CHECKPOINT.value else None

@@ -141,24 +141,31 @@ def test_the_adapted_forecast_is_the_engine_on_a_context_built_by_hand(
     tiny_model):
   """Season 1, upsampling 2, edge pads: the engine's forecast of the
   interpolated past, left-padded with its first value and masked there,
-  every second step."""
-  past = np.array([3.0, 4.5, 4.0, 6.0, 7.5])
+  every second step; for a past longer than the context, of the last 32
+  points of the whole past interpolated."""
+  short = np.array([3.0, 4.5, 4.0, 6.0, 7.5])
+  long = np.random.default_rng(3).normal(0, 1, 40).cumsum() + 20
   engine = engine_lib.Forecaster(tiny_model)
-  fine = np.interp(np.arange(9) / 2, np.arange(5), past)
-  context = np.full(32, fine[0])
-  context[-9:] = fine
-  mask = np.zeros(32, bool)
-  mask[-9:] = True
+  contexts, masks = [], []
+  for past in (short, long):
+    n = len(past)
+    fine = np.interp(np.arange(2 * n - 1) / 2, np.arange(n), past)[-32:]
+    context = np.full(32, fine[0])
+    context[-len(fine):] = fine
+    mask = np.zeros(32, bool)
+    mask[-len(fine):] = True
+    contexts.append(context)
+    masks.append(mask)
   expected = engine.forecast_windows(
-      context[None, :, None].astype(np.float32), mask[None, :, None],
-      'YS')[0, :, 0][[1, 3, 5]]
+      np.stack(contexts)[..., None].astype(np.float32),
+      np.stack(masks)[..., None], 'YS')[:, [1, 3, 5], 0]
   forecaster = benchmark.model_forecaster(
       tiny_model, quantiles='point',
       adaptation=adapt.Adaptation(deseasonalize=False, upsample=2))
-  point, quantiles = forecaster.forecast([past], 3, 'YS', (0.1, 0.5),
-                                         season=1)
-  np.testing.assert_allclose(point[0], expected, rtol=1e-6)
-  np.testing.assert_array_equal(quantiles[0, :, 1], point[0])
+  point, quantiles = forecaster.forecast([short, long], 3, 'YS',
+                                         (0.1, 0.5), season=1)
+  np.testing.assert_allclose(point, expected, rtol=1e-6)
+  np.testing.assert_array_equal(quantiles[:, :, 1], point)
   assert forecaster.name.endswith('-adapted')
   assert forecaster.config['adaptation'] == dict(
       deseasonalize=False, upsample=2, pad='edge')

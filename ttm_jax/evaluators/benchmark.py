@@ -253,7 +253,11 @@ def model_forecaster(checkpoint: str, revision: str = '',
     if adaptation.deseasonalize:
       pasts, indices = adapt.deseasonalize(pasts, season)
     k = adaptation.factor(season)
-    point, head = _rolled(engine, [adapt.upsample(p, k) for p in pasts],
+    # Only the last context's worth is upsampled: the model reads no more
+    # ((keep - 1) * k + 1 >= context), and a long past would cost k times.
+    keep = engine.context_length // k + 2
+    point, head = _rolled(engine, [adapt.upsample(p[-keep:], k)
+                                   for p in pasts],
                           k * horizon, freq, adaptation.pad)
     point = adapt.reseasonalize(adapt.downsample(point, k, horizon),
                                 indices, lengths, season)
