@@ -2,7 +2,7 @@
 
 The r3 releases and the rule that picks one live on a branch of granite-tsfm
 (`ttm-r3-release-mq2-merge`, PR #500), not in the installed granite-tsfm, so
-`tests/test_r3_zoo.py` checks `ttm_jax.models.zoo` against this committed
+`tests/models/test_r3_zoo.py` checks `ttm_jax.models.zoo` against this committed
 table of the branch's own answers:
 
   git clone -b ttm-r3-release-mq2-merge \\

@@ -22,6 +22,9 @@ import pytest  # pylint: disable=g-import-not-at-top
 jax.config.update('jax_num_cpu_devices', 8)
 jax.config.update('jax_default_matmul_precision', 'highest')
 
+# The repository's root and the committed fixtures, wherever a test lives.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIXTURES = os.path.join(ROOT, 'tests', 'fixtures')
 SHARED = os.environ.get(
     'TTM_SHARED_DIR',
     os.path.join(os.path.dirname(__file__), '..', '..', 'shared'))

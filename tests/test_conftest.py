@@ -79,7 +79,8 @@ def test_every_optional_dependency_goes_through_conftest():
   """`pytest.importorskip`, `skipif` and `try: import ... except
   ImportError` skip silently under CI; tests use conftest.require_*."""
   offenders = []
-  for path in sorted(glob.glob(os.path.join(TESTS, '*.py'))):
+  for path in sorted(glob.glob(os.path.join(TESTS, '**', '*.py'),
+                               recursive=True)):
     if os.path.basename(path) in ('conftest.py', 'test_conftest.py'):
       continue
     for number, line in enumerate(open(path, encoding='utf-8'), 1):

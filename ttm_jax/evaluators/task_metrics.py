@@ -1,6 +1,6 @@
 """The benchmark suites' own metrics, computed as the suites compute them
-(numpy, float64; tests/test_benchmark.py checks them against the `fev`
-package and GluonTS's evaluation).
+(numpy, float64; tests/evaluators/test_benchmark.py checks them against the
+`fev` package and GluonTS's evaluation).
 
 fev (per window, then the mean over windows; fev.metrics):
   seasonal error  per item, nanmean |y_t - y_{t-m}| over its whole past

@@ -26,7 +26,7 @@ from ttm_jax.evaluators import tasks as tasks_lib
 from ttm_jax.models import checkpoint
 from ttm_jax.models import config as config_lib
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = conftest.ROOT
 LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 PUBLISHED = os.path.join(tasks_lib.SUITES_DIR, 'fev_chronos_ii_published.csv')
 

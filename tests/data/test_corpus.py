@@ -22,8 +22,9 @@ from ttm_jax.data import synthetic
 from ttm_jax.data.corpus import format
 from ttm_jax.data.corpus import reading
 from ttm_jax.data.corpus import writing
+from tests import conftest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = conftest.ROOT
 CL, FL = 48, 16
 
 
@@ -443,7 +444,7 @@ def test_the_short_context_corpus_leaves_out_every_evaluated_monash_file(
   for name in names:
     (tmp_path / 'monash' / name).write_text('')
   specs = prepare_corpus.read_sources_file(
-      os.path.join(os.path.dirname(__file__), '..', 'configs', 'corpora',
+      os.path.join(conftest.ROOT, 'configs', 'corpora',
                    'short_context.txt'), str(tmp_path))
   read = set()
   for spec in specs:
@@ -454,7 +455,7 @@ def test_the_short_context_corpus_leaves_out_every_evaluated_monash_file(
   assert not read & set(task_data.MONASH_FILES.values())
   # The v2 corpus, by contrast, reads them all (its glob).
   specs = prepare_corpus.read_sources_file(
-      os.path.join(os.path.dirname(__file__), '..', 'configs', 'corpora',
+      os.path.join(conftest.ROOT, 'configs', 'corpora',
                    'public_v2.txt'), str(tmp_path))
   v2 = {os.path.basename(p) for s in specs if s.startswith('monash:')
         for p in glob_lib.glob(s.partition(':')[2])}

@@ -12,7 +12,7 @@ from ttm_jax.evaluators import backtest_select as select
 from ttm_jax.evaluators import benchmark
 from ttm_jax.evaluators import task_data
 from ttm_jax.evaluators import tasks as tasks_lib
-from tests.test_benchmark import tiny_model  # pylint: disable=unused-import  # A fixture.
+from tests.evaluators.test_benchmark import tiny_model  # pylint: disable=unused-import  # A fixture.
 
 BASELINES_ONLY = select.Recipe(candidates=('seasonal_naive', 'naive',
                                            'drift'), windows=2, pool=0.0)

@@ -20,7 +20,7 @@ from ttm_jax.data.corpus import writing
 from ttm_jax.workbench import sweep_tables
 from ttm_jax.workbench import sweeps
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = conftest.ROOT
 LTSF = os.path.join(conftest.SHARED, 'data', 'ltsf')
 R2 = os.path.join(conftest.CHECKPOINTS, 'fraware__ChronoAPI__root')
 SWEEPS = sorted(glob.glob(os.path.join(ROOT, 'configs', 'sweeps', '*.py')))

@@ -2,8 +2,8 @@
 seasonality test and multiplicative decomposition by hand and on series
 whose seasonal indices are known, the upsampling grid, the edge pads, and
 the adapted forecaster against the engine on contexts built by hand.
-(--adapt's flag errors: tests/test_backtest_select.py, with the runner's
-other flags.)"""
+(--adapt's flag errors: tests/evaluators/test_backtest_select.py, with the
+runner's other flags.)"""
 
 import numpy as np
 import pytest
@@ -12,7 +12,7 @@ from ttm_jax import errors
 from ttm_jax.evaluators import adapt
 from ttm_jax.evaluators import benchmark
 from ttm_jax.predict import engine as engine_lib
-from tests.test_benchmark import tiny_model  # pylint: disable=unused-import  # A fixture.
+from tests.evaluators.test_benchmark import tiny_model  # pylint: disable=unused-import  # A fixture.
 
 SEASON4 = np.array([0.8, 1.3, 1.1, 0.6])
 

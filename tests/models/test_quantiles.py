@@ -21,7 +21,7 @@ from ttm_jax.models import config as config_lib
 from ttm_jax.models import heads
 from ttm_jax.models import ttm
 
-FIXTURE = os.path.join(os.path.dirname(__file__), 'fixtures',
+FIXTURE = os.path.join(conftest.FIXTURES,
                        'r3_multi_quantile.npz')
 SMALL = dict(context_length=64, prediction_length=16, patch_length=8,
              patch_stride=8, d_model=16, decoder_d_model=8, num_layers=1,

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from tests.test_benchmark import tiny_model  # pylint: disable=unused-import  # A fixture.
+from tests.evaluators.test_benchmark import tiny_model  # pylint: disable=unused-import  # A fixture.
 from ttm_jax.data import forecasting
 from ttm_jax.evaluators import benchmark
 from ttm_jax.evaluators import tasks as tasks_lib

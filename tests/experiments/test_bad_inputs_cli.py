@@ -3,8 +3,8 @@ and sweep files, corpus sources, sweeps, export and crash consistency.
 
 Through the real entry points (processes, two at a time, forked from one
 that has the libraries imported: tests/entry_points.py; as
-tests/test_bad_inputs.py): the exit status, exactly one `error:` line
-naming the culprit, no traceback, and nothing written. The pure checks
+tests/experiments/test_bad_inputs.py): the exit status, exactly one
+`error:` line naming the culprit, no traceback, and nothing written. The pure checks
 behind them (config arguments, corpus sources) run in-process.
 """
 
@@ -19,10 +19,10 @@ import pytest
 
 from configs import common as config_common
 from tests import entry_points
-from tests.test_bad_inputs import _assert_one_line_error
-from tests.test_bad_inputs import _run
-from tests.test_bad_inputs import _snapshot
-from tests.test_bad_inputs import DEMO
+from tests.experiments.test_bad_inputs import _assert_one_line_error
+from tests.experiments.test_bad_inputs import _run
+from tests.experiments.test_bad_inputs import _snapshot
+from tests.experiments.test_bad_inputs import DEMO
 from ttm_jax import checks
 from ttm_jax import errors
 from ttm_jax.data import pretrain

@@ -14,8 +14,9 @@ from ttm_jax import errors
 from ttm_jax.models import config as config_lib
 from ttm_jax.models import presets
 from ttm_jax.models import zoo
+from tests import conftest
 
-FIXTURE = os.path.join(os.path.dirname(__file__), 'fixtures', 'r3_zoo.json')
+FIXTURE = os.path.join(conftest.FIXTURES, 'r3_zoo.json')
 R3 = zoo.R3_HUB_ID
 
 

@@ -16,8 +16,9 @@ import pytest
 from ttm_jax.models import checkpoint
 from ttm_jax.models import config as config_lib
 from ttm_jax.models import ttm
+from tests import conftest
 
-FIXTURE = os.path.join(os.path.dirname(__file__), 'fixtures',
+FIXTURE = os.path.join(conftest.FIXTURES,
                        'r3_options.npz')
 TTMConfig = config_lib.TTMConfig
 

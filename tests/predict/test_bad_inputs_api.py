@@ -14,12 +14,13 @@ import pandas as pd
 import pytest
 
 # The forecast tests' small model (a module fixture, shared).
-from tests.test_forecast import model_dir  # pylint: disable=unused-import
+from tests.predict.test_forecast import model_dir  # pylint: disable=unused-import
 import ttm_jax
 from ttm_jax import errors
 from ttm_jax.models import checkpoint
+from tests import conftest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = conftest.ROOT
 
 
 def _frame(rows=200, freq='h', seed=0):

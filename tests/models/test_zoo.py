@@ -70,7 +70,7 @@ def test_release_table_matches_reference_yaml():
               for section in table.values() for k, m in section.items()
               if not m['release'].startswith('r3')}
   # r3 is on a branch of granite-tsfm, not in the installed release:
-  # tests/test_r3_zoo.py checks it against the branch.
+  # tests/models/test_r3_zoo.py checks it against the branch.
   assert {r for r in zoo.RELEASES if r[1] != 'r3'} == expected
 
 

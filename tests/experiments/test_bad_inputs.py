@@ -25,7 +25,7 @@ from tests import entry_points
 from ttm_jax.models import checkpoint
 from ttm_jax.models import config as config_lib
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = conftest.ROOT
 SMALL = dict(context_length=64, prediction_length=16, patch_length=8,
              patch_stride=8, d_model=32, decoder_d_model=16, num_layers=1,
              decoder_num_layers=1, adaptive_patching_levels=1)

@@ -17,7 +17,7 @@ from ttm_jax.data.corpus import grid
 from ttm_jax.data.corpus import sources
 from tests import conftest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = conftest.ROOT
 
 
 def _read(spec):
