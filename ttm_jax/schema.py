@@ -55,6 +55,23 @@ def _fewshot(v) -> Optional[str]:
                                       'window)')
 
 
+def _profile_steps(v) -> Optional[str]:
+  """Empty, or (start, stop) with 1 <= start < stop."""
+  if not v:
+    return None
+  if len(v) != 2 or not all(checks.integer()(s) is None for s in v):
+    return ('must be (start, stop), two integers (steps start to stop - 1 '
+            'are traced), or empty (no trace)')
+  start, stop = v
+  if start < 1:
+    return ('must start at step 1 or later (steps are numbered from 1, as '
+            'in metrics.jsonl)')
+  if stop <= start:
+    return ('must stop after it starts: steps start to stop - 1 are '
+            'traced, so stop > start')
+  return None
+
+
 # ------------------------------------------------------------------ fields
 # Validation (selection, early stopping) during training; test, with
 # seasonal naive beside, on the tested model. Written out in full so that
@@ -286,6 +303,16 @@ SCHEMA: Dict[str, Any] = {
                     'to export/.'),
     'plot': Field(False, 'Plot test forecasts to forecast.png.'),
     'tensorboard': Field(True, 'Mirror metrics.jsonl to TensorBoard.'),
+    'profile': {
+        'steps': Field((), 'Training steps traced with jax.profiler into '
+                       '<workdir>/profile/ by process 0 (XProf, '
+                       'TensorBoard, Perfetto: benchmarks/PROFILING.md): '
+                       '(start, stop) traces steps start to stop - 1, '
+                       'numbered from 1 as in metrics.jsonl; empty: none.',
+                       _profile_steps),
+        'perfetto': Field(False, 'Also write perfetto_trace.json.gz beside '
+                          'the trace (ui.perfetto.dev opens it).'),
+    },
 }
 
 
@@ -480,6 +507,17 @@ def _check_evals(resolved: Dict[str, Any]) -> None:
           f'during training (every_steps >= 0); those are {periodic}')
 
 
+def _check_profile(resolved: Dict[str, Any]) -> None:
+  """A trace needs training steps; perfetto needs a trace."""
+  profile = resolved['profile']
+  if profile['steps'] and resolved['task'] == 'zero_shot':
+    _fail('profile.steps', profile['steps'], "traces training steps, but "
+          "task='zero_shot' trains none: remove it")
+  if profile['perfetto'] and not profile['steps']:
+    _fail('profile.perfetto', True, 'writes beside a trace, but '
+          'config.profile.steps is empty: set the steps to trace')
+
+
 def resolve(config) -> ml_collections.ConfigDict:
   """The config with every default filled in, validated.
 
@@ -506,6 +544,7 @@ def resolve(config) -> ml_collections.ConfigDict:
     _fail('data.corpus_dir', '', "must name the corpus folder when "
           "data.kind='corpus'")
   _check_evals(resolved)
+  _check_profile(resolved)
   return ml_collections.ConfigDict(resolved)
 
 

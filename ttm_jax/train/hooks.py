@@ -1,21 +1,29 @@
 """The periodic actions of the training loop (the Flax examples' and
 levanter's hooks): after each step, every hook that is due runs, in order:
-log, evaluate and select, checkpoint, preemption.
+log, evaluate and select, checkpoint, preemption, profile.
 
-A hook has `due(step)` and `__call__(step, state, metrics)`, and `end(step,
-state)` when the loop ends. Decisions that stop the run are the same on
-every process: evaluation results are replicated (so early stopping
-agrees) and preemption is agreed through orbax.
+A hook has `due(step)` and `__call__(step, state, metrics)`; `begin(step,
+state)` before the first step, `end(step, state)` when the loop ends, and
+`close()` always after it (also when a step or a hook raised). Decisions
+that stop the run are the same on every process: evaluation results are
+replicated (so early stopping agrees) and preemption is agreed through
+orbax.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
+import os
 from typing import Any, Dict, Mapping, Optional
+
+import jax
 
 from ttm_jax.train import checkpoints as checkpoints_lib
 from ttm_jax.train import divergence
 from ttm_jax.workbench import metric_writer
+
+_LOG = logging.getLogger(__name__)
 
 
 class Hook:
@@ -27,8 +35,16 @@ class Hook:
   def __call__(self, step: int, state, metrics: Mapping[str, Any]) -> None:
     raise NotImplementedError
 
+  def begin(self, step: int, state) -> None:
+    """Before the loop's first step; `step` is the last step done (the
+    restored one, or 0)."""
+
   def end(self, step: int, state) -> None:
-    """When the loop ends (last step, early stop or preemption)."""
+    """When the loop ends (last step or early stop)."""
+
+  def close(self) -> None:
+    """After `end`, or after an error (a failed step, a diverged loss,
+    preemption): releases what the hook holds."""
 
 
 class Selection:
@@ -173,6 +189,99 @@ class PreemptionHook(Hook):
                     f'{step}; rerun the same command to resume.')
 
 
+class ProfileHook(Hook):
+  """Traces steps `start` to `stop - 1` with `jax.profiler` into `folder`
+  (`plugins/profile/<time>/<host>.xplane.pb`, which XProf, TensorBoard's
+  profile plugin and Perfetto read: benchmarks/PROFILING.md).
+
+  The trace starts before step `start` runs (after the hooks of step
+  `start - 1`, or at `begin` when that is the first step to run; a resumed
+  run past `start` traces the rest of the window) and stops after the
+  hooks of step `stop - 1`, so each traced step holds its own hooks too.
+  It waits for the device before starting and before stopping, so the
+  trace holds exactly the traced steps' device work. A run that ends
+  inside the window stops the trace at `end`; an error, at `close`.
+
+  Only process 0 traces (`enabled`): every process runs the same program
+  on its own devices, so one host's trace shows the step; the others keep
+  running untraced.
+  """
+
+  def __init__(self, folder: str, start: int, stop: int,
+               perfetto: bool = False, enabled: Optional[bool] = None,
+               progress=None):
+    self.folder, self.start, self.stop = folder, start, stop
+    self.perfetto = perfetto
+    self.enabled = (jax.process_index() == 0 if enabled is None
+                    else enabled)
+    self.progress = progress
+    self.tracing = False
+    self.traced = None  # (first, last) step once written; last None: cut.
+    self._first = 0
+
+  def _say(self, line: str) -> None:
+    _LOG.info(line)
+    if self.progress is not None:
+      self.progress.write(line)
+
+  def _begin_trace(self, step: int, outputs) -> None:
+    jax.block_until_ready(outputs)  # The previous step's work stays out.
+    os.makedirs(self.folder, exist_ok=True)
+    jax.profiler.start_trace(self.folder,
+                             create_perfetto_trace=self.perfetto)
+    self.tracing, self._first = True, step
+    self._say(f'Profiling steps {step} to {self.stop - 1} into '
+              f'{self.folder}.')
+
+  def _end_trace(self, step: Optional[int], outputs) -> None:
+    """Stops the trace after `step` (None: after an error)."""
+    if outputs is not None:
+      jax.block_until_ready(outputs)  # The trace holds the step's work.
+    self.tracing = False
+    jax.profiler.stop_trace()
+    self.traced = (self._first, step)
+    if step is None:
+      steps = f'steps from {self._first} (interrupted)'
+    elif step < self._first:  # It ended (early stop) before the window.
+      steps = f'no step (the run ended at step {step})'
+    else:
+      steps = f'steps {self._first} to {step}'
+    self._say(f'Trace of {steps} written to {self.folder}.')
+
+  def begin(self, step, state):
+    if self.enabled and self.start <= step + 1 < self.stop:
+      self._begin_trace(step + 1, state)
+
+  def due(self, step):
+    return self.enabled and step in (self.start - 1, self.stop - 1)
+
+  def __call__(self, step, state, metrics):
+    if step == self.stop - 1:
+      if self.tracing:
+        self._end_trace(step, (state, metrics))
+    elif not self.tracing:
+      self._begin_trace(step + 1, (state, metrics))
+
+  def end(self, step, state):
+    if self.tracing:
+      self._end_trace(step, state)
+    elif self.enabled and self.traced is None and step < self.start:
+      self._say(f'The run ended at step {step}, before the profiled steps '
+                f'{self.start} to {self.stop - 1}: nothing traced.')
+
+  def close(self):
+    if self.tracing:  # After an error: keep what was traced.
+      try:
+        self._end_trace(None, None)
+      except Exception:  # pylint: disable=broad-except
+        _LOG.exception('Stopping the trace after an error failed.')
+
+
+def begin_all(hooks, step: int, state) -> None:
+  for hook in hooks:
+    hook.begin(step, state)
+
+
 def run_due(hooks, step: int, state, metrics) -> None:
   for hook in hooks:
     if hook.due(step):
@@ -182,3 +291,8 @@ def run_due(hooks, step: int, state, metrics) -> None:
 def end_all(hooks, step: int, state) -> None:
   for hook in hooks:
     hook.end(step, state)
+
+
+def close_all(hooks) -> None:
+  for hook in hooks:
+    hook.close()

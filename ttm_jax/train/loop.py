@@ -50,7 +50,7 @@ from ttm_jax.workbench import workdir as workdir_lib
 
 _LOG = logging.getLogger(__name__)
 OUTPUTS = ('results.json', 'metrics.jsonl', 'tensorboard', 'checkpoints',
-           'export', 'forecast.png', 'config.json')
+           'export', 'forecast.png', 'config.json', 'profile')
 
 
 @dataclasses.dataclass
@@ -201,7 +201,8 @@ def _restore(run: Run, ckpts, state, iterator, selection):
 
 def _hooks(run: Run, plan: Plan, ckpts, selection, iterator, preemption,
            progress, start: int) -> List[hooks_lib.Hook]:
-  """Log, evaluate and select, checkpoint, preemption: in that order."""
+  """Log, evaluate and select, checkpoint, preemption, then the profiler
+  (last: a traced step holds its hooks): in that order."""
   log = hooks_lib.LogHook(run.writer, plan.log_every, start + 1, progress)
   evals = [hooks_lib.EvalHook(e, plan.cadence(e.every_steps),
                               plan.total_steps, run.writer, selection,
@@ -209,7 +210,12 @@ def _hooks(run: Run, plan: Plan, ckpts, selection, iterator, preemption,
            for e in run.evals.values() if e.every_steps >= 0]
   save = hooks_lib.CheckpointHook(ckpts, plan.checkpoint_every, iterator,
                                   selection, log, run.writer)
-  return [log, *evals, save, hooks_lib.PreemptionHook(preemption, save)]
+  found = [log, *evals, save, hooks_lib.PreemptionHook(preemption, save)]
+  if run.config.profile.steps:
+    found.append(hooks_lib.ProfileHook(
+        os.path.join(run.workdir, 'profile'), *run.config.profile.steps,
+        perfetto=run.config.profile.perfetto, progress=progress))
+  return found
 
 
 def fit(run: Run):
@@ -241,12 +247,16 @@ def fit(run: Run):
       hooks = _hooks(run, plan, ckpts, selection, iterator, preemption,
                      progress, start)
       step = start
-      while step < plan.total_steps and not selection.stopped:
-        step += 1
-        state, metrics = train_step(
-            state, sharding.shard_batch(next(iterator), run.mesh))
-        hooks_lib.run_due(hooks, step, state, metrics)
-      hooks_lib.end_all(hooks, step, state)
+      try:
+        hooks_lib.begin_all(hooks, step, state)
+        while step < plan.total_steps and not selection.stopped:
+          step += 1
+          state, metrics = train_step(
+              state, sharding.shard_batch(next(iterator), run.mesh))
+          hooks_lib.run_due(hooks, step, state, metrics)
+        hooks_lib.end_all(hooks, step, state)
+      finally:
+        hooks_lib.close_all(hooks)
     ckpts.wait()
     return _tested(run, ckpts, state, selection, plan)
   finally:
