@@ -3,7 +3,7 @@
   state.py        TrainState and its creation
   steps.py        the jitted train step and inference
   hooks.py        the loop's periodic actions: log, evaluate and select,
-                  checkpoint, preemption
+                  checkpoint, preemption, profile
   checkpoints.py  one orbax manager (latest N + best), agreed preemption
   artifacts.py    results.json, the export, the plot
   divergence.py   a non-finite loss or metric stops the run
