@@ -12,7 +12,7 @@ Targets (5%, horizon 96): ETTh1 0.362, ETTh2 0.273, ETTm1 0.341, ETTm2
 Measured (2 CPU cores, seed 42): ETTh1 5% 0.3616 (273 s); ETTm1 5% 0.3263
 (784 s; the epoch-8 validation minimum won by 2e-4 over epoch 1, whose
 model scores 0.349; with seed=43 epoch 1 wins and it reports 0.3410: see
-the README on this cell's two minima).
+docs/results/2026-11-24-paper-table.md on this cell's two minima).
 `seed=S` sets the dropout and shuffling seeds;
 `--config.evals.test.every_steps=0` also scores the test split at every
 validation (analysis only: selection stays on validation).

@@ -27,9 +27,10 @@ Pretraining computes in bfloat16 by default (`compute_dtype`: every
 Linear's products bfloat16, float32 accumulation; parameters, norms,
 softmax, loss and AdamW float32): on validation it is indistinguishable
 from float32 (a tiny-shape 600-step run: val MSE 0.2010 both, the same to
-4 decimals at every evaluation) and its train step is the faster one (README
-"Speed"). `--config.compute_dtype=float32` for a float32 run (the ablation
-tables in the README before 2026-12-03 were float32).
+4 decimals at every evaluation) and its train step is the faster one
+(docs/speed.md; docs/results/2026-12-03-bfloat16-accuracy.md).
+`--config.compute_dtype=float32` for a float32 run (the ablation notes in
+docs/results/ dated before 2026-12-03 were float32).
 
 r3 (IBM's granite-tsfm branch ttm-r3-release-mq2-merge): `r3=` adds r3's
 additions to the preset, joined with + (decompose, register, multi_scale,

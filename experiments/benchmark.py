@@ -74,7 +74,8 @@ _FINETUNE_MAX_WINDOWS = flags.DEFINE_integer(
 _FINETUNE_LR = flags.DEFINE_float(
     'finetune_lr', 1e-4, "The fine-tune's peak learning rate; 0: the LR "
     "finder's (IBM's default, which picked 1.5e-7 on M1 yearly: no "
-    'change from zero-shot; README).')
+    'change from zero-shot; docs/results/'
+    '2026-12-02-chronos-ii-finetune-backtest.md).')
 _HOLDOUT = flags.DEFINE_enum(
     'holdout', 'test', ['test', 'validation'],
     "test: the suite's windows. validation: each series cut at its first "
@@ -84,7 +85,7 @@ _ADAPT = flags.DEFINE_bool(
     'adapt', False, "The checkpoint zero-shot on adapted pasts: M4's "
     'multiplicative seasonal adjustment when seasonal, linear upsampling '
     'by --adapt_upsample // season, left pads of the first value '
-    '(evaluators/adapt.py; README "Beyond the anchors").')
+    '(inference/adapt.py; docs/benchmarks.md).')
 _ADAPT_UPSAMPLE = flags.DEFINE_integer(
     'adapt_upsample', 8, '--adapt: the upsampling factor of a season-1 '
     'task (season m: max(1, this // m)); 1: none.')

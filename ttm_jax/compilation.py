@@ -23,7 +23,7 @@ faster than float32 through the engine. Measured on a 2-core AMD EPYC
   - a training step with XLA's default options: 1,083 series/s, against
     886 with float32's dot + reduce fusions and 917 with individual dots
     (float32's best in the same run: 975).
-(benchmarks/bench_model.py; README "Speed".)
+(benchmarks/bench_model.py; docs/speed.md and its dated notes.)
 """
 
 from __future__ import annotations

@@ -550,7 +550,7 @@ def resolve(config) -> ml_collections.ConfigDict:
 
 def describe(schema: Mapping[str, Any] = None, prefix: str = '') -> str:
   """Every field with its default and doc, one per line (for --help-like
-  listings and the README)."""
+  listings and docs/training.md)."""
   schema = SCHEMA if schema is None else schema
   lines = []
   for key, spec in schema.items():

@@ -8,7 +8,7 @@ zero-shot on ETTh1 and ETTm1 at horizon 96 (context 512), 3 seeds.
       --config configs/sweeps/ap.py:corpus=CORPUS,data_dir=../shared/data/ltsf \
       --workdir W
 
-Measured: see README "Ablations" (2 CPU cores).
+Measured: docs/results/2026-11-25-ablations-v1-corpus.md (2 CPU cores).
 """
 
 from configs.sweeps import common

@@ -10,7 +10,7 @@ horizon 96, 3 seeds. The metric is on OT alone.
 
 Measured (2 CPU cores, fraction 0.1, max_epochs=20, 6 points, 21 min of
 point time): OT test MSE 0.0530 (common_channel) vs 0.0529 (mix_channel,
--0.1%), MAE -1.5%; README "Sweeps and ablations".
+-0.1%), MAE -1.5%; docs/results/2026-11-25-exogenous.md.
 """
 
 from configs.sweeps import common

@@ -19,8 +19,8 @@ a larger corpus at the same budget:
       --config configs/sweeps/factors.py:corpus=CORPUS,data_dir=../shared/data/ltsf,steps=500 \
       --workdir W
 
-Measured on the v2 public corpus + KernelSynth series: README "Sweeps and
-ablations".
+Measured on the v2 public corpus + KernelSynth series:
+docs/results/2026-12-03-factors-ablation.md.
 """
 
 from configs.sweeps import common

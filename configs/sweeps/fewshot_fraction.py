@@ -13,8 +13,8 @@ zero-shot.
 Measured (2 CPU cores, max_epochs=3, 32 points, 49 min of point time):
 test MSE vs zero-shot, ETTh1 +0.2% (5%) ... -1.2% (100%), ETTm1 +5.6% (5%)
 ... -13.4% (100%); with max_epochs=10,data=etth1 (16 points, 30 min):
-ETTh1 -0.2% (5%) ... -0.7% (100%). README "Sweeps and ablations" has the
-tables.
+ETTh1 -0.2% (5%) ... -0.7% (100%). The tables:
+docs/results/2026-11-25-finetune-from-r2.md.
 """
 
 from configs.sweeps import common

@@ -8,7 +8,8 @@ probing (backbone frozen) vs full fine-tuning, ETTh1 and ETTm1 at horizon
 
 Measured (2 CPU cores, max_epochs=10, 14 points, 30 min of point time):
 test MSE vs zero-shot, head probing ETTh1 -0.2%, ETTm1 +0.6%; full
-fine-tuning -0.1%, +3.8%; README "Sweeps and ablations" has the table.
+fine-tuning -0.1%, +3.8%; the table:
+docs/results/2026-11-25-finetune-from-r2.md.
 """
 
 from configs.sweeps import common

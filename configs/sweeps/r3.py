@@ -22,7 +22,8 @@ ETTh1 and ETTm1 at horizon 96 (context 512), 3 seeds:
 shared with other work: about 30-60 s a point). Parameters at context 512,
 horizon 96: r2 shape 152,368; decompose 304,736; register 162,600;
 multi_scale 346,574 (63 patches instead of 32, so a larger head); fft
-174,840. Measured (750 steps, 3 seeds): README "TTM r3".
+174,840. Measured (750 steps, 3 seeds):
+docs/results/2026-12-02-r3-ablation.md.
 """
 
 from configs.sweeps import common
