@@ -251,8 +251,10 @@ def fit(run: Run):
         hooks_lib.begin_all(hooks, step, state)
         while step < plan.total_steps and not selection.stopped:
           step += 1
-          state, metrics = train_step(
-              state, sharding.shard_batch(next(iterator), run.mesh))
+          # Marks the step for XProf's step-time views (free when untraced).
+          with jax.profiler.StepTraceAnnotation('train', step_num=step):
+            state, metrics = train_step(
+                state, sharding.shard_batch(next(iterator), run.mesh))
           hooks_lib.run_due(hooks, step, state, metrics)
         hooks_lib.end_all(hooks, step, state)
       finally:
