@@ -26,7 +26,9 @@ lower-resolution copy as records of its own source, named with its
 frequency (`kdd_cup_2018...@D`). DIR/corpus.json lists the sources and the
 datasets that went in (file, sha256, series, values, frequency);
 DIR/report.md and report.json say per file what the conversion did (it is
-printed too). Every source is checked before anything is written; memory
+printed too). Every source is checked before anything is written (sources that
+overlap, reading the same file or content twice, are refused, or read
+once with --overlaps=once); memory
 is bounded by one series (a few columns of a wide CSV); registered
 evaluation benchmarks are refused.
 """
@@ -64,6 +66,14 @@ _CHUNK = flags.DEFINE_integer('chunk_length', 16384, 'Longest record.')
 _MAX_WINDOW = flags.DEFINE_integer('max_window', 2560, 'Longest window '
                                    '(context + horizon) the corpus serves.')
 _SHARD_MB = flags.DEFINE_integer('shard_mb', 64, 'Shard size, MB.')
+_OVERLAPS = flags.DEFINE_enum(
+    'overlaps', 'error', sources.OVERLAPS,
+    'Sources that read the same data (a file given twice, a file and a glob '
+    'holding it, a link to it, the same content under another name, the '
+    'same generator and seed), found by resolved path and content hash: '
+    'error (refused, naming both sources) or once (the repeat is skipped '
+    'and reported as such; a partial repeat, some of the same columns, is '
+    'still refused).')
 
 
 def parse_drs(text: str):
@@ -113,11 +123,12 @@ def main(argv):
   drs = parse_drs(_DRS.value)
   for spec in specs:  # Every source checked before any write.
     sources.check(spec)
+  skip = sources.overlaps(specs, _OVERLAPS.value)
   preparer = writing.Preparer(
       _OUT.value, rule, drs, _CHUNK.value, _MAX_WINDOW.value,
       shard_bytes=_SHARD_MB.value << 20)
-  for spec in specs:
-    preparer.add_spec(spec)
+  for index, spec in enumerate(specs):
+    preparer.add_spec(spec, skip.get(index))
   manifest = preparer.close()
   print(provenance.markdown(preparer.reports))
   for source in manifest['sources']:

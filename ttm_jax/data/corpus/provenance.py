@@ -64,8 +64,10 @@ def file_report(kind: str, spec: str, source: str, path: str = '',
 
 
 def datasets(reports: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
-  """The dataset entries (DATASET_FIELDS) of reports."""
-  return [{k: r.get(k, '') for k in DATASET_FIELDS} for r in reports]
+  """The dataset entries (DATASET_FIELDS) of reports, but those of inputs
+  skipped as repeats of another's data."""
+  return [{k: r.get(k, '') for k in DATASET_FIELDS} for r in reports
+          if not r.get('skipped')]
 
 
 def used(manifest: Dict[str, Any], names: Sequence[str]
@@ -94,6 +96,8 @@ def names(entries: Sequence[Dict[str, Any]]) -> List[str]:
 
 def _done(report: Dict[str, Any]) -> str:
   """One line: what the conversion did to a file, from its counts."""
+  if report.get('skipped'):
+    return 'skipped: its data is an earlier source\'s (see the notes)'
   parts = []
   for key, words in (
       ('blank_lines', 'blank lines skipped'),

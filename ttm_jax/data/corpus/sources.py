@@ -59,6 +59,8 @@ USAGE = ('monash:GLOB, csv:PATH[,timestamp=COL,id=COL,value=COL,freq=F,...], '
          'synthetic:num_series=N,length=L,seed=S or synthetic-kernels:'
          'num_series=N,length=L,freq=F,seed=S')
 Reports = Optional[List[Dict[str, Any]]]
+# What prepare_corpus does with sources that overlap (`overlaps`).
+OVERLAPS = ('error', 'once')
 
 
 @dataclasses.dataclass
@@ -71,20 +73,38 @@ class Series:
   dataset: str = ''  # The name of its input's report.
 
 
-def read(spec: str, reports: Reports = None) -> Iterator[Tuple[str, Series]]:
+def read(spec: str, reports: Reports = None,
+         skip: Optional[Dict[str, str]] = None
+         ) -> Iterator[Tuple[str, Series]]:
   """(source name, series) of every series of `spec`, one in memory at a
   time; appends a report per input file to `reports`. DataError for a bad
-  spec or a registered benchmark's file."""
+  spec or a registered benchmark's file. `skip`: {path: why} of files not
+  to read, as their data is read by an earlier source (`overlaps`; ''
+  for a whole generator), each reported as skipped."""
   kind, options = parse_source(spec)
   refuse_benchmark(kind, options)
   reports = [] if reports is None else reports
+  skip = skip or {}
+  if '' in skip:
+    _skipped(kind, spec, '', skip[''], reports)
+    return iter(())
   if kind == 'monash':
-    return monash_series(options['glob'], spec, reports)
+    return monash_series(options['glob'], spec, reports, skip)
   if kind == 'csv':
-    return csv_files(options, spec, reports)
+    return csv_files(options, spec, reports, skip)
   if kind == 'synthetic-kernels':
     return kernel_series(options, spec, reports)
   return synthetic_series(options, spec, reports)
+
+
+def _skipped(kind: str, spec: str, path: str, why: str,
+             reports: List) -> None:
+  """The report of an input not read: its data is an earlier source's."""
+  report = provenance.file_report(kind, spec, provenance.stem(path), path,
+                                  name='' if path else f'skipped/{spec}')
+  report['skipped'] = True
+  report['notes'].append(f'skipped (--overlaps=once): {why}')
+  reports.append(report)
 
 
 def check(spec: str) -> None:
@@ -97,13 +117,138 @@ def check(spec: str) -> None:
     _paths(options['glob'], spec)
   elif kind == 'csv':
     for path in _paths(options['path'], spec):
-      if options.get('timestamp'):
-        timed.check(path, options)
+      with timed.reading(path):
+        if options.get('timestamp'):
+          timed.check(path, options)
+          continue
+        header = _untimed_columns(path, options)
+        if 'id' not in options:
+          _timestamp_column(path, options,
+                            timed.value_columns(header, options)[0])
+
+
+@dataclasses.dataclass
+class _Input:
+  """One input of a source: a file (and the columns read from it; None:
+  all of it) or a generator (its options but name= and num_series=)."""
+  index: int  # The source's place in the list.
+  spec: str
+  path: str = ''
+  columns: Optional[frozenset] = None
+  generator: Tuple = ()
+  num_series: int = 0
+
+
+def _inputs(index: int, spec: str) -> List[_Input]:
+  kind, options = parse_source(spec)
+  if kind in ('synthetic', 'synthetic-kernels'):
+    key = (kind,) + tuple(sorted((k, v) for k, v in options.items()
+                                 if k not in ('name', 'num_series')))
+    return [_Input(index, spec, generator=key,
+                   num_series=int(options['num_series']))]
+  if kind == 'monash':
+    return [_Input(index, spec, path) for path in
+            _paths(options['glob'], spec)]
+  out = []
+  for path in _paths(options['path'], spec):
+    if 'id' in options and not options.get('timestamp'):
+      columns = [options.get('value', 'value')]
+    else:
+      columns = timed.value_columns(timed.header_of(path), options)[0]
+    out.append(_Input(index, spec, path, frozenset(map(str, columns))))
+  return out
+
+
+def _same_file(a: _Input, b: _Input, digests: Dict[str, str]
+               ) -> Optional[str]:
+  """How two inputs of equal size are the same file: '' (the same path),
+  'the same file as A' (a link, another spelling), 'the same content as
+  A'; None if they are not."""
+  if os.path.samefile(a.path, b.path):
+    return ('' if os.path.abspath(a.path) == os.path.abspath(b.path) else
+            f'the same file as {a.path}')
+  for path in (a.path, b.path):  # Only files of equal size are hashed.
+    if path not in digests:
+      digests[path] = provenance.sha256(path)
+  if digests[a.path] == digests[b.path]:
+    return (f'the same content as {a.path} (sha256 '
+            f'{digests[a.path][:12]}...)')
+  return None
+
+
+def _twice(first: _Input, second: _Input, what: str) -> str:
+  """'Sources A and B both read X' (or 'Source A reads X')."""
+  if first.index == second.index:
+    return f'Source {first.spec!r} reads {what}'
+  return f'Sources {first.spec!r} and {second.spec!r} both read {what}'
+
+
+def overlaps(specs: Sequence[str], mode: str = 'error'
+             ) -> Dict[int, Dict[str, str]]:
+  """Inputs that two sources share (a file given twice, a file and a glob
+  holding it, a link to it, the same content under another name, the same
+  generator and seed), found by resolved path and content hash.
+
+  Args:
+    specs: the source specs, in the order they are written.
+    mode: 'error' (an overlap is a DataError naming both sources) or
+      'once' (a later input that only repeats data already read is
+      skipped; one that repeats part of it is still an error).
+
+  Returns:
+    {source index: {path of a file to skip ('' for a whole generator):
+    what it repeats}}; empty with 'error'.
+  """
+  if mode not in OVERLAPS:
+    raise errors.ConfigError(f'overlaps={mode!r}: expected one of '
+                             f'{", ".join(OVERLAPS)}.')
+  found = [item for index, spec in enumerate(specs)
+           for item in _inputs(index, spec)]
+  skip: Dict[int, Dict[str, str]] = {}
+  digests: Dict[str, str] = {}
+  # Only inputs of the same generator, or files of the same size, can hold
+  # the same data: each input is compared with those earlier ones.
+  groups = [item.generator or os.path.getsize(item.path) for item in found]
+  for k, later in enumerate(found):
+    for earlier in [e for e, g in zip(found[:k], groups) if g == groups[k]]:
+      if later.generator:
+        if mode == 'once' and later.num_series <= earlier.num_series:
+          skip.setdefault(later.index, {})[''] = (
+              f'the same series as {earlier.spec!r}')
+          break
+        count = min(later.num_series, earlier.num_series)
+        raise errors.DataError(
+            _twice(earlier, later, 'the same generator with the same seed')
+            + f': its first {count} series would be counted twice. Give '
+            'another seed= (or, with --overlaps=once, a first source with '
+            'at least as many series).')
+      how = _same_file(earlier, later, digests)
+      if how is None:
         continue
-      header = _untimed_columns(path, options)
-      if 'id' not in options:
-        _timestamp_column(path, options,
-                          timed.value_columns(header, options)[0])
+      if earlier.index in skip and earlier.path in skip[earlier.index]:
+        continue  # Skipped itself: its data is counted at its first read.
+      read = (None if earlier.columns is None or later.columns is None else
+              earlier.columns & later.columns)
+      if read is not None and not read:
+        continue  # Other columns of the same file.
+      what = later.path + (f', {how}' if how else '')
+      columns = '' if read is None else (
+          f', columns {", ".join(sorted(read)[:5])}'
+          f'{", ..." if len(read) > 5 else ""}')
+      if mode == 'once' and (read is None or read == later.columns):
+        skip.setdefault(later.index, {})[later.path] = (
+            f'{how or "the same file"} read by {earlier.spec!r}')
+        break
+      if mode == 'once':
+        raise errors.DataError(
+            _twice(earlier, later, what) + f'{columns} (and other columns '
+            'too): name the columns that are new with value= or leave the '
+            'others out with exclude=.')
+      raise errors.DataError(
+          _twice(earlier, later, what) + f'{columns}: its series would be '
+          'counted twice. Give each file once, or --overlaps=once to read '
+          'it once.')
+  return skip
 
 
 def parse_source(spec: str) -> Tuple[str, Dict[str, str]]:
@@ -227,12 +372,17 @@ def refuse_benchmark(kind: str, options: Dict[str, str]) -> None:
           'sources.')
 
 
-def monash_series(pattern: str, spec: str = '', reports: Reports = None
+def monash_series(pattern: str, spec: str = '', reports: Reports = None,
+                  skip: Optional[Dict[str, str]] = None
                   ) -> Iterator[Tuple[str, Series]]:
-  """(file stem, series) of every .tsf file matching `pattern`, one series
-  in memory at a time; values parsed by NumPy's C parser ('?' -> NaN)."""
-  reports = [] if reports is None else reports
+  """(file stem, series) of every .tsf file matching `pattern` but `skip`,
+  one series in memory at a time; values parsed by NumPy's C parser ('?'
+  -> NaN)."""
+  reports, skip = [] if reports is None else reports, skip or {}
   for path in _paths(pattern, f'monash:{pattern}'):
+    if path in skip:
+      _skipped('monash', spec, path, skip[path], reports)
+      continue
     source = provenance.stem(path)
     report = provenance.file_report('monash', spec, source, path)
     reports.append(report)
@@ -271,39 +421,46 @@ def _timestamp_column(path: str, options: Dict[str, str],
 
 def _untimed_columns(path: str, options: Dict[str, str]) -> List[str]:
   """The header of an untimed CSV, its option columns checked."""
-  import pandas as pd  # pylint: disable=g-import-not-at-top
-  if not os.path.exists(path):
-    raise errors.DataError(f'Source csv:{path}: no such file.')
-  header = list(pd.read_csv(path, nrows=0).columns)
+  header = timed.header_of(path)
   timed.check_columns(path, header, options)
   return header
 
 
-def csv_files(options: Dict[str, str], spec: str, reports: Reports = None
+def csv_files(options: Dict[str, str], spec: str, reports: Reports = None,
+              skip: Optional[Dict[str, str]] = None
               ) -> Iterator[Tuple[str, Series]]:
-  """(source name, series) of every file of a CSV source, one series in
-  memory at a time, with a report per file."""
-  reports = [] if reports is None else reports
+  """(source name, series) of every file of a CSV source but `skip`, one
+  series in memory at a time, with a report per file."""
+  reports, skip = [] if reports is None else reports, skip or {}
   for path in _paths(options['path'], spec):
-    source = options.get('name') or provenance.stem(path)
-    report = provenance.file_report('csv', spec, source, path)
-    reports.append(report)
-    if options.get('timestamp'):
-      report.update(timed.new_report(), duplicates=options.get(
-          'duplicates', 'mean'), max_gap=int(options.get(
-              'max_gap', grid.MAX_GAP)), min_length=int(options.get(
-                  'min_length', grid.MIN_LENGTH)))
-      for series_id, values, start in timed.read(path, options, report):
-        report['series_read'] += 1
-        yield source, Series(values, report['freq'], series_id, start,
-                             report['name'])
-    else:
-      report['freq'] = options.get('freq', '')
-      report['notes'].append('no timestamp=: rows read as consecutive steps')
-      for series in csv_series(dict(options, path=path)):
-        report['series_read'] += 1
-        series.dataset = report['name']
-        yield source, series
+    if path in skip:
+      _skipped('csv', spec, path, skip[path], reports)
+      continue
+    with timed.reading(path):
+      yield from _csv_file(path, options, spec, reports)
+
+
+def _csv_file(path: str, options: Dict[str, str], spec: str,
+              reports: List) -> Iterator[Tuple[str, Series]]:
+  source = options.get('name') or provenance.stem(path)
+  report = provenance.file_report('csv', spec, source, path)
+  reports.append(report)
+  if options.get('timestamp'):
+    report.update(timed.new_report(), duplicates=options.get(
+        'duplicates', 'mean'), max_gap=int(options.get(
+            'max_gap', grid.MAX_GAP)), min_length=int(options.get(
+                'min_length', grid.MIN_LENGTH)))
+    for series_id, values, start in timed.read(path, options, report):
+      report['series_read'] += 1
+      yield source, Series(values, report['freq'], series_id, start,
+                           report['name'])
+  else:
+    report['freq'] = options.get('freq', '')
+    report['notes'].append('no timestamp=: rows read as consecutive steps')
+    for series in csv_series(dict(options, path=path)):
+      report['series_read'] += 1
+      series.dataset = report['name']
+      yield source, series
 
 
 def csv_series(options: Dict[str, str]) -> Iterator[Series]:

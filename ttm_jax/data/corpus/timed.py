@@ -26,6 +26,8 @@ memory is bounded by ~4M values whatever the file's width.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 from typing import Any, Dict, Iterator, List, Sequence, Tuple
 
@@ -42,6 +44,55 @@ COUNTS = ('rows', 'blank_lines', 'empty_rows', 'rows_without_time',
           'missing_steps', 'series_in', 'series_all_missing', 'pieces',
           'gaps_split', 'pieces_dropped', 'values_dropped', 'values_filled',
           'values_trimmed')
+# The first bytes of files that are not CSV text, and what they are.
+_NOT_CSV = ((b'PAR1', 'a Parquet file'), (b'ARROW1', 'an Arrow file'),
+            (b'\xff\xff\xff\xff', 'an Arrow stream'))
+
+
+def header_of(path: str, rows: bool = True) -> List[str]:
+  """The column names of a CSV file; DataError naming the file when it is
+  empty, has a header but (with `rows`) no row, or is not CSV text (a
+  Parquet or Arrow file, binary data)."""
+  import pandas as pd  # pylint: disable=g-import-not-at-top
+  if not os.path.isfile(path):
+    raise errors.DataError(f'Source csv:{path}: no such file.')
+  with open(path, 'rb') as f:
+    start = f.read(8)
+  for magic, what in _NOT_CSV:
+    if start.startswith(magic):
+      raise errors.DataError(
+          f'{path} is {what}, not a CSV file: csv: sources read text; '
+          'convert it first (e.g. pandas.read_parquet(path).to_csv(...)).')
+  with reading(path):
+    try:
+      first = pd.read_csv(path, nrows=1 if rows else 0)
+      names = list(first.columns)
+      if rows and not len(first):
+        raise errors.DataError(
+            f'{path} has a header ({names[:20]}) but no rows: there is no '
+            'series to read.')
+    except pd.errors.EmptyDataError:
+      raise errors.DataError(
+          f'{path} is empty: expected a header line of column names, then '
+          'one row per time step.') from None
+  return names
+
+
+@contextlib.contextmanager
+def reading(path: str):
+  """Turns pandas' and the codec's errors while reading `path` into one
+  DataError naming the file."""
+  import pandas as pd  # pylint: disable=g-import-not-at-top
+  try:
+    yield
+  except UnicodeDecodeError as e:
+    byte = e.object[e.start:e.start + 1]
+    raise errors.DataError(
+        f'{path} is not UTF-8 text ({e.reason} {byte!r}): not a CSV file, '
+        'or saved in another encoding (re-save it as UTF-8).') from None
+  except pd.errors.ParserError as e:
+    raise errors.DataError(f'{path} cannot be read as CSV: '
+                           f'{str(e).strip().splitlines()[0]}') from None
 
 
 def columns(text: str) -> List[str]:
@@ -267,7 +318,7 @@ def check(path: str, options: Dict[str, str]) -> None:
   anything is written: columns exist, times parse, and some value column
   is numeric."""
   import pandas as pd  # pylint: disable=g-import-not-at-top
-  header = list(pd.read_csv(path, nrows=0).columns)
+  header = header_of(path)
   check_columns(path, header, options)
   keys = pd.read_csv(path, usecols=columns(options['timestamp']), dtype=str,
                      nrows=2000)
@@ -287,7 +338,7 @@ def read(path: str, options: Dict[str, str], report: Dict[str, Any]
   timed CSV, one series in memory at a time; fills `report` (`new_report`)
   with what was done."""
   import pandas as pd  # pylint: disable=g-import-not-at-top
-  header = list(pd.read_csv(path, nrows=0).columns)
+  header = header_of(path)
   check_columns(path, header, options)
   times, codes, names, how = _keys(path, options, report)
   layout = Layout(times, codes, names, options, path, report)

@@ -177,11 +177,13 @@ class Preparer:
                                   self.shard_bytes), drs_of)
     return self.sources[name]
 
-  def add_spec(self, spec: str) -> None:
-    """Writes every series of a source spec (see `sources.read`); on a
+  def add_spec(self, spec: str,
+               skip: Optional[Dict[str, str]] = None) -> None:
+    """Writes every series of a source spec (see `sources.read`; `skip`:
+    its inputs that repeat an earlier source's, `sources.overlaps`); on a
     failure nothing stays written (`abort`)."""
     try:
-      for name, series in sources.read(spec, self.reports):
+      for name, series in sources.read(spec, self.reports, skip):
         self.add(name, spec, series)
     except BaseException:
       self.abort()
@@ -250,6 +252,8 @@ class Preparer:
           shards=shards))
     self.index.save(os.path.join(self.out, format.INDEX))
     for report in self.reports:
+      if report.get('skipped'):  # Its data was counted at its first read.
+        continue
       report['num_series'], report['num_values'], report['dropped'] = (
           self.written.get(report['name'], [0, 0, 0]))
     provenance.write(self.out, self.reports)
