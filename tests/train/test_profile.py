@@ -1,9 +1,11 @@
 """The profiler option (config.profile): bad step windows are refused at
 config time naming the field; a traced quick run leaves an XPlane trace of
-the train step under <workdir>/profile/, and a run without the option
-leaves no trace anywhere in its workdir."""
+the train step under <workdir>/profile/ holding exactly the chosen steps,
+and a run without the option leaves no trace anywhere in its workdir."""
 
 import glob
+import gzip
+import json
 import os
 
 import pytest
@@ -79,6 +81,14 @@ def test_traced_run_leaves_a_trace_and_an_untraced_one_none(tmp_path):
   with open(found[0], 'rb') as f:
     # The train step (steps.make_train_step's `step`) ran inside the trace.
     assert b'jit_step' in f.read()
+  # The trace JSON written beside it: the loop's step markers show that
+  # step 2 was traced, and neither step 1 nor step 3.
+  (events,) = glob.glob(os.path.join(os.path.dirname(found[0]),
+                                     '*.trace.json.gz'))
+  with gzip.open(events) as f:
+    marked = [e['args']['step_num'] for e in json.load(f)['traceEvents']
+              if e.get('name') == 'train' and 'step_num' in e.get('args', {})]
+  assert marked == ['2']
   assert not glob.glob(str(traced / '**' / 'perfetto_trace.json.gz'),
                        recursive=True)  # Only when asked for.
 
