@@ -106,3 +106,69 @@ def test_overlapping_sources_are_counted_once_when_asked(files, tmp_path):
   assert 'skipped' in (tmp_path / 'once' / 'report.md').read_text()
   # Two columns of one file, one source each: not an overlap.
   assert manifest['columns']['num_series'] == 2
+
+
+# -------------------------------------------------------------- timed CSVs
+@pytest.fixture(scope='module')
+def timed_files(tmp_path_factory):
+  root = tmp_path_factory.mktemp('timed_inputs')
+  hours = pd.date_range('2020-01-01', periods=500, freq='h')
+  frame = pd.DataFrame({'date': hours.astype(str), 'v': np.arange(500.0)})
+  frame.to_csv(root / 'hourly.csv', index=False)
+  frame.assign(date='2020-01-01 00:00').to_csv(root / 'one_time.csv',
+                                               index=False)
+  frame.iloc[:40].to_csv(root / 'short.csv', index=False)
+  (root / 'header_only.csv').write_text('date,v\n')
+  (root / 'empty.csv').write_text('')
+  stamps = list(frame['date'])
+  few_aware = [t + '+00:00' if k < 10 else t for k, t in enumerate(stamps)]
+  frame.assign(date=few_aware).to_csv(root / 'few_aware.csv', index=False)
+  few_naive = [t + '+00:00' if k < 450 else t for k, t in enumerate(stamps)]
+  frame.assign(date=few_naive).to_csv(root / 'few_naive.csv', index=False)
+  frame.assign(date=hours).to_parquet(root / 'data.parquet')
+  whole = (root / 'data.parquet').read_bytes()
+  (root / 'cut.parquet').write_bytes(whole[:len(whole) // 2])
+  (root / 'stream.arrow').write_bytes(b'\xff\xff\xff\xff' + whole[4:200])
+  text = (root / 'hourly.csv').read_bytes()
+  (root / 'bytes.csv').write_bytes(text[:3000] + b'\xff\xfe' + text[3000:])
+  return root
+
+
+def test_timed_csvs_that_would_write_nothing_or_averages(timed_files,
+                                                         tmp_path):
+  r = timed_files
+  _refused([
+      ([f'--source=csv:{r}/hourly.csv,timestamp=date,freq=D'],
+       rf'hourly.csv: freq=D is coarser than the data: 478 of its 500 '
+       r"distinct times share a step.*commonest step is h: give freq=h"),
+      ([f'--source=csv:{r}/one_time.csv,timestamp=date'],
+       r'one_time.csv: all 500 rows share one time \(first '
+       r'2020-01-01T00:00:00\): the times do not advance'),
+      ([f'--source=csv:{r}/one_time.csv,timestamp=date,freq=h'],
+       r'one_time.csv: all 500 rows share one time'),
+      ([f'--source=csv:{r}/header_only.csv,timestamp=date'],
+       r"header_only.csv has a header \(\['date', 'v'\]\) but no rows"),
+      ([f'--source=csv:{r}/header_only.csv'],
+       r'header_only.csv has a header .* but no rows'),
+      ([f'--source=csv:{r}/empty.csv,timestamp=date'],
+       r'empty.csv is empty: expected a header line'),
+      ([f'--source=csv:{r}/few_aware.csv,timestamp=date'],
+       r"few_aware.csv: column 'date' mixes times with a UTC offset \(10 "
+       r'rows\) and times without one \(490 rows\); the first with a UTC '
+       r"offset is row 1 \('2020-01-01 00:00:00\+00:00'\)"),
+      ([f'--source=csv:{r}/few_naive.csv,timestamp=date'],
+       r'the first without an offset is row 451 '
+       r"\('2020-01-19 18:00:00'\)"),
+      ([f'--source=csv:{r}/short.csv,timestamp=date'],
+       r'No series to write: every series of the sources was dropped \(.*'
+       r'short.csv: 1 pieces under 64 steps dropped'),
+      ([f'--source=csv:{r}/cut.parquet,timestamp=date'],
+       r'cut.parquet is a Parquet file, not a CSV file'),
+      ([f'--source=csv:{r}/data.parquet'],
+       r'data.parquet is a Parquet file, not a CSV file: .*'
+       r'pandas.read_parquet\(path\).to_csv'),
+      ([f'--source=csv:{r}/stream.arrow'],
+       r'stream.arrow is an Arrow stream, not a CSV file'),
+      ([f'--source=csv:{r}/bytes.csv,timestamp=date'],
+       r"bytes.csv is not UTF-8 text \(invalid start byte b'\\xff'\)"),
+  ], tmp_path)

@@ -94,7 +94,7 @@ def names(entries: Sequence[Dict[str, Any]]) -> List[str]:
   return sorted({e['name'] for e in entries})
 
 
-def _done(report: Dict[str, Any]) -> str:
+def done(report: Dict[str, Any]) -> str:
   """One line: what the conversion did to a file, from its counts."""
   if report.get('skipped'):
     return 'skipped: its data is an earlier source\'s (see the notes)'
@@ -133,7 +133,7 @@ def markdown(reports: Sequence[Dict[str, Any]]) -> str:
     lines.append(
         f"| {r['name']} | {r['freq'] or '?'} | {r.get('rows', '')} | "
         f"{r.get('series_in', r['series_read'])} | {r['num_series']:,} | "
-        f"{r['num_values']:,} | {_done(r)} |")
+        f"{r['num_values']:,} | {done(r)} |")
   total = sum(r['num_values'] for r in reports)
   lines.append(f"| **total** | | | | {sum(r['num_series'] for r in reports):,}"
                f' | {total:,} | |')

@@ -45,8 +45,10 @@ COUNTS = ('rows', 'blank_lines', 'empty_rows', 'rows_without_time',
           'gaps_split', 'pieces_dropped', 'values_dropped', 'values_filled',
           'values_trimmed')
 # The first bytes of files that are not CSV text, and what they are.
-_NOT_CSV = ((b'PAR1', 'a Parquet file'), (b'ARROW1', 'an Arrow file'),
-            (b'\xff\xff\xff\xff', 'an Arrow stream'))
+_NOT_CSV = ((b'PAR1', 'a Parquet file', 'pandas.read_parquet(path)'),
+            (b'ARROW1', 'an Arrow file', 'pandas.read_feather(path)'),
+            (b'\xff\xff\xff\xff', 'an Arrow stream',
+             'pyarrow.ipc.open_stream(path).read_pandas()'))
 
 
 def header_of(path: str, rows: bool = True) -> List[str]:
@@ -58,11 +60,11 @@ def header_of(path: str, rows: bool = True) -> List[str]:
     raise errors.DataError(f'Source csv:{path}: no such file.')
   with open(path, 'rb') as f:
     start = f.read(8)
-  for magic, what in _NOT_CSV:
+  for magic, what, reader in _NOT_CSV:
     if start.startswith(magic):
       raise errors.DataError(
           f'{path} is {what}, not a CSV file: csv: sources read text; '
-          'convert it first (e.g. pandas.read_parquet(path).to_csv(...)).')
+          f'convert it first ({reader}.to_csv(...)).')
   with reading(path):
     try:
       first = pd.read_csv(path, nrows=1 if rows else 0)
@@ -149,6 +151,28 @@ def numeric(path: str, frame, column: str, named: bool):
   return None
 
 
+def _refuse_mixed_offsets(path: str, name: str, column) -> None:
+  """DataError when a time column mixes times with a UTC offset and times
+  without one, naming the first row of the fewer kind (pandas would parse
+  whichever kind its first row has and blame the other)."""
+  given = column.notna().to_numpy()
+  if not given.any():
+    return
+  marked = column.astype(str).str.contains(_OFFSET).to_numpy() & given
+  counts = {True: int(marked.sum()), False: int((given & ~marked).sum())}
+  if not counts[True] or not counts[False]:
+    return
+  fewer = counts[True] <= counts[False]
+  at = int(np.flatnonzero(marked if fewer else given & ~marked)[0])
+  kinds = {True: 'with a UTC offset', False: 'without one'}
+  raise errors.DataError(
+      f'{path}: column {name!r} mixes times with a UTC offset '
+      f'({counts[True]:,} rows) and times without one ({counts[False]:,} '
+      f'rows); the first {kinds[fewer].replace("one", "an offset")} is row '
+      f'{int(column.index[at]) + 1} ({str(column.iloc[at])[:40]!r}). Write '
+      'every time with its offset, or none (tz= then names their zone).')
+
+
 def parse_times(cells, options: Dict[str, str], path: str,
                 groups: np.ndarray) -> Tuple[np.ndarray, str]:
   """(int64 nanoseconds per row, NAT where a row has no time; how times
@@ -176,6 +200,7 @@ def parse_times(cells, options: Dict[str, str], path: str,
           numbers, unit='D').dt.round('s')) if fmt == 'excel' else (
               pd.to_datetime(numbers, unit='s'))
     else:
+      _refuse_mixed_offsets(path, names[0], column)
       offsets = column.dropna().astype(str).str.contains(_OFFSET).any()
       parsed = pd.to_datetime(column, format=fmt or None, errors='coerce',
                               utc=bool(offsets))
@@ -206,6 +231,45 @@ def _localize(naive, zone: str, groups: np.ndarray):
   return local.dt.tz_convert('UTC').dt.tz_localize(None)
 
 
+def _refuse_one_time(path: str, ordered: np.ndarray, group_of: np.ndarray,
+                     options: Dict[str, str]) -> None:
+  """DataError for a file in which no series has two distinct times."""
+  rows = len(ordered)
+  series = len(np.unique(group_of))
+  first = str(np.datetime64(int(ordered[0]), 'ns').astype('datetime64[s]'))
+  if rows > series:
+    where = (f'all {rows:,} rows share' if series == 1 else
+             f'the rows of each of its {series:,} series share')
+    raise errors.DataError(
+        f'{path}: {where} one time (first {first}): '
+        'the times do not advance, so there is no series to read. Is '
+        f"timestamp={options['timestamp']} the time column?")
+  raise errors.DataError(
+      f'{path}: every series has a single row ({series:,} series): too '
+      'short to read.')
+
+
+def _refuse_coarse(path: str, freq: str, found: grid.Step,
+                   ordered: np.ndarray, group_of: np.ndarray,
+                   groups: Sequence[Tuple]) -> None:
+  """DataError when a given freq is coarser than the data: more than a
+  tenth of the distinct times (of a series) share their grid step with
+  another, so that they would be averaged. (Repeated times, and jitter
+  around the right step, share none.)"""
+  new = np.concatenate([[True], (np.diff(ordered) != 0)
+                        | (group_of[1:] != group_of[:-1])])
+  distinct = int(new.sum())
+  steps = sum(len(np.unique(g[2])) for g in groups)
+  if distinct - steps <= 0.1 * distinct:
+    return
+  raise errors.DataError(
+      f'{path}: freq={freq} is coarser than the data: {distinct - steps:,} '
+      f'of its {distinct:,} distinct times share a step with an earlier '
+      "one, so their values would be averaged. The data's commonest step "
+      f'is {found.freq}: give freq={found.freq}, or leave freq= out '
+      "(coarser copies are prepare_corpus's --drs).")
+
+
 class Layout:
   """Where each row goes: per series group (an id, or the whole file), its
   rows in time order, their grid steps, the grid's length and first time.
@@ -226,13 +290,12 @@ class Layout:
     rows = rows[np.lexsort((times[rows], codes[rows]))]  # Stable.
     ordered, group_of = times[rows], codes[rows]
     self.given = bool(options.get('freq'))
+    found, share = grid.infer_step(ordered, group_of)
+    if found is None:
+      _refuse_one_time(path, ordered, group_of, options)
+    self.step, self.share = found, share
     if self.given:
       self.step, self.share = grid.parse_step(options['freq']), 1.0
-    else:
-      self.step, self.share = grid.infer_step(ordered, group_of)
-    if self.step is None:
-      raise errors.DataError(f'{path}: fewer than two distinct times in '
-                             'every series: give freq=F.')
     same = group_of[1:] == group_of[:-1]
     report['duplicate_times'] += int((same & (np.diff(ordered) == 0)).sum())
     self.groups = []
@@ -245,6 +308,9 @@ class Layout:
       report['missing_steps'] += int(length - len(np.unique(steps)))
       self.groups.append((names[group_of[first]], rows[first:last], steps,
                           length, int(ordered[first])))
+    if self.given:
+      _refuse_coarse(path, options['freq'], found, ordered, group_of,
+                     self.groups)
     total = sum(g[3] for g in self.groups)
     if total > 100 * len(rows) + 10_000:
       raise errors.DataError(

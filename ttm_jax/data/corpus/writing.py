@@ -256,6 +256,13 @@ class Preparer:
         continue
       report['num_series'], report['num_values'], report['dropped'] = (
           self.written.get(report['name'], [0, 0, 0]))
+    if not self.series_count:
+      self.abort()
+      raise errors.DataError(
+          'No series to write: every series of the sources was dropped ('
+          + '; '.join(f"{r['file'] or r['spec']}: {provenance.done(r)}"
+                      for r in self.reports[:5])
+          + '); see the sources\' min_length=, max_gap= and freq= options.')
     provenance.write(self.out, self.reports)
     manifest = dict(
         format=format.FORMAT, split=dataclasses.asdict(self.rule),
