@@ -11,6 +11,10 @@ corpus, no staging folder).
 
 import json
 import os
+import signal
+import socket
+import subprocess
+import time
 
 import numpy as np
 import pandas as pd
@@ -18,6 +22,8 @@ import pytest
 
 from tests import entry_points
 from tests.experiments.test_bad_inputs import _assert_one_line_error
+from tests.experiments.test_bad_inputs import _run
+from ttm_jax.data.corpus import writing
 
 
 @pytest.fixture(scope='module')
@@ -172,3 +178,52 @@ def test_timed_csvs_that_would_write_nothing_or_averages(timed_files,
       ([f'--source=csv:{r}/bytes.csv,timestamp=date'],
        r"bytes.csv is not UTF-8 text \(invalid start byte b'\\xff'\)"),
   ], tmp_path)
+
+
+# ---------------------------------------------------------- staging folders
+def _owned(folder, **owner):
+  folder.mkdir()
+  (folder / writing.OWNER).write_text(json.dumps(owner))
+  (folder / 'part-00000.array_record').write_bytes(b'x' * 10)
+  return folder
+
+
+def test_a_killed_runs_staging_folder_is_removed_by_the_next(tmp_path):
+  """A SIGKILLed prepare_corpus leaves `.<out>.partial-<pid>`; the next
+  run in that folder removes it, but not a live run's, another host's, or
+  a folder that is not a staging folder of prepare_corpus."""
+  killed = _run(_corpus(tmp_path / 'big', '--source',
+                        'synthetic-kernels:num_series=100000,length=4000'),
+                wait=False)
+  staged = tmp_path / f'.big.partial-{killed.pid}'
+  deadline = time.time() + 120
+  while not (staged / writing.OWNER).exists() and time.time() < deadline:
+    time.sleep(0.2)
+  killed.send_signal(signal.SIGKILL)
+  killed.communicate()
+  assert (staged / writing.OWNER).exists()
+  live = subprocess.Popen(['sleep', '120'])
+  try:
+    host = socket.gethostname()
+    kept = [
+        _owned(tmp_path / f'.live.partial-{live.pid}', host=host,
+               pid=live.pid, started=''),
+        _owned(tmp_path / '.remote.partial-1', host=host + '-other',
+               pid=killed.pid, started=''),
+        tmp_path / '.mine.partial-7',  # No owner file: not ours.
+    ]
+    kept[-1].mkdir()
+    reused = _owned(tmp_path / '.reused.partial-1', host=host,
+                    pid=live.pid, started='1')  # The pid, another process.
+    rc, out, err = entry_points.run(_corpus(
+        tmp_path / 'next', '--source', 'synthetic:num_series=2,length=300'))
+    assert rc == 0, err[-2000:]
+    assert f'Removed {staged}, the staging folder of a prepare_corpus run ' \
+           f'that was killed (pid {killed.pid} no longer runs)' in out
+    assert not staged.exists() and not reused.exists()
+    assert all(folder.exists() for folder in kept)
+    assert (tmp_path / 'next' / 'corpus.json').exists()
+    assert not (tmp_path / 'next' / writing.OWNER).exists()
+  finally:
+    live.kill()
+    live.wait()

@@ -7,7 +7,9 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -19,6 +21,67 @@ from ttm_jax.data.corpus import format
 from ttm_jax.data.corpus import provenance
 from ttm_jax.data.corpus import sources
 from ttm_jax.models import frequency
+# In a staging folder: the process writing it (host, pid, start time).
+OWNER = '.prepare_corpus_owner.json'
+_STAGING = re.compile(r'^\..+\.partial-\d+$')
+
+
+def _process(pid: int) -> Tuple[str, str]:
+  """(state, start time in clock ticks since boot) of a process, from
+  /proc; ('', '') where there is none. With the pid, the start time tells
+  a process from a later one that reuses its pid; state 'Z' is a process
+  that has ended (a zombie)."""
+  try:
+    with open(f'/proc/{pid}/stat') as f:
+      fields = f.read().rsplit(')', 1)[1].split()
+    return fields[0], fields[19]
+  except (OSError, IndexError):
+    return '', ''
+
+
+def _stale(folder: str) -> str:
+  """Why the staging folder `folder` is stale ('' if it is not, or not
+  known to be): a prepare_corpus process of this host that no longer runs
+  wrote it."""
+  from ttm_jax.workbench import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+  try:
+    with open(os.path.join(folder, OWNER)) as f:
+      owner = json.load(f)
+    host, pid, started = owner['host'], int(owner['pid']), owner['started']
+  except (OSError, ValueError, KeyError, TypeError):
+    return ''  # Not ours, or its owner has not written the file yet.
+  if host != socket.gethostname():
+    return ''  # Another host's process: its liveness is unknown here.
+  state, now = _process(pid)
+  alive = workdir_lib._alive(pid)  # pylint: disable=protected-access
+  if not alive or state == 'Z':
+    return f'pid {pid} no longer runs'
+  if started and now not in ('', started):
+    return f'pid {pid} is now another process'
+  return ''
+
+
+def remove_stale_staging(parent: str) -> List[str]:
+  """Removes the staging folders (`.<name>.partial-<pid>`) in `parent`
+  that killed prepare_corpus runs left: only folders holding the owner
+  file (`OWNER`) of a process of this host that no longer runs. Returns
+  the folders removed."""
+  removed = []
+  try:
+    names = os.listdir(parent)
+  except OSError:
+    return removed
+  for name in sorted(names):
+    folder = os.path.join(parent, name)
+    if not _STAGING.match(name) or not os.path.isdir(folder):
+      continue
+    why = _stale(folder)
+    if why:
+      shutil.rmtree(folder, ignore_errors=True)
+      print(f'Removed {folder}, the staging folder of a prepare_corpus run '
+            f'that was killed ({why}).', flush=True)
+      removed.append(folder)
+  return removed
 
 
 class ShardWriter:
@@ -154,10 +217,14 @@ class Preparer:
       raise errors.DataError(f'{out} already holds a corpus '
                              f'({format.MANIFEST}); choose an empty folder.')
     self.final = os.path.abspath(out)
+    self.removed = remove_stale_staging(os.path.dirname(self.final))
     out = os.path.join(os.path.dirname(self.final),
                        f'.{os.path.basename(self.final)}.partial-{os.getpid()}')
-    shutil.rmtree(out, ignore_errors=True)
+    shutil.rmtree(out, ignore_errors=True)  # This pid's: not a live one's.
     os.makedirs(out)
+    with open(os.path.join(out, OWNER), 'w') as f:
+      json.dump(dict(host=socket.gethostname(), pid=os.getpid(),
+                     started=_process(os.getpid())[1]), f)
     self.out, self.rule, self.drs = out, rule, dict(drs or {})
     self.chunk_length, self.max_window = chunk_length, max_window
     self.min_length, self.shard_bytes = min_length, shard_bytes
@@ -283,7 +350,8 @@ class Preparer:
     """Moves the staged corpus into `final`, the manifest last (a folder
     with a manifest is complete)."""
     os.makedirs(self.final, exist_ok=True)
-    names = sorted(os.listdir(self.out), key=lambda n: n == format.MANIFEST)
+    names = sorted((n for n in os.listdir(self.out) if n != OWNER),
+                   key=lambda n: n == format.MANIFEST)
     taken = [n for n in names if os.path.exists(os.path.join(self.final, n))]
     if taken:
       self.abort()
@@ -291,5 +359,6 @@ class Preparer:
                              'empty folder.')
     for name in names:
       os.rename(os.path.join(self.out, name), os.path.join(self.final, name))
+    os.remove(os.path.join(self.out, OWNER))
     os.rmdir(self.out)
     self.out = self.final
