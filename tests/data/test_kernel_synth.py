@@ -7,6 +7,7 @@ import inspect
 import numpy as np
 import pytest
 
+from ttm_jax import errors
 from ttm_jax.data import kernel_synth
 from ttm_jax.data.corpus import sources
 
@@ -156,3 +157,14 @@ def test_existing_frequencies_draw_as_before():
       assert kernel == kernel_synth.Kernel(kind, parameter, float(period))
     else:
       assert kernel == kernel_synth.Kernel(kind, parameter)
+
+
+def test_a_series_past_the_limits_is_refused_before_any_work():
+  with pytest.raises(errors.DataError, match=r'length=10,000,001 is over '
+                     r'the limit of 10,000,000 steps'):
+    kernel_synth.make_series(0, 0, kernel_synth.LENGTH_LIMIT + 1, 'h')
+  with pytest.raises(errors.DataError, match=r'max_kernels=65 is over the '
+                     'limit of 64'):
+    kernel_synth.make_series(0, 0, 100, 'h', max_kernels=65)
+  values, _ = kernel_synth.make_series(0, 0, 100, 'h', max_kernels=64)
+  assert values.shape == (100,) and np.isfinite(values).all()

@@ -227,3 +227,23 @@ def test_a_killed_runs_staging_folder_is_removed_by_the_next(tmp_path):
   finally:
     live.kill()
     live.wait()
+
+
+# ------------------------------------------------------------- generators
+def test_generators_asked_for_more_than_memory_holds_are_refused_first(
+    tmp_path):
+  _refused([
+      (['--source=synthetic-kernels:num_series=1,length=100000000000'],
+       r"Source 'synthetic-kernels:num_series=1,length=100000000000': "
+       r'length=100,000,000,000 is over the limit of 10,000,000 steps a '
+       r'series .*5,960 GiB here'),
+      (['--source=synthetic:num_series=2,length=20000000'],
+       r'length=20,000,000 is over the limit of 10,000,000'),
+      (['--source=synthetic-kernels:num_series=1,length=100,'
+        'max_kernels=1000000000'],
+       r'max_kernels=1,000,000,000 is over the limit of 64'),
+      # Refused with the other sources' checks, before any is read.
+      (['--source=synthetic:num_series=2,length=300',
+        '--source=synthetic-kernels:num_series=1,length=99999999999'],
+       r'length=99,999,999,999 is over the limit'),
+  ], tmp_path)

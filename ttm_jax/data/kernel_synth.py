@@ -54,6 +54,8 @@ from typing import Tuple
 
 import numpy as np
 
+from ttm_jax import errors
+
 # Seasonal periods (in steps) per frequency: daily and weekly cycles below a
 # day, weekly and yearly for days, yearly above.
 PERIODS = {
@@ -86,6 +88,26 @@ PARAMETERS = {
 GRID_POINTS = 1024
 MAX_HARMONICS = 64  # Enough for l >= 0.5 (z = 4 needs 14).
 MAX_KERNELS = 5
+# The most a series may ask for: it is made whole in memory (about 64
+# bytes a step at the peak, 640 MB at the limit), and each of its kernels
+# is a pass over it.
+LENGTH_LIMIT = 10_000_000
+KERNELS_LIMIT = 64
+
+
+def check_request(length: int, max_kernels: int = MAX_KERNELS) -> None:
+  """DataError naming a length or kernel count past the limits
+  (LENGTH_LIMIT, KERNELS_LIMIT), before any work."""
+  if length > LENGTH_LIMIT:
+    raise errors.DataError(
+        f'length={length:,} is over the limit of {LENGTH_LIMIT:,} steps a '
+        'series (a series is made whole in memory, about 64 bytes a step: '
+        f'{64 * length / 2**30:,.0f} GiB here); ask for shorter series '
+        '(more of them).')
+  if max_kernels > KERNELS_LIMIT:
+    raise errors.DataError(
+        f'max_kernels={max_kernels:,} is over the limit of {KERNELS_LIMIT} '
+        '(each kernel is a pass over the series; KernelSynth uses 5).')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,7 +219,9 @@ def make_series(seed: int, index: int, length: int, freq: str,
                 max_kernels: int = MAX_KERNELS) -> Tuple[np.ndarray, str]:
   """([length] float64 values, the kernel expression) of series `index`
   of `seed`: it depends on (seed, index, length, freq, max_kernels)
-  only."""
+  only. DataError for a length or max_kernels past the limits
+  (`check_request`)."""
+  check_request(length, max_kernels)
   rng = np.random.default_rng((seed, index))
   kernels = [Kernel('constant', 1.0)]
   while all(k.kind == 'constant' for k in kernels):  # A flat line: again.

@@ -267,11 +267,13 @@ def parse_source(spec: str) -> Tuple[str, Dict[str, str]]:
     options = _pairs(rest.split(','), spec, ('num_series', 'length', 'seed'))
     _integers(spec, options, (('num_series', 1, True), ('length', 1, True),
                               ('seed', 0, False)))
+    _check_size(spec, options)
     return kind, options
   if kind == 'synthetic-kernels':
     options = _pairs(rest.split(','), spec, KERNEL_OPTIONS)
     _integers(spec, options, (('num_series', 1, True), ('length', 2, True),
                               ('seed', 0, False), ('max_kernels', 1, False)))
+    _check_size(spec, options)
     for freq in timed.columns(options.get('freq', 'h')):
       try:
         kernel_synth.canonical(freq)
@@ -281,6 +283,17 @@ def parse_source(spec: str) -> Tuple[str, Dict[str, str]]:
             f'{", ".join(kernel_synth.PERIODS)}.') from None
     return kind, options
   raise errors.DataError(f'Source {spec!r}: expected {USAGE}.')
+
+
+def _check_size(spec: str, options: Dict[str, str]) -> None:
+  """DataError naming a generator's length (or max_kernels) past what a
+  series may ask for (`kernel_synth.check_request`: the embedded generator
+  makes its series whole in memory too), before any work."""
+  try:
+    kernel_synth.check_request(int(options['length']), int(options.get(
+        'max_kernels', kernel_synth.MAX_KERNELS)))
+  except errors.DataError as e:
+    raise errors.DataError(f'Source {spec!r}: {e}') from None
 
 
 def _integers(spec: str, options: Dict[str, str],
