@@ -289,3 +289,116 @@ def test_missing_files_are_named(tmp_path):
   (tmp_path / 'config.json').write_text(json.dumps({'context_length': 32}))
   with pytest.raises(checkpoint.CheckpointError, match='No model.safetensors'):
     load_pretrained(str(tmp_path))
+
+
+# ------------------------------------------------- broken checkpoints
+SMALL = dict(context_length=64, prediction_length=16, patch_length=8,
+             patch_stride=8, d_model=32, decoder_d_model=16, num_layers=1,
+             decoder_num_layers=1, adaptive_patching_levels=1)
+
+
+def _small(folder, change=None, config_change=None, **arch):
+  """A small random checkpoint in `folder`; `change(state_dict)` edits its
+  weights, `config_change(values)` its config.json."""
+  from safetensors.numpy import load_file, save_file  # pylint: disable=g-import-not-at-top
+  config = config_lib.TTMConfig(**dict(SMALL, **arch))
+  save_pretrained(str(folder), config,
+                  checkpoint.init_variables(config, jax.random.key(0)))
+  if change:
+    state = dict(load_file(folder / 'model.safetensors'))
+    change(state)
+    save_file(state, folder / 'model.safetensors', metadata={'format': 'pt'})
+  if config_change:
+    values = json.loads((folder / 'config.json').read_text())
+    config_change(values)
+    (folder / 'config.json').write_text(json.dumps(values))
+  return folder
+
+
+def _frame():
+  import pandas as pd  # pylint: disable=g-import-not-at-top
+  return pd.DataFrame({'date': pd.date_range('2024-01-01', periods=100,
+                                             freq='h'),
+                       'y': np.sin(np.arange(100) / 5)})
+
+
+def test_non_finite_weights_are_refused_naming_them(tmp_path):
+  import ttm_jax  # pylint: disable=g-import-not-at-top
+  head, patcher = 'head.base_forecast_block.weight', (
+      'backbone.encoder.patcher.bias')
+
+  def poison(state):
+    state[head] = np.full_like(state[head], np.nan)
+    state[patcher][3] = np.inf
+
+  folder = _small(tmp_path / 'nan', poison)
+  words = (rf'{folder}: Checkpoint weights hold non-finite values: '
+           rf'{patcher} \(1 inf of 32\), {head} \(2,048 NaN of 2,048\)')
+  with pytest.raises(checkpoint.CheckpointError, match=words):
+    load_pretrained(str(folder))
+  with pytest.raises(checkpoint.CheckpointError, match=words):
+    ttm_jax.forecast(_frame(), timestamp_column='date', horizon=16,
+                     checkpoint=str(folder))
+
+
+def test_a_missing_weight_is_an_error_unless_asked_for_fresh(tmp_path):
+  import ttm_jax  # pylint: disable=g-import-not-at-top
+  key = 'backbone.encoder.patcher.weight'
+  folder = _small(tmp_path / 'partial', lambda state: state.pop(key))
+  words = (rf'{folder}: the checkpoint lacks 1 weight\(s\) that its '
+           rf'config.json needs: {key}\. They would start random.*'
+           r'new_weights=')
+  with pytest.raises(checkpoint.CheckpointError, match=words):
+    load_pretrained(str(folder))
+  with pytest.raises(checkpoint.CheckpointError, match=words):
+    ttm_jax.forecast(_frame(), timestamp_column='date', horizon=16,
+                     checkpoint=str(folder))
+  # An override that makes new weights explains those, not this one.
+  with pytest.raises(checkpoint.CheckpointError, match=f'needs: {key}.'):
+    load_pretrained(str(folder), multi_quantile_head=True)
+  # Asked for: started fresh and reported.
+  _, _, variables, report = load_pretrained(
+      str(folder), return_report=True, new_weights=[r'backbone\..*'])
+  assert report.new == [key]
+  assert variables['params']['backbone']['encoder']['patcher'][
+      'kernel'].shape == (8, 32)
+  # A new head that an override asks for stays allowed and reported.
+  complete = _small(tmp_path / 'complete')
+  _, _, _, report = load_pretrained(str(complete), return_report=True,
+                                    multi_quantile_head=True)
+  assert report.new and all(k.startswith('multi_quantile_head_block.')
+                            for k in report.new)
+  with pytest.raises(config_lib.ConfigError, match=r"new_weights: '\(\[' "
+                     'is not a regular expression'):
+    load_pretrained(str(complete), new_weights=['(['])
+
+
+def _drop_trend_fields(values):
+  for name in config_lib.TREND_FIELDS:
+    values.pop(name, None)
+
+
+@pytest.mark.parametrize('arch, words', [
+    (dict(trend_d_model=16, trend_patch_length=16, trend_patch_stride=16),
+     r'config.json has no trend_d_model, so the trend branch takes '
+     r'd_model=32, but its weights say trend_d_model=16; config.json has no '
+     r'trend_patch_length, .* set trend_d_model=16, trend_patch_length=16, '
+     r'trend_patch_stride=16 in config.json or as overrides'),
+    (dict(num_layers=1, trend_num_layers=2),
+     r'config.json has no trend_patch_length, .*trend_num_layers.* and its '
+     r'trend branch does not fit the checkpoint: it holds 16 trend-branch '
+     r'weight\(s\) that this config does not use'),
+    (dict(num_layers=2, trend_num_layers=1),
+     r'config.json has no .*trend_num_layers.*: the checkpoint lacks 16 '
+     r'weight\(s\)'),
+])
+def test_a_decomposed_config_without_its_trend_fields_names_them(
+    tmp_path, arch, words):
+  folder = _small(tmp_path / 'decomposed', None, _drop_trend_fields,
+                  decompose=True, **arch)
+  with pytest.raises(checkpoint.CheckpointError, match=words):
+    load_pretrained(str(folder))
+  # With the fields the message names, it loads, every weight used.
+  _, _, _, report = load_pretrained(str(folder), return_report=True,
+                                    **arch)
+  assert not report.new and not report.dropped

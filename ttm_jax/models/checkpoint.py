@@ -133,10 +133,55 @@ def to_state_dict(variables: Mapping[str, Any]) -> Dict[str, np.ndarray]:
   return state
 
 
+def _branch_conflict(key: str, got, expected, config: TTMConfig,
+                     state_dict, provenance) -> Optional[str]:
+  """For a weight of a decomposed model's trend branch: 'config.json has
+  no trend_X, so the trend branch takes X=..., but its weights say
+  trend_X=...', naming the field first; None if the weights name no
+  field."""
+  prefix = 'trend_forecaster.'
+  if not config.decompose or not key.startswith(prefix):
+    return None
+  file_values, overrides = provenance or ({}, {})
+  said, _ = config_rules.weights_say(
+      {k[len(prefix):]: v for k, v in state_dict.items()
+       if k.startswith(prefix)})
+  branch = config.trend_config()
+  conflicts, settings = [], {}
+  for field, weights_value in said.items():
+    ours = getattr(branch, field)
+    name = (f'trend_{field}' if f'trend_{field}' in config_lib.TREND_FIELDS
+            else field)
+    if ours == weights_value:
+      continue
+    if name in overrides:
+      origin = f'your override {name}={getattr(config, name)!r}'
+    elif provenance is not None and name not in file_values:
+      origin = (f'config.json has no {name}, so the trend branch takes '
+                f'{field}={ours!r}')
+    else:
+      origin = f'config.json says {name}={getattr(config, name)!r}'
+    conflicts.append(f'{origin}, but its weights say {name}='
+                     f'{weights_value!r}')
+    settings[name] = weights_value
+    if name == 'trend_patch_length':  # The stride must equal it.
+      settings['trend_patch_stride'] = weights_value
+  if not conflicts:
+    return None
+  return ('; '.join(conflicts) + f' (checkpoint weight {key} is '
+          f'{list(got)}, not {list(expected)}): set '
+          + ', '.join(f'{k}={v!r}' for k, v in settings.items())
+          + ' in config.json or as overrides.')
+
+
 def _shape_conflict(key: str, got, expected, config: TTMConfig, state_dict,
                     provenance: Optional[Tuple[Mapping, Mapping]]) -> str:
   """'config.json says X, the weights say Y' for a weight of the wrong
   shape (with overrides named as such)."""
+  branch = _branch_conflict(key, got, expected, config, state_dict,
+                            provenance)
+  if branch:
+    return branch
   file_values, overrides = provenance or ({}, {})
   said, _ = config_rules.weights_say(state_dict)
   conflicts = []
@@ -160,6 +205,21 @@ def _shape_conflict(key: str, got, expected, config: TTMConfig, state_dict,
           if 'prediction_length' in overrides else '')
   return (f'Checkpoint weight {key} is {list(got)} but the configuration '
           f'needs {list(expected)}: ' + '; '.join(conflicts) + hint + '.')
+
+
+def _non_finite(found) -> str:
+  """'Checkpoint weights hold non-finite values: KEY (n NaN, m inf of
+  size), ...' for [(key, array)]."""
+  parts = []
+  for key, value in found[:3]:
+    nan, inf = int(np.isnan(value).sum()), int(np.isinf(value).sum())
+    counts = ', '.join(f'{n:,} {what}' for n, what in ((nan, 'NaN'),
+                                                        (inf, 'inf')) if n)
+    parts.append(f'{key} ({counts} of {value.size:,})')
+  more = f' and {len(found) - 3} more' if len(found) > 3 else ''
+  return (f'Checkpoint weights hold non-finite values: {", ".join(parts)}'
+          f'{more}. The model would forecast NaN: use a checkpoint saved '
+          'before training diverged, or another one.')
 
 
 def convert_state_dict(
@@ -188,7 +248,7 @@ def convert_state_dict(
   # Shapes by tracing only; weights are initialised only when some are new.
   shapes = _flatten(flax.core.meta.unbox(variable_shapes(config)))
   fresh = None
-  out, loaded, new = {}, [], []
+  out, loaded, new, non_finite = {}, [], [], []
   used = set()
   for path, init_value in shapes.items():
     collection, rest = path[0], path[1:]
@@ -208,10 +268,14 @@ def convert_state_dict(
       raise CheckpointError(_shape_conflict(
           key, np.shape(state_dict[key]), expected, config, state_dict,
           provenance))
+    if value.dtype.kind in 'fc' and not np.isfinite(value).all():
+      non_finite.append((key, value))
     # A copy: the array may be a view of a torch buffer updated in place.
     out[path] = jnp.array(value, init_value.dtype, copy=True)
     loaded.append(key)
     used.add(key)
+  if non_finite:
+    raise CheckpointError(_non_finite(non_finite))
   dropped = sorted(
       k for k in state_dict
       if k not in used and not k.endswith(_IGNORED_SUFFIXES))
@@ -269,11 +333,91 @@ def resolve(path_or_hub_id: str, revision: Optional[str] = None,
   return folder
 
 
+def _patterns(new_weights) -> list:
+  """`new_weights` as compiled regexes; ConfigError naming a bad one."""
+  if isinstance(new_weights, str):
+    new_weights = [new_weights]
+  out = []
+  for pattern in new_weights:
+    try:
+      out.append(re.compile(pattern))
+    except (re.error, TypeError) as e:
+      raise errors.ConfigError(
+          f'new_weights: {pattern!r} is not a regular expression over '
+          f'weight names ({e}); e.g. "head\\..*" for a new head.') from None
+  return out
+
+
+def _unexplained(new, config_path: str, overrides: Mapping) -> list:
+  """The weights of `new` (absent from the checkpoint) that the
+  checkpoint's own config.json needs: those no override explains."""
+  if not overrides:
+    return list(new)
+  try:
+    own = TTMConfig.from_json_file(config_path)
+  except errors.TTMError:
+    return list(new)  # Its own config does not build: nothing explains.
+  needed = {torch_key(path[0], path[1:]) for path in _flatten(
+      flax.core.meta.unbox(variable_shapes(own)))}
+  return [key for key in new if key in needed]
+
+
+def _trend_fields_note(config: TTMConfig, file_values: Mapping,
+                       overrides: Mapping, keys) -> str:
+  """'config.json has no trend_X, ...: ' when weights of a decomposed
+  model's trend branch do not fit a config.json without trend fields."""
+  if not config.decompose or not any(k.startswith('trend_forecaster.')
+                                     for k in keys):
+    return ''
+  absent = [f for f in config_lib.TREND_FIELDS
+            if f not in file_values and f not in overrides]
+  if not absent:
+    return ''
+  return (f'config.json has no {", ".join(absent)} (without them the '
+          'decomposed model\'s trend branch copies the base model\'s '
+          'values), and its trend branch does not fit the checkpoint: ')
+
+
+def _check_complete(config: TTMConfig, report: LoadReport, config_path: str,
+                    file_values: Mapping, overrides: Mapping,
+                    new_weights) -> None:
+  """CheckpointError naming the weights the checkpoint lacks though its
+  own config needs them (unless `new_weights` asks for them fresh), and a
+  decomposed model's trend-branch weights that its config leaves out."""
+  patterns = _patterns(new_weights)
+  missing = [k for k in _unexplained(report.new, config_path, overrides)
+             if not any(p.fullmatch(k) for p in patterns)]
+  if missing:
+    shown = ', '.join(missing[:5]) + (
+        f' and {len(missing) - 5} more' if len(missing) > 5 else '')
+    raise CheckpointError(
+        _trend_fields_note(config, file_values, overrides, missing)
+        + f'the checkpoint lacks {len(missing)} weight(s) that its '
+        f'config.json needs: {shown}. They would start random: use a '
+        'complete checkpoint, or pass new_weights=[regex, ...] to start '
+        'them fresh on purpose (e.g. new_weights=["head\\..*"] for a new '
+        'head).')
+  trend = [k for k in report.dropped if k.startswith('trend_forecaster.')]
+  note = _trend_fields_note(config, file_values, overrides, trend)
+  if note:
+    raise CheckpointError(
+        note + f'it holds {len(trend)} trend-branch weight(s) that this '
+        f'config does not use: {", ".join(trend[:5])}. Set the trend_* '
+        'fields the checkpoint was made with.')
+
+
 def load_pretrained(path_or_hub_id: str, revision: Optional[str] = None,
                     *, rng: Optional[jax.Array] = None,
                     cache_dir: Optional[str] = None,
-                    return_report: bool = False, **config_overrides):
+                    return_report: bool = False, new_weights=(),
+                    **config_overrides):
   """Loads a reference checkpoint: (config, model, variables).
+
+  A weight absent from the checkpoint is initialised as the reference does
+  (and reported) only when an override explains it (a new head, new
+  channels) or `new_weights` asks for it; one that the checkpoint's own
+  config.json needs is an error naming it (a partial save). Weights that
+  hold NaN or inf are an error naming them.
 
   Args:
     path_or_hub_id: a folder with config.json and model.safetensors, or a hub
@@ -282,13 +426,19 @@ def load_pretrained(path_or_hub_id: str, revision: Optional[str] = None,
     rng: key for weights the overrides create (default key 0).
     cache_dir: hub cache folder.
     return_report: also return the `LoadReport`.
+    new_weights: regular expressions over reference weight names
+      (`head\\..*`) that may be absent and start fresh.
     **config_overrides: `TTMConfig` fields, as the reference's
       `from_pretrained(..., **kwargs)`.
+
+  Raises:
+    CheckpointError: naming the folder and the weight or field.
   """
   folder = resolve(path_or_hub_id, revision, cache_dir)
   config_path = os.path.join(folder, CONFIG_NAME)
   if not os.path.exists(config_path):
     raise CheckpointError(f'No {CONFIG_NAME} in {folder}.')
+  _patterns(new_weights)  # Checked before any work.
   config = TTMConfig.from_json_file(config_path, **config_overrides)
   with open(config_path, encoding='utf-8') as f:
     file_values = json.load(f)
@@ -296,6 +446,8 @@ def load_pretrained(path_or_hub_id: str, revision: Optional[str] = None,
     variables, report = convert_state_dict(
         read_state_dict(folder), config, rng,
         provenance=(file_values, config_overrides))
+    _check_complete(config, report, config_path, file_values,
+                    config_overrides, new_weights)
   except CheckpointError as e:
     raise CheckpointError(f'{folder}: {e}') from e
   if report.new:
