@@ -4,7 +4,7 @@ r"""One command that proves the accelerator path, on whatever backend JAX sees.
       [--checkpoint DIR_OR_HUB_ID] [--out check.json]
 
 It checks and measures, for IBM r2 512-96 through the engine's own path
-(`steps.make_predict_fn`, `steps.make_train_step`, the data mesh over every
+(`inference.model.make_predict_fn`, `steps.make_train_step`, the data mesh over every
 device):
 
   - parity: float32 outputs against the reference's (granite-tsfm 0.3.11,
@@ -57,6 +57,7 @@ from ttm_jax import sharding  # pylint: disable=g-import-not-at-top
 from ttm_jax.models import checkpoint  # pylint: disable=g-import-not-at-top
 from ttm_jax.models import factory  # pylint: disable=g-import-not-at-top
 from ttm_jax.train import state as state_lib  # pylint: disable=g-import-not-at-top
+from ttm_jax.inference import model as inference_model
 from ttm_jax.train import steps  # pylint: disable=g-import-not-at-top
 
 FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -135,7 +136,7 @@ def rel_diff(a, b):
 def parity(config, variables, fixture, mesh):
   out = {}
   for precision in PRECISIONS:
-    predict = steps.make_predict_fn(bench_model.model_of(config, variables, precision),
+    predict = inference_model.make_predict_fn(bench_model.model_of(config, variables, precision),
                                     mesh)
     got = predict({'past_values': fixture['past_values']}).prediction_outputs
     out[precision] = rel_diff(got, fixture['prediction_outputs'])
@@ -151,7 +152,7 @@ def devices_diff(config, variables, train=True):
   meshes = [sharding.make_mesh(jax.devices()[:1]), sharding.make_mesh()]
   size = 8 * jax.device_count()
   batch = bench_model.batch(size, config, seed=1)
-  forward = [steps.make_predict_fn(model, mesh)(
+  forward = [inference_model.make_predict_fn(model, mesh)(
       {k: v for k, v in batch.items() if k.startswith('past')}
   ).prediction_outputs for mesh in meshes]
   out = dict(forward=rel_diff(forward[1], forward[0]))
@@ -196,7 +197,7 @@ def throughput(config, variables, precision, mesh, sizes, calls, cpu_rates):
   """Forward and train rates at each batch size (windows of 7 channels)."""
   model = bench_model.model_of(config, variables, precision)
   out = {'forward': {}, 'train': {}, 'compile_s': {}}
-  predict = steps.make_predict_fn(model, mesh)
+  predict = inference_model.make_predict_fn(model, mesh)
   optimizer = optim.make_optimizer(10_000, 1e-3)
   train_step = steps.make_train_step(model, optimizer, mesh)
   for size in sizes['forward']:

@@ -5,7 +5,7 @@ Forward (inference) at batch 64 x 7 channels and 1 x 7, and a training step
 64 x 7, in channel-series per second, for IBM r2 512-96, at float32 and at
 bfloat16. ttm-jax runs what `experiments.train` / `experiments.evaluate`
 run: one CPU device per core on the data mesh, the engine's train step
-(`steps.make_train_step`) and inference function (`steps.make_predict_fn`)
+(`steps.make_train_step`) and inference function (`inference.model.make_predict_fn`)
 with their XLA options, the model built with the config's `compute_dtype`.
 
 The reference (granite-tsfm on torch, one thread per core) runs as each of
@@ -44,6 +44,7 @@ from ttm_jax.models import checkpoint  # pylint: disable=g-import-not-at-top
 from ttm_jax.models import factory  # pylint: disable=g-import-not-at-top
 from ttm_jax.models import ttm  # pylint: disable=g-import-not-at-top
 from ttm_jax.train import state as state_lib  # pylint: disable=g-import-not-at-top
+from ttm_jax.inference import model as inference_model
 from ttm_jax.train import steps  # pylint: disable=g-import-not-at-top
 
 CHANNELS = 7
@@ -103,7 +104,7 @@ def ours(path, precision='float32'):
   config, _, variables = checkpoint.load_pretrained(path)
   model = model_of(config, variables, precision)
   mesh = sharding.make_mesh()
-  predict = steps.make_predict_fn(model, mesh)
+  predict = inference_model.make_predict_fn(model, mesh)
   runners = {}
   for size in (64, 1):
     past = {k: v for k, v in batch(size, config).items()

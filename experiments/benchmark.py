@@ -10,11 +10,11 @@ seasonal naive beside on the same windows.
 
 --adapt forecasts each past zero-shot after adapting it to the model's
 long context (seasonally adjusted, upsampled, edge-padded:
-`ttm_jax/evaluators/adapt.py`). --finetune fine-tunes the checkpoint per
+`ttm_jax/inference/adapt.py`). --finetune fine-tunes the checkpoint per
 task on the task's pasts first (IBM's GIFT recipe). --recipe
 backtest_select chooses, per series, among the checkpoint and naive
 baselines by their errors on backtest windows inside each past
-(`ttm_jax/evaluators/backtest_select.py`). --holdout validation scores
+(`ttm_jax/inference/select.py`). --holdout validation scores
 the validation split instead: each series cut at its first test cutoff
 (nothing at or after it is used) and the task's windows moved back before
 it, the last ending there (`tasks.validation`); its outputs go to
@@ -26,7 +26,10 @@ Monash tasks the Monash .tsf file it was built from; a missing dataset is
 listed (W/missing.json) with the id to fetch it by, and skipped. A rerun
 skips finished tasks. Outputs: W/summary.csv (fev's format), W/relative.csv
 and .md (over seasonal naive; geometric means), W/relative.png, and for
-GIFT-Eval W/all_results.csv and W/config.json.
+GIFT-Eval W/all_results.csv and W/config.json. --inputs says how
+histories become the model's inputs, as `ttm_jax.forecast`'s `inputs`:
+'default' (the API's), 'reference' (exactly IBM's pipeline and fev's TTM
+wrapper: fev's published TTM rows) or 'legacy_api'.
 """
 
 import os
@@ -63,8 +66,8 @@ _TASKS = flags.DEFINE_list('tasks', [], 'Only these tasks (names as the '
                            'suite spells them).')
 _FINETUNE = flags.DEFINE_bool(
     'finetune', False, "Fine-tune the checkpoint per task on the task's "
-    "pasts before its test windows (IBM's GIFT recipe: predict/"
-    'finetune.py finetune_histories), in W/finetune/<task>/.')
+    "pasts before its test windows (IBM's GIFT recipe, in memory: "
+    'train/finetune.py histories).')
 _FINETUNE_FRACTION = flags.DEFINE_float(
     'finetune_fraction', 0.2, "IBM's few-shot fraction of the training "
     'windows (0.9 when that leaves under 200).')
@@ -117,6 +120,13 @@ _SELECT_POOL = flags.DEFINE_float(
     "error weighs as this many of a series' own backtest windows.")
 
 
+_INPUTS = flags.DEFINE_enum(
+    'inputs', 'default', ['default', 'reference', 'legacy_api'],
+    "How histories become the model's inputs (pads, gaps, standardisation; "
+    'ttm_jax/inference/inputs.py, docs/forecasting.md): the API\'s '
+    "default, or 'reference' (IBM's pipeline; fev's published TTM rows).")
+
+
 def _check_flags(errors) -> None:
   """One error naming the flags in conflict, before any work."""
   if _BASELINE.value and (_CHECKPOINT.value or _RECIPE.value
@@ -146,8 +156,8 @@ def _recipe():
   """The backtest_select recipe of the flags (checked), or None."""
   if not _RECIPE.value:
     return None
-  from ttm_jax.evaluators import backtest_select  # pylint: disable=g-import-not-at-top
-  recipe = backtest_select.Recipe(
+  from ttm_jax.inference import select  # pylint: disable=g-import-not-at-top
+  recipe = select.Recipe(
       tuple(_SELECT_CANDIDATES.value), _SELECT_MODE.value, _SELECT_PER.value,
       _SELECT_WINDOWS.value, _SELECT_POOL.value)
   recipe.check(bool(_CHECKPOINT.value))
@@ -159,33 +169,36 @@ def main(argv):
   del argv
   common.setup()
   from ttm_jax import errors  # pylint: disable=g-import-not-at-top
-  from ttm_jax.evaluators import adapt  # pylint: disable=g-import-not-at-top
+  import dataclasses  # pylint: disable=g-import-not-at-top
   from ttm_jax.evaluators import benchmark  # pylint: disable=g-import-not-at-top
+  from ttm_jax.inference import adapt  # pylint: disable=g-import-not-at-top
+  from ttm_jax.inference import forecaster as forecaster_lib  # pylint: disable=g-import-not-at-top
+  from ttm_jax.inference import inputs as inputs_lib  # pylint: disable=g-import-not-at-top
   _check_flags(errors)
   if not _DATA_DIR.value or not os.path.isdir(_DATA_DIR.value):
     raise errors.DataError(f'--data_dir={_DATA_DIR.value!r} is not a folder '
                            '(or set $TTM_DATA_DIR).')
   recipe = _recipe()
-  # A fine-tune's folder is the split's: a validation fine-tune never
-  # resumes from one that saw the validation windows.
   workdir = benchmark.split_workdir(_WORKDIR.value, _HOLDOUT.value)
+  inputs = inputs_lib.of(_INPUTS.value)
+  if _ADAPT.value:  # Checked where the inputs are used.
+    inputs = dataclasses.replace(
+        inputs, pad=_ADAPT_PAD.value, adaptation=adapt.Adaptation(
+            _ADAPT_DESEASONALIZE.value, _ADAPT_UPSAMPLE.value))
   if _BASELINE.value:
-    forecaster = benchmark.baseline_forecaster()
+    forecaster = forecaster_lib.baseline()
   elif _FINETUNE.value:
     forecaster = benchmark.finetune_forecaster(
-        _CHECKPOINT.value, workdir, _REVISION.value, _QUANTILES.value,
+        _CHECKPOINT.value, _REVISION.value, _QUANTILES.value,
         _PRETRAINED_ON.value, _FINETUNE_FRACTION.value,
         _FINETUNE_MAX_WINDOWS.value, _FINETUNE_LR.value)
   else:
-    adaptation = adapt.Adaptation(
-        _ADAPT_DESEASONALIZE.value, _ADAPT_UPSAMPLE.value,
-        _ADAPT_PAD.value) if _ADAPT.value else None  # Checked there.
-    forecaster = benchmark.model_forecaster(
+    forecaster = forecaster_lib.model_forecaster(
         _CHECKPOINT.value, _REVISION.value, _QUANTILES.value,
-        _PRETRAINED_ON.value, adaptation) if _CHECKPOINT.value else None
+        _PRETRAINED_ON.value, inputs) if _CHECKPOINT.value else None
   if recipe is not None:
-    from ttm_jax.evaluators import backtest_select  # pylint: disable=g-import-not-at-top
-    forecaster = backtest_select.forecaster(forecaster, recipe)
+    from ttm_jax.inference import select  # pylint: disable=g-import-not-at-top
+    forecaster = select.forecaster(forecaster, recipe)
   os.makedirs(_WORKDIR.value, exist_ok=True)
   records = benchmark.run(_SUITE.value, _DATA_DIR.value, _WORKDIR.value,
                           forecaster, _TASKS.value, split=_HOLDOUT.value)

@@ -1,22 +1,35 @@
-"""Naive forecasters, evaluated by the same evaluator as the models.
+"""The naive forecasters, one implementation each, for every caller: the
+config evaluators (fixed-length contexts inside jitted steps, jax.numpy),
+the forecasting API's backtest, the benchmark runner and the backtest
+choice (ragged histories, NumPy). Each function takes `past [n, t, c]`
+with NaN where a value is missing (a ragged batch is left-padded with NaN
+by `stack`, which also gives each row's length) and returns `[n, h, c]`:
 
-Each maps a batch's context to a forecast in the data's units:
-  repeat_last     the last observed value of each channel
-  seasonal_naive  the value one season earlier (GluonTS's SeasonalNaive;
-                  repeat_last when the season is longer than the context)
-  context_mean    the mean of the observed context
+  naive           the last observed value of each channel (0 if none);
+                  registered as 'naive' and as 'repeat_last' (the
+                  evaluators' and backtest reports' name)
+  seasonal_naive  the value one season earlier (GluonTS's SeasonalNaive);
+                  the last observed value when the history is shorter
+                  than the season; a missing value in the copied season
+                  is 0 (`missing='zero'`, fev's runner and the
+                  evaluators) or was filled before (`impute_last_value`,
+                  as GIFT-Eval feeds its baselines)
+  drift           seasonal naive plus the history's mean change per step
+                  (the random walk with drift for season 1)
+  context_mean    the mean of the observed history
 
 The season comes from the frequency as GluonTS's `get_seasonality` gives it
-(hourly 24, 15-minute 96, daily 1, monthly 12, ...).
+(hourly 24, 15-minute 96, daily 1, monthly 12, ...): `season_length`.
+The seasonal error that scales MASE is `ttm_jax.metrics.seasonal_error`.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
-import jax.numpy as jnp
+import numpy as np
 
-NAMES = ('repeat_last', 'seasonal_naive', 'context_mean')
+NAMES = ('repeat_last', 'seasonal_naive', 'context_mean', 'naive', 'drift')
 # gluonts.time_feature.get_seasonality's base periods.
 _BASE_SEASONS = {'S': 3600, 's': 3600, 'T': 1440, 'min': 1440, 'H': 24,
                  'h': 24, 'D': 1, 'B': 5, 'W': 1, 'M': 12, 'ME': 12,
@@ -40,47 +53,152 @@ def season_length(freq: Optional[str]) -> int:
   return base // multiple if multiple and base % multiple == 0 else 1
 
 
-def _last_observed(past, mask):
-  """[b, c]: each channel's last observed value (0 if none)."""
-  steps = jnp.arange(past.shape[1])[None, :, None]
-  last = jnp.max(jnp.where(mask > 0, steps, -1), axis=1)
-  value = jnp.take_along_axis(past, jnp.maximum(last, 0)[:, None, :], 1)[:, 0]
-  return jnp.where(last >= 0, value, 0.0)
+def xp_of(array):
+  """jax.numpy for a JAX array (or tracer), else NumPy."""
+  if isinstance(array, np.ndarray):
+    return np
+  import jax  # pylint: disable=g-import-not-at-top
+  if isinstance(array, jax.Array):
+    return jax.numpy
+  return np
 
 
-def repeat_last(past, mask, horizon: int, season: int = 1):
-  del season
-  return jnp.repeat(_last_observed(past, mask)[:, None, :], horizon, axis=1)
+def stack(histories: Sequence[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
+  """(past [n, t, c] float64 left-padded with NaN to the longest, lengths
+  [n]) of ragged histories, each [t_i] or [t_i, c]."""
+  arrays = [np.asarray(h, np.float64) for h in histories]
+  arrays = [a[:, None] if a.ndim == 1 else a for a in arrays]
+  lengths = np.array([len(a) for a in arrays], int)
+  channels = arrays[0].shape[1] if arrays else 1
+  out = np.full((len(arrays), max(lengths, default=0), channels), np.nan)
+  for i, a in enumerate(arrays):
+    if len(a):
+      out[i, out.shape[1] - len(a):] = a
+  return out, lengths
 
 
-def seasonal_naive(past, mask, horizon: int, season: int = 1):
-  length = past.shape[1]
-  if season <= 1 or season > length:
-    return repeat_last(past, mask, horizon)
-  index = length - season + jnp.arange(horizon) % season
-  return past[:, index, :]
+def impute_last_value(history: np.ndarray) -> np.ndarray:
+  """GluonTS's LastValueImputation of one history [t] or [t, c] per
+  channel: each missing value is the last observed one before it, leading
+  ones the first observed; a channel with nothing observed (or a single
+  missing value) is 0."""
+  values = np.array(history, np.float64)
+  flat = values[:, None] if values.ndim == 1 else values
+  for k in range(flat.shape[1]):
+    column = flat[:, k]
+    missing = np.isnan(column)
+    if len(column) == 1 or missing.all():
+      column[missing] = 0.0
+      continue
+    index = np.where(~missing, np.arange(len(column)), 0)
+    np.maximum.accumulate(index, out=index)
+    column[:] = column[index]
+    lead = np.isnan(column)
+    column[lead] = column[~lead][0]
+  return values
 
 
-def context_mean(past, mask, horizon: int, season: int = 1):
-  del season
-  total = jnp.sum(past * mask, axis=1)
-  mean = total / jnp.maximum(jnp.sum(mask, axis=1), 1.0)
-  return jnp.repeat(mean[:, None, :], horizon, axis=1)
+def _last_observed(past):
+  """[n, c]: each channel's last observed value (0 if none)."""
+  xp = xp_of(past)
+  observed = ~xp.isnan(past)
+  steps = xp.arange(past.shape[1])[None, :, None]
+  last = xp.max(xp.where(observed, steps, -1), axis=1)
+  value = xp.take_along_axis(past, xp.maximum(last, 0)[:, None, :], axis=1)
+  return xp.where(last >= 0, value[:, 0], 0.0)
 
 
-FORECASTERS: Dict[str, Callable] = {'repeat_last': repeat_last,
-                                    'seasonal_naive': seasonal_naive,
-                                    'context_mean': context_mean}
+def naive(past, horizon: int, season: int = 1, lengths=None):
+  """[n, h, c]: the last observed value, repeated."""
+  del season, lengths
+  xp = xp_of(past)
+  return xp.repeat(_last_observed(past)[:, None, :], horizon, axis=1)
+
+
+def seasonal_naive(past, horizon: int, season: int = 1, lengths=None):
+  """[n, h, c]: the value one season before each step (missing: 0); a
+  history shorter than the season (`lengths`, default the full width)
+  repeats its last observed value."""
+  xp = xp_of(past)
+  width = past.shape[1]
+  last = naive(past, horizon)
+  if season <= 1 or season > width:
+    return last
+  copied = past[:, width - season + np.arange(horizon) % season]
+  copied = xp.where(xp.isnan(copied), 0.0, copied)
+  if lengths is None:
+    return copied
+  long_enough = xp.asarray(lengths)[:, None, None] >= season
+  return xp.where(long_enough, copied, last)
+
+
+def drift(past, horizon: int, season: int = 1, lengths=None):
+  """[n, h, c]: seasonal naive plus the history's mean change per step
+  times the steps since the copied value: (mean of the last season - mean
+  of the first) / (length - season). With season 1, the random walk with
+  drift, last + h (last - first) / (length - 1). A history shorter than
+  two seasons (or than two steps) has no slope: seasonal naive."""
+  xp = xp_of(past)
+  m = max(season, 1)
+  width = past.shape[1]
+  length = (xp.full((past.shape[0],), width) if lengths is None
+            else xp.asarray(lengths))
+  point = seasonal_naive(past, horizon, m, length)
+  if width < 2 * m or width < 2:
+    return point
+  first = xp.take_along_axis(
+      past, xp.clip((width - length)[:, None] + xp.arange(m)[None, :], 0,
+                    width - 1)[:, :, None], axis=1)
+  slope = (_nanmean(past[:, width - m:], xp) - _nanmean(first, xp)) / (
+      xp.maximum(length - m, 1)[:, None])
+  usable = ((length >= 2 * m) & (length > 1))[:, None] & xp.isfinite(slope)
+  ahead = xp.asarray((np.arange(horizon) // m + 1) * m)[None, :, None]
+  return point + xp.where(usable, slope, 0.0)[:, None, :] * ahead
+
+
+def _nanmean(values, xp):
+  """[n, c] mean over axis 1 of the observed values; NaN when none."""
+  observed = ~xp.isnan(values)
+  count = observed.sum(axis=1)
+  total = xp.where(observed, values, 0.0).sum(axis=1)
+  return xp.where(count > 0, total / xp.maximum(count, 1), xp.nan)
+
+
+def context_mean(past, horizon: int, season: int = 1, lengths=None):
+  """[n, h, c]: the mean of the observed history (0 if none)."""
+  del season, lengths
+  xp = xp_of(past)
+  mean = _nanmean(past, xp)
+  return xp.repeat(xp.where(xp.isnan(mean), 0.0, mean)[:, None, :], horizon,
+                   axis=1)
+
+
+FORECASTERS: Dict[str, Callable] = {
+    'repeat_last': naive, 'naive': naive, 'seasonal_naive': seasonal_naive,
+    'drift': drift, 'context_mean': context_mean}
+
+
+def forecast(name: str, histories: Sequence[np.ndarray], horizon: int,
+             season: int = 1) -> np.ndarray:
+  """[n, h, c] of the named baseline from ragged histories ([t_i] or
+  [t_i, c], NaN missing), each from its whole history."""
+  past, lengths = stack(histories)
+  return np.asarray(FORECASTERS[name](past, horizon, season, lengths))
 
 
 def forecaster(name: str, horizon: int, season: int) -> Callable:
-  """`fn(batch) -> [b, horizon, c]` for the named baseline."""
+  """`fn(batch) -> [b, horizon, c]` of the named baseline on a batch of
+  fixed-length contexts (`past_values`, `past_observed_mask`), traceable
+  inside jitted steps."""
   fn = FORECASTERS[name]
 
-  def forecast(batch):
+  def forecast_batch(batch):
+    import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
     past = batch['past_values']
     mask = batch.get('past_observed_mask')
-    mask = jnp.ones_like(past) if mask is None else mask.astype(past.dtype)
-    return fn(past, mask, horizon, season)
+    if mask is not None:
+      past = jnp.where(mask > 0, past, jnp.nan)
+    return fn(past, horizon, season)
 
-  return forecast
+  return forecast_batch
+

@@ -50,6 +50,43 @@ _LOG = logging.getLogger(__name__)
 DEFAULT_LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
+SEASONAL_ERROR_RULES = ('gluonts', 'fev')
+
+
+def seasonal_error(past, season: int, rule: str = 'gluonts', lengths=None):
+  """[n, c]: the mean of |y_t - y_{t-m}| over each history's observed pairs
+  (`past` [n, t, c], NaN missing, a ragged batch left-padded with NaN:
+  `baselines.stack`); NaN where there is no pair. NumPy or jax.numpy.
+
+  The rule for a history shorter than the season is the suite's:
+    'gluonts'  m = 1 when the season exceeds the history (`lengths`, default
+               the full width): gluonts.ev.ts_stats.seasonal_error, as
+               GIFT-Eval, the evaluators and the backtests scale MASE;
+    'fev'      m = the season always, so such a history has no pair (fev
+               leaves it out of MASE and SQL).
+  """
+  if rule not in SEASONAL_ERROR_RULES:
+    raise ValueError(f'rule={rule!r}: one of {SEASONAL_ERROR_RULES}.')
+  xp = np if isinstance(past, np.ndarray) else jnp
+  width = past.shape[1]
+
+  def mean_difference(m):
+    if m >= width:
+      return xp.full((past.shape[0], past.shape[2]), xp.nan)
+    difference = xp.abs(past[:, m:] - past[:, :width - m])
+    paired = ~xp.isnan(difference)
+    count = paired.sum(axis=1)
+    total = xp.where(paired, difference, 0.0).sum(axis=1)
+    return xp.where(count > 0, total / xp.maximum(count, 1), xp.nan)
+
+  error = mean_difference(max(season, 1))
+  if rule == 'gluonts' and season > 1:
+    length = xp.full((past.shape[0],), width) if lengths is None else (
+        xp.asarray(lengths))
+    error = xp.where((season > length)[:, None], mean_difference(1), error)
+  return error
+
+
 @dataclasses.dataclass(frozen=True)
 class EvalBatch:
   """What a metric sees of one batch (device arrays).
@@ -88,17 +125,13 @@ class EvalBatch:
     return jnp.repeat(self.prediction[..., None], len(self.levels), axis=-1)
 
   def seasonal_error(self) -> Array:
-    """[b, 1, c']: mean |y_t - y_{t-m}| over the context's observed pairs
-    (gluonts.ev.ts_stats.seasonal_error); 0 where there is no pair."""
+    """[b, 1, c']: `seasonal_error` of each context (GluonTS's rule); 0
+    where there is no pair."""
     if self.scale is not None:
       return self.scale
-    length = self.past.shape[1]
-    m = 1 if self.season > length else self.season
-    diff = jnp.abs(self.past[:, m:] - self.past[:, :length - m])
-    pairs = self.past_weight[:, m:] * self.past_weight[:, :length - m]
-    count = jnp.sum(pairs, axis=1, keepdims=True)
-    return jnp.sum(diff * pairs, axis=1, keepdims=True) / jnp.maximum(
-        count, 1.0) * (count > 0)
+    past = jnp.where(self.past_weight > 0, self.past, jnp.nan)
+    error = seasonal_error(past, self.season, 'gluonts')[:, None, :]
+    return jnp.where(jnp.isnan(error), 0.0, error)
 
   def central_intervals(self):
     """(label, lower index, upper index) of each central interval, widest

@@ -103,14 +103,15 @@ def few_shot(checkpoint: str = R2_CHECKPOINT, *, data: str = 'etth1',
   return config
 
 
-def series_finetune(checkpoint: str, *, path: str, context: int, horizon: int,
+def series_finetune(checkpoint: str, *, context: int, horizon: int,
                     num_windows: int, train_windows: int = 0,
                     valid_windows: int = 2000, learning_rate: float = 0.0,
                     seed: int = 42,
                     quick: bool = False) -> ml_collections.ConfigDict:
   """IBM's GIFT fine-tune of TTM-R2 (granite-tsfm gift_leaderboard;
-  docs/benchmark_suites.md section 6) on univariate histories (data kind
-  'series': short ones padded to keep 4 horizons of context).
+  docs/benchmark_suites.md section 6) on univariate histories given in
+  memory (`train.finetune.histories`; data kind 'series': short ones
+  padded to keep 4 horizons of context).
 
   Every weight trained (freeze_backbone 0), MAE loss and selection, head
   dropout 0.2, the LR finder, one-cycle AdamW, 20 epochs (50 when there
@@ -119,8 +120,8 @@ def series_finetune(checkpoint: str, *, path: str, context: int, horizon: int,
   (8 for at most 1,000 windows).
 
   Args:
-    checkpoint: the pretrained model (folder or hub id).
-    path: the .npz of histories (`forecasting.save_histories`).
+    checkpoint: the pretrained model (folder or hub id; the name of the
+      model in memory that `train.finetune` fits).
     context, horizon: the model's context and the forecast length (a
       shorter horizon than the checkpoint's is its
       prediction_filter_length).
@@ -134,7 +135,7 @@ def series_finetune(checkpoint: str, *, path: str, context: int, horizon: int,
   config = few_shot(checkpoint, data='series', fraction=1.0, context=context,
                     horizon=horizon, full=True, seed=seed, quick=quick)
   config.model.overrides = dict(head_dropout=0.2, loss='mae')
-  config.data.update(kind='series', path=path, fewshot_fraction=0.0,
+  config.data.update(kind='series', fewshot_fraction=0.0,
                      train_windows=train_windows,
                      eval_max_windows=valid_windows,
                      batch_size=8 if num_windows <= 1000 else 64,

@@ -518,8 +518,10 @@ def _check_profile(resolved: Dict[str, Any]) -> None:
           'config.profile.steps is empty: set the steps to trace')
 
 
-def resolve(config) -> ml_collections.ConfigDict:
-  """The config with every default filled in, validated.
+def resolve(config, in_memory: bool = False) -> ml_collections.ConfigDict:
+  """The config with every default filled in, validated; `in_memory`: a
+  recipe whose data is given in memory (`train.fit_model`), so no data
+  file is named.
 
   Raises:
     errors.ConfigError: naming the first unknown or invalid field.
@@ -536,7 +538,7 @@ def resolve(config) -> ml_collections.ConfigDict:
     _fail('checkpoint', '', "must name a checkpoint for task='zero_shot' "
           '(there is nothing to evaluate), or set config.baseline')
   if resolved['data']['kind'] in ('csv', 'series') and not resolved[
-      'data']['path']:
+      'data']['path'] and not in_memory:
     _fail('data.path', '', 'must name the file when data.kind='
           f"{resolved['data']['kind']!r}")
   if resolved['data']['kind'] == 'corpus' and not resolved['data'][

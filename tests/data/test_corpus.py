@@ -343,7 +343,7 @@ def _exports_carry_the_datasets(made, workdir):
   corpus's datasets: config.json (which the benchmark runner reads) and
   the model card."""
   import ttm_jax  # pylint: disable=g-import-not-at-top
-  from ttm_jax.evaluators import benchmark  # pylint: disable=g-import-not-at-top
+  from ttm_jax.inference import forecaster as forecaster_lib  # pylint: disable=g-import-not-at-top
   from ttm_jax.train import snapshots  # pylint: disable=g-import-not-at-top
   entries = made['manifest']['datasets']
   names = sorted(d['name'] for d in entries)
@@ -352,7 +352,7 @@ def _exports_carry_the_datasets(made, workdir):
     config = json.loads((folder / 'config.json').read_text())
     assert config['pretraining_data'] == names
     assert config['pretraining_datasets'] == entries
-    assert benchmark.pretraining_data(str(folder)) == names
+    assert forecaster_lib.pretraining_data(str(folder)) == names
     card = (folder / 'README.md').read_text()
     assert all(d['name'] in card and d['sha256'] in card for d in entries)
   ttm_jax.load_pretrained(str(workdir / 'export'))  # The extra keys load.

@@ -17,12 +17,17 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests import conftest
+from ttm_jax import baselines
 from ttm_jax import errors
 from ttm_jax import save_pretrained
 from ttm_jax.evaluators import benchmark
 from ttm_jax.evaluators import task_data
 from ttm_jax.evaluators import task_metrics
 from ttm_jax.evaluators import tasks as tasks_lib
+from ttm_jax.inference import adapt
+from ttm_jax.inference import forecaster as forecaster_lib
+from ttm_jax.inference import inputs as inputs_lib
+from ttm_jax.inference import select
 from ttm_jax.models import checkpoint
 from ttm_jax.models import config as config_lib
 
@@ -164,8 +169,8 @@ def test_chronos_ii_task_end_to_end_in_the_hf_layout(tmp_path, tiny_model):
   pq.write_table(pa.Table.from_pandas(_long_frame(values)),
                  folder / 'train-00000-of-00001.parquet')
   work = tmp_path / 'work'
-  forecaster = benchmark.model_forecaster(tiny_model, quantiles='insample',
-                                          pretrained_on=['m1_yearly'])
+  forecaster = forecaster_lib.model_forecaster(
+      tiny_model, quantiles='insample', pretrained_on=['m1_yearly'])
   records = benchmark.run('chronos_ii', str(tmp_path / 'data'), str(work),
                           forecaster, ['monash_m1_yearly', 'm4_yearly'],
                           progress=lambda line: None)
@@ -250,7 +255,7 @@ def test_fev_bench_task_end_to_end(tmp_path):
   series = task_data.read(task, str(tmp_path / 'data'))
   assert series.ids == ['S0', 'S1', 'S2', 'S3'] and series.freq.startswith(
       'W')
-  record = benchmark.run_task(task, series, benchmark.baseline_forecaster())
+  record = benchmark.run_task(task, series, forecaster_lib.baseline())
   assert set(record['metrics']) >= {'MASE', 'WQL', 'SQL', 'WAPE'}
   assert record['num_forecasts'] == 4 * task.num_windows
 
@@ -274,7 +279,7 @@ def _fev_task(spec, path):
 
 
 def _fev_seasonal_naive(task):
-  """Seasonal naive (as benchmark.seasonal_naive: NaN as 0, the last
+  """Seasonal naive (as baselines.seasonal_naive: NaN as 0, the last
   value when the past is shorter than a season) on each of fev's own
   windows, every quantile the point, in fev's prediction format."""
   out = []
@@ -284,9 +289,9 @@ def _fev_seasonal_naive(task):
     for column in task.target_columns:
       rows = []
       for item in past:
-        point = benchmark.seasonal_naive(
-            [np.asarray(item[column], np.float64)], task.horizon,
-            task.seasonality)[0]
+        point = baselines.forecast(
+            'seasonal_naive', [np.asarray(item[column], np.float64)],
+            task.horizon, task.seasonality)[0, :, 0]
         rows.append({'predictions': point,
                      **{str(q): point for q in task.quantile_levels}})
       per_column[column] = rows
@@ -355,7 +360,7 @@ def test_fev_bench_covariates_and_multivariate_match_fev(tmp_path, name,
   lines = []
   [record] = benchmark.run('fev_bench', str(tmp_path / 'data'),
                            str(tmp_path / 'work'),
-                           benchmark.baseline_forecaster(), [name],
+                           forecaster_lib.baseline(), [name],
                            progress=lines.append)
   fev_task = _fev_task(task.spec, folder / 'train.parquet')
   theirs = fev_task.evaluation_summary(_fev_seasonal_naive(fev_task),
@@ -391,11 +396,11 @@ def _recording(forecaster):
   call's pasts and outputs)."""
   seen = []
 
-  def forecast(pasts, horizon, freq, levels, season=1):
-    out = forecaster.forecast(pasts, horizon, freq, levels, season=season)
+  def fn(pasts, horizon, freq, levels, season):
+    out = forecaster.fn(pasts, horizon, freq, levels, season)
     seen.append(([np.array(p) for p in pasts], out))
     return out
-  return dataclasses.replace(forecaster, forecast=forecast), seen
+  return dataclasses.replace(forecaster, fn=fn), seen
 
 
 def _holdout_case(windows, cutoff, dated):
@@ -420,10 +425,9 @@ def _holdout_case(windows, cutoff, dated):
 
 
 def _select_model(tiny_model):
-  from ttm_jax.evaluators import backtest_select  # pylint: disable=g-import-not-at-top
-  return backtest_select.forecaster(
-      benchmark.model_forecaster(tiny_model, quantiles='point'),
-      backtest_select.Recipe(windows=2))
+  return select.forecaster(
+      forecaster_lib.model_forecaster(tiny_model, quantiles='point'),
+      select.Recipe(windows=2))
 
 
 def _same_records(a, b):
@@ -475,20 +479,20 @@ def test_validation_split_is_the_test_split_of_cut_series(
   _same_forecasts(seen, expected)
   assert record['num_forecasts'] >= 4
   # Not the test split's windows.
-  test = benchmark.run_task(task, series, benchmark.baseline_forecaster())
+  test = benchmark.run_task(task, series, forecaster_lib.baseline())
   assert test['seasonal_naive'] != record['seasonal_naive']
 
 
 def _adapted_blend(tiny_model):
   """The README's recipe: the model on adapted pasts blended with
   seasonal naive by backtest."""
-  from ttm_jax.evaluators import adapt  # pylint: disable=g-import-not-at-top
-  from ttm_jax.evaluators import backtest_select  # pylint: disable=g-import-not-at-top
-  return backtest_select.forecaster(
-      benchmark.model_forecaster(tiny_model, quantiles='point',
-                                 adaptation=adapt.Adaptation()),
-      backtest_select.Recipe(candidates=('ttm', 'seasonal_naive'),
-                             mode='blend', windows=2))
+  return select.forecaster(
+      forecaster_lib.model_forecaster(
+          tiny_model, quantiles='point', inputs=inputs_lib.Inputs(
+              pad='edge', gaps='zero', standardize=False,
+              adaptation=adapt.Adaptation())),
+      select.Recipe(candidates=('ttm', 'seasonal_naive'), mode='blend',
+                    windows=2))
 
 
 @pytest.mark.parametrize('dated,adapted', [(False, False), (True, False),
@@ -571,7 +575,7 @@ def test_validation_outputs_say_their_split(tmp_path):
   try:
     for split in splits:
       [again] = benchmark.run('chronos_ii', str(data), str(work),
-                              benchmark.baseline_forecaster(),
+                              forecaster_lib.baseline(),
                               ['monash_m1_yearly'], lambda line: None,
                               split=split)
       assert again == records[split]
@@ -582,7 +586,7 @@ def test_validation_outputs_say_their_split(tmp_path):
         json.dumps(records['validation']))
     with pytest.raises(errors.ConfigError, match='holds a validation'):
       benchmark.run('chronos_ii', str(data), str(mixed),
-                    benchmark.baseline_forecaster(), ['monash_m1_yearly'],
+                    forecaster_lib.baseline(), ['monash_m1_yearly'],
                     lambda line: None)
   finally:
     benchmark.run_task = original
@@ -602,8 +606,8 @@ def test_reproduces_fevs_published_ttm_r2_and_seasonal_naive(name):
   r2 = conftest.require_checkpoint('fraware__ChronoAPI__root')
   [task] = tasks_lib.select(tasks_lib.load_suite('chronos_ii'), [name])
   series = task_data.read(task, data)
-  record = benchmark.run_task(task, series, benchmark.model_forecaster(
-      r2, quantiles='point'))
+  record = benchmark.run_task(task, series, forecaster_lib.model_forecaster(
+      r2, quantiles='point', inputs='reference'))
   published = pd.read_csv(PUBLISHED).set_index(['model_name', 'task_name'])
   for ours, model in ((record['metrics'], 'ttm-r2'),
                       (record['seasonal_naive'], 'seasonal_naive')):

@@ -1,17 +1,18 @@
-"""Short pasts adapted to a long-context TTM (evaluators.adapt): the M4
+"""Short pasts adapted to a long-context TTM (inference.adapt): the M4
 seasonality test and multiplicative decomposition by hand and on series
-whose seasonal indices are known, the upsampling grid, the edge pads, and
-the adapted forecaster against the engine on contexts built by hand.
-(--adapt's flag errors: tests/evaluators/test_backtest_select.py, with the
-runner's other flags.)"""
+whose seasonal indices are known, the upsampling grid, the edge pads of
+the one forecasting path's inputs, and the adapted forecaster against the
+model on contexts built by hand. (--adapt's flag errors:
+tests/inference/test_select.py, with the runner's other flags.)"""
 
 import numpy as np
 import pytest
 
 from ttm_jax import errors
-from ttm_jax.evaluators import adapt
-from ttm_jax.evaluators import benchmark
-from ttm_jax.predict import engine as engine_lib
+from ttm_jax.inference import adapt
+from ttm_jax.inference import forecaster as forecaster_lib
+from ttm_jax.inference import inputs as inputs_lib
+from ttm_jax.inference import model as model_lib
 from tests.evaluators.test_benchmark import tiny_model  # pylint: disable=unused-import  # A fixture.
 
 SEASON4 = np.array([0.8, 1.3, 1.1, 0.6])
@@ -115,7 +116,7 @@ def test_factors_by_season():
 
 
 @pytest.mark.parametrize('kwargs,message', [
-    (dict(pad='mean'), "pad='mean'"),
+    (dict(scope='some'), "scope='some'"),
     (dict(upsample=0), 'upsample=0'),
     (dict(upsample=2.5), 'upsample=2.5'),
 ])
@@ -127,8 +128,11 @@ def test_bad_adaptations_are_named(kwargs, message):
 def test_edge_pads_repeat_the_first_observed_value():
   pasts = [np.array([np.nan, 2.0, 3.0]), np.array([5.0, np.nan, 6.0, 7.0]),
            np.arange(10.0)]
-  zero, zero_mask = benchmark._contexts(pasts, 6)  # pylint: disable=protected-access
-  edge, edge_mask = benchmark._contexts(pasts, 6, 'edge')  # pylint: disable=protected-access
+  raw = dict(gaps='zero', standardize=False)
+  zero, zero_mask, _, _ = inputs_lib.prepare(
+      pasts, 6, inputs_lib.Inputs(pad='zero', **raw))
+  edge, edge_mask, _, _ = inputs_lib.prepare(
+      pasts, 6, inputs_lib.Inputs(pad='edge', **raw))
   np.testing.assert_array_equal(edge_mask, zero_mask)  # Pads stay masked.
   np.testing.assert_array_equal(edge[..., 0], [
       [2.0, 2.0, 2.0, 2.0, 2.0, 3.0],
@@ -145,7 +149,7 @@ def test_the_adapted_forecast_is_the_engine_on_a_context_built_by_hand(
   points of the whole past interpolated."""
   short = np.array([3.0, 4.5, 4.0, 6.0, 7.5])
   long = np.random.default_rng(3).normal(0, 1, 40).cumsum() + 20
-  engine = engine_lib.Forecaster(tiny_model)
+  model = model_lib.Model(tiny_model)
   contexts, masks = [], []
   for past in (short, long):
     n = len(past)
@@ -156,19 +160,19 @@ def test_the_adapted_forecast_is_the_engine_on_a_context_built_by_hand(
     mask[-len(fine):] = True
     contexts.append(context)
     masks.append(mask)
-  expected = engine.forecast_windows(
+  expected = model.run(
       np.stack(contexts)[..., None].astype(np.float32),
       np.stack(masks)[..., None], 'YS')[:, [1, 3, 5], 0]
-  forecaster = benchmark.model_forecaster(
-      tiny_model, quantiles='point',
-      adaptation=adapt.Adaptation(deseasonalize=False, upsample=2))
-  point, quantiles = forecaster.forecast([short, long], 3, 'YS',
-                                         (0.1, 0.5), season=1)
+  forecaster = forecaster_lib.model_forecaster(
+      tiny_model, quantiles='point', inputs=inputs_lib.Inputs(
+          pad='edge', gaps='zero', standardize=False,
+          adaptation=adapt.Adaptation(deseasonalize=False, upsample=2)))
+  point, quantiles = forecaster([short, long], 3, 'YS', (0.1, 0.5), 1)
   np.testing.assert_allclose(point, expected, rtol=1e-6)
   np.testing.assert_array_equal(quantiles[:, :, 1], point)
   assert forecaster.name.endswith('-adapted')
   assert forecaster.config['adaptation'] == dict(
-      deseasonalize=False, upsample=2, pad='edge')
+      deseasonalize=False, upsample=2, scope='all')
 
 
 def test_a_seasonal_series_of_constant_level_is_continued(tiny_model):
@@ -178,12 +182,12 @@ def test_a_seasonal_series_of_constant_level_is_continued(tiny_model):
   n, horizon = 40, 12
   past = 100.0 * SEASON4[np.arange(n) % 4]
   future = 100.0 * SEASON4[(n + np.arange(horizon)) % 4]
-  adapted = benchmark.model_forecaster(
-      tiny_model, quantiles='insample', adaptation=adapt.Adaptation())
-  point, quantiles = adapted.forecast([past], horizon, 'QS',
-                                      (0.1, 0.5, 0.9), season=4)
+  adapted = forecaster_lib.model_forecaster(
+      tiny_model, quantiles='insample', inputs=inputs_lib.Inputs(
+          adaptation=adapt.Adaptation()))
+  point, quantiles = adapted([past], horizon, 'QS', (0.1, 0.5, 0.9), 4)
   np.testing.assert_allclose(point[0], future, rtol=1e-3)
   assert np.all(np.diff(quantiles[0], axis=-1) >= 0)
-  plain = benchmark.model_forecaster(tiny_model, quantiles='point')
-  as_given, _ = plain.forecast([past], horizon, 'QS', (), season=4)
+  plain = forecaster_lib.model_forecaster(tiny_model, quantiles='point')
+  as_given, _ = plain([past], horizon, 'QS', (), 4)
   assert np.max(np.abs(as_given[0] - future) / future) > 1e-2

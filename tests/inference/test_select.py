@@ -1,4 +1,4 @@
-"""The backtest choice of a model and baselines (evaluators.backtest_select):
+"""The backtest choice of a model and baselines (inference.select):
 the baselines, the backtest windows, the weights and the forecasts by hand,
 and the recipe through the benchmark runner."""
 
@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 
 from ttm_jax import errors
-from ttm_jax.evaluators import backtest_select as select
 from ttm_jax.evaluators import benchmark
 from ttm_jax.evaluators import task_data
 from ttm_jax.evaluators import tasks as tasks_lib
+from ttm_jax.inference import backtests
+from ttm_jax.inference import forecaster as forecaster_lib
+from ttm_jax.inference import select
 from tests.evaluators.test_benchmark import tiny_model  # pylint: disable=unused-import  # A fixture.
 
 BASELINES_ONLY = select.Recipe(candidates=('seasonal_naive', 'naive',
@@ -19,23 +21,26 @@ BASELINES_ONLY = select.Recipe(candidates=('seasonal_naive', 'naive',
 
 
 def test_drift_by_hand():
+  drift = select.BASELINES['drift']
   # Season 1: the random walk with drift, last + h (last - first) / (n - 1).
-  np.testing.assert_allclose(select.drift([np.array([1., 2., 4.])], 2, 1),
+  np.testing.assert_allclose(drift([np.array([1., 2., 4.])], 2, 1),
                              [[5.5, 7.0]])
   # Season 2: seasonal naive [5, 6, 5, 6] plus the slope (mean(5, 6) -
   # mean(1, 2)) / (6 - 2) = 1 per step, 2 steps per season copied.
   np.testing.assert_allclose(
-      select.drift([np.arange(1., 7.)], 4, 2), [[7., 8., 9., 10.]])
+      drift([np.arange(1., 7.)], 4, 2), [[7., 8., 9., 10.]])
   # Shorter than two seasons: seasonal naive (here its last value).
-  np.testing.assert_allclose(select.drift([np.array([3., 4., 5.])], 2, 4),
+  np.testing.assert_allclose(drift([np.array([3., 4., 5.])], 2, 4),
                              [[5., 5.]])
 
 
 def test_backtest_windows_lie_inside_the_past():
-  # Origins h apart ending at each past's end; none leaves fewer than
-  # min_history points before it.
-  assert select.requests([10, 5, 3], 2, 3, 3) == [
-      (0, 8), (0, 6), (0, 4), (1, 3)]
+  # Origins h apart ending at each past's end, oldest first; none leaves
+  # fewer than min_history points before it (skipped, or an error).
+  assert backtests.origins([10, 5, 3], 2, 3, 3) == [
+      (0, 4), (0, 6), (0, 8), (1, 3)]
+  with pytest.raises(errors.DataError, match='Series 1 is too short'):
+    backtests.origins([10, 5, 3], 2, 3, 3, short='error')
 
 
 def test_weights_by_hand():
@@ -63,8 +68,8 @@ def test_each_series_takes_its_best_baseline():
   seasonal = np.tile([0., 10.], 5)  # Seasonal naive is exact.
   short = np.array([3., 4.])  # No backtest window: seasonal naive.
   forecaster = select.forecaster(None, BASELINES_ONLY)
-  point, quantiles = forecaster.forecast([trend, seasonal, short], 2, '',
-                                         (0.1, 0.5, 0.9), season=2)
+  point, quantiles = forecaster([trend, seasonal, short], 2, '',
+                                 (0.1, 0.5, 0.9), 2)
   np.testing.assert_allclose(point, [[10., 11.], [0., 10.], [3., 4.]])
   # Exact backtests: intervals fall back to the past's seasonal error.
   np.testing.assert_allclose(quantiles[..., 1], point)
@@ -83,7 +88,7 @@ def test_recipe_through_the_runner(tiny_model):
   values = [rng.normal(0, 1, n).cumsum() + 0.5 * np.arange(n)
             for n in (4, 12, 30, 50)]
   series = task_data.Series([str(i) for i in range(4)], values, 'YS', 'x')
-  model = benchmark.model_forecaster(tiny_model, quantiles='point')
+  model = forecaster_lib.model_forecaster(tiny_model, quantiles='point')
   record = benchmark.run_task(task, series, select.forecaster(model))
   assert record['model_name'] == 'select[model,seasonal_naive,naive,drift]'
   assert record['quantile_source'] == 'insample'

@@ -17,6 +17,7 @@ from ttm_jax.models import layers
 from ttm_jax.models import presets
 from ttm_jax.models import ttm
 from ttm_jax.train import state as state_lib
+from ttm_jax.inference import model as inference_model
 from ttm_jax.train import steps
 
 # Primitives that only convert or move data.
@@ -81,7 +82,7 @@ def test_predict_fn_equals_apply_on_one_device_and_the_mesh():
   config = config_lib.TTMConfig(**SMALL)
   model = factory.new_model(config, jax.random.key(0))
   mesh = sharding.make_mesh(jax.devices()[:4])
-  predict = steps.make_predict_fn(model, mesh)
+  predict = inference_model.make_predict_fn(model, mesh)
   rng = np.random.default_rng(1)
   for size in (1, 3, 8):  # One device; padded to the mesh; split evenly.
     past = rng.normal(size=(size, 64, 2)).astype(np.float32)

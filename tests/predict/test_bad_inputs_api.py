@@ -2,7 +2,6 @@
 `ttm_jax.backtest`) and its CLI (`experiments.forecast`): each class ends
 in one clear line naming the culprit, or in a defined, correct answer."""
 
-import glob
 import json
 import logging
 import os
@@ -230,36 +229,39 @@ def test_too_short_for_the_backtest_names_the_series(model_dir):
 
 def test_finetune_leaves_no_folder_and_clamps_the_batch(model_dir, tmp_path,
                                                         monkeypatch):
-  """The run itself is replaced (its cost is not the point): it records
-  the batch and exports the starting model."""
-  from ttm_jax import train  # pylint: disable=g-import-not-at-top
+  """The fit itself is replaced (its cost is not the point): it records
+  the batch and returns the starting model. Nothing is written without
+  finetune_dir, whether the fit ends or fails; a finetune_dir that holds
+  something is refused before any work."""
+  from ttm_jax.train import finetune  # pylint: disable=g-import-not-at-top
   seen = {}
 
-  def fake_run(config, workdir, argv=None):
-    del argv
-    seen['batch'] = config.data.batch_size
+  def fake_fit(model, data, config, workdir=None):
+    del data
+    seen['batch'], seen['workdir'] = config.data.batch_size, workdir
     if seen.get('fail'):
       raise errors.DataError('stopped')
-    config_, _, variables = checkpoint.load_pretrained(config.checkpoint)
-    checkpoint.save_pretrained(os.path.join(workdir, 'export'), config_,
-                               variables)
+    return model, {}
 
-  monkeypatch.setattr(train, 'train_and_evaluate', fake_run)
+  monkeypatch.setattr(finetune.loop, 'fit_model', fake_fit)
   monkeypatch.setenv('TMPDIR', str(tmp_path))
   monkeypatch.setattr('tempfile.tempdir', None)
+  monkeypatch.chdir(tmp_path)
   df = _frame(rows=200)
   out = _forecast(model_dir, df, finetune=0.6)
   assert len(out) == 16
   # 0.6 x 200 = 120 rows: 120 - 64 - 16 + 1 windows, under the batch of 64.
-  assert seen['batch'] == 41
+  assert seen['batch'] == 41 and seen['workdir'] is None
   seen['fail'] = True
   with pytest.raises(errors.DataError, match='stopped'):
     _forecast(model_dir, df, finetune=0.6)
-  assert not glob.glob(str(tmp_path / 'ttm_finetune_*'))
+  assert not os.listdir(tmp_path)
   seen['fail'] = False
   kept = tmp_path / 'kept'
   _forecast(model_dir, df, finetune=0.6, finetune_dir=str(kept))
-  assert (kept / 'run' / 'export' / 'config.json').exists()
+  assert seen['workdir'] == str(kept)
+  kept.mkdir(exist_ok=True)
+  (kept / 'something').write_text('x')
   _refused(lambda: _forecast(model_dir, df, finetune=0.6,
                              finetune_dir=str(kept)),
            errors.ConfigError, 'exists and is not an empty folder')

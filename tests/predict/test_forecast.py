@@ -47,8 +47,9 @@ def _frame(rows=300, freq='h', columns=('y',), start='2024-01-01', seed=0):
 
 def _apply(model_dir, past, mask=None):
   """model.apply on one context [L, c]. With a `mask`, as the API feeds
-  it: standardised per channel over the observed steps (float64), the
-  masked steps 0 there, and the forecast mapped back."""
+  it: standardised per channel over the observed steps (float64; the
+  masked steps' values as given, standardised alike), and the forecast
+  mapped back."""
   _, model, variables = ttm_jax.load_pretrained(model_dir)
   past = np.asarray(past, np.float64)
   loc, scale = np.zeros(past.shape[1]), np.ones(past.shape[1])
@@ -58,7 +59,7 @@ def _apply(model_dir, past, mask=None):
       seen = past[mask[:, c], c]
       loc[c], spread = seen.mean(), seen.std()
       scale[c] = spread if spread > 0 else 1.0
-    past = np.where(mask, (past - loc) / scale, 0.0)
+    past = (past - loc) / scale
   out = model.apply(variables, past.astype(np.float32)[None],
                     past_observed_mask=None if mask is None else
                     mask.astype(np.float32)[None])
@@ -94,14 +95,19 @@ def test_long_format_equals_wide(model_dir):
         together[name].to_numpy(), atol=1e-6)
 
 
-def test_short_context_is_padded_and_masked(model_dir, caplog):
+@pytest.mark.parametrize('pad', ['zero', 'mean', 'edge'])
+def test_short_context_is_padded_and_masked(model_dir, caplog, pad):
+  """The pads (inputs.pad) are masked and hold a raw 0, the context's mean
+  or its first value; the scaler's statistics are the history's own."""
   df = _frame(rows=40)
   with caplog.at_level(logging.WARNING):
     out = ttm_jax.forecast(df, timestamp_column='time', horizon=16,
-                           checkpoint=model_dir)
+                           checkpoint=model_dir, inputs=dict(pad=pad))
   assert 'padded in front' in caplog.text
-  past = np.zeros((64, 1))
-  past[24:, 0] = df['y'].to_numpy()
+  values = df['y'].to_numpy()
+  past = np.full((64, 1), {'zero': 0.0, 'mean': values.mean(),
+                           'edge': values[0]}[pad])
+  past[24:, 0] = values
   mask = np.zeros((64, 1))
   mask[24:] = 1
   np.testing.assert_allclose(out['y'].to_numpy(),
@@ -109,15 +115,34 @@ def test_short_context_is_padded_and_masked(model_dir, caplog):
                              rtol=1e-6)
 
 
-def test_long_context_uses_the_last_window_and_nan_is_missing(model_dir):
+@pytest.mark.parametrize('gaps', ['last', 'zero', 'mean'])
+def test_long_context_uses_the_last_window_and_nan_is_missing(model_dir,
+                                                              gaps):
+  """A gap (inputs.gaps) takes the last value before it, counted as
+  observed (as IBM's pipelines), or a raw 0 or the context's mean,
+  masked."""
   df = _frame(rows=500)
   df.loc[470, 'y'] = np.nan
   out = ttm_jax.forecast(df, timestamp_column='time', horizon=16,
-                         checkpoint=model_dir)
-  last = df['y'].to_numpy()[-64:, None]
+                         checkpoint=model_dir, inputs=dict(gaps=gaps))
+  last = df['y'].to_numpy()[-64:, None].copy()
   mask = ~np.isnan(last)
-  expected = _apply(model_dir, np.nan_to_num(last), mask)
+  if gaps == 'last':
+    last[~mask], mask[:] = df['y'].to_numpy()[469], True
+  else:
+    last[~mask] = 0.0 if gaps == 'zero' else last[mask].mean()
+  expected = _apply(model_dir, last, mask)
   np.testing.assert_allclose(out['y'].to_numpy(), expected[:, 0], atol=1e-6)
+
+
+def test_the_default_inputs_are_the_one_paths():
+  """The API's default is inference.inputs.DEFAULT, which the runner
+  takes too (one path, one default)."""
+  import inspect  # pylint: disable=g-import-not-at-top
+  from ttm_jax.inference import inputs as inputs_lib  # pylint: disable=g-import-not-at-top
+  for fn in (ttm_jax.forecast, ttm_jax.backtest):
+    default = inspect.signature(fn).parameters['inputs'].default
+    assert inputs_lib.of(default) == inputs_lib.DEFAULT
 
 
 @pytest.mark.parametrize('horizon', [7, 16, 40])
@@ -202,41 +227,60 @@ def _window_mse(folder, source):
                         - np.asarray(out.prediction_outputs))**2))
 
 
-def test_finetune_head_probes_then_forecasts(model_dir, tmp_path):
-  """forecast(finetune=F) head-probes: the backbone stays the
-  checkpoint's bit for bit, the tested model's validation MSE (checked by
-  hand) is below the starting model's on the same windows, and the
-  forecast is the fine-tuned model's."""
-  from safetensors.numpy import load_file  # pylint: disable=g-import-not-at-top
+def test_finetune_head_probes_then_forecasts(model_dir, tmp_path,
+                                            monkeypatch):
+  """forecast(finetune=F) head-probes in memory: the backbone stays the
+  checkpoint's bit for bit, the tested model's MSE on the validation
+  windows (the rest of each history, checked by hand) is below the
+  starting model's, the forecast is the fine-tuned model's, and nothing
+  is written without finetune_dir (its checkpoints and metrics with)."""
   from ttm_jax.data import builders  # pylint: disable=g-import-not-at-top
-  from ttm_jax.train import snapshots  # pylint: disable=g-import-not-at-top
+  from ttm_jax.data import windows  # pylint: disable=g-import-not-at-top
+  from ttm_jax.predict import api  # pylint: disable=g-import-not-at-top
+  from ttm_jax.predict import finetune  # pylint: disable=g-import-not-at-top
+  from ttm_jax.predict import rolling  # pylint: disable=g-import-not-at-top
   df = _frame(rows=700)
   before = ttm_jax.forecast(df, timestamp_column='time', horizon=16,
                             checkpoint=model_dir)
-  workdir = str(tmp_path / 'finetune')  # Kept (the default is removed).
+  seen = {}
+  finetuned = finetune.finetuned
+
+  def recording(model, frame, fraction, finetune_dir=None):
+    seen['frame'] = frame
+    seen['model'] = finetuned(model, frame, fraction, finetune_dir)
+    return seen['model']
+
+  monkeypatch.setattr(api.finetune_lib, 'finetuned', recording)
+  monkeypatch.chdir(tmp_path)
   after = ttm_jax.forecast(df, timestamp_column='time', horizon=16,
-                           checkpoint=model_dir, finetune=0.6,
-                           finetune_dir=workdir)
+                           checkpoint=model_dir, finetune=0.6)
+  assert not os.listdir(tmp_path)  # In memory.
   assert not np.allclose(before['y'], after['y'])
-  run = os.path.join(workdir, 'run')
-  start = load_file(os.path.join(model_dir, 'model.safetensors'))
-  tuned = load_file(os.path.join(run, 'export', 'model.safetensors'))
+  tuned = seen['model']
+  start = checkpoint.to_state_dict(ttm_jax.load_pretrained(model_dir)[2])
+  state = checkpoint.to_state_dict(tuned.variables)
   backbone = [k for k in start if k.startswith('backbone.')]
   assert backbone
   for key in backbone:
-    np.testing.assert_array_equal(tuned[key], start[key], err_msg=key)
-  assert any(not np.array_equal(tuned[k], start[k]) for k in start)
-  valid = builders.build_data(snapshots.run_config(run)).valid
-  with open(os.path.join(run, 'results.json')) as f:
-    (record,) = json.load(f)
-  assert record['evaluation'] == 'val'
-  assert record['num_windows'] == len(valid)
-  tuned_mse = _window_mse(os.path.join(run, 'export'), valid)
-  assert record['mse'] == pytest.approx(tuned_mse, rel=1e-4)
-  assert tuned_mse < _window_mse(model_dir, valid)  # It fell.
-  again = ttm_jax.forecast(df, timestamp_column='time', horizon=16,
-                           checkpoint=os.path.join(run, 'export'))
-  np.testing.assert_allclose(after['y'], again['y'], atol=1e-6)
+    np.testing.assert_array_equal(state[key], start[key], err_msg=key)
+  assert any(not np.array_equal(state[k], start[k]) for k in start)
+  valid = builders.table_data(
+      finetune.to_table(seen['frame'], None), 64, 16,
+      windows.SplitRule(train_fraction=0.6, test_fraction=0.0),
+      'finetune').valid
+  kept = tmp_path / 'kept'
+  checkpoint.save_pretrained(str(kept), tuned.config, tuned.variables)
+  assert _window_mse(kept, valid) < _window_mse(model_dir, valid)  # It fell.
+  ends = [(0, len(seen['frame'].series[0].values))]
+  np.testing.assert_allclose(
+      after['y'], rolling.forecast_at(tuned, seen['frame'], ends, 16)[0, :, 0],
+      atol=1e-6)
+  folder = tmp_path / 'run'
+  ttm_jax.forecast(df, timestamp_column='time', horizon=16,
+                   checkpoint=model_dir, finetune=0.6,
+                   finetune_dir=str(folder))
+  assert (folder / 'metrics.jsonl').exists()
+  assert (folder / 'checkpoints').is_dir()
 
 
 def test_auto_picks_a_local_checkpoint_by_context(model_dir, tmp_path):
@@ -246,17 +290,17 @@ def test_auto_picks_a_local_checkpoint_by_context(model_dir, tmp_path):
     checkpoint.save_pretrained(str(folder / f'ttm_{context}'), config,
                                checkpoint.init_variables(config,
                                                          jax.random.key(1)))
-  from ttm_jax.predict import engine  # pylint: disable=g-import-not-at-top
-  assert engine.choose_checkpoint(100, 16, 'h', str(folder))[0].endswith(
+  from ttm_jax.inference import choice  # pylint: disable=g-import-not-at-top
+  assert choice.choose_checkpoint(100, 16, 'h', str(folder))[0].endswith(
       'ttm_64')
-  assert engine.choose_checkpoint(500, 16, 'h', str(folder))[0].endswith(
+  assert choice.choose_checkpoint(500, 16, 'h', str(folder))[0].endswith(
       'ttm_128')
   out = ttm_jax.forecast(_frame(rows=150), timestamp_column='time',
                          horizon=16, checkpoint='auto',
                          checkpoints_dir=str(folder))
   assert len(out) == 16
   with pytest.raises(errors.CheckpointError, match='found no checkpoint'):
-    engine.choose_checkpoint(100, 16, 'h', str(tmp_path / 'none'))
+    choice.choose_checkpoint(100, 16, 'h', str(tmp_path / 'none'))
 
 
 @pytest.mark.parametrize('change, words', [
@@ -292,14 +336,15 @@ def test_irregular_series_can_be_regularised(model_dir):
   expected[[150, 151]] = np.nan
   np.testing.assert_array_equal(series.values[:, 0], expected)
   out = ttm_jax.forecast(df, timestamp_column='time', horizon=16,
-                         checkpoint=model_dir, regularize=True)
+                         checkpoint=model_dir, regularize=True,
+                         inputs=dict(gaps='mean'))
   assert list(out['time']) == list(pd.date_range(
       original['time'].iloc[-1], periods=17, freq='h')[1:])
-  last = expected[-64:, None]
-  np.testing.assert_allclose(
-      out['y'].to_numpy(),
-      _apply(model_dir, np.nan_to_num(last), ~np.isnan(last))[:, 0],
-      atol=1e-6)
+  last = expected[-64:, None].copy()
+  mask = ~np.isnan(last)
+  last[~mask] = last[mask].mean()
+  np.testing.assert_allclose(out['y'].to_numpy(),
+                             _apply(model_dir, last, mask)[:, 0], atol=1e-6)
 
 
 def test_cli_on_a_real_file_with_renamed_columns(tmp_path):

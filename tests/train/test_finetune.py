@@ -1,9 +1,8 @@
-"""The benchmark runner's per-task fine-tune (IBM's GIFT recipe on each
-task's pasts): no value at or after a test cutoff reaches training, short
-histories are padded as IBM's wrapper pads them, too few windows fall back
-to zero-shot."""
-
-import os
+"""The in-memory fine-tunes (`train.finetune`) as the benchmark runner's
+per-task fine-tune uses them (IBM's GIFT recipe on each task's pasts): no
+value at or after a test cutoff reaches training, short histories are
+padded as IBM's wrapper pads them, too few windows fall back to zero-shot,
+and nothing is written."""
 
 import numpy as np
 import pytest
@@ -12,8 +11,9 @@ from tests.evaluators.test_benchmark import tiny_model  # pylint: disable=unused
 from ttm_jax.data import forecasting
 from ttm_jax.evaluators import benchmark
 from ttm_jax.evaluators import tasks as tasks_lib
-from ttm_jax.models import checkpoint
-from ttm_jax.predict import finetune
+from ttm_jax.inference import forecaster as forecaster_lib
+from ttm_jax.inference import inputs as inputs_lib
+from ttm_jax.train import finetune
 
 TASK = tasks_lib.Task(
     suite='chronos_ii', name='t', dataset_path='p', dataset_config='c',
@@ -42,73 +42,87 @@ def test_histories_stop_at_each_series_first_cutoff():
   assert [len(h) for h in histories] == [12, 1]
 
 
-def test_training_data_holds_no_test_value(tmp_path, tiny_model,
-                                           monkeypatch):
-  """The histories handed to training (the run itself replaced) end
-  before each series' first cutoff: no poisoned value among them."""
-  from ttm_jax import train  # pylint: disable=g-import-not-at-top
+def _prepare(forecaster, windows):
+  return forecaster.prepare(benchmark.task_histories(windows), TASK.horizon,
+                            'D', TASK.name)
+
+
+def test_training_data_holds_no_test_value(tiny_model, monkeypatch):
+  """The histories handed to training (the fit itself replaced) end
+  before each series' first cutoff: no poisoned value among them, nor in
+  any training or validation window."""
   seen = {}
+  series_data = finetune.builders.series_data
 
-  def fake_run(config, workdir, argv=None):
-    del argv
-    seen['histories'], _ = forecasting.load_histories(config.data.path)
-    found, _, variables = checkpoint.load_pretrained(config.checkpoint)
-    checkpoint.save_pretrained(os.path.join(workdir, 'export'), found,
-                               variables)
-    return []
+  def recording(series, *args, **kwargs):
+    seen['histories'] = [np.array(h) for h in series]
+    return series_data(series, *args, **kwargs)
 
-  monkeypatch.setattr(train, 'train_and_evaluate', fake_run)
+  def fake_fit(model, data, config, workdir=None):
+    seen['data'], seen['workdir'] = data, workdir
+    return model, {}
+
+  monkeypatch.setattr(finetune.builders, 'series_data', recording)
+  monkeypatch.setattr(finetune.loop, 'fit_model', fake_fit)
   rng = np.random.default_rng(8)
   values = [np.concatenate([rng.normal(0, 1, n), np.full(8, 1e9)])
             for n in (52, 62, 72)]
-  forecaster = benchmark.finetune_forecaster(tiny_model, str(tmp_path))
-  notes = forecaster.prepare(TASK, tasks_lib.windows(TASK, values), 'D')
+  forecaster = benchmark.finetune_forecaster(tiny_model)
+  tuned = _prepare(forecaster, tasks_lib.windows(TASK, values))
   assert [len(h) for h in seen['histories']] == [52, 62, 72]
   assert max(np.max(h) for h in seen['histories']) < 1e9
-  assert notes.notes['training_windows'] == sum(
+  data = seen['data']
+  for source in (data.train, data.valid):
+    for i in range(len(source)):
+      window = source[i]
+      assert np.nanmax(np.abs(window['past_values'])) < 1e3
+      assert np.nanmax(np.abs(window['future_values'])) < 1e3
+  assert seen['workdir'] is None  # In memory.
+  assert tuned.notes['training_windows'] == sum(
       n - 4 - 36 + 1 for n in (52, 62, 72))
 
 
 @pytest.mark.slow  # Two fine-tunes of a tiny model: ~17 s.
-def test_finetune_never_sees_a_test_value(tmp_path, tiny_model):
+def test_finetune_never_sees_a_test_value(tiny_model):
   rng = np.random.default_rng(7)
   clean = [rng.normal(0, 1, n).cumsum() + 10 for n in (60, 70, 80, 90)]
   # Every value from the first cutoff on replaced by a huge one.
   poisoned = [np.concatenate([v[:-8], np.full(8, 1e9)]) for v in clean]
   forecasts = []
-  for k, values in enumerate((clean, poisoned)):
+  for values in (clean, poisoned):
     windows = tasks_lib.windows(TASK, values)
-    forecaster = benchmark.finetune_forecaster(
-        tiny_model, str(tmp_path / f'work{k}'), quantiles='point',
-        quick=True)
-    tuned = forecaster.prepare(TASK, windows, 'D')
+    forecaster = benchmark.finetune_forecaster(tiny_model, quantiles='point',
+                                               quick=True)
+    tuned = _prepare(forecaster, windows)
     assert tuned.notes['finetuned'] and tuned.name == 'model-ft'
-    forecasts.append(tuned.forecast(windows[0].pasts, 4, 'D', ())[0])
+    forecasts.append(tuned(windows[0].pasts, 4, 'D')[0])
   np.testing.assert_array_equal(forecasts[0], forecasts[1])
-  zero_shot = benchmark.model_forecaster(tiny_model, quantiles='point')
-  assert not np.allclose(forecasts[0], zero_shot.forecast(
-      windows[0].pasts, 4, 'D', ())[0])  # It did train.
+  zero_shot = forecaster_lib.model_forecaster(
+      tiny_model, quantiles='point', inputs='reference')
+  assert not np.allclose(forecasts[0], zero_shot(
+      windows[0].pasts, 4, 'D')[0])  # It did train.
 
 
-def test_too_few_windows_fall_back_to_zero_shot(tmp_path, tiny_model):
+def test_too_few_windows_fall_back_to_zero_shot(tiny_model):
   values = [np.arange(30.) + k for k in range(3)]  # Parts of 18: 1 each.
   windows = tasks_lib.windows(TASK, values)
-  forecaster = benchmark.finetune_forecaster(tiny_model, str(tmp_path),
-                                             quantiles='point')
-  tuned = forecaster.prepare(TASK, windows, 'D')
+  forecaster = benchmark.finetune_forecaster(tiny_model, quantiles='point')
+  tuned = _prepare(forecaster, windows)
   assert not tuned.notes['finetuned'] and '3 training windows' in (
       tuned.notes['reason'])
-  zero_shot = benchmark.model_forecaster(tiny_model, quantiles='point')
+  zero_shot = forecaster_lib.model_forecaster(
+      tiny_model, quantiles='point', inputs='reference')
   np.testing.assert_array_equal(
-      tuned.forecast(windows[0].pasts, 4, 'D', ())[0],
-      zero_shot.forecast(windows[0].pasts, 4, 'D', ())[0])
+      tuned(windows[0].pasts, 4, 'D')[0],
+      zero_shot(windows[0].pasts, 4, 'D')[0])
 
 
 def test_series_windows_are_what_the_runner_asks_the_model():
   """Training and validation windows of data kind 'series': the last
-  horizon of each history validates; every window is the runner's own
-  context (`benchmark._contexts`: padded with masked zeros, as fev's TTM
-  wrapper) divided by its mean absolute observed value."""
+  horizon of each history validates; every window is the context the
+  fine-tuned model is then asked with (`inputs.prepare` with the
+  reference's inputs: padded with masked zeros, as fev's TTM wrapper)
+  divided by its mean absolute observed value."""
   rng = np.random.default_rng(9)
   long = rng.normal(50, 5, 40).cumsum()
   short = rng.normal(50, 5, 24).cumsum()
@@ -116,7 +130,8 @@ def test_series_windows_are_what_the_runner_asks_the_model():
   assert len(splits.train) == 2 and len(splits.valid) == 2
   for k, history in enumerate((long, short)):
     item = splits.valid[k]
-    context, observed = benchmark._contexts([history[:-4]], 32)  # pylint: disable=protected-access
+    context, observed, _, _ = inputs_lib.prepare([history[:-4]], 32,
+                                                 inputs_lib.REFERENCE)
     size = np.abs(history[:-4][-32:]).mean()
     np.testing.assert_array_equal(item['past_observed_mask'], observed[0])
     np.testing.assert_allclose(item['past_values'], context[0] / size,

@@ -23,7 +23,7 @@ from ttm_jax.data.corpus import writing
 from ttm_jax.models import checkpoint
 from ttm_jax.models import config as config_lib
 from ttm_jax.models import decomposed
-from ttm_jax.predict import engine
+from ttm_jax.inference import choice
 
 # A small decomposed r3 model: residual branch on the last 32 steps, a
 # coarser trend branch, register tokens, the multi-quantile head.
@@ -169,10 +169,10 @@ def test_auto_r3_chooses_by_the_branch_rule_and_refuses_clearly():
   # No download: the choice only. A history shorter than r2.1's shortest
   # context (52) asks for 52 steps: r2.1's 52-16 model, mapped to r3's
   # 156-step decomposed one (the context is padded).
-  assert engine.choose_checkpoint(30, 10, 'h', allow_download=True,
+  assert choice.choose_checkpoint(30, 10, 'h', allow_download=True,
                                   hub_id='ibm-research/ttm-r3') == (
                                       'ibm-research/ttm-r3', '156-16-dec-52-r3')
-  assert engine.choose_checkpoint(5000, 96, 'h', allow_download=True,
+  assert choice.choose_checkpoint(5000, 96, 'h', allow_download=True,
                                   hub_id='ibm-research/ttm-r3') == (
                                       'ibm-research/ttm-r3', '2048-96-r3')
   df = pd.DataFrame({'time': pd.date_range('2024-01-01', periods=100,

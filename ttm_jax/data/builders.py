@@ -106,12 +106,22 @@ def _csv(config) -> Data:
       static_categorical_columns=list(data.static_categorical_columns),
       id_columns=list(data.id_columns), freq=data.freq or None,
       duplicates=data.duplicates, vocabulary=start)
-  splits = forecasting.make_splits(
-      table, config.context_length, config.prediction_length,
-      windows.SplitRule(train_fraction=data.train_fraction,
-                        test_fraction=data.test_fraction),
-      fewshot_fraction=_fewshot(data), required=_required(config))
-  return Data(splits.train, splits.valid, splits.test, data.name,
+  return table_data(table, config.context_length, config.prediction_length,
+                    windows.SplitRule(train_fraction=data.train_fraction,
+                                      test_fraction=data.test_fraction),
+                    data.name, _fewshot(data), _required(config))
+
+
+def table_data(table: sources.Table, context_length: int,
+               prediction_length: int, rule: windows.SplitRule, name: str,
+               fewshot_fraction: Optional[float] = None,
+               required: Tuple[str, ...] = ('train', 'valid')) -> Data:
+  """The window sources of a table in memory (a user's file as read, or
+  the forecasting API's frame), split by `rule` (IBM's protocol)."""
+  splits = forecasting.make_splits(table, context_length, prediction_length,
+                                   rule, fewshot_fraction=fewshot_fraction,
+                                   required=required)
+  return Data(splits.train, splits.valid, splits.test, name,
               splits.scalers, notes=splits.notes, freq=table.freq,
               categorical_vocab=table.categorical_vocab)
 
@@ -207,17 +217,33 @@ def _series(config) -> Data:
   validation (`eval_max_windows` of them)."""
   data = config.data
   histories, freq = forecasting.load_histories(data.path)
-  splits = forecasting.series_splits(
-      histories, config.context_length, config.prediction_length,
-      data.min_context_mult, freq)
+  return series_data(histories, freq, config.context_length,
+                     config.prediction_length, data.name,
+                     min_context_mult=data.min_context_mult,
+                     train_windows=data.train_windows,
+                     valid_windows=data.eval_max_windows, seed=data.seed,
+                     where=data.path)
+
+
+def series_data(histories, freq: str, context_length: int,
+                prediction_length: int, name: str, *,
+                min_context_mult: int = 4, train_windows: int = 0,
+                valid_windows: int = 0, seed: int = 0,
+                where: str = 'The histories') -> Data:
+  """Univariate histories in memory: padded training windows (IBM's GIFT
+  recipe, `forecasting.series_splits`), a seeded sample of `train_windows`
+  of them (0: all), and each history's last window for validation
+  (`valid_windows` of them, 0: all)."""
+  splits = forecasting.series_splits(histories, context_length,
+                                     prediction_length, min_context_mult,
+                                     freq)
   if not len(splits.train):
     raise errors.DataError(
-        f'{data.path}: no history has a training window of '
-        f'{config.prediction_length} steps before its last '
-        f'{config.prediction_length}.')
-  train = sample(splits.train, data.train_windows, data.seed)
-  valid = sample(splits.valid, data.eval_max_windows, data.seed + 1)
-  return Data(train, valid, valid, data.name, splits.scalers,
+        f'{where}: no history has a training window of '
+        f'{prediction_length} steps before its last {prediction_length}.')
+  train = sample(splits.train, train_windows, seed)
+  valid = sample(splits.valid, valid_windows, seed + 1)
+  return Data(train, valid, valid, name, splits.scalers,
               notes=splits.notes + [f'{len(train)} of {len(splits.train)} '
                                     f'training windows, {len(valid)} '
                                     'validation windows'], freq=freq)

@@ -7,8 +7,8 @@ forecaster; the scores are the shared metrics (`ttm_jax.metrics`): MSE, MAE
 and MASE of the forecaster and of each compared baseline on the same
 windows, and the coverage of each central interval when bands are given.
 MASE's scale is GluonTS's: the seasonal error of the whole history before
-the origin (missing pairs left out; season 1 when the history is not
-longer than the season).
+the origin (`metrics.seasonal_error`: missing pairs left out; season 1 when
+the season exceeds the history).
 
 A metric that is undefined is None, never NaN, with the reason beside it
 in `<metric>_undefined` (MASE when every window's history is constant or
@@ -26,44 +26,24 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ttm_jax import baselines
-from ttm_jax import errors
 from ttm_jax import metrics as metrics_lib
+from ttm_jax.inference import backtests
 
 POINT = ('mse', 'mae', 'mase')
-Request = Tuple[int, int]  # (series, origin): forecast from values[:origin].
 
 
 def origins(lengths: Sequence[int], horizon: int, windows: int,
             min_history: int = 1, names: Optional[Sequence[str]] = None
-            ) -> List[Request]:
-  """(series, origin) of the last `windows` windows of each series.
+            ) -> List[backtests.Request]:
+  """(series, origin) of the last `windows` windows of each series
+  (`backtests.origins`).
 
   Raises:
     errors.DataError: naming the first series (by `names`, else position)
       whose first origin leaves fewer than `min_history` rows before it.
   """
-  requests = [(i, length - horizon * (windows - k))
-              for i, length in enumerate(lengths) for k in range(windows)]
-  for i, origin in requests:
-    if origin < min_history:
-      name = str(names[i]) if names is not None else f'series {i}'
-      raise errors.DataError(
-          f'{name[:1].upper() + name[1:]} is too short for {windows} '
-          f'backtest windows of '
-          f'{horizon} steps ({lengths[i]} rows; needs at least '
-          f'{min_history + horizon * windows}).')
-  return requests
-
-
-def seasonal_error(history: np.ndarray, season: int) -> np.ndarray:
-  """[c] GluonTS's MASE scale: mean |x[t] - x[t - m]| over the history's
-  observed pairs (m = 1 when the history is not longer than the season);
-  NaN without a pair."""
-  m = season if season < len(history) else 1
-  diffs = np.abs(history[m:] - history[:-m])
-  with np.errstate(invalid='ignore'):
-    return np.nanmean(diffs, axis=0) if len(diffs) else np.full(
-        history.shape[1:], np.nan)
+  return backtests.origins(lengths, horizon, windows, min_history, 'error',
+                           names)
 
 
 @dataclasses.dataclass
@@ -75,15 +55,17 @@ class Windows:
   season: int
 
   @classmethod
-  def of(cls, series: Sequence[np.ndarray], requests: Sequence[Request],
-         horizon: int, season: int) -> 'Windows':
-    return cls(np.stack([series[i][o:o + horizon] for i, o in requests]),
-               [series[i][:o] for i, o in requests], season)
+  def of(cls, series: Sequence[np.ndarray],
+         requests: Sequence[backtests.Request], horizon: int,
+         season: int) -> 'Windows':
+    truth, histories = backtests.cut(series, requests, horizon)
+    return cls(truth, histories, season)
 
   def scale(self) -> np.ndarray:
     """[n, 1, c] the seasonal error of each window's history."""
-    return np.stack([seasonal_error(h, self.season)
-                     for h in self.histories])[:, None, :]
+    past, lengths = baselines.stack(self.histories)
+    return metrics_lib.seasonal_error(past, self.season, 'gluonts',
+                                      lengths)[:, None, :]
 
   def score(self, point: np.ndarray,
             bands: Optional[Dict[float, np.ndarray]] = None
@@ -143,14 +125,7 @@ def _central(bands: Dict[float, np.ndarray]) -> Tuple[float, ...]:
 
 def naive_forecasts(name: str, windows: Windows, horizon: int) -> np.ndarray:
   """[n, h, c] of the named baseline from each window's whole history."""
-  fn = baselines.FORECASTERS[name]
-  out = []
-  for history in windows.histories:
-    past = np.nan_to_num(history)[None]
-    mask = (~np.isnan(history)).astype(np.float64)[None]
-    out.append(np.asarray(fn(past, mask, horizon, windows.season),
-                          np.float64)[0])
-  return np.stack(out)
+  return baselines.forecast(name, windows.histories, horizon, windows.season)
 
 
 def run(windows: Windows, point: np.ndarray, horizon: int,

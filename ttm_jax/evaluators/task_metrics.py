@@ -27,6 +27,9 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ttm_jax import baselines
+from ttm_jax import metrics as metrics_lib
+
 FEV_METRICS = ('MASE', 'WQL', 'SQL', 'WAPE')
 GIFT_COLUMNS = (
     'MSE[mean]', 'MSE[0.5]', 'MAE[0.5]', 'MASE[0.5]', 'MAPE[0.5]',
@@ -36,16 +39,11 @@ GIFT_COLUMNS = (
 
 def seasonal_errors(pasts: Sequence[np.ndarray], season: int,
                     gluonts_rule: bool = False) -> np.ndarray:
-  """[n] nanmean |y_t - y_{t-m}| of each past; NaN without a pair. With
-  `gluonts_rule`, m = 1 when the season exceeds the past (GluonTS)."""
-  out = np.full(len(pasts), np.nan)
-  for i, past in enumerate(pasts):
-    m = 1 if gluonts_rule and season > len(past) else season
-    if len(past) > m:
-      diffs = np.abs(past[m:] - past[:-m])
-      if np.any(~np.isnan(diffs)):
-        out[i] = np.nanmean(diffs)
-  return out
+  """[n] `metrics.seasonal_error` of each ragged past [t_i] (fev's rule, or
+  GluonTS's with `gluonts_rule`); NaN without a pair."""
+  past, lengths = baselines.stack(pasts)
+  return metrics_lib.seasonal_error(
+      past, season, 'gluonts' if gluonts_rule else 'fev', lengths)[:, 0]
 
 
 def _safemean(values: np.ndarray) -> float:

@@ -17,15 +17,18 @@ recipe changes the inputs, not the model:
    forecasts `k * horizon` steps (rolled past its own horizon when needed)
    and every k-th is kept, so a short trend fills many patches as a smooth
    curve does at the pretraining frequencies.
-3. **Pad** (`pad`): a past shorter than the context is left-padded with
-   its first observed value ('edge') instead of zeros ('zero', the
-   reference's and fev's TTM wrapper's); the pads stay masked either way,
-   so the scaler's statistics are the past's own.
+
+How the adapted past is then padded to the context is the forecasting
+path's `inputs.Inputs.pad` ('edge', the first observed value, was chosen
+with the adaptation). An `Adaptation` is an option of the one forecasting
+path (`inference.forecast`), with scope 'all' (every past, the benchmark
+runner's `adapt` recipe) or 'short' (only pasts shorter than the model's
+context).
 
 Nothing is fitted to the evaluated data beyond each past's own seasonal
 indices (as Naive2 does), and nothing after a forecast's origin is read.
 The settings were chosen on the validation split of Chronos Benchmark
-II's five Monash tasks (README, "Beyond the anchors").
+II's five Monash tasks (docs/results/, the adapted-pasts note).
 """
 
 import dataclasses
@@ -35,7 +38,7 @@ import numpy as np
 
 from ttm_jax import errors
 
-PADS = ('zero', 'edge')
+SCOPES = ('all', 'short')
 # The M4 benchmarks' critical value (90%, one-sided normal).
 _TCRIT = 1.645
 
@@ -49,16 +52,17 @@ class Adaptation:
       finds the task's season.
     upsample: the interpolation factor for a season-1 task; a task of
       season m gets max(1, upsample // m); 1 turns it off.
-    pad: 'edge' (the first observed value) or 'zero' (the reference's).
+    scope: 'all' (every past) or 'short' (only pasts shorter than the
+      model's context; longer ones are forecast as given).
   """
   deseasonalize: bool = True
   upsample: int = 8
-  pad: str = 'edge'
+  scope: str = 'all'
 
   def check(self) -> 'Adaptation':
-    if self.pad not in PADS:
-      raise errors.ConfigError(f'adaptation pad={self.pad!r}: expected one '
-                               f'of {PADS}.')
+    if self.scope not in SCOPES:
+      raise errors.ConfigError(f'adaptation scope={self.scope!r}: expected '
+                               f'one of {SCOPES}.')
     if isinstance(self.upsample, bool) or not isinstance(
         self.upsample, (int, np.integer)) or self.upsample < 1:
       raise errors.ConfigError(f'adaptation upsample={self.upsample!r}: '

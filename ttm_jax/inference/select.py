@@ -1,14 +1,14 @@
 """A choice (or blend) of a model and naive baselines by backtest, per series
-or per dataset, for the benchmark runner (`benchmark.Forecaster`).
+or per dataset: itself a `forecaster.Forecaster`.
 
-  forecaster = backtest_select.forecaster(benchmark.model_forecaster(r2))
+  chosen = select.forecaster(forecaster.model_forecaster(r2))
 
 For each window to forecast, every candidate forecasts the last `windows`
 rolling-origin backtest windows inside each past (origins `horizon` apart,
-ending at the past's end: `evaluators.backtest`'s windows), so nothing at or
-after the window's cutoff is used. Each candidate's error on a series is
-its mean absolute error scaled by each backtest history's seasonal error
-(GluonTS's rule, `backtest.Windows.scale`). Then:
+ending at the past's end: `backtests.origins`), so nothing at or after the
+window's cutoff is used. Each candidate's error on a series is its mean
+absolute error scaled by each backtest history's seasonal error (GluonTS's
+rule, `metrics.seasonal_error`). Then:
 
   per='series'   each series takes the candidate with the lowest error,
                  its own error pooled with the dataset's mean error
@@ -29,14 +29,14 @@ from __future__ import annotations
 
 import dataclasses
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
-import warnings
 
 import numpy as np
 
+from ttm_jax import baselines
 from ttm_jax import errors
-from ttm_jax.evaluators import backtest
-from ttm_jax.evaluators import benchmark
-from ttm_jax.evaluators import task_metrics
+from ttm_jax import metrics as metrics_lib
+from ttm_jax.inference import backtests
+from ttm_jax.inference import forecaster as forecaster_lib
 
 MODEL = 'ttm'  # The model's name among the candidates.
 CANDIDATES = (MODEL, 'seasonal_naive', 'naive', 'drift')
@@ -44,37 +44,14 @@ MODES = ('select', 'blend')
 PER = ('series', 'dataset')
 
 
-def naive(pasts: Sequence[np.ndarray], horizon: int,
-          season: int) -> np.ndarray:
-  """[n, h]: each past's last observed value."""
-  del season
-  return benchmark.seasonal_naive(pasts, horizon, 1)
-
-
-def drift(pasts: Sequence[np.ndarray], horizon: int,
-          season: int) -> np.ndarray:
-  """[n, h]: seasonal naive plus the past's mean change per step times the
-  steps since the copied value: (mean of the last season - mean of the
-  first) / (length - season). With season 1 the random walk with drift,
-  last + h (last - first) / (length - 1). A past shorter than two seasons
-  has no slope (seasonal naive)."""
-  m = max(season, 1)
-  point = benchmark.seasonal_naive(pasts, horizon, m)
-  ahead = (np.arange(horizon) // m + 1) * m
-  for i, past in enumerate(pasts):
-    if len(past) >= 2 * m and len(past) > 1:
-      with warnings.catch_warnings():  # An all-missing season: no slope.
-        warnings.simplefilter('ignore', RuntimeWarning)
-        slope = (np.nanmean(past[-m:]) - np.nanmean(past[:m])) / (
-            len(past) - m)
-      if np.isfinite(slope):
-        point[i] = point[i] + slope * ahead
-  return point
+def _baseline(name: str) -> Callable:
+  """`fn(pasts, horizon, season) -> [n, h]` of a univariate baseline."""
+  return lambda pasts, horizon, season: baselines.forecast(
+      name, pasts, horizon, season)[..., 0]
 
 
 BASELINES: Dict[str, Callable] = {
-    'seasonal_naive': benchmark.seasonal_naive, 'naive': naive,
-    'drift': drift}
+    name: _baseline(name) for name in ('seasonal_naive', 'naive', 'drift')}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,35 +106,24 @@ class Backtests:
   forecasts: np.ndarray
 
 
-def requests(lengths: Sequence[int], horizon: int, windows: int,
-             min_history: int) -> List[backtest.Request]:
-  """(past, origin) of up to `windows` backtest windows of each past, the
-  last ending at its end; those leaving fewer than `min_history` points
-  before the origin are left out."""
-  return [(i, length - k * horizon) for i, length in enumerate(lengths)
-          for k in range(1, windows + 1)
-          if length - k * horizon >= min_history]
-
-
 def run_backtests(candidates: Sequence[Callable], pasts, horizon: int,
                   season: int, windows: int) -> Backtests:
   """Every candidate (`fn(histories, horizon) -> [n, h]`) on the backtest
-  windows of `pasts`."""
-  found = [(i, o) for i, o in requests([len(p) for p in pasts], horizon,
-                                       windows, max(2, season + 1))
+  windows of `pasts` (those leaving fewer than `max(2, season + 1)` points
+  before their origin, or with no observed truth, are left out)."""
+  found = [(i, o) for i, o in backtests.origins(
+      [len(p) for p in pasts], horizon, windows, max(2, season + 1))
            if np.any(~np.isnan(pasts[i][o:o + horizon]))]  # Some truth.
   if not found:
     empty = np.zeros((0, horizon))
     return Backtests(np.zeros(0, int), empty, np.zeros(0),
                      np.zeros((0, horizon, len(candidates))))
-  cut = backtest.Windows.of([p[:, None] for p in pasts], found, horizon,
-                            season)
-  histories = [h[:, 0] for h in cut.histories]
-  scale = cut.scale()[:, 0, 0]
+  truth, histories = backtests.cut(pasts, found, horizon)
+  past, lengths = baselines.stack(histories)
+  scale = metrics_lib.seasonal_error(past, season, 'gluonts', lengths)[:, 0]
   scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
   forecasts = np.stack([fn(histories, horizon) for fn in candidates], -1)
-  return Backtests(np.array([i for i, _ in found]), cut.truth[..., 0],
-                   scale, forecasts)
+  return Backtests(np.array([i for i, _ in found]), truth, scale, forecasts)
 
 
 def _mean_by_series(values: np.ndarray, series: np.ndarray,
@@ -211,10 +177,8 @@ def _interval_scale(tests: Backtests, chosen: np.ndarray, pasts,
   seen, _ = _mean_by_series(observed, tests.series, count)
   with np.errstate(invalid='ignore', divide='ignore'):
     scale = total / seen if len(tests.series) else np.zeros((count, horizon))
-  fallback = task_metrics.seasonal_errors(pasts, season, gluonts_rule=True)
-  fallback = np.where(np.isfinite(fallback) & (fallback > 0), fallback, 1.0)
   return np.where(np.isfinite(scale) & (scale > 0), scale,
-                  fallback[:, None])
+                  forecaster_lib.fallback_scale(pasts, season)[:, None])
 
 
 def _candidates(recipe: Recipe, model, freq: str,
@@ -223,24 +187,24 @@ def _candidates(recipe: Recipe, model, freq: str,
   out = []
   for name in recipe.candidates:
     if name == MODEL:
-      out.append(lambda pasts, horizon: model.forecast(
-          pasts, horizon, freq, (), season=season)[0])
+      out.append(lambda pasts, horizon: model(pasts, horizon, freq, (),
+                                              season)[0])
     else:
       out.append(lambda pasts, horizon, fn=BASELINES[name]: fn(
           pasts, horizon, season))
   return out
 
 
-def forecaster(model: Optional[benchmark.Forecaster],
-               recipe: Recipe = Recipe()) -> benchmark.Forecaster:
-  """The recipe as a benchmark forecaster; `model` the 'ttm' candidate
-  (its point forecasts). Its `report()` gives the share of forecasts each
-  candidate made since the last call (the runner records it per task)."""
+def forecaster(model: Optional[forecaster_lib.Forecaster],
+               recipe: Recipe = Recipe()) -> forecaster_lib.Forecaster:
+  """The recipe as a forecaster; `model` the 'ttm' candidate (its point
+  forecasts). Its `report()` gives the share of forecasts each candidate
+  made since the last call (the runner records it per task)."""
   recipe.check(model is not None)
   shares = np.zeros(len(recipe.candidates))
   fallback = recipe.candidates.index('seasonal_naive')
 
-  def forecast(pasts, horizon, freq, levels, season=1):
+  def fn(pasts, horizon, freq, levels, season):
     candidates = _candidates(recipe, model, freq, season)
     tests = run_backtests(candidates, pasts, horizon, season,
                           recipe.windows)
@@ -251,7 +215,7 @@ def forecaster(model: Optional[benchmark.Forecaster],
     if not len(levels):
       return point, point[..., :0]
     scale = _interval_scale(tests, chosen, pasts, season)
-    return point, benchmark.normal_quantiles(point, scale, levels)
+    return point, forecaster_lib.normal_quantiles(point, scale, levels)
 
   def report() -> Dict[str, object]:
     total = max(shares.sum(), 1e-12)
@@ -262,12 +226,13 @@ def forecaster(model: Optional[benchmark.Forecaster],
     return out
 
   names = [model.name if c == MODEL else c for c in recipe.candidates]
+  name = f'{recipe.mode}[{",".join(names)}]'
   if model is not None and model.prepare is not None:  # Fine-tuned first.
     return dataclasses.replace(
-        model, name=f'{recipe.mode}[{",".join(names)}]', report=None,
+        model, name=name, report=None,
         prepare=lambda *args: forecaster(model.prepare(*args), recipe))
-  return benchmark.Forecaster(
-      f'{recipe.mode}[{",".join(names)}]', forecast, 'insample',
+  return forecaster_lib.Forecaster(
+      name, fn, 'insample',
       model.pretraining_data if model is not None else (),
       dict(model.config if model is not None else {},
            recipe=dataclasses.asdict(recipe)), report=report)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import jax
 import jax.numpy as jnp
@@ -46,12 +46,16 @@ class Model:
   new_weights: List[str] = dataclasses.field(default_factory=list)
 
 
-def _horizon_overrides(config, overrides: Dict[str, Any]) -> Dict[str, Any]:
+def _horizon_overrides(config, overrides: Dict[str, Any],
+                       stored: Optional[config_lib.TTMConfig] = None
+                       ) -> Dict[str, Any]:
   """Serves a shorter horizon with `prediction_filter_length`; refuses a
-  longer one with advice that works."""
-  path = checkpoint.resolve(config.checkpoint, config.revision or None)
-  stored = config_lib.TTMConfig.from_json_file(
-      f'{path}/{checkpoint.CONFIG_NAME}', **overrides)
+  longer one with advice that works. `stored`: the model's config (default
+  the checkpoint's)."""
+  if stored is None:
+    path = checkpoint.resolve(config.checkpoint, config.revision or None)
+    stored = config_lib.TTMConfig.from_json_file(
+        f'{path}/{checkpoint.CONFIG_NAME}', **overrides)
   wanted = config.prediction_length
   if wanted > stored.prediction_length:
     raise errors.ConfigError(
@@ -122,3 +126,23 @@ def create_model(config) -> Model:
   _check_matches(config, ttm_config)
   return Model(ttm_config, ttm.build_module(ttm_config, dtype=dtype),
                variables, report.new)
+
+
+def derive(model: Model, config) -> Model:
+  """The experiment's model from one already in memory (a fine-tune of a
+  loaded model): `config.model.overrides` and the horizon applied as
+  `create_model` applies them to a checkpoint (new weights initialised as
+  the reference does), the variables carried over."""
+  overrides = _horizon_overrides(
+      config, dict(config.model.overrides),
+      config_lib.TTMConfig.from_dict(model.config.to_dict(),
+                                     **config.model.overrides))
+  stored = model.config.to_dict()
+  ttm_config = config_lib.TTMConfig.from_dict(stored, **overrides)
+  variables, report = checkpoint.convert_state_dict(
+      checkpoint.to_state_dict(jax.device_get(model.variables)), ttm_config,
+      jax.random.key(config.seed), provenance=(stored, overrides))
+  _check_matches(config, ttm_config)
+  return Model(ttm_config, ttm.build_module(
+      ttm_config, dtype=compute_dtype(config.compute_dtype)), variables,
+               report.new)

@@ -14,7 +14,10 @@ naming the series); a target with no observed value in its context is
 refused, naming the series and column. Each context is standardised per
 channel in float64 before the model and the forecast mapped back, so an
 offset of 1e9 or a scale of 1e-9 gives the same forecast, shifted or
-scaled back. Horizon: shorter than
+scaled back. How histories become the model's inputs (pads, gaps,
+standardisation) is `inputs` (`ttm_jax.inference.inputs`: 'default',
+chosen on validation data, or 'reference', exactly IBM's pipeline), the
+same option the benchmark runner takes. Horizon: shorter than
 the model's, its first steps; longer, rolling (forecasts fed back; models
 that mix exogenous channels take the controls' future values from
 `future_df`). Intervals: the model's quantile heads when it has them, else
@@ -22,8 +25,8 @@ split-conformal from the series' own history; a level needs enough
 calibration windows (about 1/alpha - 1 for miscoverage alpha = 2q: 4 for
 0.1/0.9, 49 for 0.01/0.99), else it is refused saying how many. `finetune=F`
 head-probes the model on the first F of each history (the engine's recipe,
-validation on the rest) before forecasting from the end, in a temporary
-folder removed afterwards (or `finetune_dir`, kept).
+validation on the rest) before forecasting from the end, in memory (its
+checkpoints and metrics in `finetune_dir` when given).
 
 Timestamps must be dates or times; numbers (epoch seconds, ...) are
 refused: convert them with `pd.to_datetime(..., unit=...)` first. A given
@@ -36,12 +39,16 @@ from __future__ import annotations
 import logging
 from typing import Any, Dict, Optional, Sequence
 
+import numpy as np
+
 from ttm_jax import baselines
 from ttm_jax import errors
 from ttm_jax.evaluators import backtest as backtest_lib
+from ttm_jax.inference import choice
+from ttm_jax.inference import inputs as inputs_lib
+from ttm_jax.inference import model as model_lib
 from ttm_jax.predict import arguments
 from ttm_jax.predict import conformal
-from ttm_jax.predict import engine
 from ttm_jax.predict import finetune as finetune_lib
 from ttm_jax.predict import frames
 from ttm_jax.predict import rolling
@@ -49,41 +56,31 @@ from ttm_jax.predict import rolling
 _LOG = logging.getLogger(__name__)
 
 
-
-
-
-
-
-
-
-
-
-
-
-
 def _load(checkpoint, revision, frame, horizon, checkpoints_dir,
-          allow_download) -> engine.Forecaster:
-  release = engine.release_of(checkpoint)
+          allow_download) -> model_lib.Model:
+  release = choice.release_of(checkpoint)
   if checkpoint == 'auto' or release:
     history = min(len(s.values) for s in frame.series)
-    checkpoint, revision = engine.choose_checkpoint(
+    checkpoint, revision = choice.choose_checkpoint(
         history, horizon, frame.freq, checkpoints_dir, allow_download,
         release)
-  forecaster = engine.Forecaster(checkpoint, revision)
+  forecaster = model_lib.Model(checkpoint, revision)
+  frames.check_controls(frame, forecaster.uses_controls, forecaster.source)
   forecaster.check_channels(
       frame.num_targets, len(frame.control_columns)
       if forecaster.uses_controls else 0)
   return forecaster
 
 
-def _quantile_bands(forecaster, frame, point, horizon, levels, windows):
+def _quantile_bands(forecaster, frame, point, horizon, levels, windows,
+                    inputs):
   """Per series {level: [h, targets]}: conformal from each history."""
   needed = conformal.windows_needed(levels)
   out = []
   for index, series in enumerate(frame.series):
     residuals = rolling.calibration(forecaster, frame, index,
                                     len(series.values), horizon, windows,
-                                    needed)
+                                    needed, inputs)
     out.append(conformal.bands(point[index], residuals, levels))
   return out
 
@@ -120,18 +117,21 @@ def _head_bands(forecaster, quantiles, levels):
 
 
 def _prepare(df, timestamp_column, id_columns, target_columns,
-             control_columns, static_categorical_columns, freq, regularize,
-             context):
-  frame = frames.to_series(df, timestamp_column, id_columns, target_columns,
-                           control_columns, static_categorical_columns, freq,
-                           regularize)
-  if context:  # Use at most the last `context` rows of each series.
-    for series in frame.series:
-      series.values = series.values[-context:]
-      series.timestamps = series.timestamps[-context:]
-  return frame
+             control_columns, static_categorical_columns, freq, regularize):
+  return frames.to_series(df, timestamp_column, id_columns, target_columns,
+                          control_columns, static_categorical_columns, freq,
+                          regularize)
 
 
+def _last(frame: frames.Frame, context: Optional[int]) -> frames.Frame:
+  """At most the last `context` rows of each series (all without)."""
+  if not context:
+    return frame
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  return dataclasses.replace(frame, series=[
+      dataclasses.replace(s, values=s.values[-context:],
+                          timestamps=s.timestamps[-context:])
+      for s in frame.series])
 
 
 def forecast(df, *, timestamp_column: str, horizon: int, checkpoint: str,
@@ -146,7 +146,7 @@ def forecast(df, *, timestamp_column: str, horizon: int, checkpoint: str,
              allow_download: bool = False,
              calibration_windows: int = arguments.CALIBRATION_WINDOWS,
              intervals: str = 'auto', short_history: str = 'pad',
-             finetune_dir: Optional[str] = None):
+             finetune_dir: Optional[str] = None, inputs='default'):
   """Forecasts `horizon` steps after the end of every series of `df`.
 
   Args:
@@ -176,8 +176,11 @@ def forecast(df, *, timestamp_column: str, horizon: int, checkpoint: str,
     short_history: 'pad' (a history shorter than the model's context is
       padded in front and masked, however short; one warning per call) or
       'error' (refused, naming the series).
-    finetune_dir: a new or empty folder to keep the fine-tuning run in
-      (default: a temporary folder, removed).
+    finetune_dir: a new or empty folder to keep the fine-tuning run's
+      checkpoints and metrics in (default: none, in memory).
+    inputs: how histories become the model's inputs: 'default', 'reference'
+      (exactly what IBM's pipeline feeds), 'legacy_api', a dict of
+      `inference.inputs.Inputs` options, or an `Inputs`.
 
   Returns:
     A DataFrame: id columns, `timestamp_column`, one column per target, and
@@ -190,39 +193,48 @@ def forecast(df, *, timestamp_column: str, horizon: int, checkpoint: str,
   arguments.check_arguments(**{k: v for k, v in locals().items()
                                if k in arguments.ARGUMENTS})
   horizon = int(horizon)
+  inputs = inputs_lib.of(inputs)
   levels = conformal.check_levels(quantiles or ())
-  frame = _prepare(df, timestamp_column, id_columns, target_columns,
+  whole = _prepare(df, timestamp_column, id_columns, target_columns,
                    control_columns, static_categorical_columns, freq,
-                   regularize, context and int(context))
+                   regularize)
+  frame = _last(whole, context and int(context))
   forecaster = _load(checkpoint, revision, frame, horizon, checkpoints_dir,
                      allow_download)
   head = _use_head(forecaster, intervals, levels, horizon,
                    int(calibration_windows))
-  rolling.check_histories(forecaster, frame,
-                   [(i, len(s.values)) for i, s in enumerate(frame.series)],
-                   short_history)
+  ends = [(i, len(s.values)) for i, s in enumerate(frame.series)]
+  rolling.check_histories(forecaster, frame, ends, short_history)
+  futures = frames.future_controls(frame, future_df, horizon)
   if finetune:
-    forecaster = finetune_lib.finetuned(forecaster, df, frame,
-                                        float(finetune), timestamp_column,
+    forecaster = finetune_lib.finetuned(forecaster, whole, float(finetune),
                                         finetune_dir)
-  futures = (rolling.future_controls(frame, future_df, horizon)
-             if forecaster.uses_controls else None)
-  inputs = rolling.model_channels(forecaster, frame)
+  predicted = rolling.forecast_at(forecaster, _with_futures(frame, futures),
+                                  ends, horizon, inputs, with_quantiles=head)
   if head:
-    point, quantiles = rolling.roll(
-        forecaster, frame, inputs, futures, horizon,
-        rolling.categorical_codes(forecaster, frame), with_quantiles=True)
+    point, quantiles = predicted
     return frames.to_frame(frame, point, levels,
                            _head_bands(forecaster, quantiles, levels))
-  point = rolling.roll(forecaster, frame, inputs, futures, horizon,
-                       rolling.categorical_codes(forecaster, frame))
-  bands = (_quantile_bands(forecaster, frame, point, horizon, levels,
-                           int(calibration_windows)) if levels else None)
-  return frames.to_frame(frame, point, levels, bands)
+  bands = (_quantile_bands(forecaster, frame, predicted, horizon, levels,
+                           int(calibration_windows), inputs)
+           if levels else None)
+  return frames.to_frame(frame, predicted, levels, bands)
 
 
-
-
+def _with_futures(frame: frames.Frame, futures) -> frames.Frame:
+  """The frame with the controls' future values (`future_df`) appended to
+  each series as rows after its end (targets missing there), so forecasts
+  from its end read them as known futures."""
+  if futures is None:
+    return frame
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  out = []
+  for series, future in zip(frame.series, futures):
+    rows = np.full((len(future), series.values.shape[1]), np.nan)
+    rows[:, frame.num_targets:] = future
+    out.append(dataclasses.replace(
+        series, values=np.concatenate([series.values, rows])))
+  return dataclasses.replace(frame, series=out)
 
 
 def backtest(df, *, timestamp_column: str, horizon: int, checkpoint: str,
@@ -236,7 +248,7 @@ def backtest(df, *, timestamp_column: str, horizon: int, checkpoint: str,
              allow_download: bool = False,
              calibration_windows: int = arguments.CALIBRATION_WINDOWS,
              intervals: str = 'auto',
-             short_history: str = 'pad') -> Dict[str, Any]:
+             short_history: str = 'pad', inputs='default') -> Dict[str, Any]:
   """Rolling-origin evaluation over the last `windows` forecast windows of
   every series (origins `horizon` apart, ending at the series' end), by
   the backtest evaluator (`ttm_jax.evaluators.backtest`): MSE, MAE and
@@ -254,10 +266,11 @@ def backtest(df, *, timestamp_column: str, horizon: int, checkpoint: str,
   arguments.check_arguments(**{k: v for k, v in locals().items()
                                if k in arguments.ARGUMENTS})
   horizon, windows = int(horizon), int(windows)
+  inputs = inputs_lib.of(inputs)
   levels = conformal.check_levels(quantiles or ())
   frame = _prepare(df, timestamp_column, id_columns, target_columns,
                    control_columns, static_categorical_columns, freq,
-                   regularize, None)
+                   regularize)
   forecaster = _load(checkpoint, revision, frame, horizon, checkpoints_dir,
                      allow_download)
   head = _use_head(forecaster, intervals, levels, horizon,
@@ -272,14 +285,15 @@ def backtest(df, *, timestamp_column: str, horizon: int, checkpoint: str,
       [rolling.describe(frame, i) for i in range(len(frame.series))])
   rolling.check_histories(forecaster, frame, requests, short_history,
                           'backtest')
-  predicted = rolling.forecast_at(forecaster, frame, requests, horizon, head)
+  predicted = rolling.forecast_at(forecaster, frame, requests, horizon,
+                                  inputs, head)
   if head:
     predicted, quantiles = predicted
     bands = _head_bands(forecaster, quantiles, levels)
   else:
     bands = [conformal.bands(predicted[k], rolling.calibration(
         forecaster, frame, i, origin, horizon, int(calibration_windows),
-        needed), levels)
+        needed, inputs), levels)
              for k, (i, origin) in enumerate(requests)] if levels else None
   t = frame.num_targets
   windows_ = backtest_lib.Windows.of([s.values[:, :t] for s in frame.series],
@@ -290,4 +304,5 @@ def backtest(df, *, timestamp_column: str, horizon: int, checkpoint: str,
       windows_, predicted, horizon,
       backtest_lib.collect_bands(bands) if bands else None))
   report['intervals'] = 'model' if head else 'conformal'
+  report['inputs'] = inputs.name
   return report

@@ -8,6 +8,7 @@ import os
 
 from ttm_jax import checks
 from ttm_jax import errors
+from ttm_jax.inference import inputs as inputs_lib
 from ttm_jax.models import zoo
 from ttm_jax.predict import frames
 
@@ -24,6 +25,16 @@ def _check_checkpoint(value):
   if value.startswith('auto:') and value[len('auto:'):] not in zoo.HUB_IDS:
     return f"'auto:' must name a release: one of {list(zoo.HUB_IDS)}"
   return None
+
+
+def _check_inputs(value):
+  try:
+    inputs_lib.of(value)
+  except errors.ConfigError as e:
+    return str(e).split(': ', 1)[-1].rstrip('.')
+  return None
+
+
 # Every public argument of forecast() and backtest() but the frames: its
 # check (see ttm_jax/checks.py).
 ARGUMENTS = {
@@ -47,6 +58,7 @@ ARGUMENTS = {
     'calibration_windows': checks.count(1),
     'intervals': checks.one_of(*INTERVALS),
     'short_history': checks.one_of(*SHORT_HISTORY),
+    'inputs': _check_inputs,
 }
 
 

@@ -11,7 +11,8 @@ import logging
 import os
 import signal
 import time
-from typing import Any, Dict, Optional
+import types
+from typing import Any, Dict, Optional, Tuple
 
 from etils import epath
 import grain
@@ -137,6 +138,50 @@ class Checkpoints:
 
   def close(self):
     self.manager.close()
+
+
+class InMemory:
+  """The checkpoints of a run without a folder (`loop.fit_model` in
+  memory): the best step's variables kept on the host, for testing the
+  best model; nothing to resume from."""
+
+  def __init__(self):
+    self.best: Optional[Tuple[int, Any]] = None
+
+  def all_steps(self):
+    return [self.best[0]] if self.best else []
+
+  def latest_step(self) -> Optional[int]:
+    return None
+
+  def save(self, state, iterator, meta: Dict[str, Any],
+           best_value: Optional[float] = None) -> None:
+    del iterator, meta
+    if best_value is not None:
+      self.best = (int(state.step), jax.device_get(state.variables))
+
+  def reached_preemption(self, step: int) -> bool:
+    del step
+    return False
+
+  def restore_meta(self) -> Optional[Dict[str, Any]]:
+    return None
+
+  def restore(self, abstract_state, iterator):
+    del abstract_state, iterator
+    return None
+
+  def restore_state(self, step: int, abstract_state=None):
+    del abstract_state
+    if self.best is None or self.best[0] != step:
+      raise KeyError(f'step {step} was not kept in memory')
+    return types.SimpleNamespace(variables=self.best[1])
+
+  def wait(self):
+    pass
+
+  def close(self):
+    pass
 
 
 class Preemption:

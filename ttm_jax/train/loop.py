@@ -22,7 +22,7 @@ import dataclasses
 import logging
 import os
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import jax
 import ml_collections
@@ -121,13 +121,13 @@ def _selection_metric(config, run: Run) -> str:
   return chosen
 
 
-def _forecaster(config, season: int):
-  """(predictor, variables, model, describe) of a baseline or a model."""
-  if config.baseline:
+def _forecaster(config, model: Optional[factory.Model], season: int):
+  """(predictor, variables, describe) of a baseline (model None) or a
+  model."""
+  if model is None:
     return (evaluators.baseline_predictor(
-        config.baseline, config.prediction_length, season), {}, None,
+        config.baseline, config.prediction_length, season), {},
             {'baseline': config.baseline})
-  model = factory.create_model(config)
   if model.new_weights:
     _LOG.warning('New weights: %s', model.new_weights)
   if config.compute_dtype != 'float32':
@@ -139,30 +139,45 @@ def _forecaster(config, season: int):
       np.size(x) for x in jax.tree_util.tree_leaves(
           model.variables['params']))), architecture=architecture(
               model.config), compute_dtype=config.compute_dtype)
-  return evaluators.model_predictor(model), model.variables, model, describe
+  return evaluators.model_predictor(model), model.variables, describe
 
 
-def setup(config, workdir: str) -> Run:
-  """The run's mesh, data, forecaster, evaluations and writer."""
-  os.makedirs(workdir, exist_ok=True)
-  mesh = sharding.make_mesh()
+def _check_batch(config, mesh) -> None:
   if config.task != 'zero_shot' and config.data.batch_size % mesh.size:
     raise errors.ConfigError(
         f'config.data.batch_size={config.data.batch_size} does not split '
         f'over the {mesh.size} devices of the data mesh: use a multiple of '
         f'{mesh.size} (on CPU, or set --cpu_devices to a divisor).')
-  data = builders.build_data(config)
+
+
+def _make_run(config, workdir: Optional[str], data: builders.Data,
+              model: Optional[factory.Model]) -> Run:
+  """The run of `model` (None: `config.baseline`) on `data`: mesh,
+  forecaster, evaluations and writer (in memory without a `workdir`)."""
+  mesh = sharding.make_mesh()
+  _check_batch(config, mesh)
   season = config.season_length or baselines.season_length(data.freq)
-  predictor, variables, model, describe = _forecaster(config, season)
+  predictor, variables, describe = _forecaster(config, model, season)
   context = evaluators.Context(
       data, mesh, config.data.eval_batch_size or config.data.batch_size,
       season, config.data.num_threads)
   evals = evaluators.from_config(config.evals, predictor, context)
-  found = (artifacts_lib.model_artifacts(config, model, data, workdir)
-           if model is not None else [])
   return Run(config, workdir, mesh, data,
-             metric_writer.MetricWriter(workdir, config.tensorboard), predictor,
-             variables, evals, describe, found, model)
+             metric_writer.MetricWriter(workdir, config.tensorboard),
+             predictor, variables, evals, describe, [], model)
+
+
+def setup(config, workdir: str) -> Run:
+  """The run's mesh, data, forecaster, evaluations and writer."""
+  os.makedirs(workdir, exist_ok=True)
+  _check_batch(config, sharding.make_mesh())
+  data = builders.build_data(config)
+  model = None if config.baseline else factory.create_model(config)
+  run = _make_run(config, workdir, data, model)
+  if model is not None:
+    run.artifacts = artifacts_lib.model_artifacts(config, model, data,
+                                                  workdir)
+  return run
 
 
 # -------------------------------------------------------------------- fit
@@ -210,7 +225,10 @@ def _hooks(run: Run, plan: Plan, ckpts, selection, iterator, preemption,
            for e in run.evals.values() if e.every_steps >= 0]
   save = hooks_lib.CheckpointHook(ckpts, plan.checkpoint_every, iterator,
                                   selection, log, run.writer)
-  found = [log, *evals, save, hooks_lib.PreemptionHook(preemption, save)]
+  found = [log, *evals, save]
+  if run.workdir is None:  # In memory: nothing to save or trace into.
+    return found
+  found.append(hooks_lib.PreemptionHook(preemption, save))
   if run.config.profile.steps:
     found.append(hooks_lib.ProfileHook(
         os.path.join(run.workdir, 'profile'), *run.config.profile.steps,
@@ -227,8 +245,9 @@ def fit(run: Run):
     raise errors.DataError(
         f'{run.data.num_train_windows} training windows are fewer than one '
         f'batch of {config.data.batch_size}.')
-  ckpts = checkpoints_lib.Checkpoints(config.checkpoint_dir or run.workdir,
-                                      config.keep_checkpoints)
+  ckpts = (checkpoints_lib.Checkpoints(config.checkpoint_dir or run.workdir,
+                                       config.keep_checkpoints)
+           if run.workdir else checkpoints_lib.InMemory())
   selection = hooks_lib.Selection.fresh(
       _learning_rate(run, ckpts, drop), config.selection.eval,
       _selection_metric(config, run), config.early_stopping_patience)
@@ -284,6 +303,34 @@ def _tested(run: Run, ckpts, state, selection: hooks_lib.Selection,
         flush=True)
   restored = ckpts.restore_state(best, state)
   return restored.variables, dict(summary, tested='best')
+
+
+def fit_model(model: factory.Model, data: builders.Data, config,
+              workdir: Optional[str] = None
+              ) -> Tuple[factory.Model, Dict[str, Any]]:
+  """Fits `model` on `data` with the recipe `config` (an experiment config,
+  e.g. `recipes.few_shot`: optimiser, schedule, batch, frozen weights,
+  selection and early stopping on `config.evals`), as `train_and_evaluate`
+  fits a run's model: the same loop, hooks and selection.
+
+  In memory: no file is written and nothing is reloaded, unless `workdir`
+  is given (its checkpoints and metrics go there, and a rerun resumes).
+
+  Returns:
+    (the model with the tested variables, the best step's or the final
+    one's as `config.test_best` says; the training summary).
+  """
+  config = schema.resolve(config, in_memory=True)
+  model = factory.derive(model, config)
+  if workdir:
+    os.makedirs(workdir, exist_ok=True)
+  run = _make_run(config, workdir, data, model)
+  try:
+    variables, summary = fit(run)
+  finally:
+    run.writer.close()
+  return dataclasses.replace(model, variables=jax.device_get(variables)), (
+      summary)
 
 
 # ------------------------------------------------------- final evaluations

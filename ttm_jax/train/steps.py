@@ -57,38 +57,3 @@ def make_train_step(model: factory.Model, optimizer: optim.Optimizer,
   return compilation.jit(step, 'train', compilation.precision_of(module),
                          donate_argnums=(0,),
                          out_shardings=(replicated, replicated))
-
-
-def make_predict_fn(model: factory.Model, mesh,
-                    variables=None) -> Callable:
-  """`predict(batch) -> TTMOutput` for inference with `variables` (default
-  the model's), jitted with the inference options. A batch of at least one
-  window per device is split over the mesh (padded to a multiple of the
-  devices, then cut back); a smaller one runs on one device."""
-  module, config = model.module, model.config
-  variables = model.variables if variables is None else variables
-  devices = mesh.devices.size
-
-  def apply(v, batch):
-    return module.apply(v, **ttm.model_inputs(batch, config))
-
-  precision = compilation.precision_of(module)
-  single = compilation.jit(apply, 'infer', precision)
-  spread = compilation.jit(apply, 'infer', precision,
-                           out_shardings=sharding.replicated(mesh))
-  on_one = jax.device_put(variables, mesh.devices.flat[0])
-  on_all = sharding.replicate(variables, mesh)
-
-  def predict(batch):
-    ttm.warn_if_nan(batch.get('past_values'))
-    size = len(next(iter(batch.values())))
-    if size < devices:
-      return single(on_one, batch)
-    padded = sharding.round_to_devices(size, mesh)
-    if padded != size:
-      batch = {k: np.concatenate([v, np.repeat(v[:1], padded - size, 0)])
-               for k, v in batch.items()}
-    out = spread(on_all, sharding.shard_batch(batch, mesh))
-    return jax.tree.map(lambda x: x[:size] if x.ndim else x, out)
-
-  return predict

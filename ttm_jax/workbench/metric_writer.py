@@ -27,9 +27,11 @@ class MetricWriter:
   raises `errors.TrainingDiverged`.
   """
 
-  def __init__(self, workdir: str, tensorboard: bool = True):
-    self.enabled = jax.process_index() == 0
-    self.path = os.path.join(workdir, 'metrics.jsonl')
+  def __init__(self, workdir: Optional[str], tensorboard: bool = True):
+    # Without a workdir (a fit in memory) nothing is written; values are
+    # still checked.
+    self.enabled = jax.process_index() == 0 and workdir is not None
+    self.path = os.path.join(workdir or '', 'metrics.jsonl')
     self.pending: Optional[Dict[str, Any]] = None
     self.written: Optional[Dict[str, Any]] = None  # The last line's.
     self.offset = 0  # Where the last line starts.
