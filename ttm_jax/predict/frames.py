@@ -222,10 +222,11 @@ def check_freq(freq) -> str:
 
 
 def _check_on_grid(times: np.ndarray, freq: str, label: str, rows,
-                   regularize: bool) -> None:
-  """Refuses a given `freq` that the timestamps contradict: they must be
-  the grid of `freq` from the first time (with `regularize`, on it, gaps
-  allowed)."""
+                   regularize: bool, inferred_from: str = '') -> None:
+  """Refuses a `freq` that the timestamps contradict: they must be the
+  grid of `freq` from the first time (with `regularize`, on it, gaps
+  allowed). `inferred_from`: the series `freq` was inferred from (for a
+  series too short to infer its own); empty when `freq` was given."""
   import pandas as pd  # pylint: disable=g-import-not-at-top
   grid = pd.date_range(pd.Timestamp(times[0]), pd.Timestamp(times[-1]),
                        freq=freq).to_numpy()
@@ -242,11 +243,18 @@ def _check_on_grid(times: np.ndarray, freq: str, label: str, rows,
   if len(times) >= 3:
     inferred = pd.infer_freq(pd.DatetimeIndex(times))
     actual = f' (the data\'s frequency is {inferred})' if inferred else ''
+  gap = (f'rows {int(rows[bad - 1])} and {int(rows[bad])} are '
+         f'{pd.Timedelta(times[bad] - times[bad - 1])} apart '
+         f'({pd.Timestamp(times[bad - 1])} -> {pd.Timestamp(times[bad])})')
+  if inferred_from:
+    raise errors.DataError(
+        f'{label.rstrip(": ") or "The series"} has {len(times)} rows, too '
+        f'few to infer its frequency, and they are not on the frequency '
+        f'{freq!r} inferred from {inferred_from}: {gap}. Give freq=... if '
+        f'{freq!r} is wrong for the data, or fix the times of this '
+        'series.')
   raise errors.DataError(
-      f'{label}freq={freq!r} contradicts the timestamps{actual}: rows '
-      f'{int(rows[bad - 1])} and {int(rows[bad])} are '
-      f'{pd.Timedelta(times[bad] - times[bad - 1])} apart '
-      f'({pd.Timestamp(times[bad - 1])} -> {pd.Timestamp(times[bad])}). '
+      f'{label}freq={freq!r} contradicts the timestamps{actual}: {gap}. '
       'Give the data\'s frequency, or none to infer it.')
 
 
@@ -311,11 +319,12 @@ def to_series(df, timestamp_column: str, id_columns: Sequence[str] = (),
           'Every series has fewer than 3 rows: too few to infer the '
           'frequency (give freq=...).')
   common = freq or next(iter(found.values()))
+  origin = '' if freq else series_label(id_columns, next(iter(found)))
   series = []
   for key, label, order in checked:
     stamps, block = times[order], values[order]
     if key not in found and len(order) > 1:
-      _check_on_grid(stamps, common, label, order + 1, regularize)
+      _check_on_grid(stamps, common, label, order + 1, regularize, origin)
     if regularize:
       stamps, block = _regular_grid(stamps, block, common)
     cats = tuple(df[static].iloc[order[0]]) if static else ()
@@ -328,6 +337,83 @@ def future_timestamps(last, freq: str, horizon: int) -> np.ndarray:
   import pandas as pd  # pylint: disable=g-import-not-at-top
   return pd.date_range(pd.Timestamp(last), periods=horizon + 1,
                        freq=freq)[1:].to_numpy()
+
+
+def check_controls(frame: Frame, uses_controls: bool, model: str) -> None:
+  """Control columns given to a model that reads no controls (a
+  channel-independent model without exogenous channels) are refused,
+  naming them: the model would ignore them."""
+  if frame.control_columns and not uses_controls:
+    raise errors.ConfigError(
+        f'control_columns {frame.control_columns}: the model {model} reads '
+        'no controls (it forecasts each target from its own history, with '
+        'no exogenous channels), so they would be ignored. Leave them out, '
+        'or use a model that mixes channels (decoder_mode="mix_channel" '
+        'with exogenous_channel_indices).')
+
+
+def future_controls(frame: Frame, future_df, horizon: int
+                    ) -> Optional[np.ndarray]:
+  """[series, horizon, controls] from `future_df` (id columns, timestamp,
+  control columns) at the timestamps after each series' end; None without
+  control columns.
+
+  Every problem is one DataError naming the series, column, row or
+  timestamp: `future_df` without control columns to read, a missing
+  column, a non-numeric or infinite control value (its column and row), a
+  timestamp given twice for a series, a forecast step without values.
+  """
+  import pandas as pd  # pylint: disable=g-import-not-at-top
+  if not frame.control_columns:
+    if future_df is not None:
+      raise errors.ConfigError(
+          'future_df is given but there are no control_columns: it would '
+          'be ignored. Name the controls (control_columns) or leave '
+          'future_df out.')
+    return None
+  if future_df is None:
+    raise errors.DataError(
+        'This model mixes exogenous channels: give the future values of the '
+        f'controls {frame.control_columns} for the {horizon} forecast steps '
+        'in future_df (timestamp, id and control columns).')
+  if not isinstance(future_df, pd.DataFrame):
+    raise errors.DataError(f'future_df must be a pandas DataFrame, got '
+                           f'{type(future_df).__name__}.')
+  for name in [frame.timestamp_column] + frame.id_columns + list(
+      frame.control_columns):
+    if name not in future_df.columns:
+      raise errors.DataError(f'future_df has no column {name!r}.')
+  rows = np.arange(len(future_df)) + 1  # 1-based, as the errors name them.
+  times = parse_times(future_df[frame.timestamp_column],
+                      frame.timestamp_column, 'future_df: ')
+  values = sources.numeric(future_df[list(frame.control_columns)],
+                           'future_df', rows)
+  out = []
+  for series in frame.series:
+    mine = np.ones(len(future_df), bool)
+    for column, value in zip(frame.id_columns, series.key):
+      mine &= (future_df[column] == value).to_numpy()
+    at = np.flatnonzero(mine)
+    repeated = pd.Index(times[at]).duplicated()
+    if repeated.any():
+      time = times[at][int(np.argmax(repeated))]
+      twice = at[times[at] == time][:2] + 1
+      raise errors.DataError(
+          f'future_df has {series_label(frame.id_columns, series.key)} at '
+          f'{pd.Timestamp(time)} twice (rows {int(twice[0])} and '
+          f'{int(twice[1])}): give each forecast step one row.')
+    wanted = future_timestamps(series.timestamps[-1], frame.freq, horizon)
+    block = pd.DataFrame(values[at], index=pd.DatetimeIndex(times[at]))
+    block = block.reindex(pd.DatetimeIndex(wanted))
+    missing = block.isna().any(axis=1).to_numpy()
+    if missing.any():
+      raise errors.DataError(
+          f'future_df lacks control values for '
+          f'{series_label(frame.id_columns, series.key)} '
+          f'at {pd.Timestamp(wanted[np.argmax(missing)])} (and '
+          f'{int(missing.sum()) - 1} more of the {horizon} forecast steps).')
+    out.append(block.to_numpy(np.float64))
+  return np.stack(out)
 
 
 def to_frame(frame: Frame, forecasts: Sequence[np.ndarray],
