@@ -42,7 +42,7 @@ from ttm_jax import optim  # pylint: disable=g-import-not-at-top
 from ttm_jax import sharding  # pylint: disable=g-import-not-at-top
 from ttm_jax.models import checkpoint  # pylint: disable=g-import-not-at-top
 from ttm_jax.models import factory  # pylint: disable=g-import-not-at-top
-from ttm_jax.models import ttm  # pylint: disable=g-import-not-at-top
+from ttm_jax.models import modules
 from ttm_jax.train import state as state_lib  # pylint: disable=g-import-not-at-top
 from ttm_jax.inference import model as inference_model
 from ttm_jax.train import steps  # pylint: disable=g-import-not-at-top
@@ -78,7 +78,7 @@ def batch(size, config, seed=0):
 
 def model_of(config, variables, precision='float32'):
   """The model of `variables` computing in `precision` (compute_dtype)."""
-  module = ttm.build_module(config, dtype=factory.compute_dtype(precision))
+  module = modules.build_module(config, dtype=factory.compute_dtype(precision))
   return factory.Model(config, module, variables)
 
 

@@ -27,7 +27,7 @@ from ttm_jax.models import checkpoint
 from ttm_jax.models import config as config_lib
 from ttm_jax.models import factory
 from ttm_jax.models import presets
-from ttm_jax.models import ttm
+from ttm_jax.models import modules
 from ttm_jax.train import state as state_lib
 
 
@@ -42,7 +42,7 @@ def pipeline_rate(source, threads, batches=60):
 
 def step_rate(source, steps=8):
   config = config_lib.TTMConfig(**presets.R2_512_96)
-  model = factory.Model(config, ttm.build_module(config),
+  model = factory.Model(config, modules.build_module(config),
                         checkpoint.init_variables(config, jax.random.key(0)))
   mesh = sharding.make_mesh()
   optimizer = optim.make_optimizer(100, 1e-3)

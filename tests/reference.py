@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from ttm_jax import compilation
 from ttm_jax.models import checkpoint
 from ttm_jax.models import config as config_lib
+from ttm_jax.models import modules
 from ttm_jax.models import ttm
 
 FIELDS = ('prediction_outputs', 'backbone_hidden_state',
@@ -66,7 +67,7 @@ def build_pair(config: config_lib.TTMConfig, seed: int = 0,
     assert ours_config.num_patches == ref.config.num_patches
   state = {k: v.detach().numpy() for k, v in ref.state_dict().items()}
   variables, _ = checkpoint.convert_state_dict(state, ours_config, strict=True)
-  return ref, ttm.build_module(ours_config), variables
+  return ref, modules.build_module(ours_config), variables
 
 
 def run_reference(ref, inputs):

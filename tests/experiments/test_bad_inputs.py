@@ -375,9 +375,10 @@ def test_registered_benchmark_keeps_published_rows(tmp_path):
 
 # ------------------------------------------------------------------- API
 def test_nan_in_past_values_is_missing_and_said_once(caplog):
+  from ttm_jax.models import modules
   from ttm_jax.models import ttm  # pylint: disable=g-import-not-at-top
   config = config_lib.TTMConfig(**SMALL)
-  model = ttm.build_module(config)
+  model = modules.build_module(config)
   variables = checkpoint.init_variables(config, jax.random.key(0))
   rng = np.random.default_rng(0)
   past = rng.normal(size=(2, 64, 3)).astype(np.float32)

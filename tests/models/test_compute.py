@@ -15,6 +15,7 @@ from ttm_jax.models import config as config_lib
 from ttm_jax.models import factory
 from ttm_jax.models import layers
 from ttm_jax.models import presets
+from ttm_jax.models import modules
 from ttm_jax.models import ttm
 from ttm_jax.train import state as state_lib
 from ttm_jax.inference import model as inference_model
@@ -95,7 +96,7 @@ def test_predict_fn_equals_apply_on_one_device_and_the_mesh():
 def test_bfloat16_matmuls_with_float32_around_them():
   config = config_lib.TTMConfig(**dict(presets.arch('tiny'),
                                        context_length=64, prediction_length=16))
-  module = ttm.build_module(config, dtype=jnp.bfloat16)
+  module = modules.build_module(config, dtype=jnp.bfloat16)
   model = factory.Model(config, module,
                         factory.new_model(config, jax.random.key(0)).variables)
   optimizer = optim.make_optimizer(10, 1e-3)
@@ -168,7 +169,7 @@ def test_float32_products_are_exact_on_every_backend():
            'freq_token': np.ones((2,), np.int32)}
   highest = (jax.lax.Precision.HIGHEST,) * 2
   for dtype in (None, jnp.bfloat16):
-    module = ttm.build_module(config, dtype=dtype)
+    module = modules.build_module(config, dtype=dtype)
 
     def loss(params, module=module):
       return module.apply({**variables, 'params': params},

@@ -9,6 +9,7 @@ import pytest
 
 from ttm_jax.models import checkpoint
 from ttm_jax.models import config as config_lib
+from ttm_jax.models import modules
 from ttm_jax.models import ttm
 
 FULL = dict(context_length=64, patch_length=8, patch_stride=8,
@@ -33,7 +34,7 @@ def test_same_tree_and_distributions_as_flax_init(extra):
   config = config_lib.TTMConfig(**FULL, **extra)
   ours = flax.traverse_util.flatten_dict(
       checkpoint.init_variables(config, jax.random.key(0)))
-  model = ttm.build_module(config)
+  model = modules.build_module(config)
   flax_init = flax.traverse_util.flatten_dict(flax.core.unfreeze(
       flax.core.meta.unbox(model.init(jax.random.key(1),
                                       **ttm.example_batch(config)))))

@@ -17,7 +17,7 @@ from tests import reference
 from ttm_jax.models import checkpoint
 from ttm_jax.models import config as config_lib
 from ttm_jax.models import presets
-from ttm_jax.models import ttm
+from ttm_jax.models import modules
 
 torch = reference.torch
 
@@ -156,11 +156,11 @@ def test_short_context_padding_matches_reference():
   ref, _, variables = reference.build_pair(config)
   inputs = reference.make_inputs(config, length=300, past_mask='bool',
                                  **options)
-  model = ttm.build_module(config, short_context='pad')
+  model = modules.build_module(config, short_context='pad')
   reference.assert_outputs_match(
       reference.run_ours(model, variables, inputs),
       reference.run_reference(ref, inputs))
-  strict = ttm.build_module(config)
+  strict = modules.build_module(config)
   with pytest.raises(ValueError, match='needs a context of 512'):
     reference.run_ours(strict, variables, inputs)
 

@@ -19,7 +19,7 @@ from ttm_jax import train
 from ttm_jax.models import checkpoint
 from ttm_jax.models import config as config_lib
 from ttm_jax.models import heads
-from ttm_jax.models import ttm
+from ttm_jax.models import modules
 
 FIXTURE = os.path.join(conftest.FIXTURES,
                        'r3_multi_quantile.npz')
@@ -81,7 +81,7 @@ def test_whole_model_matches_r3():
                 if k.startswith('model/weights/')}
   variables, _ = checkpoint.convert_state_dict(state_dict, config,
                                                strict=True)
-  out = ttm.build_module(config).apply(
+  out = modules.build_module(config).apply(
       variables, arrays['model/past'], future_values=arrays['model/future'])
   np.testing.assert_allclose(out.prediction_outputs,
                              arrays['model/prediction'], atol=1e-5)
@@ -97,7 +97,7 @@ def test_whole_model_matches_r3():
 
 def _model(seed=0, **fields):
   config = config_lib.TTMConfig(**SMALL, multi_quantile_head=True, **fields)
-  return config, ttm.build_module(config), checkpoint.init_variables(
+  return config, modules.build_module(config), checkpoint.init_variables(
       config, jax.random.key(seed))
 
 
@@ -111,7 +111,7 @@ def test_model_quantiles_are_the_head_on_the_point_forecast():
   rng = np.random.default_rng(0)
   past = (50 + 10 * rng.normal(size=(4, 64, 2))).astype(np.float32)
   out = module.apply(variables, past)
-  base = ttm.build_module(point_config).apply(point_vars, past)
+  base = modules.build_module(point_config).apply(point_vars, past)
   scaled = (base.prediction_outputs - base.loc) / base.scale
   head = heads.MultiQuantileHead(config).apply(
       {'params': variables['params']['multi_quantile_head_block']}, scaled)
@@ -352,7 +352,7 @@ def test_new_head_starts_at_the_normal_quantile_gaps():
           atol=1e-6)
     # A new head: the point forecast with the normal's quantiles around it
     # (in scaled units: times the scaler's scale).
-    module = ttm.build_module(config)
+    module = modules.build_module(config)
     variables = checkpoint.init_variables(config, jax.random.key(0))
     past = np.random.default_rng(1).normal(size=(2, 64, 3)).astype(
         np.float32) * 4 + 2

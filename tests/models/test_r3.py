@@ -15,7 +15,7 @@ import pytest
 
 from ttm_jax.models import checkpoint
 from ttm_jax.models import config as config_lib
-from ttm_jax.models import ttm
+from ttm_jax.models import modules
 from tests import conftest
 
 FIXTURE = os.path.join(conftest.FIXTURES,
@@ -70,7 +70,7 @@ def test_outputs_loss_and_gradients_match_r3(name):
   variables, _ = checkpoint.convert_state_dict(state, config, strict=True)
   params = variables['params']
   rest = {k: v for k, v in variables.items() if k != 'params'}
-  module = ttm.build_module(config)
+  module = modules.build_module(config)
   inputs = _inputs(case)
 
   def loss_fn(p):
@@ -124,7 +124,7 @@ def test_new_r3_models_initialise_save_and_load(tmp_path):
                      fft_length=2, trend_multi_scale=True,
                      multi_quantile_head=True, mq_use_decoder_pool=True)
   variables = checkpoint.init_variables(config, jax.random.key(0))
-  module = ttm.build_module(config)
+  module = modules.build_module(config)
   assert isinstance(module, decomposed.TinyTimeMixerForDecomposedPrediction)
   checkpoint.save_pretrained(str(tmp_path), config, variables)
   loaded_config, loaded, loaded_vars = ttm_jax.load_pretrained(str(tmp_path))
@@ -164,9 +164,9 @@ def test_gate_modes_and_one_fft_token_save_load_and_mixed_precision(
   loaded_config, loaded, loaded_vars = ttm_jax.load_pretrained(str(tmp_path))
   assert loaded_config == config
   past = np.random.default_rng(0).normal(size=(2, 32, 2)).astype(np.float32)
-  want = ttm.build_module(config).apply(variables, past).prediction_outputs
+  want = modules.build_module(config).apply(variables, past).prediction_outputs
   np.testing.assert_array_equal(
       want, loaded.apply(loaded_vars, past).prediction_outputs)
-  low = ttm.build_module(config, dtype=jnp.bfloat16).apply(variables, past)
+  low = modules.build_module(config, dtype=jnp.bfloat16).apply(variables, past)
   assert low.prediction_outputs.dtype == jnp.float32
   np.testing.assert_allclose(low.prediction_outputs, want, atol=0.1)

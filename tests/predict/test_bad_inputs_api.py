@@ -16,7 +16,6 @@ import pytest
 from tests.predict.test_forecast import model_dir  # pylint: disable=unused-import
 import ttm_jax
 from ttm_jax import errors
-from ttm_jax.models import checkpoint
 from tests import conftest
 
 ROOT = conftest.ROOT

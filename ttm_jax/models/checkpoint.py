@@ -27,6 +27,7 @@ from ttm_jax.models import config_rules
 from ttm_jax.models import backbone
 from ttm_jax.models import initializers
 from ttm_jax.models import torch_pickle
+from ttm_jax.models import modules
 from ttm_jax.models import ttm
 
 _LOG = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ def torch_key(collection: str, path: Tuple[str, ...]) -> str:
 def variable_shapes(config: TTMConfig, module: Optional[Any] = None):
   """Abstract variables of `config`, each boxed with the spec of its initial
   distribution (`initializers.Initialised`); tracing only, nothing compiled."""
-  module = module or ttm.build_module(config)
+  module = module or modules.build_module(config)
   inputs = ttm.example_batch(config)
   return jax.eval_shape(lambda r: module.init(r, **inputs),
                         jax.random.key(0))
@@ -456,7 +457,7 @@ def load_pretrained(path_or_hub_id: str, revision: Optional[str] = None,
   if report.dropped:
     _LOG.warning('Checkpoint weights unused by this configuration: %s',
                  report.dropped)
-  model = ttm.build_module(config)
+  model = modules.build_module(config)
   if return_report:
     return config, model, variables, report
   return config, model, variables

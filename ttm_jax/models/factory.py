@@ -23,7 +23,7 @@ from ttm_jax import errors
 from ttm_jax.models import checkpoint
 from ttm_jax.models import config as config_lib
 from ttm_jax.models import presets
-from ttm_jax.models import ttm
+from ttm_jax.models import modules
 
 _LOG = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def _check_matches(config, ttm_config: config_lib.TTMConfig) -> None:
 def new_model(ttm_config: config_lib.TTMConfig, rng: jax.Array,
               dtype=None) -> Model:
   """A new model of `ttm_config`, initialised as the reference does."""
-  return Model(ttm_config, ttm.build_module(ttm_config, dtype=dtype),
+  return Model(ttm_config, modules.build_module(ttm_config, dtype=dtype),
                checkpoint.init_variables(ttm_config, rng))
 
 
@@ -124,7 +124,7 @@ def create_model(config) -> Model:
       config.checkpoint, revision=config.revision or None, rng=rng,
       return_report=True, **overrides)
   _check_matches(config, ttm_config)
-  return Model(ttm_config, ttm.build_module(ttm_config, dtype=dtype),
+  return Model(ttm_config, modules.build_module(ttm_config, dtype=dtype),
                variables, report.new)
 
 
@@ -143,6 +143,6 @@ def derive(model: Model, config) -> Model:
       checkpoint.to_state_dict(jax.device_get(model.variables)), ttm_config,
       jax.random.key(config.seed), provenance=(stored, overrides))
   _check_matches(config, ttm_config)
-  return Model(ttm_config, ttm.build_module(
+  return Model(ttm_config, modules.build_module(
       ttm_config, dtype=compute_dtype(config.compute_dtype)), variables,
                report.new)

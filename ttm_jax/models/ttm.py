@@ -386,15 +386,3 @@ def example_batch(config: TTMConfig, batch_size: int = 1):
           jnp.int32),
   }
   return model_inputs(batch, config)
-
-
-def build_module(config: TTMConfig, **module_kwargs) -> nn.Module:
-  """The Linen module for `config` (the decomposed or masked variant if
-  configured so)."""
-  if config.decompose:
-    from ttm_jax.models import decomposed  # pylint: disable=g-import-not-at-top
-    return decomposed.TinyTimeMixerForDecomposedPrediction(
-        config, **module_kwargs)
-  if config.masked_context_length is not None:
-    return TinyTimeMixerForMaskedPrediction(config, **module_kwargs)
-  return TinyTimeMixerForPrediction(config, **module_kwargs)

@@ -441,7 +441,7 @@ def get_model(model_path: str, context_length: Optional[int] = None,
   """
   import jax  # pylint: disable=g-import-not-at-top
   from ttm_jax.models import checkpoint  # pylint: disable=g-import-not-at-top
-  from ttm_jax.models import ttm  # pylint: disable=g-import-not-at-top
+  from ttm_jax.models import modules  # pylint: disable=g-import-not-at-top
   selection = select_checkpoint(
       model_path, context_length, prediction_length,
       freq_prefix_tuning=freq_prefix_tuning, freq=freq,
@@ -449,7 +449,7 @@ def get_model(model_path: str, context_length: Optional[int] = None,
       prefer_longer_context=prefer_longer_context, force_return=force_return)
   if selection.random_config is not None:
     config = selection.random_config.replace(**config_overrides)
-    model = ttm.build_module(config)
+    model = modules.build_module(config)
     return config, model, checkpoint.init_variables(config,
                                                     jax.random.key(seed))
   source = model_path if selection.hub_id is None else selection.hub_id

@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Callable
 
 import jax
-import numpy as np
 import optax
 
 from ttm_jax import compilation
