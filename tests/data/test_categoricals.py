@@ -4,6 +4,7 @@ training codes, refuses a value it never saw, and stores the codes the
 reference's preprocessor would assign."""
 
 import json
+import re
 
 import jax
 import numpy as np
@@ -174,11 +175,101 @@ def test_the_model_must_embed_every_value():
     vocabulary.check_model(None)
 
 
-def test_a_model_without_a_vocabulary_warns(caplog):
+def test_a_model_without_a_vocabulary_codes_only_every_value(caplog):
+  """Without a vocabulary: sorted codes (with a warning) only for series
+  holding as many values as the model embeds; a subset is refused."""
   with caplog.at_level('WARNING'):
-    codes = categoricals.codes(None, ['kind'], [['z'], ['x']])
-  assert codes[:, 0].tolist() == [1, 0]
+    vocabulary = categoricals.for_forecast(
+        None, None, ['kind'], [['z'], ['x'], ['y']], (3,), 'm')
+  assert vocabulary.encode(['kind'], [['z'], ['x']])[:, 0].tolist() == [2, 0]
   assert categoricals.FILE_NAME in caplog.text
+  with pytest.raises(errors.ConfigError, match=r"The model m has no "
+                     r"categorical_vocab.json, and the series given hold 2 "
+                     r"of the 3 values of 'kind' it embeds"):
+    categoricals.for_forecast(None, None, ['kind'], [['z'], ['x']], (3,),
+                              'm')
+  with pytest.raises(errors.ConfigError, match='Pass categorical_vocab='):
+    categoricals.codes(None, ['kind'], [['z'], ['x']])
+
+
+def _without_vocabulary(trained, tmp_path):
+  """The export as a model saved before vocabularies were."""
+  import shutil  # pylint: disable=g-import-not-at-top
+  folder = tmp_path / 'old_export'
+  shutil.copytree(trained / 'export', folder)
+  (folder / categoricals.FILE_NAME).unlink()
+  return folder
+
+
+def test_a_subset_without_a_vocabulary_is_refused_or_given_one(trained,
+                                                             tmp_path):
+  old = _without_vocabulary(trained, tmp_path)
+  df = _long_frame()
+  together = _forecast(trained / 'export', df)
+  # Every training series: the sorted codes are the training codes.
+  np.testing.assert_allclose(_forecast(old, df)['y'].to_numpy(),
+                             together['y'].to_numpy(), atol=1e-6)
+  one = df[df.id == 's0']
+  words = (f'The model {old} has no categorical_vocab.json, and the series '
+           "given hold 1 of the 3 values of 'kind' it embeds")
+  with pytest.raises(errors.ConfigError, match=re.escape(words)):
+    _forecast(old, one)
+  with pytest.raises(errors.ConfigError, match=re.escape(words)):
+    ttm_jax.backtest(one, timestamp_column='time', horizon=16,
+                     checkpoint=str(old), id_columns=['id'],
+                     static_categorical_columns=['kind'], windows=1,
+                     quantiles=())
+  # Given the training run's file (or its folder, or a dict): the codes of
+  # training, as with the vocabulary saved.
+  expected = together[together.id == 's0']['y'].to_numpy()
+  vocab = trained / categoricals.FILE_NAME
+  for given in (str(vocab), str(trained), json.loads(vocab.read_text())):
+    out = ttm_jax.forecast(one, timestamp_column='time', horizon=16,
+                           checkpoint=str(old), id_columns=['id'],
+                           static_categorical_columns=['kind'],
+                           categorical_vocab=given)
+    np.testing.assert_allclose(out['y'].to_numpy(), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize('value, words', [
+    ('/no/such/vocab.json', "categorical_vocab='/no/such/vocab.json': no "
+     'such file'),
+    ({'categories': [['a']]}, "categorical_vocab={'categories': [['a']]}: "
+     "the dict is not a categorical vocabulary (KeyError: "
+     "'static_categorical_columns')"),
+    (3, 'categorical_vocab=3: must be a path to a categorical_vocab.json'),
+    ({'static_categorical_columns': ['kind'],
+      'categories': [['w', 'x', 'y', 'z']]},
+     "Static categorical column 'kind' has 4 values ['w', 'x', 'y', 'z'] "
+     'but the model embeds 3'),
+])
+def test_a_bad_categorical_vocab_is_named(trained, tmp_path, value, words):
+  old = _without_vocabulary(trained, tmp_path)
+  with pytest.raises(errors.ConfigError) as raised:
+    ttm_jax.forecast(_long_frame(), timestamp_column='time', horizon=16,
+                     checkpoint=str(old), id_columns=['id'],
+                     static_categorical_columns=['kind'],
+                     categorical_vocab=value)
+  assert words in str(raised.value)
+
+
+def test_a_categorical_vocab_that_is_ignored_or_contradicts_is_refused(
+    trained):
+  export = trained / 'export'
+  other = {'static_categorical_columns': ['kind'],
+           'categories': [['z', 'y', 'x']]}
+  with pytest.raises(errors.ConfigError, match='categorical_vocab differs '
+                     'from the categorical_vocab.json saved with the model'):
+    ttm_jax.forecast(_long_frame(), timestamp_column='time', horizon=16,
+                     checkpoint=str(export), id_columns=['id'],
+                     static_categorical_columns=['kind'],
+                     categorical_vocab=other)
+  with pytest.raises(errors.ConfigError, match='categorical_vocab is given '
+                     'but there are no static_categorical_columns'):
+    ttm_jax.forecast(_long_frame(), timestamp_column='time', horizon=16,
+                     checkpoint=str(export), id_columns=['id'],
+                     target_columns=['y'],
+                     categorical_vocab=trained / categoricals.FILE_NAME)
 
 
 def test_a_damaged_vocabulary_file_is_named(tmp_path):

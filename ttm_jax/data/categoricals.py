@@ -22,9 +22,13 @@ on the same series), so the reference can use the table as it is:
 
 A value outside the table is an error naming the column and the value (the
 model has no embedding row for it), as the reference's encoder raises. A
-model saved without the table (before it existed) gets the codes of the
-values in the call, sorted, with a warning: right only for the training
-series themselves.
+model saved without the table (before it existed) takes one in this format
+from the caller (`forecast(..., categorical_vocab=<file, folder or
+dict>)`, `for_forecast`); without one, a call whose series hold as many
+values per column as the model embeds gets their sorted codes, with a
+warning (right for the training series themselves), and any other call
+(a subset of the series, whose sorted codes would differ from training)
+is refused naming the file.
 """
 
 from __future__ import annotations
@@ -37,10 +41,13 @@ from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ttm_jax import checks
 from ttm_jax import errors
 
 _LOG = logging.getLogger(__name__)
 FILE_NAME = 'categorical_vocab.json'
+FORMAT = ('{"static_categorical_columns": [...], "categories": [[...], '
+          '...]}')
 
 
 def _plain(value: Any) -> Any:
@@ -118,20 +125,34 @@ class Vocabulary:
     path = os.path.join(folder, FILE_NAME)
     if not os.path.isfile(path):
       return None
+    return cls.read(path)
+
+  @classmethod
+  def read(cls, path: str, error=errors.CheckpointError) -> 'Vocabulary':
+    """The vocabulary of a categorical_vocab.json file; `error` (naming
+    the file) when it is not one."""
     try:
       with open(path, encoding='utf-8') as f:
         values = json.load(f)
+    except ValueError as e:
+      raise error(f'{path} is not a categorical vocabulary (not JSON: '
+                  f'{e}); expected {FORMAT}.') from None
+    return cls.of_dict(values, path, error)
+
+  @classmethod
+  def of_dict(cls, values, where: str, error=errors.CheckpointError
+              ) -> 'Vocabulary':
+    """The vocabulary of a dict in the file's format; `error` naming
+    `where` when it is not one."""
+    try:
       columns = [str(c) for c in values['static_categorical_columns']]
       categories = [tuple(c) for c in values['categories']]
-    except (ValueError, KeyError, TypeError) as e:
-      raise errors.CheckpointError(
-          f'{path} is not a categorical vocabulary ({type(e).__name__}: '
-          f'{e}); expected {{"static_categorical_columns": [...], '
-          '"categories": [[...], ...]}.') from None
+    except (KeyError, TypeError) as e:
+      raise error(f'{where} is not a categorical vocabulary '
+                  f'({type(e).__name__}: {e}); expected {FORMAT}.') from None
     if len(columns) != len(categories):
-      raise errors.CheckpointError(
-          f'{path}: {len(columns)} columns but {len(categories)} lists of '
-          'categories.')
+      raise error(f'{where}: {len(columns)} columns but {len(categories)} '
+                  'lists of categories.')
     return cls(tuple(columns), tuple(categories))
 
   def check_model(self, sizes: Optional[Sequence[int]]) -> None:
@@ -157,14 +178,107 @@ class Vocabulary:
             f'{len(values)}.')
 
 
+def _given(value) -> Tuple[Optional[Vocabulary], Optional[str]]:
+  """(the vocabulary of a caller's value, None) or (None, what is wrong)."""
+  if value is None or isinstance(value, Vocabulary):
+    return value, None
+  if isinstance(value, dict):
+    where = 'the dict'
+    read = lambda: Vocabulary.of_dict(value, where, errors.ConfigError)
+  elif isinstance(value, (str, os.PathLike)):
+    path = os.fspath(value)
+    if os.path.isdir(path):
+      path = os.path.join(path, FILE_NAME)
+    if not os.path.isfile(path):
+      return None, (f'no such file (expected a {FILE_NAME}, or a folder '
+                    'holding one)')
+    read = lambda: Vocabulary.read(path, errors.ConfigError)
+  else:
+    return None, (f'must be a path to a {FILE_NAME}, a folder holding one, '
+                  f'or a dict {FORMAT}')
+  try:
+    return read(), None
+  except errors.ConfigError as e:
+    return None, str(e).rstrip('.')
+
+
+def check_given(value) -> Optional[str]:
+  """What is wrong with a caller's `categorical_vocab` (None if nothing):
+  the argument check of `forecast` (`predict/arguments.py`)."""
+  return _given(value)[1]
+
+
+def given(value) -> Optional[Vocabulary]:
+  """The vocabulary a caller gives (`forecast(categorical_vocab=...)`): a
+  categorical_vocab.json file, a folder holding one (a model or run
+  folder), a dict in its format, or a `Vocabulary`; None for None.
+  ConfigError naming the value when it is none of them."""
+  vocabulary, complaint = _given(value)
+  if complaint:
+    raise errors.ConfigError(
+        f'categorical_vocab={checks.show(value)}: {complaint}.')
+  return vocabulary
+
+
+def for_forecast(saved: Optional[Vocabulary], value, columns: Sequence[str],
+                 rows, sizes: Optional[Sequence[int]], model: str = 'model'
+                 ) -> Optional[Vocabulary]:
+  """The vocabulary to code a forecast's static categoricals with: the
+  model's (`saved`) or the caller's (`value`, see `given`; it must agree
+  with a saved one), checked against the model's embedding tables
+  (`sizes`). Without either, the sorted values of `rows` (per series, its
+  [k] values), with a warning, only when they are as many per column as
+  the model embeds; otherwise (a subset of the training series: its sorted
+  codes would differ) ConfigError naming the file to give."""
+  mine = given(value)
+  if not columns:
+    if mine is not None:
+      raise errors.ConfigError(
+          'categorical_vocab is given but there are no '
+          'static_categorical_columns: it would be ignored.')
+    return saved
+  if mine is not None and saved is not None and mine != saved:
+    raise errors.ConfigError(
+        f'categorical_vocab differs from the {FILE_NAME} saved with the '
+        f'model {model} ({list(mine.columns)}: {_shown(mine)} vs '
+        f'{list(saved.columns)}: {_shown(saved)}); leave it out to use '
+        "the model's.")
+  vocabulary = mine or saved
+  if vocabulary is None:
+    fitted = Vocabulary.fit(columns, rows)
+    fitted.check_model(sizes)
+    short = [(c, n, size) for c, n, size in zip(columns, fitted.sizes,
+                                                 sizes) if n != size]
+    if short:
+      column, count, size = short[0]
+      raise errors.ConfigError(
+          f'The model {model} has no {FILE_NAME}, and the series given hold '
+          f'{count} of the {size} values of {column!r} it embeds: their '
+          'codes, re-derived from these series, would differ from the '
+          f'training codes. Pass categorical_vocab= the training run\'s '
+          f'{FILE_NAME} (or a dict {FORMAT}), or forecast every training '
+          'series in one call.')
+    _LOG.warning(
+        'The model %s has no %s: the static categorical codes are the '
+        'sorted values of the series given (as many as the model embeds), '
+        'the training codes only if these are the training series\' '
+        'values; pass categorical_vocab= to be sure.', model, FILE_NAME)
+    return fitted
+  vocabulary.check_model(sizes)
+  return vocabulary
+
+
+def _shown(vocabulary: Vocabulary) -> str:
+  return str([list(c)[:5] for c in vocabulary.categories])[:80]
+
+
 def codes(vocabulary: Optional[Vocabulary], columns: Sequence[str], rows,
           where: str = '') -> np.ndarray:
-  """Codes [n, k] of `rows` through `vocabulary` (the model's); without
-  one, the sorted values of `rows` themselves, with a warning."""
+  """Codes [n, k] of `rows` through `vocabulary` (the model's, or the one
+  `for_forecast` chose); without one, ConfigError naming the file."""
   if vocabulary is None:
-    _LOG.warning(
-        'The model has no %s: the static categorical codes are the sorted '
-        'values of the series given, which matches the training codes only '
-        'for the very series it was trained on.', FILE_NAME)
-    vocabulary = Vocabulary.fit(columns, rows)
+    raise errors.ConfigError(
+        f'The model has no {FILE_NAME}: its static categorical codes are '
+        f'unknown. Pass categorical_vocab= the training run\'s {FILE_NAME} '
+        f'(or a dict {FORMAT}).')
   return vocabulary.encode(columns, rows, where)

@@ -43,6 +43,7 @@ import numpy as np
 
 from ttm_jax import baselines
 from ttm_jax import errors
+from ttm_jax.data import categoricals
 from ttm_jax.evaluators import backtest as backtest_lib
 from ttm_jax.inference import choice
 from ttm_jax.inference import inputs as inputs_lib
@@ -57,7 +58,7 @@ _LOG = logging.getLogger(__name__)
 
 
 def _load(checkpoint, revision, frame, horizon, checkpoints_dir,
-          allow_download) -> model_lib.Model:
+          allow_download, categorical_vocab=None) -> model_lib.Model:
   release = choice.release_of(checkpoint)
   if checkpoint == 'auto' or release:
     history = min(len(s.values) for s in frame.series)
@@ -66,6 +67,10 @@ def _load(checkpoint, revision, frame, horizon, checkpoints_dir,
         release)
   forecaster = model_lib.Model(checkpoint, revision)
   frames.check_controls(frame, forecaster.uses_controls, forecaster.source)
+  forecaster.vocabulary = categoricals.for_forecast(
+      forecaster.vocabulary, categorical_vocab,
+      frame.static_categorical_columns, [s.categoricals for s in frame.series],
+      forecaster.config.categorical_vocab_size_list, forecaster.source)
   forecaster.check_channels(
       frame.num_targets, len(frame.control_columns)
       if forecaster.uses_controls else 0)
@@ -146,7 +151,8 @@ def forecast(df, *, timestamp_column: str, horizon: int, checkpoint: str,
              allow_download: bool = False,
              calibration_windows: int = arguments.CALIBRATION_WINDOWS,
              intervals: str = 'auto', short_history: str = 'pad',
-             finetune_dir: Optional[str] = None, inputs='default'):
+             finetune_dir: Optional[str] = None, inputs='default',
+             categorical_vocab=None):
   """Forecasts `horizon` steps after the end of every series of `df`.
 
   Args:
@@ -181,6 +187,11 @@ def forecast(df, *, timestamp_column: str, horizon: int, checkpoint: str,
     inputs: how histories become the model's inputs: 'default', 'reference'
       (exactly what IBM's pipeline feeds), 'legacy_api', a dict of
       `inference.inputs.Inputs` options, or an `Inputs`.
+    categorical_vocab: the static categoricals' codes in training, for a
+      model saved without them: a categorical_vocab.json (the training
+      run's), a folder holding one, or a dict in its format
+      (`ttm_jax.data.categoricals`). Without it such a model forecasts
+      only series holding every value it embeds (a subset is refused).
 
   Returns:
     A DataFrame: id columns, `timestamp_column`, one column per target, and
@@ -200,7 +211,7 @@ def forecast(df, *, timestamp_column: str, horizon: int, checkpoint: str,
                    regularize)
   frame = _last(whole, context and int(context))
   forecaster = _load(checkpoint, revision, frame, horizon, checkpoints_dir,
-                     allow_download)
+                     allow_download, categorical_vocab)
   head = _use_head(forecaster, intervals, levels, horizon,
                    int(calibration_windows))
   ends = [(i, len(s.values)) for i, s in enumerate(frame.series)]
@@ -248,7 +259,8 @@ def backtest(df, *, timestamp_column: str, horizon: int, checkpoint: str,
              allow_download: bool = False,
              calibration_windows: int = arguments.CALIBRATION_WINDOWS,
              intervals: str = 'auto',
-             short_history: str = 'pad', inputs='default') -> Dict[str, Any]:
+             short_history: str = 'pad', inputs='default',
+             categorical_vocab=None) -> Dict[str, Any]:
   """Rolling-origin evaluation over the last `windows` forecast windows of
   every series (origins `horizon` apart, ending at the series' end), by
   the backtest evaluator (`ttm_jax.evaluators.backtest`): MSE, MAE and
@@ -257,12 +269,13 @@ def backtest(df, *, timestamp_column: str, horizon: int, checkpoint: str,
   quantile head, or conformal from the history before each origin:
   `intervals` as in `forecast`).
 
-  Arguments are checked as in `forecast`. An origin needs one row of
-  history before it (shorter than the context: padded, or refused with
-  short_history='error'), and with conformal intervals enough history for
-  the calibration windows its levels need. A metric that is undefined
-  (MASE when a window's history is constant) is None, with the reason in
-  `<metric>_undefined`; the report is strict JSON."""
+  Arguments are checked as in `forecast` (`categorical_vocab` too). An
+  origin needs one row of history before it (shorter than the context:
+  padded, or refused with short_history='error'), and with conformal
+  intervals enough history for the calibration windows its levels need.
+  A metric that is undefined (MASE when a window's history is constant)
+  is None, with the reason in `<metric>_undefined`; the report is strict
+  JSON."""
   arguments.check_arguments(**{k: v for k, v in locals().items()
                                if k in arguments.ARGUMENTS})
   horizon, windows = int(horizon), int(windows)
@@ -272,7 +285,7 @@ def backtest(df, *, timestamp_column: str, horizon: int, checkpoint: str,
                    control_columns, static_categorical_columns, freq,
                    regularize)
   forecaster = _load(checkpoint, revision, frame, horizon, checkpoints_dir,
-                     allow_download)
+                     allow_download, categorical_vocab)
   head = _use_head(forecaster, intervals, levels, horizon,
                    int(calibration_windows))
   season = baselines.season_length(frame.freq)

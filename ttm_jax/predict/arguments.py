@@ -8,6 +8,7 @@ import os
 
 from ttm_jax import checks
 from ttm_jax import errors
+from ttm_jax.data import categoricals
 from ttm_jax.inference import inputs as inputs_lib
 from ttm_jax.models import zoo
 from ttm_jax.predict import frames
@@ -59,6 +60,7 @@ ARGUMENTS = {
     'intervals': checks.one_of(*INTERVALS),
     'short_history': checks.one_of(*SHORT_HISTORY),
     'inputs': _check_inputs,
+    'categorical_vocab': categoricals.check_given,
 }
 
 
