@@ -102,7 +102,7 @@ _RECIPE = flags.DEFINE_enum(
     'recipe', '', ['', 'backtest_select'],
     'backtest_select: per series (or dataset), the checkpoint and naive '
     'baselines scored on backtest windows inside each past, the best '
-    'chosen (or a blend); evaluators/backtest_select.py.')
+    'chosen (or a blend); inference/select.py.')
 _SELECT_CANDIDATES = flags.DEFINE_list(
     'select_candidates', ['ttm', 'seasonal_naive', 'naive', 'drift'],
     "backtest_select's candidates: ttm (the checkpoint), seasonal_naive, "
@@ -170,7 +170,7 @@ def main(argv):
   common.setup()
   from ttm_jax import errors  # pylint: disable=g-import-not-at-top
   import dataclasses  # pylint: disable=g-import-not-at-top
-  from ttm_jax.evaluators import benchmark  # pylint: disable=g-import-not-at-top
+  from ttm_jax.suites import benchmark  # pylint: disable=g-import-not-at-top
   from ttm_jax.inference import adapt  # pylint: disable=g-import-not-at-top
   from ttm_jax.inference import forecaster as forecaster_lib  # pylint: disable=g-import-not-at-top
   from ttm_jax.inference import inputs as inputs_lib  # pylint: disable=g-import-not-at-top

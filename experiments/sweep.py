@@ -25,7 +25,7 @@ from ttm_jax import checks
 from ttm_jax import errors
 from ttm_jax.workbench import sweep_tables
 from ttm_jax.workbench import sweeps
-from ttm_jax.workbench import workdir as workdir_lib
+from ttm_jax.runs import workdir as workdir_lib
 
 _CONFIG = flags.DEFINE_string('config', None, 'Sweep file[:args].',
                               required=True)

@@ -22,7 +22,7 @@ if [ "${1:-}" = "--dev" ]; then
   # installed without dependencies, its own listed in requirements-dev.txt.
   "${PIP[@]}" --no-deps gluonts==0.17.0
   # fev's metrics check the benchmark runner's
-  # (tests/evaluators/test_benchmark.py);
+  # (tests/suites/test_benchmark.py);
   # fev 0.10.0 pins datasets<5, its metrics need none of it.
   "${PIP[@]}" --no-deps fev==0.10.0
 else

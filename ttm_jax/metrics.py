@@ -339,7 +339,7 @@ def check_quantile_metrics(names: Sequence[str], has_quantiles: bool) -> None:
         'config.model.overrides.multi_quantile_head=True (e.g. configs/'
         'few_shot.py:...,quantiles=0.1:0.9), or get intervals around the '
         'point forecasts with conformal calibration: '
-        'ttm_jax.forecast(..., intervals=...) (ttm_jax.predict.conformal).')
+        'ttm_jax.forecast(..., intervals=...) (ttm_jax.inference.conformal).')
 
 
 # ----------------------------------------------------------- accumulation

@@ -11,42 +11,18 @@ This module imports no JAX, so configs stay cheap to build.
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import difflib
-import math
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 import ml_collections
 
 from ttm_jax import checks
 from ttm_jax import errors
+from ttm_jax import fields
 
 TASKS = ('pretrain', 'finetune', 'zero_shot')
 DATA_KINDS = ('benchmark', 'csv', 'pretrain', 'corpus', 'series')
 SPLITS = ('train', 'valid', 'test')
-
-
-@dataclasses.dataclass(frozen=True)
-class Field:
-  """One config field: its default, what it means, and its check.
-
-  Attributes:
-    default: the value when a config does not set it (its type is the
-      field's type; an empty tuple holds any sequence).
-    doc: one line for the reader.
-    check: extra validation beyond the type (range, allowed set).
-    only_for: the `data.kind` values that read this field; setting it away
-      from its default under another kind is an error, never ignored.
-    resume: the field shapes the train state or the data stream a
-      checkpoint was written with: a run resumes from a workdir's
-      checkpoints only when its config agrees on it (RESUME_FIELDS).
-  """
-  default: Any
-  doc: str
-  check: Optional[checks.Check] = None
-  only_for: Sequence[str] = ()
-  resume: bool = False
 
 
 # ------------------------------------------------------------------ checks
@@ -85,137 +61,137 @@ DEFAULT_EVALS = {
 }
 
 CORPUS = {
-    'kind': Field('synthetic', "'synthetic' (embedded generator) or 'tsf' "
+    'kind': fields.Field('synthetic', "'synthetic' (embedded generator) or 'tsf' "
                   '(a Monash .tsf file).', checks.one_of('synthetic', 'tsf')),
-    'path': Field('', 'The .tsf file (kind tsf).'),
-    'num_series': Field(64, 'Series generated (kind synthetic).',
+    'path': fields.Field('', 'The .tsf file (kind tsf).'),
+    'num_series': fields.Field(64, 'Series generated (kind synthetic).',
                         checks.positive()),
-    'seed': Field(0, 'Generator seed (kind synthetic).'),
-    'drs_factors': Field({}, 'Diverse resolution sampling: downsampling '
+    'seed': fields.Field(0, 'Generator seed (kind synthetic).'),
+    'drs_factors': fields.Field({}, 'Diverse resolution sampling: downsampling '
                          'factors per frequency, e.g. {"h": [24]}.',
                          checks.values_of(checks.each(checks.integer(2)))),
-    'drs_method': Field('mean', "'mean' of blocks or 'decimate'.",
+    'drs_method': fields.Field('mean', "'mean' of blocks or 'decimate'.",
                         checks.one_of('mean', 'decimate')),
 }
 
 SCHEMA: Dict[str, Any] = {
-    'seed': Field(42, 'Seed of new weights and dropout.', resume=True),
-    'task': Field('finetune', "'pretrain', 'finetune' or 'zero_shot' "
+    'seed': fields.Field(42, 'Seed of new weights and dropout.', resume=True),
+    'task': fields.Field('finetune', "'pretrain', 'finetune' or 'zero_shot' "
                   '(evaluate only).', checks.one_of(*TASKS), resume=True),
-    'context_length': Field(512, "Steps of history per window (the model's "
+    'context_length': fields.Field(512, "Steps of history per window (the model's "
                             'context).', checks.positive(), resume=True),
-    'prediction_length': Field(96, 'Steps forecast per window (the model\'s '
+    'prediction_length': fields.Field(96, 'Steps forecast per window (the model\'s '
                                'horizon or prediction_filter_length).',
                                checks.positive(), resume=True),
-    'checkpoint': Field('', 'Folder or hub id of the weights to start from; '
+    'checkpoint': fields.Field('', 'Folder or hub id of the weights to start from; '
                         'empty: a new model (model.preset, model.arch).',
                         resume=True),
-    'revision': Field('', 'Hub revision (branch) of `checkpoint`; empty: '
+    'revision': fields.Field('', 'Hub revision (branch) of `checkpoint`; empty: '
                       'main.', resume=True),
-    'data_dir': Field('', 'Folder of registered benchmark files; empty: '
+    'data_dir': fields.Field('', 'Folder of registered benchmark files; empty: '
                       '$TTM_DATA_DIR.'),
-    'baseline': Field('', "Evaluate a naive forecaster instead of a model "
+    'baseline': fields.Field('', "Evaluate a naive forecaster instead of a model "
                       "(task zero_shot): 'repeat_last', 'seasonal_naive' or "
                       "'context_mean'.",
                       checks.one_of('', 'repeat_last', 'seasonal_naive',
                                     'context_mean')),
-    'season_length': Field(0, 'Season of seasonal naive (and MASE); 0: from '
+    'season_length': fields.Field(0, 'Season of seasonal naive (and MASE); 0: from '
                            "the data's frequency (hourly 24, 15-minute 96, "
                            '...).', checks.at_least(0)),
-    'compute_dtype': Field('float32', "Matmul dtype, 'float32' or "
+    'compute_dtype': fields.Field('float32', "Matmul dtype, 'float32' or "
                            "'bfloat16' (parameters, norms, softmax and the "
                            'optimiser stay float32).',
                            checks.one_of('float32', 'bfloat16'), resume=True),
     'model': {
-        'preset': Field('', 'Architecture preset of a new model '
+        'preset': fields.Field('', 'Architecture preset of a new model '
                         "(ttm_jax.models.presets: 'tiny', 'r2_512', "
                         "'r2_1024'); empty: TTMConfig defaults.", resume=True),
-        'arch': Field({}, 'TTMConfig fields of a new model, over the '
+        'arch': fields.Field({}, 'TTMConfig fields of a new model, over the '
                       'preset.', resume=True),
-        'overrides': Field({}, 'TTMConfig fields changed when loading '
+        'overrides': fields.Field({}, 'TTMConfig fields changed when loading '
                            '`checkpoint` (as from_pretrained(**kwargs)).',
                            resume=True),
     },
     'data': {
-        'kind': Field('benchmark', "'benchmark' (registered file), 'csv' "
+        'kind': fields.Field('benchmark', "'benchmark' (registered file), 'csv' "
                       "(a file of yours), 'pretrain' (corpora in memory), "
                       "'corpus' (a prepared corpus folder, streamed) or "
                       "'series' (univariate histories in an .npz: "
                       'data.path, short ones padded).',
                       checks.one_of(*DATA_KINDS), resume=True),
-        'name': Field('etth1', 'Registered benchmark (kind benchmark), else '
+        'name': fields.Field('etth1', 'Registered benchmark (kind benchmark), else '
                       'the label of the results.', resume=True),
-        'fewshot_fraction': Field(0.0, "Fraction of the train split kept, "
+        'fewshot_fraction': fields.Field(0.0, "Fraction of the train split kept, "
                                   "IBM's few-shot rule; 0: all of it.",
                                   _fewshot, only_for=('benchmark', 'csv'),
                                   resume=True),
-        'batch_size': Field(64, 'Global training batch (windows).',
+        'batch_size': fields.Field(64, 'Global training batch (windows).',
                             checks.positive(), resume=True),
-        'eval_batch_size': Field(0, 'Global evaluation batch (windows); 0: '
+        'eval_batch_size': fields.Field(0, 'Global evaluation batch (windows); 0: '
                                  'batch_size.', checks.at_least(0)),
-        'num_threads': Field(0, 'grain reader threads; 0 reads in the main '
+        'num_threads': fields.Field(0, 'grain reader threads; 0 reads in the main '
                              'thread.', checks.at_least(0)),
-        'seed': Field(42, 'Shuffling seed.', resume=True),
-        'drop_remainder': Field(True, "Drop each epoch's partial batch "
+        'seed': fields.Field(42, 'Shuffling seed.', resume=True),
+        'drop_remainder': fields.Field(True, "Drop each epoch's partial batch "
                                 "(False pads it, as HF's Trainer keeps "
                                 'it).', resume=True),
-        'path': Field('', 'The CSV or Parquet file (kind csv), the .npz '
+        'path': fields.Field('', 'The CSV or Parquet file (kind csv), the .npz '
                       'of histories (kind series: ttm_jax.data.forecasting.'
                       'save_histories).', only_for=('csv', 'series'),
                       resume=True),
-        'min_context_mult': Field(
+        'min_context_mult': fields.Field(
             4, 'Kind series: a history shorter than the context is padded '
             'in front so its windows keep this many horizons of observed '
             'context (IBM\'s GIFT rule); one window when it has fewer.',
             checks.positive(), only_for=('series',), resume=True),
-        'train_windows': Field(0, 'Kind series: a fixed seeded sample of '
+        'train_windows': fields.Field(0, 'Kind series: a fixed seeded sample of '
                                'this many training windows; 0: all.',
                                checks.at_least(0), only_for=('series',),
                                resume=True),
-        'timestamp_column': Field('date', 'Time column (kind csv); empty: '
+        'timestamp_column': fields.Field('date', 'Time column (kind csv); empty: '
                                   'none.', only_for=('csv',)),
-        'target_columns': Field((), 'Forecast targets (kinds csv, '
+        'target_columns': fields.Field((), 'Forecast targets (kinds csv, '
                                 'benchmark), first in channel order; empty: '
                                 'every other column.',
                                 checks.each(checks.string()),
                                 only_for=('csv', 'benchmark'), resume=True),
-        'control_columns': Field((), 'Exogenous columns with known future '
+        'control_columns': fields.Field((), 'Exogenous columns with known future '
                                  'values, after the targets (kinds csv, '
                                  'benchmark).', checks.each(checks.string()),
                                  only_for=('csv', 'benchmark'), resume=True),
-        'static_categorical_columns': Field(
+        'static_categorical_columns': fields.Field(
             (), 'Per-series categorical columns (kind csv).',
             checks.each(checks.string()), only_for=('csv',)),
-        'id_columns': Field((), 'Series id columns of a long file (kind '
+        'id_columns': fields.Field((), 'Series id columns of a long file (kind '
                             'csv).', checks.each(checks.string()),
                             only_for=('csv',), resume=True),
-        'freq': Field('', 'Frequency (kind csv); empty: inferred.',
+        'freq': fields.Field('', 'Frequency (kind csv); empty: inferred.',
                       only_for=('csv',)),
-        'duplicates': Field('error', "Repeated timestamps (kind csv): "
+        'duplicates': fields.Field('error', "Repeated timestamps (kind csv): "
                             "'error', 'first' (keep the first row) or "
                             "'keep'.", checks.one_of('error', 'first', 'keep'),
                             only_for=('csv',)),
-        'train_fraction': Field(0.7, 'Rows of the train split (kind csv).',
+        'train_fraction': fields.Field(0.7, 'Rows of the train split (kind csv).',
                                 checks.in_range(0.0, 1.0), only_for=('csv',)),
-        'test_fraction': Field(0.2, 'Rows of the test split (kind csv).',
+        'test_fraction': fields.Field(0.2, 'Rows of the test split (kind csv).',
                                checks.in_range(0.0, 1.0), only_for=('csv',)),
-        'corpora': Field((), 'Pretraining corpora (kind pretrain), each a '
+        'corpora': fields.Field((), 'Pretraining corpora (kind pretrain), each a '
                          'dict of the CORPUS fields.',
                          only_for=('pretrain',), resume=True),
-        'corpus_dir': Field('', 'A corpus made by experiments.'
+        'corpus_dir': fields.Field('', 'A corpus made by experiments.'
                             'prepare_corpus (kind corpus).',
                             only_for=('corpus',)),
-        'corpus_sources': Field((), 'Its sources to use (kind corpus); '
+        'corpus_sources': fields.Field((), 'Its sources to use (kind corpus); '
                                 'empty: all.', checks.each(checks.string()),
                                 only_for=('corpus',)),
-        'corpus_weights': Field({}, 'Mixture weight per source (kind '
+        'corpus_weights': fields.Field({}, 'Mixture weight per source (kind '
                                 'corpus); unnamed sources weigh their '
                                 'window count ** mixture_power.',
                                 only_for=('corpus',)),
-        'corpus_drs': Field(True, 'Use the diverse-resolution copies '
+        'corpus_drs': fields.Field(True, 'Use the diverse-resolution copies '
                             '(kind corpus); False: only the sources as '
                             'given.', only_for=('corpus',)),
-        'short_history': Field(0.0, 'Fraction of the training windows '
+        'short_history': fields.Field(0.0, 'Fraction of the training windows '
                                'cut to a short history (kind corpus): '
                                'their context keeps its last L steps, L '
                                'uniform in [short_history_min, context], '
@@ -223,100 +199,100 @@ SCHEMA: Dict[str, Any] = {
                                'forecasting API pads a short series.',
                                checks.in_range(0.0, 1.0),
                                only_for=('corpus',), resume=True),
-        'short_history_min': Field(1, 'Fewest observed context steps of a '
+        'short_history_min': fields.Field(1, 'Fewest observed context steps of a '
                                    'short-history window (kind corpus).',
                                    checks.at_least(1),
                                    only_for=('corpus',), resume=True),
-        'mixture_power': Field(1.0, 'Unnamed sources weigh (window count) '
+        'mixture_power': fields.Field(1.0, 'Unnamed sources weigh (window count) '
                                '** this: 1 proportional, 0 uniform, 0.5 '
                                'tempered (kind corpus).',
                                checks.in_range(0.0, 1.0),
                                only_for=('corpus',)),
-        'eval_max_windows': Field(20000, 'Validation and test windows '
+        'eval_max_windows': fields.Field(20000, 'Validation and test windows '
                                   'evaluated (kinds corpus, series): a fixed '
                                   'seeded subset; 0: every window.',
                                   checks.at_least(0),
                                   only_for=('corpus', 'series')),
     },
     'optim': {
-        'lr': Field(1e-3, 'Peak learning rate (unless the LR finder runs).',
+        'lr': fields.Field(1e-3, 'Peak learning rate (unless the LR finder runs).',
                     checks.positive()),
-        'weight_decay': Field(0.01, 'AdamW decoupled weight decay.',
+        'weight_decay': fields.Field(0.01, 'AdamW decoupled weight decay.',
                               checks.at_least(0)),
-        'schedule': Field('onecycle', "'onecycle' (torch OneCycleLR with "
+        'schedule': fields.Field('onecycle', "'onecycle' (torch OneCycleLR with "
                           "beta1 cycling) or 'constant'.",
                           checks.one_of('onecycle', 'constant'), resume=True),
-        'pct_start': Field(0.3, 'Fraction of steps the one-cycle LR rises.',
+        'pct_start': fields.Field(0.3, 'Fraction of steps the one-cycle LR rises.',
                            checks.in_range(0.0, 1.0)),
-        'cycle_momentum': Field(True, 'Cycle beta1 0.95 -> 0.85 -> 0.95.',
+        'cycle_momentum': fields.Field(True, 'Cycle beta1 0.95 -> 0.85 -> 0.95.',
                                 resume=True),
-        'clip_norm': Field(0.0, 'Global gradient-norm clip; 0: none (HF '
+        'clip_norm': fields.Field(0.0, 'Global gradient-norm clip; 0: none (HF '
                            "Trainer's default is 1).", checks.at_least(0),
                            resume=True),
         'lr_finder': {
-            'enabled': Field(False, "Pick the LR with the reference's "
+            'enabled': fields.Field(False, "Pick the LR with the reference's "
                              'finder.'),
-            'start_lr': Field(1e-7, 'First rate of the sweep.',
+            'start_lr': fields.Field(1e-7, 'First rate of the sweep.',
                               checks.positive()),
-            'end_lr': Field(10.0, 'Last rate of the sweep.', checks.positive()),
-            'num_iter': Field(100, 'Steps of the sweep.', checks.at_least(2)),
-            'beta': Field(0.98, 'EMA smoothing of the loss.',
+            'end_lr': fields.Field(10.0, 'Last rate of the sweep.', checks.positive()),
+            'num_iter': fields.Field(100, 'Steps of the sweep.', checks.at_least(2)),
+            'beta': fields.Field(0.98, 'EMA smoothing of the loss.',
                           checks.in_range(0.0, 0.999999)),
         },
     },
-    'frozen': Field((), 'Regexes over parameter paths kept fixed (e.g. '
+    'frozen': fields.Field((), 'Regexes over parameter paths kept fixed (e.g. '
                     "'backbone/.*' for head probing).",
                     checks.each(checks.regex()), resume=True),
-    'num_epochs': Field(50, 'Epochs (when num_steps is 0).', checks.positive()),
-    'num_steps': Field(0, 'Training steps; 0: num_epochs x steps_per_epoch.',
+    'num_epochs': fields.Field(50, 'Epochs (when num_steps is 0).', checks.positive()),
+    'num_steps': fields.Field(0, 'Training steps; 0: num_epochs x steps_per_epoch.',
                        checks.at_least(0)),
-    'steps_per_epoch': Field(0, 'Steps per epoch; 0: windows / batch '
+    'steps_per_epoch': fields.Field(0, 'Steps per epoch; 0: windows / batch '
                              '(pretraining needs it set).', checks.at_least(0)),
-    'early_stopping_patience': Field(10, 'Evaluations without a better '
+    'early_stopping_patience': fields.Field(10, 'Evaluations without a better '
                                      'validation loss before stopping; 0: '
                                      'never stop.', checks.at_least(0)),
-    'eval_every_steps': Field(0, 'Validation cadence; 0: every epoch.',
+    'eval_every_steps': fields.Field(0, 'Validation cadence; 0: every epoch.',
                               checks.at_least(0)),
-    'log_every_steps': Field(50, 'Training-metric cadence.', checks.positive()),
-    'checkpoint_every_steps': Field(0, 'Checkpoint cadence; 0: at every '
+    'log_every_steps': fields.Field(50, 'Training-metric cadence.', checks.positive()),
+    'checkpoint_every_steps': fields.Field(0, 'Checkpoint cadence; 0: at every '
                                     'validation.', checks.at_least(0)),
-    'keep_checkpoints': Field(3, 'Latest checkpoints kept.', checks.positive()),
-    'checkpoint_dir': Field('', 'Where checkpoints go (a shared filesystem '
+    'keep_checkpoints': fields.Field(3, 'Latest checkpoints kept.', checks.positive()),
+    'checkpoint_dir': fields.Field('', 'Where checkpoints go (a shared filesystem '
                             'or a bucket path orbax writes, gs://...); '
                             'empty: the workdir.'),
-    'evals': Field(DEFAULT_EVALS, 'Evaluations by name, each a dict with '
+    'evals': fields.Field(DEFAULT_EVALS, 'Evaluations by name, each a dict with '
                    "its registered `type` (ttm_jax.evaluators: 'windows', "
                    "'conformal'), its schedule (`every_steps` during "
                    'training, `final` after it) and its own fields.'),
     'selection': {
-        'eval': Field('val', 'The evaluation whose metric picks the best '
+        'eval': fields.Field('val', 'The evaluation whose metric picks the best '
                       'model and stops early; it must run during '
                       'training (every_steps >= 0).', resume=True),
-        'metric': Field('', 'Its metric (lower is better); empty: wql for '
+        'metric': fields.Field('', 'Its metric (lower is better); empty: wql for '
                         'a quantile head, else mse.',
                         checks.one_of('', 'mse', 'mae', 'mase', 'wql',
                                       'msis'), resume=True),
     },
-    'test_best': Field(True, 'Test the best validation model (else the '
+    'test_best': fields.Field(True, 'Test the best validation model (else the '
                        'final one).'),
-    'export': Field(True, "Write the tested model in the reference's format "
+    'export': fields.Field(True, "Write the tested model in the reference's format "
                     'to export/.'),
-    'plot': Field(False, 'Plot test forecasts to forecast.png.'),
-    'tensorboard': Field(True, 'Mirror metrics.jsonl to TensorBoard.'),
+    'plot': fields.Field(False, 'Plot test forecasts to forecast.png.'),
+    'tensorboard': fields.Field(True, 'Mirror metrics.jsonl to TensorBoard.'),
     'profile': {
-        'steps': Field((), 'Training steps traced with jax.profiler into '
+        'steps': fields.Field((), 'Training steps traced with jax.profiler into '
                        '<workdir>/profile/ by process 0 (XProf, '
                        'TensorBoard, Perfetto: benchmarks/PROFILING.md): '
                        '(start, stop) traces steps start to stop - 1, '
                        'numbered from 1 as in metrics.jsonl; empty: none.',
                        _profile_steps),
-        'perfetto': Field(False, 'Also write perfetto_trace.json.gz beside '
+        'perfetto': fields.Field(False, 'Also write perfetto_trace.json.gz beside '
                           'the trace (ui.perfetto.dev opens it).'),
     },
 }
 
 
-def _paths(schema: Mapping[str, Any], keep: Callable[[Field], bool],
+def _paths(schema: Mapping[str, Any], keep: Callable[[fields.Field], bool],
            prefix: str = '') -> Tuple[str, ...]:
   """The dotted paths of the fields that `keep` selects, in order."""
   out = ()
@@ -333,85 +309,9 @@ RESUME_FIELDS = _paths(SCHEMA, lambda field: field.resume)
 
 
 # ------------------------------------------------------------------- build
-def _default_value(field: Field):
-  value = field.default
-  return copy.deepcopy(value) if isinstance(value, dict) else value
-
-
-def _defaults_tree(schema: Mapping[str, Any]) -> Dict[str, Any]:
-  return {k: (_defaults_tree(v) if isinstance(v, dict) else _default_value(v))
-          for k, v in schema.items()}
-
-
 def defaults() -> ml_collections.ConfigDict:
   """The base config: every field at its default."""
-  return ml_collections.ConfigDict(_defaults_tree(SCHEMA))
-
-
-def _fail(path: str, value, complaint: str):
-  raise errors.ConfigError(f'config.{path}={value!r} {complaint}.')
-
-
-def _typed(path: str, field: Field, value):
-  """`value` converted to the field's type, or a ConfigError."""
-  default = field.default
-  if isinstance(default, bool):
-    if not isinstance(value, bool):
-      _fail(path, value, 'must be true or false')
-  elif isinstance(default, int):
-    if isinstance(value, bool) or not isinstance(value, int):
-      if isinstance(value, float) and value.is_integer():
-        return int(value)
-      _fail(path, value, 'must be an integer')
-  elif isinstance(default, float):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-      _fail(path, value, 'must be a number')
-    value = float(value)
-    if not math.isfinite(value):
-      _fail(path, value, 'must be finite')
-  elif isinstance(default, str):
-    if not isinstance(value, str):
-      _fail(path, value, 'must be a string')
-  elif isinstance(default, tuple):
-    if isinstance(value, str) or not isinstance(value, (list, tuple)):
-      _fail(path, value, 'must be a list')
-    value = tuple(value)
-  elif isinstance(default, dict):
-    if not isinstance(value, Mapping):
-      _fail(path, value, 'must be a dict')
-    value = dict(value)
-  return value
-
-
-def _unknown(path: str, key: str, known: Sequence[str]):
-  close = difflib.get_close_matches(key, list(known), n=3)
-  hint = f' Did you mean {close}?' if close else ''
-  raise errors.ConfigError(
-      f'config.{path}{key} is not a field of the engine (known at '
-      f'config.{path or ""}: {sorted(known)}).{hint}')
-
-
-def merge(schema: Mapping[str, Any], given: Mapping[str, Any],
-          prefix: str = '') -> Dict[str, Any]:
-  """`given` over the defaults of `schema`, every field typed and
-  checked; ConfigError naming `prefix`+field for the first bad one."""
-  out = _defaults_tree(schema)
-  for key, value in given.items():
-    if key not in schema:
-      _unknown(prefix, key, list(schema))
-    spec = schema[key]
-    path = prefix + key
-    if isinstance(spec, dict):
-      if not isinstance(value, Mapping):
-        _fail(path, value, 'must be a group of fields')
-      out[key] = merge(spec, value, path + '.')
-      continue
-    value = _typed(path, spec, value)
-    complaint = spec.check(value) if spec.check is not None else None
-    if complaint:
-      _fail(path, value, complaint)
-    out[key] = value
-  return out
+  return ml_collections.ConfigDict(fields.defaults_tree(SCHEMA))
 
 
 def _plain(config) -> Dict[str, Any]:
@@ -426,7 +326,7 @@ def _check_kind_fields(resolved: Dict[str, Any]) -> None:
   kind = resolved['data']['kind']
   for name, field in SCHEMA['data'].items():
     if field.only_for and kind not in field.only_for:
-      if resolved['data'][name] != _default_value(field):
+      if resolved['data'][name] != fields.default_value(field):
         raise errors.ConfigError(
             f'config.data.{name}={resolved["data"][name]!r} is read only '
             f'when data.kind is one of {list(field.only_for)}, but data.kind '
@@ -437,15 +337,15 @@ def _check_corpora(resolved: Dict[str, Any]) -> None:
   corpora = []
   for k, corpus in enumerate(resolved['data']['corpora']):
     if not isinstance(corpus, Mapping):
-      _fail(f'data.corpora[{k}]', corpus, 'must be a dict of '
+      fields.fail(f'data.corpora[{k}]', corpus, 'must be a dict of '
             f'{sorted(CORPUS)}')
-    corpora.append(merge(CORPUS, corpus, f'data.corpora[{k}].'))
+    corpora.append(fields.merge(CORPUS, corpus, f'data.corpora[{k}].'))
     if corpora[-1]['kind'] == 'tsf' and not corpora[-1]['path']:
-      _fail(f'data.corpora[{k}].path', '', 'must name a .tsf file '
+      fields.fail(f'data.corpora[{k}].path', '', 'must name a .tsf file '
             '(kind tsf)')
   resolved['data']['corpora'] = tuple(corpora)
   if resolved['data']['kind'] == 'pretrain' and not corpora:
-    _fail('data.corpora', (), 'must list at least one corpus for '
+    fields.fail('data.corpora', (), 'must list at least one corpus for '
           "data.kind='pretrain'")
 
 
@@ -469,7 +369,7 @@ def _check_model(resolved: Dict[str, Any]) -> None:
       except errors.ConfigError as e:
         raise errors.ConfigError(f'config.model.{group}.{e}') from None
   if model['preset'] and model['preset'] not in presets.ARCHS:
-    _fail('model.preset', model['preset'],
+    fields.fail('model.preset', model['preset'],
           f'must be one of {sorted(presets.ARCHS)} (or empty)')
   if resolved['checkpoint'] and (model['arch'] or model['preset']):
     raise errors.ConfigError(
@@ -503,7 +403,7 @@ def _check_evals(resolved: Dict[str, Any]) -> None:
   if resolved['task'] != 'zero_shot' and (
       chosen not in evals or evals[chosen]['every_steps'] < 0):
     periodic = [n for n, s in evals.items() if s['every_steps'] >= 0]
-    _fail('selection.eval', chosen, 'must name an evaluation that runs '
+    fields.fail('selection.eval', chosen, 'must name an evaluation that runs '
           f'during training (every_steps >= 0); those are {periodic}')
 
 
@@ -511,10 +411,10 @@ def _check_profile(resolved: Dict[str, Any]) -> None:
   """A trace needs training steps; perfetto needs a trace."""
   profile = resolved['profile']
   if profile['steps'] and resolved['task'] == 'zero_shot':
-    _fail('profile.steps', profile['steps'], "traces training steps, but "
+    fields.fail('profile.steps', profile['steps'], "traces training steps, but "
           "task='zero_shot' trains none: remove it")
   if profile['perfetto'] and not profile['steps']:
-    _fail('profile.perfetto', True, 'writes beside a trace, but '
+    fields.fail('profile.perfetto', True, 'writes beside a trace, but '
           'config.profile.steps is empty: set the steps to trace')
 
 
@@ -526,24 +426,24 @@ def resolve(config, in_memory: bool = False) -> ml_collections.ConfigDict:
   Raises:
     errors.ConfigError: naming the first unknown or invalid field.
   """
-  resolved = merge(SCHEMA, _plain(config))
+  resolved = fields.merge(SCHEMA, _plain(config))
   _check_kind_fields(resolved)
   _check_corpora(resolved)
   _check_model(resolved)
   if resolved['baseline']:
     if resolved['task'] != 'zero_shot' or resolved['checkpoint']:
-      _fail('baseline', resolved['baseline'], "evaluates without a model: "
+      fields.fail('baseline', resolved['baseline'], "evaluates without a model: "
             "use task='zero_shot' and no checkpoint")
   elif resolved['task'] == 'zero_shot' and not resolved['checkpoint']:
-    _fail('checkpoint', '', "must name a checkpoint for task='zero_shot' "
+    fields.fail('checkpoint', '', "must name a checkpoint for task='zero_shot' "
           '(there is nothing to evaluate), or set config.baseline')
   if resolved['data']['kind'] in ('csv', 'series') and not resolved[
       'data']['path'] and not in_memory:
-    _fail('data.path', '', 'must name the file when data.kind='
+    fields.fail('data.path', '', 'must name the file when data.kind='
           f"{resolved['data']['kind']!r}")
   if resolved['data']['kind'] == 'corpus' and not resolved['data'][
       'corpus_dir']:
-    _fail('data.corpus_dir', '', "must name the corpus folder when "
+    fields.fail('data.corpus_dir', '', "must name the corpus folder when "
           "data.kind='corpus'")
   _check_evals(resolved)
   _check_profile(resolved)

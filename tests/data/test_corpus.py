@@ -433,7 +433,7 @@ def test_the_short_context_corpus_leaves_out_every_evaluated_monash_file(
   benchmark runner scores: its globs, expanded over a folder holding all
   twelve Monash files of ../shared, match none of task_data.MONASH_FILES."""
   import glob as glob_lib  # pylint: disable=g-import-not-at-top
-  from ttm_jax.evaluators import task_data  # pylint: disable=g-import-not-at-top
+  from ttm_jax.suites import task_data  # pylint: disable=g-import-not-at-top
   names = ['bitcoin_dataset_without_missing_values.tsf',
            'kaggle_web_traffic_dataset_1000_without_missing_values.tsf',
            'kdd_cup_2018_dataset_without_missing_values.tsf',

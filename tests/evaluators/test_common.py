@@ -13,6 +13,7 @@ import pytest
 from configs import demo
 from ttm_jax import errors
 from ttm_jax import evaluators
+from ttm_jax import fields
 from ttm_jax import schema
 from ttm_jax import sharding
 from ttm_jax.evaluators import common
@@ -168,10 +169,10 @@ def test_register_adds_a_type_that_from_config_builds(registry):
 
   @common.register('echo')
   class Echo(common.Evaluator):
-    FIELDS = {'value': schema.Field(1.0, 'What run returns.',
+    FIELDS = {'value': fields.Field(1.0, 'What run returns.',
                                     lambda v: None if v >= 0 else
                                     'must be >= 0'),
-              'reads': schema.Field('valid', 'The split it reads.')}
+              'reads': fields.Field('valid', 'The split it reads.')}
 
     @classmethod
     def splits_of(cls, spec):

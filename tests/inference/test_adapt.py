@@ -13,7 +13,7 @@ from ttm_jax.inference import adapt
 from ttm_jax.inference import forecaster as forecaster_lib
 from ttm_jax.inference import inputs as inputs_lib
 from ttm_jax.inference import model as model_lib
-from tests.evaluators.test_benchmark import tiny_model  # pylint: disable=unused-import  # A fixture.
+from tests.suites.test_benchmark import tiny_model  # pylint: disable=unused-import  # A fixture.
 
 SEASON4 = np.array([0.8, 1.3, 1.1, 0.6])
 

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from ttm_jax import errors
-from ttm_jax.evaluators import benchmark
-from ttm_jax.evaluators import task_data
-from ttm_jax.evaluators import tasks as tasks_lib
+from ttm_jax.suites import benchmark
+from ttm_jax.suites import task_data
+from ttm_jax.suites import tasks as tasks_lib
 from ttm_jax.inference import backtests
 from ttm_jax.inference import forecaster as forecaster_lib
 from ttm_jax.inference import select
-from tests.evaluators.test_benchmark import tiny_model  # pylint: disable=unused-import  # A fixture.
+from tests.suites.test_benchmark import tiny_model  # pylint: disable=unused-import  # A fixture.
 
 BASELINES_ONLY = select.Recipe(candidates=('seasonal_naive', 'naive',
                                            'drift'), windows=2, pool=0.0)

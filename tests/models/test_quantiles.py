@@ -318,7 +318,7 @@ def test_conformal_offsets_are_split_conformal_thresholds():
   """Per step and channel: the ceil((n + 1)(1 - alpha))-th smallest |error|
   (so at least 1 - alpha of the calibration errors lie inside), negative
   below the median, zero at it."""
-  from ttm_jax.predict import conformal  # pylint: disable=g-import-not-at-top
+  from ttm_jax.inference import conformal  # pylint: disable=g-import-not-at-top
   errors_ = np.random.default_rng(6).standard_t(3, size=(199, 4, 2)).astype(
       np.float32)
   errors_[0, 0, 0] = np.nan  # A missing target leaves its cell's count.

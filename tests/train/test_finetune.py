@@ -7,10 +7,10 @@ and nothing is written."""
 import numpy as np
 import pytest
 
-from tests.evaluators.test_benchmark import tiny_model  # pylint: disable=unused-import  # A fixture.
+from tests.suites.test_benchmark import tiny_model  # pylint: disable=unused-import  # A fixture.
 from ttm_jax.data import forecasting
-from ttm_jax.evaluators import benchmark
-from ttm_jax.evaluators import tasks as tasks_lib
+from ttm_jax.suites import benchmark
+from ttm_jax.suites import tasks as tasks_lib
 from ttm_jax.inference import forecaster as forecaster_lib
 from ttm_jax.inference import inputs as inputs_lib
 from ttm_jax.train import finetune

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import grain
 import numpy as np
@@ -69,24 +69,12 @@ def _fewshot(data) -> Optional[float]:
   return data.fewshot_fraction or None
 
 
-def _required(config) -> Tuple[str, ...]:
-  """Splits that must have windows: those the evaluations that run read
-  (zero-shot: the final ones), and the train split when training."""
-  from ttm_jax import evaluators  # pylint: disable=g-import-not-at-top
-  training = config.task != 'zero_shot'
-  running = {name: spec for name, spec in config.evals.items()
-             if spec['final'] or (training and spec['every_steps'] >= 0)}
-  read = evaluators.splits_read(running)
-  return (('train',) if training else ()) + tuple(
-      s for s in ('valid', 'test') if s in read)
-
-
-def _benchmark(config) -> Data:
+def _benchmark(config, required: Tuple[str, ...]) -> Data:
   data = config.data
   splits = forecasting.load_benchmark(
       data.name, config.context_length, config.prediction_length,
       data_dir=config.data_dir or None, fewshot_fraction=_fewshot(data),
-      required=_required(config),
+      required=required,
       target_columns=list(data.target_columns) or None,
       control_columns=list(data.control_columns))
   return Data(splits.train, splits.valid, splits.test, data.name,
@@ -94,7 +82,7 @@ def _benchmark(config) -> Data:
               freq=sources.REGISTRY[data.name.lower()].freq)
 
 
-def _csv(config) -> Data:
+def _csv(config, required: Tuple[str, ...]) -> Data:
   data = config.data
   # A fine-tuned model keeps the codes its embeddings were trained with.
   start = (categoricals.Vocabulary.load(config.checkpoint) if
@@ -109,7 +97,7 @@ def _csv(config) -> Data:
   return table_data(table, config.context_length, config.prediction_length,
                     windows.SplitRule(train_fraction=data.train_fraction,
                                       test_fraction=data.test_fraction),
-                    data.name, _fewshot(data), _required(config))
+                    data.name, _fewshot(data), required)
 
 
 def table_data(table: sources.Table, context_length: int,
@@ -141,7 +129,8 @@ def _corpora(corpus_cfg) -> List[pretrain.UnivariateCorpus]:
   return out
 
 
-def _pretrain(config) -> Data:
+def _pretrain(config, required: Tuple[str, ...]) -> Data:
+  del required  # Every corpus split has windows, or none is used.
   corpora = [c for cfg in config.data.corpora for c in _corpora(cfg)]
   splits = [pretrain.corpus_splits(c, config.context_length,
                                    config.prediction_length) for c in corpora]
@@ -178,7 +167,8 @@ def sample(source, count: int, seed: int):
   return Subset(source, np.sort([shuffled[i] for i in range(count)]))
 
 
-def _corpus(config) -> Data:
+def _corpus(config, required: Tuple[str, ...]) -> Data:
+  del required
   data = config.data
   found = reading.Corpus(data.corpus_dir)
   names = list(data.corpus_sources) or found.names
@@ -211,10 +201,11 @@ def _corpus(config) -> Data:
               pretraining=provenance.used(found.manifest, used))
 
 
-def _series(config) -> Data:
+def _series(config, required: Tuple[str, ...]) -> Data:
   """Univariate histories (kind series): padded training windows, a seeded
   sample of `train_windows` of them, and each history's last window for
   validation (`eval_max_windows` of them)."""
+  del required  # series_data refuses histories without training windows.
   data = config.data
   histories, freq = forecasting.load_histories(data.path)
   return series_data(histories, freq, config.context_length,
@@ -253,9 +244,12 @@ _BUILDERS = {'benchmark': _benchmark, 'csv': _csv, 'pretrain': _pretrain,
              'corpus': _corpus, 'series': _series}
 
 
-def build_data(config) -> Data:
-  """The window sources `config.data` describes (protocol of TTM_SPEC 5)."""
-  return _BUILDERS[config.data.kind](config)
+def build_data(config, required: Sequence[str] = ()) -> Data:
+  """The window sources `config.data` describes (protocol of TTM_SPEC 5);
+  `required`: the splits that must have windows (a run's: those its
+  evaluations read, and train when it trains; `train.loop` works them
+  out), a clear error naming the split otherwise."""
+  return _BUILDERS[config.data.kind](config, tuple(required))
 
 
 def drop_remainder(config, ttm_config) -> bool:

@@ -33,18 +33,18 @@ from ttm_jax import checks
 from ttm_jax import compilation
 from ttm_jax import errors
 from ttm_jax import metrics as metrics_lib
-from ttm_jax import schema
+from ttm_jax import fields
 
 # Fields every evaluation has (the type adds its own).
 COMMON_FIELDS = {
-    'type': schema.Field('windows', 'The registered evaluator type.'),
-    'every_steps': schema.Field(
+    'type': fields.Field('windows', 'The registered evaluator type.'),
+    'every_steps': fields.Field(
         -1, 'During training: -1 never; 0 at the validation cadence '
         '(config.eval_every_steps, default every epoch); N every N steps.',
         checks.at_least(-1)),
-    'final': schema.Field(False, 'Run on the tested model after training '
+    'final': fields.Field(False, 'Run on the tested model after training '
                           '(its record goes to results.json).'),
-    'metrics': schema.Field((), 'Metrics (ttm_jax.metrics.METRICS); empty: '
+    'metrics': fields.Field((), 'Metrics (ttm_jax.metrics.METRICS); empty: '
                             "the forecaster's defaults (mse, mae, mase; "
                             'with quantiles also wql, msis, coverage).',
                             checks.each(checks.one_of(
@@ -150,7 +150,7 @@ class Evaluator:
   `splits_of` names the splits they read (the data builder makes sure
   they exist).
   """
-  FIELDS: Mapping[str, schema.Field] = {}
+  FIELDS: Mapping[str, fields.Field] = {}
 
   def __init__(self, name: str, spec: Mapping[str, Any],
                predictor: Predictor, context: Context):
@@ -205,7 +205,7 @@ def resolve_spec(name: str, spec: Mapping[str, Any]) -> Dict[str, Any]:
     raise errors.ConfigError(f'config.evals.{name}={spec!r} must be a dict '
                              "of fields (type='windows', ...).")
   cls = _type_of(name, spec)
-  return schema.merge({**COMMON_FIELDS, **cls.FIELDS}, spec,
+  return fields.merge({**COMMON_FIELDS, **cls.FIELDS}, spec,
                       f'evals.{name}.')
 
 

@@ -23,13 +23,13 @@ from ttm_jax import checks
 from ttm_jax import compilation
 from ttm_jax import errors
 from ttm_jax import metrics as metrics_lib
-from ttm_jax import schema
+from ttm_jax import fields
 from ttm_jax import sharding
 from ttm_jax.data import builders
 from ttm_jax.data import pipeline
 from ttm_jax.evaluators import common
 from ttm_jax.evaluators import windows
-from ttm_jax.predict import conformal
+from ttm_jax.inference import conformal
 
 
 def _point(out):
@@ -81,10 +81,10 @@ class ConformalEvaluator(common.Evaluator):
   """A point forecaster's windows of `score`, with quantiles from the
   errors on the last `windows` windows of `calibrate`."""
   FIELDS = {
-      'calibrate': schema.Field('valid', 'The calibration split.',
+      'calibrate': fields.Field('valid', 'The calibration split.',
                                 checks.one_of('valid', 'test')),
       'score': windows.SPLIT,
-      'windows': schema.Field(5000, 'Calibration windows (the last ones of '
+      'windows': fields.Field(5000, 'Calibration windows (the last ones of '
                               'the calibration split).', checks.positive()),
       'compare': windows.COMPARE,
   }

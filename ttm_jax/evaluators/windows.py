@@ -20,15 +20,15 @@ from ttm_jax import baselines
 from ttm_jax import checks
 from ttm_jax import compilation
 from ttm_jax import metrics as metrics_lib
-from ttm_jax import schema
+from ttm_jax import fields
 from ttm_jax import sharding
 from ttm_jax.data import pipeline
 from ttm_jax.evaluators import common
-from ttm_jax.workbench import progress as progress_lib
+from ttm_jax.runs import progress as progress_lib
 
-SPLIT = schema.Field('test', "The split scored: 'valid' or 'test'.",
+SPLIT = fields.Field('test', "The split scored: 'valid' or 'test'.",
                      checks.one_of('valid', 'test'))
-COMPARE = schema.Field((), 'Baselines scored on the same windows with the '
+COMPARE = fields.Field((), 'Baselines scored on the same windows with the '
                        "same metrics (e.g. ('seasonal_naive',)); their "
                        'results nest under their names.',
                        checks.each(checks.one_of(*baselines.NAMES)))

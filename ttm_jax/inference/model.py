@@ -151,7 +151,7 @@ class Model:
       raise errors.ConfigError(
           f'{self.source} is a point model (no multi-quantile head): it has '
           "no quantile forecasts. Use intervals='conformal' (split-conformal "
-          'bands from each history, ttm_jax.predict.conformal), or a model '
+          'bands from each history, ttm_jax.inference.conformal), or a model '
           'trained with a quantile head (configs/few_shot.py:...,'
           'quantiles=0.1:0.9).')
     missing = [q for q in levels if not any(

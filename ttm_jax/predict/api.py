@@ -49,7 +49,7 @@ from ttm_jax.inference import choice
 from ttm_jax.inference import inputs as inputs_lib
 from ttm_jax.inference import model as model_lib
 from ttm_jax.predict import arguments
-from ttm_jax.predict import conformal
+from ttm_jax.inference import conformal
 from ttm_jax.predict import finetune as finetune_lib
 from ttm_jax.predict import frames
 from ttm_jax.predict import rolling

@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, List, Sequence
 import jax
 
 from ttm_jax.train import snapshots
-from ttm_jax.workbench import plots
+from ttm_jax.train import plots
 
 Artifact = Callable[[Any], None]  # Called with the tested variables.
 

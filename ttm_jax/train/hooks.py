@@ -20,8 +20,8 @@ from typing import Any, Dict, Mapping, Optional
 import jax
 
 from ttm_jax.train import checkpoints as checkpoints_lib
-from ttm_jax.train import divergence
-from ttm_jax.workbench import metric_writer
+from ttm_jax.runs import divergence
+from ttm_jax.runs import metric_writer
 
 _LOG = logging.getLogger(__name__)
 

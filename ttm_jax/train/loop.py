@@ -44,9 +44,9 @@ from ttm_jax.train import hooks as hooks_lib
 from ttm_jax.train import lr_finder
 from ttm_jax.train import state as state_lib
 from ttm_jax.train import steps
-from ttm_jax.workbench import metric_writer
-from ttm_jax.workbench import progress as progress_lib
-from ttm_jax.workbench import workdir as workdir_lib
+from ttm_jax.runs import metric_writer
+from ttm_jax.runs import progress as progress_lib
+from ttm_jax.runs import workdir as workdir_lib
 
 _LOG = logging.getLogger(__name__)
 OUTPUTS = ('results.json', 'metrics.jsonl', 'tensorboard', 'checkpoints',
@@ -167,11 +167,22 @@ def _make_run(config, workdir: Optional[str], data: builders.Data,
              predictor, variables, evals, describe, [], model)
 
 
+def required_splits(config) -> Tuple[str, ...]:
+  """The splits that must have windows: those the evaluations that run
+  read (zero-shot: the final ones), and the train split when training."""
+  training = config.task != 'zero_shot'
+  running = {name: spec for name, spec in config.evals.items()
+             if spec['final'] or (training and spec['every_steps'] >= 0)}
+  read = evaluators.splits_read(running)
+  return (('train',) if training else ()) + tuple(
+      s for s in ('valid', 'test') if s in read)
+
+
 def setup(config, workdir: str) -> Run:
   """The run's mesh, data, forecaster, evaluations and writer."""
   os.makedirs(workdir, exist_ok=True)
   _check_batch(config, sharding.make_mesh())
-  data = builders.build_data(config)
+  data = builders.build_data(config, required_splits(config))
   model = None if config.baseline else factory.create_model(config)
   run = _make_run(config, workdir, data, model)
   if model is not None:
@@ -391,7 +402,8 @@ def train_and_evaluate(config, workdir: str,
   if config.task != 'zero_shot':  # orbax would wait minutes, then fail.
     workdir_lib.check_writable(os.path.join(
         config.checkpoint_dir or workdir, 'checkpoints'), 'checkpoint folder')
-  with workdir_lib.Workdir(workdir, config, argv) as folder:
+  with workdir_lib.Workdir(workdir, config, argv,
+                           schema.RESUME_FIELDS) as folder:
     run = setup(config, folder.path)
     try:
       variables, extra, step = run.variables, dict(run.describe), 0

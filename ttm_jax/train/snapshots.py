@@ -17,7 +17,7 @@ from ttm_jax.data.corpus import provenance
 from ttm_jax.models import checkpoint
 from ttm_jax.models import factory
 from ttm_jax.train import checkpoints as checkpoints_lib
-from ttm_jax.workbench import workdir as workdir_lib
+from ttm_jax.runs import workdir as workdir_lib
 
 CHECKPOINT_FILES = (checkpoint.CONFIG_NAME, checkpoint.SAFETENSORS_NAME)
 # The datasets a pretraining run read (in its workdir, for exports).

@@ -43,7 +43,7 @@ def _stale(folder: str) -> str:
   """Why the staging folder `folder` is stale ('' if it is not, or not
   known to be): a prepare_corpus process of this host that no longer runs
   wrote it."""
-  from ttm_jax.workbench import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+  from ttm_jax.runs import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
   try:
     with open(os.path.join(folder, OWNER)) as f:
       owner = json.load(f)
@@ -211,7 +211,7 @@ class Preparer:
                                'max_window.')
     check_split(rule)
     check_drs(dict(drs or {}))
-    from ttm_jax.workbench import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+    from ttm_jax.runs import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
     workdir_lib.check_writable(out, 'corpus folder')
     if os.path.exists(os.path.join(out, format.MANIFEST)):
       raise errors.DataError(f'{out} already holds a corpus '

@@ -11,8 +11,8 @@ from typing import Any, Dict, List, Sequence
 import numpy as np
 import pandas
 
-from ttm_jax.evaluators import task_metrics
-from ttm_jax.evaluators import tasks as tasks_lib
+from ttm_jax.suites import task_metrics
+from ttm_jax.suites import tasks as tasks_lib
 
 FEV_COLUMNS = ('task_name', 'model_name', 'split', 'dataset_path',
                'dataset_config', 'horizon', 'num_windows', 'seasonality',

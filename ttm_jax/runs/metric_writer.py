@@ -9,8 +9,8 @@ from typing import Any, Dict, Optional
 
 import jax
 
-from ttm_jax.train import divergence
-from ttm_jax.workbench import progress as progress_lib
+from ttm_jax.runs import divergence
+from ttm_jax.runs import progress as progress_lib
 
 
 class MetricWriter:

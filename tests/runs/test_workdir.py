@@ -1,4 +1,4 @@
-"""The run folder (ttm_jax/workbench/workdir.py): its lock admits one
+"""The run folder (ttm_jax/runs/workdir.py): its lock admits one
 holder, refuses a second with a WorkdirError naming the holder, is
 released on exit (also after an error) and never by a process that does
 not hold it, and a dead holder's lock on this host is taken over while
@@ -16,7 +16,8 @@ import ml_collections
 import pytest
 
 from ttm_jax import errors
-from ttm_jax.workbench import workdir as workdir_lib
+from ttm_jax import schema
+from ttm_jax.runs import workdir as workdir_lib
 
 
 def _holder(path):
@@ -167,13 +168,15 @@ def test_resume_with_a_different_state_shaping_field_is_refused(tmp_path):
   _with_checkpoint(path)
   with pytest.raises(errors.WorkdirError,
                      match=r'differs in fields .*: seed: 1 -> 2\. '):
-    with workdir_lib.Workdir(path, _config(seed=2)):
+    with workdir_lib.Workdir(path, _config(seed=2),
+                             resume_fields=schema.RESUME_FIELDS):
       pass
   assert not os.path.exists(os.path.join(path, 'lock'))  # Unlocked.
   with open(os.path.join(path, 'runs.jsonl')) as f:
     assert len(f.readlines()) == 2  # The refused start is not recorded.
   # `plot` does not shape the state: a resume may change it.
-  with workdir_lib.Workdir(path, _config(seed=1, plot=True)):
+  with workdir_lib.Workdir(path, _config(seed=1, plot=True),
+                           resume_fields=schema.RESUME_FIELDS):
     pass
 
 

@@ -30,7 +30,7 @@ from typing import List, Optional, Sequence, Union
 import numpy as np
 
 from ttm_jax import errors
-from ttm_jax.evaluators import tasks as tasks_lib
+from ttm_jax.suites import tasks as tasks_lib
 
 # Chronos Benchmark II's Monash tasks and the Monash archive files they
 # come from (same series, same values, same horizon: docs/

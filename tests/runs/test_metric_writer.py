@@ -1,4 +1,4 @@
-"""metrics.jsonl (ttm_jax/workbench/metric_writer.py): one line per step,
+"""metrics.jsonl (ttm_jax/runs/metric_writer.py): one line per step,
 the metrics of a step merged into it whenever they arrive (also after its
 line is written, and by a resumed run into its predecessor's last line);
 on resuming from step k, the lines after k (and a line cut by the kill)
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from ttm_jax import errors
-from ttm_jax.workbench import metric_writer
+from ttm_jax.runs import metric_writer
 
 
 def _lines(path):

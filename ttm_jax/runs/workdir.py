@@ -11,8 +11,9 @@ and resumes only with a compatible config.
 
 A workdir with checkpoints resumes only when the config agrees with the one
 that wrote them in every field that shapes the train state or the data
-stream (the schema's fields marked `resume`, schema.RESUME_FIELDS);
-otherwise nothing is written and the differing fields are listed.
+stream (`resume_fields`: the training loop passes the schema's fields
+marked `resume`, schema.RESUME_FIELDS); otherwise nothing is written and
+the differing fields are listed.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from typing import Any, Dict, List, Optional, Sequence
 import jax
 
 from ttm_jax import errors
-from ttm_jax import schema
 
 LOCK = 'lock'
 RUNS = 'runs.jsonl'
@@ -174,8 +174,10 @@ class Workdir:
   Only process 0 writes and locks; every process checks compatibility.
   """
 
-  def __init__(self, path: str, config, argv: Optional[Sequence[str]] = None):
+  def __init__(self, path: str, config, argv: Optional[Sequence[str]] = None,
+               resume_fields: Sequence[str] = ()):
     self.path = os.path.abspath(path)
+    self.resume_fields = tuple(resume_fields)
     self.config = _jsonable(config.to_dict())
     self.argv = list(sys.argv if argv is None else argv)
     self.writer = jax.process_index() == 0
@@ -210,13 +212,13 @@ class Workdir:
 
   def resume_conflicts(self) -> List[str]:
     """'field: old -> new' for every difference in a resume field
-    (schema.RESUME_FIELDS) with the config that wrote this workdir's
+    (`resume_fields`) with the config that wrote this workdir's
     checkpoints."""
     previous = self.previous_config()
     if previous is None or not self.has_checkpoints():
       return []
     out = []
-    for field in schema.RESUME_FIELDS:
+    for field in self.resume_fields:
       old, new = _lookup(previous, field), _lookup(self.config, field)
       if old is not None and old != new:
         out.extend(_differences(field, old, new))

@@ -1,5 +1,5 @@
 """The benchmark suites' own metrics, computed as the suites compute them
-(numpy, float64; tests/evaluators/test_benchmark.py checks them against the
+(numpy, float64; tests/suites/test_benchmark.py checks them against the
 `fev` package and GluonTS's evaluation).
 
 fev (per window, then the mean over windows; fev.metrics):

@@ -20,10 +20,10 @@ from tests import conftest
 from ttm_jax import baselines
 from ttm_jax import errors
 from ttm_jax import save_pretrained
-from ttm_jax.evaluators import benchmark
-from ttm_jax.evaluators import task_data
-from ttm_jax.evaluators import task_metrics
-from ttm_jax.evaluators import tasks as tasks_lib
+from ttm_jax.suites import benchmark
+from ttm_jax.suites import task_data
+from ttm_jax.suites import task_metrics
+from ttm_jax.suites import tasks as tasks_lib
 from ttm_jax.inference import adapt
 from ttm_jax.inference import forecaster as forecaster_lib
 from ttm_jax.inference import inputs as inputs_lib

@@ -48,13 +48,13 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 from ttm_jax import errors
-from ttm_jax.evaluators import task_data
-from ttm_jax.evaluators import task_metrics
-from ttm_jax.evaluators import tasks as tasks_lib
+from ttm_jax.suites import task_data
+from ttm_jax.suites import task_metrics
+from ttm_jax.suites import tasks as tasks_lib
 from ttm_jax.inference import forecaster as forecaster_lib
 from ttm_jax.inference import inputs as inputs_lib
 from ttm_jax.inference import model as model_lib
-from ttm_jax.workbench import benchmark_tables
+from ttm_jax.suites import tables as benchmark_tables
 
 def _normalise(name: str) -> str:
   name = name.lower().replace('monash_', '').replace('-', '_')

@@ -36,7 +36,7 @@ import numpy as np
 
 from ttm_jax import errors
 
-SUITES_DIR = os.path.join(os.path.dirname(__file__), 'suites')
+SUITES_DIR = os.path.join(os.path.dirname(__file__), 'files')
 SUITES = ('chronos_ii', 'fev_bench', 'gift_eval')
 SPLITS = ('test', 'validation')  # The task's own windows, or those before.
 _FEV_FILES = {'chronos_ii': 'fev_chronos_ii.yaml',
