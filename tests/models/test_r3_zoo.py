@@ -150,3 +150,24 @@ def test_r3_shape_and_additions_reach_the_pretraining_config():
     pretrain.get_config('synthetic=true,r3=decompose+fourier')
   with pytest.raises(errors.ConfigError, match='context=512.*156'):
     pretrain.get_config('synthetic=true,shape=156-16-dec-52-r3,context=512')
+
+
+def test_r3s_public_card_serves_the_same_releases():
+  """ibm-granite/granite-timeseries-ttm-r3 chooses what ibm-research/ttm-r3
+  chooses, under its own id, with the same revisions; 'auto:' takes it."""
+  from ttm_jax.inference import choice  # pylint: disable=g-import-not-at-top
+  for context, horizon, freq in ((52, 16, 'h'), (600, 48, '15min'),
+                                 (5000, 96, 'h'), (3000, 720, 'D')):
+    research = zoo.select_checkpoint(zoo.R3_HUB_ID, context, horizon,
+                                     freq=freq)
+    public = zoo.select_checkpoint(zoo.R3_PUBLIC_HUB_ID, context, horizon,
+                                   freq=freq)
+    assert public.hub_id == zoo.R3_PUBLIC_HUB_ID
+    assert (public.model_key, public.revision) == (research.model_key,
+                                                   research.revision)
+    assert choice.choose_checkpoint(
+        context, horizon, freq, allow_download=True,
+        hub_id=zoo.R3_PUBLIC_HUB_ID) == (zoo.R3_PUBLIC_HUB_ID,
+                                         research.revision)
+  assert zoo.releases_of(zoo.R3_PUBLIC_HUB_ID) == zoo.releases_of(
+      zoo.R3_HUB_ID)

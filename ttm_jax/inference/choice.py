@@ -90,7 +90,7 @@ def _choose_release(hub_id: str, history: int, horizon: int, freq: str,
         f"checkpoint='auto:{hub_id}' downloads from the Hugging Face hub: "
         'pass allow_download=True (with HF_HUB_OFFLINE=1 it reads the local '
         'hub cache).')
-  shortest = min(r[4] for r in zoo.RELEASES if r[2] == hub_id)
+  shortest = min(r[4] for r in zoo.releases_of(hub_id))
   selection = zoo.select_checkpoint(
       hub_id, max(history, shortest), horizon, freq=freq,
       force_return='rolling' if horizon > 720 else 'zeropad')

@@ -65,6 +65,8 @@ RELEASES = (
 RESEARCH_HUB_ID = 'ibm-research/ttm-research-r2'
 R2_HUB_ID = 'ibm-granite/granite-timeseries-ttm-r2'
 R3_HUB_ID = 'ibm-research/ttm-r3'
+# r3's public card: the same releases under the same revisions.
+R3_PUBLIC_HUB_ID = 'ibm-granite/granite-timeseries-ttm-r3'
 # r3 (the branch's ttm.yaml, in its order): (context, horizon, the residual
 # branch's context for a decomposed model, else None). Each is released
 # twice: as "<cl>-<fl>[-dec-<res>]-r3" and as the "-lite-r3" model.
@@ -93,7 +95,7 @@ R3_RESIDUAL_CONTEXT = {r3_key(cl, fl, res, lite): res
                        for cl, fl, res in R3_SHAPES if res}
 # Hub ids `select_checkpoint` knows (besides local folders).
 HUB_IDS = ('ibm-granite/granite-timeseries-ttm-r1', R2_HUB_ID,
-           RESEARCH_HUB_ID, R3_HUB_ID)
+           RESEARCH_HUB_ID, R3_HUB_ID, R3_PUBLIC_HUB_ID)
 LOW_RESOLUTION_MAX_CONTEXT = 512
 RANDOM_INIT = ('random_init_small', 'random_init_medium', 'random_init_large')
 FORCE_RETURN = ('zeropad', 'rolling') + RANDOM_INIT
@@ -140,7 +142,7 @@ def path_type(model_path: str) -> int:
     return 2
   if model_path.startswith(RESEARCH_HUB_ID):
     return 3
-  if model_path.startswith(R3_HUB_ID):
+  if model_path.startswith((R3_HUB_ID, R3_PUBLIC_HUB_ID)):
     return 4
   return 0
 
@@ -222,8 +224,11 @@ def select_checkpoint(model_path: str, context_length: Optional[int] = None,
                        prefer_l1_loss=prefer_l1_loss,
                        prefer_longer_context=prefer_longer_context,
                        force_return=force_return)
-    return _select_r3(context_length, prediction_length, use_lite,
-                      prefer_known_mappings, preferences)
+    selection = _select_r3(context_length, prediction_length, use_lite,
+                           prefer_known_mappings, preferences)
+    if model_path.startswith(R3_PUBLIC_HUB_ID):  # The same revisions.
+      selection = dataclasses.replace(selection, hub_id=R3_PUBLIC_HUB_ID)
+    return selection
   table = _release_table(kind)
   models = list(table)
   if kind in (1, 2) and frequency.FREQUENCY_TOKENS.get(freq, 0) >= 8:
@@ -459,3 +464,11 @@ def get_model(model_path: str, context_length: Optional[int] = None,
                          selection.prediction_filter_length)
   return checkpoint.load_pretrained(source, revision=selection.revision,
                                     rng=jax.random.key(seed), **overrides)
+
+
+def releases_of(hub_id: str):
+  """The release rows (`RELEASES`) a hub id serves: r3's public card
+  serves r3's."""
+  if hub_id == R3_PUBLIC_HUB_ID:
+    hub_id = R3_HUB_ID
+  return [row for row in RELEASES if row[2] == hub_id]
