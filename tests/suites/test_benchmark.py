@@ -98,22 +98,22 @@ def test_fev_metrics_match_the_fev_package():
     assert ours[name] == pytest.approx(theirs, rel=1e-10), name
 
 
-def test_gift_metrics_match_gluonts():
+def _gluonts_gift_row(pasts, truth, mean, quantiles, season):
+  """GluonTS's own evaluation of the forecasts, as GIFT-Eval calls it
+  (evaluate_forecasts, axis=None, invalid labels masked): its row of
+  GIFT-Eval's 11 metrics."""
   conftest.require_module('gluonts')
   from gluonts.dataset.split import split  # pylint: disable=g-import-not-at-top
   from gluonts.ev import metrics as gm  # pylint: disable=g-import-not-at-top
   from gluonts.model import evaluate_forecasts  # pylint: disable=g-import-not-at-top
   from gluonts.model.forecast import QuantileForecast  # pylint: disable=g-import-not-at-top
-  rng = np.random.default_rng(1)
-  pasts = _ragged(rng, 8, 10, 30)
-  truth = rng.normal(10, 3, (8, 5)).cumsum(axis=1) + 50
-  quantiles = np.sort(truth[..., None] + rng.normal(0, 3, (8, 5, 9)), -1)
-  mean = quantiles.mean(axis=-1)
+  horizon = truth.shape[1]
   entries = [{'target': np.concatenate([p, t]), 'item_id': str(i),
               'start': pd.Period('2020-01', freq='M')}
              for i, (p, t) in enumerate(zip(pasts, truth))]
-  _, template = split(entries, offset=-5)
-  test_data = template.generate_instances(prediction_length=5, windows=1)
+  _, template = split(entries, offset=-horizon)
+  test_data = template.generate_instances(prediction_length=horizon,
+                                          windows=1)
   forecasts = [QuantileForecast(
       forecast_arrays=np.concatenate([quantiles[i].T, mean[i][None]]),
       start_date=label['start'],
@@ -124,11 +124,49 @@ def test_gift_metrics_match_gluonts():
              gm.MAE(), gm.MASE(), gm.MAPE(), gm.SMAPE(), gm.MSIS(),
              gm.RMSE(), gm.NRMSE(), gm.ND(),
              gm.MeanWeightedSumQuantileLoss(quantile_levels=LEVELS)]
-  row = evaluate_forecasts(forecasts, test_data=test_data, metrics=metrics,
-                           axis=None, seasonality=12).iloc[0]
+  return evaluate_forecasts(forecasts, test_data=test_data, metrics=metrics,
+                            axis=None, seasonality=season).iloc[0]
+
+
+def test_gift_metrics_match_gluonts():
+  rng = np.random.default_rng(1)
+  pasts = _ragged(rng, 8, 10, 30)
+  truth = rng.normal(10, 3, (8, 5)).cumsum(axis=1) + 50
+  quantiles = np.sort(truth[..., None] + rng.normal(0, 3, (8, 5, 9)), -1)
+  mean = quantiles.mean(axis=-1)
+  row = _gluonts_gift_row(pasts, truth, mean, quantiles, 12)
   ours = task_metrics.gift(truth, mean, quantiles, pasts, 12, LEVELS)
   for column in task_metrics.GIFT_COLUMNS:
     assert ours[column] == pytest.approx(row[column], rel=1e-6), column
+
+
+def test_gift_metrics_mask_undefined_ratios_as_gluonts():
+  """Series whose seasonal error is 0 (constant pasts) or undefined (one
+  point, nothing observed), zero truths (MAPE) and a zero truth forecast
+  exactly (sMAPE): GluonTS masks those points' ratios, so MASE, MAPE,
+  sMAPE and MSIS stay finite and equal its own."""
+  rng = np.random.default_rng(6)
+  pasts = _ragged(rng, 6, 10, 20) + [
+      np.full(15, 4.0), np.full(9, 0.0), np.array([3.0]),
+      np.full(7, np.nan)]
+  truth = rng.normal(10, 3, (10, 4)).cumsum(axis=1) + 50
+  truth[7] = 0.0  # Zero truths after a zero past.
+  quantiles = np.sort(truth[..., None] + rng.normal(0, 3, (10, 4, 9)), -1)
+  quantiles[7, :2] = 0.0  # Truth 0 forecast 0: sMAPE's 0 / 0.
+  truth[0, 1] = np.nan  # A missing truth: masked by both.
+  mean = quantiles.mean(axis=-1)
+  ours = task_metrics.gift(truth, mean, quantiles, pasts, 3, LEVELS)
+  row = _gluonts_gift_row(pasts, truth, mean, quantiles, 3)
+  for column in task_metrics.GIFT_COLUMNS:
+    assert np.isfinite(ours[column]), column
+    assert ours[column] == pytest.approx(row[column], rel=1e-6), column
+  # Each ratio is the mean over the points GluonTS keeps.
+  scale = task_metrics.seasonal_errors(pasts, 3, gluonts_rule=True)
+  assert scale[6] == 0 and scale[7] == 0 and np.isnan(scale[9])
+  kept = np.isfinite(truth) & (np.nan_to_num(scale) > 0)[:, None]
+  with np.errstate(divide='ignore', invalid='ignore'):
+    scaled = np.abs(truth - quantiles[..., 4]) / scale[:, None]
+  assert ours['MASE[0.5]'] == pytest.approx(np.mean(scaled[kept]))
 
 
 def test_relative_scores_clip_and_geometric_mean():

@@ -18,7 +18,12 @@ fev (per window, then the mean over windows; fev.metrics):
   metrics, then their mean.
 GIFT-Eval (GluonTS's evaluate_model, axis=None: every window, item and step
 at once; the 11 columns of its all_results.csv), with the seasonal error
-of each window's whole past (season 1 when longer than the past).
+of each window's whole past (season 1 when longer than the past). A ratio
+of one point (MASE, MAPE, sMAPE, MSIS) is left out where GluonTS's masked
+division masks it: a zero (or undefined) seasonal error, a zero truth for
+MAPE, a zero truth and forecast for sMAPE (`gluonts_ratio`); the pooled
+ratios (ND, NRMSE, the weighted quantile loss) are plain divisions, as
+GluonTS's.
 """
 
 from __future__ import annotations
@@ -130,6 +135,22 @@ def _tail_quantile(levels, quantiles: np.ndarray, q: float,
   return beta * np.log((1 - x[-2] + tol) / (1 - q + tol) + tol) + y[-2]
 
 
+def gluonts_ratio(numerator: np.ndarray, denominator: np.ndarray
+                  ) -> np.ndarray:
+  """numerator / denominator, NaN where GluonTS's evaluation masks it:
+  its labels are masked arrays, so every per-point ratio is numpy.ma's
+  division, which masks a non-finite quotient and a denominator that is
+  0 next to the numerator (|numerator| * finfo(float).tiny >=
+  |denominator|); GluonTS's means then skip masked points."""
+  numerator = np.asarray(numerator, np.float64)
+  denominator = np.asarray(denominator, np.float64)
+  with np.errstate(divide='ignore', invalid='ignore', over='ignore'):
+    ratio = numerator / denominator
+    masked = ~np.isfinite(ratio) | (
+        np.abs(numerator) * np.finfo(np.float64).tiny >= np.abs(denominator))
+  return np.where(masked, np.nan, ratio)
+
+
 def gift(truth: np.ndarray, mean: np.ndarray, quantiles: np.ndarray,
          pasts: Sequence[np.ndarray], season: int, levels: Sequence[float],
          alpha: float = 0.05) -> Dict[str, float]:
@@ -152,11 +173,13 @@ def gift(truth: np.ndarray, mean: np.ndarray, quantiles: np.ndarray,
         'MSE[mean]': mse_mean,
         'MSE[0.5]': float(np.nanmean((y - median) ** 2)),
         'MAE[0.5]': float(np.nanmean(np.abs(y - median))),
-        'MASE[0.5]': float(np.nanmean(np.abs(y - median) / scale)),
-        'MAPE[0.5]': float(np.nanmean(np.abs(y - median) / np.abs(y))),
-        'sMAPE[0.5]': float(np.nanmean(2 * np.abs(y - median)
-                                       / (np.abs(y) + np.abs(median)))),
-        'MSIS': float(np.nanmean(interval / scale)),
+        'MASE[0.5]': float(np.nanmean(gluonts_ratio(np.abs(y - median),
+                                                    scale))),
+        'MAPE[0.5]': float(np.nanmean(gluonts_ratio(np.abs(y - median),
+                                                    np.abs(y)))),
+        'sMAPE[0.5]': float(np.nanmean(gluonts_ratio(
+            2 * np.abs(y - median), np.abs(y) + np.abs(median)))),
+        'MSIS': float(np.nanmean(gluonts_ratio(interval, scale))),
         'RMSE[mean]': float(np.sqrt(mse_mean)),
         'NRMSE[mean]': float(np.sqrt(mse_mean) / np.nanmean(np.abs(y))),
         'ND[0.5]': float(np.nansum(np.abs(y - median)) / abs_sum),
