@@ -37,6 +37,58 @@ def test_seasonal_naive_by_hand():
   np.testing.assert_allclose(out[..., 0], [[3, 4], [9, 9], [2, 4]])
 
 
+def test_gift_seasonal_naive_by_hand():
+  """GIFT-Eval's: the filled past's season, so a missing value in it is
+  the last observed before it (not 0); a short history its last value."""
+  out = baselines.forecast('gift_seasonal_naive', _ragged(), 5, season=2)
+  np.testing.assert_allclose(out[..., 0], [
+      [5, 6, 5, 6, 5],
+      [7, 9, 7, 9, 7],      # [7, nan, 9] filled: [7, 7, 9]
+      [6, 6, 6, 6, 6]])     # [nan, 2, 4, 6, nan] filled: [2, 2, 4, 6, 6]
+  out = baselines.forecast('gift_seasonal_naive', _ragged(), 2, season=4)
+  np.testing.assert_allclose(out[..., 0], [[3, 4], [9, 9], [2, 4]])
+
+
+def test_fill_last_is_impute_last_value_on_each_row():
+  rng = np.random.default_rng(3)
+  histories = [rng.normal(size=n) for n in (1, 2, 5, 9, 12)]
+  for h in histories[1:]:
+    h[rng.random(len(h)) < 0.4] = np.nan
+  histories.append(np.full(4, np.nan))
+  past, lengths = baselines.stack(histories)
+  for filled in (baselines.fill_last(past),
+                 np.asarray(jax.jit(baselines.fill_last)(jnp.asarray(past)))):
+    for row, history, length in zip(filled[..., 0], histories, lengths):
+      np.testing.assert_allclose(row[len(row) - length:],
+                                 baselines.impute_last_value(history),
+                                 rtol=1e-6)
+
+
+def test_seasonal_naive_sigma_and_quantiles_by_hand():
+  """statsforecast's SeasonalNaive intervals: sigma = sqrt(sum of the
+  squared residuals y_t - y_{t-m} / (n - m)), widened by sqrt(floor(k / m)
+  + 1) at step k; 0 without a residual; quantile q the end of the central
+  round(200 |q - 0.5|)% interval."""
+  histories = [np.array([1., 3., 2., 6., 3.]),   # residuals 1, 3, 1
+               np.array([4., np.nan, 5.]),       # filled [4, 4, 5]: 1
+               np.array([8.])]                   # no residual
+  levels = (0.1, 0.5, 0.8)
+  point, quantiles = baselines.gift_seasonal_naive_quantiles(
+      histories, 5, 2, levels)
+  sigma = np.array([np.sqrt(11 / 3), 1.0, 0.0])
+  widen = np.sqrt([1, 1, 2, 2, 3])
+  z = [-1.2815515655446004, 0.0, 0.8416212335729143]
+  np.testing.assert_allclose(point, [[6, 3, 6, 3, 6], [4, 5, 4, 5, 4],
+                                     [8] * 5])
+  np.testing.assert_allclose(
+      quantiles, point[..., None] + (sigma[:, None] * widen)[..., None]
+      * np.asarray(z), rtol=1e-12, atol=1e-12)
+  # An interval is a whole percent: 0.333 is the lower end of the 33% one,
+  # -ppf(0.665) (ppf(0.333) itself is -0.4316).
+  np.testing.assert_allclose(baselines.interval_z([0.333, 0.9]),
+                             [-0.4261480078412783, 1.2815515655446004])
+
+
 def test_drift_and_context_mean_by_hand():
   # Season 1 on [1, 2, 3, 4, 5, 6]: last + h (6 - 1) / 5 = 6 + h.
   out = baselines.forecast('drift', _ragged()[:1], 3)
@@ -52,7 +104,7 @@ def test_drift_and_context_mean_by_hand():
 
 
 @pytest.mark.parametrize('name', ['naive', 'seasonal_naive', 'drift',
-                                  'context_mean'])
+                                  'context_mean', 'gift_seasonal_naive'])
 def test_numpy_and_jax_agree(name):
   """The evaluators' batched form (jax.numpy inside jit, fixed contexts
   with a mask) computes what the ragged NumPy form computes."""

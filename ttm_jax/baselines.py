@@ -17,6 +17,17 @@ by `stack`, which also gives each row's length) and returns `[n, h, c]`:
   drift           seasonal naive plus the history's mean change per step
                   (the random walk with drift for season 1)
   context_mean    the mean of the observed history
+  gift_seasonal_naive
+                  GIFT-Eval's seasonal naive (statsforecast's
+                  SeasonalNaive on GluonTS's last-value-filled pasts):
+                  seasonal naive of the filled past (`fill_last`), so a
+                  missing value in the copied season is the last observed
+                  one before it, not 0; a history shorter than the season
+                  repeats its last value (statsforecast forecasts NaN
+                  there, which GIFT-Eval's evaluation refuses). Its
+                  quantiles (`gift_seasonal_naive_quantiles`) are
+                  statsforecast's normal intervals around it
+                  (`seasonal_naive_sigma`, `interval_z`)
 
 The season comes from the frequency as GluonTS's `get_seasonality` gives it
 (hourly 24, 15-minute 96, daily 1, monthly 12, ...): `season_length`.
@@ -29,7 +40,8 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-NAMES = ('repeat_last', 'seasonal_naive', 'context_mean', 'naive', 'drift')
+NAMES = ('repeat_last', 'seasonal_naive', 'context_mean', 'naive', 'drift',
+         'gift_seasonal_naive')
 # gluonts.time_feature.get_seasonality's base periods.
 _BASE_SEASONS = {'S': 3600, 's': 3600, 'T': 1440, 'min': 1440, 'H': 24,
                  'h': 24, 'D': 1, 'B': 5, 'W': 1, 'M': 12, 'ME': 12,
@@ -98,6 +110,22 @@ def impute_last_value(history: np.ndarray) -> np.ndarray:
   return values
 
 
+def fill_last(past):
+  """[n, t, c]: `impute_last_value` of each row and channel of `past`
+  (NumPy or jax.numpy): a missing value is the last observed one before
+  it, leading ones (a ragged batch's left pads too) the first observed;
+  a channel with nothing observed is 0."""
+  xp = xp_of(past)
+  observed = ~xp.isnan(past)
+  steps = xp.arange(past.shape[1])[None, :, None]
+  latest = xp.maximum.accumulate(xp.where(observed, steps, 0), axis=1)
+  filled = xp.take_along_axis(past, latest, axis=1)
+  first = xp.take_along_axis(past, xp.argmax(observed, axis=1)[:, None],
+                             axis=1)
+  filled = xp.where(xp.isnan(filled), first, filled)
+  return xp.where(observed.any(axis=1)[:, None], filled, 0.0)
+
+
 def _last_observed(past):
   """[n, c]: each channel's last observed value (0 if none)."""
   xp = xp_of(past)
@@ -156,6 +184,72 @@ def drift(past, horizon: int, season: int = 1, lengths=None):
   return point + xp.where(usable, slope, 0.0)[:, None, :] * ahead
 
 
+def gift_seasonal_naive(past, horizon: int, season: int = 1, lengths=None):
+  """[n, h, c]: `seasonal_naive` of the past filled with its last values
+  (`fill_last`), as GIFT-Eval's StatsForecastPredictor feeds
+  statsforecast's SeasonalNaive."""
+  return seasonal_naive(fill_last(past), horizon, season, lengths)
+
+
+def seasonal_naive_sigma(past, horizon: int, season: int = 1,
+                         lengths=None):
+  """[n, h, c]: the standard deviation statsforecast's SeasonalNaive gives
+  each forecast step of a (filled) history: sigma sqrt(floor(k / m) + 1)
+  at step k, sigma the root of the sum of the squared in-sample residuals
+  y_t - y_{t-m} over (length - m); 0 when length <= m. `lengths` as
+  `stack` gives them (pairs reaching into a row's left pad are not
+  residuals)."""
+  xp = xp_of(past)
+  m = max(season, 1)
+  width = past.shape[1]
+  length = (xp.full((past.shape[0],), width) if lengths is None
+            else xp.asarray(lengths))
+  if m < width:
+    residual = past[:, m:] - past[:, :width - m]
+    inside = (xp.arange(width - m)[None, :] >= (width - length)[:, None])
+    squares = xp.where(inside[:, :, None] & ~xp.isnan(residual),
+                       residual**2, 0.0).sum(axis=1)
+    count = (length - m)[:, None]
+    sigma = xp.where(count > 0, xp.sqrt(squares / xp.maximum(count, 1)),
+                     0.0)
+  else:
+    sigma = xp.zeros((past.shape[0], past.shape[2]))
+  widen = xp.sqrt(xp.asarray(np.arange(horizon) // m + 1.0))
+  return sigma[:, None, :] * widen[None, :, None]
+
+
+def interval_z(levels: Sequence[float]) -> np.ndarray:
+  """[q]: the standard normal quantile of each level as GIFT-Eval asks
+  statsforecast for it: the end (lower below 0.5, else upper) of the
+  central interval of round(200 |q - 0.5|) percent, so 0.1 is the lower
+  end of the 80% interval and 0.5 its mean."""
+  from scipy import stats  # pylint: disable=g-import-not-at-top
+  levels = np.asarray(levels, np.float64)
+  percent = np.round(200 * (np.maximum(levels, 1 - levels) - 0.5))
+  z = stats.norm.ppf(0.5 + percent / 200)
+  return np.where(levels > 0.5, z, -z)
+
+
+def gift_seasonal_naive_quantiles(histories: Sequence[np.ndarray],
+                                  horizon: int, season: int,
+                                  levels: Sequence[float]
+                                  ) -> Tuple[np.ndarray, np.ndarray]:
+  """GIFT-Eval's seasonal-naive forecasts of univariate ragged histories
+  (NaN missing): (point [n, h], quantiles [n, h, q] at `levels`).
+
+  Each history is cast to float32 and last-value filled, as GIFT-Eval's
+  StatsForecastPredictor does; the point is `gift_seasonal_naive`; each
+  quantile is point + `interval_z` * `seasonal_naive_sigma`, the
+  `lo-`/`hi-` bound statsforecast's SeasonalNaive gives
+  (docs/benchmark_suites.md, section 7).
+  """
+  past, lengths = stack([np.asarray(h, np.float32) for h in histories])
+  filled = fill_last(past)
+  point = seasonal_naive(filled, horizon, season, lengths)[..., 0]
+  sigma = seasonal_naive_sigma(filled, horizon, season, lengths)[..., 0]
+  return point, point[..., None] + sigma[..., None] * interval_z(levels)
+
+
 def _nanmean(values, xp):
   """[n, c] mean over axis 1 of the observed values; NaN when none."""
   observed = ~xp.isnan(values)
@@ -175,7 +269,8 @@ def context_mean(past, horizon: int, season: int = 1, lengths=None):
 
 FORECASTERS: Dict[str, Callable] = {
     'repeat_last': naive, 'naive': naive, 'seasonal_naive': seasonal_naive,
-    'drift': drift, 'context_mean': context_mean}
+    'drift': drift, 'context_mean': context_mean,
+    'gift_seasonal_naive': gift_seasonal_naive}
 
 
 def forecast(name: str, histories: Sequence[np.ndarray], horizon: int,

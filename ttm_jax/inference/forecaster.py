@@ -12,7 +12,8 @@ Quantiles come from the model's head ('head'), are the point forecast at
 every level ('point', as fev scores point forecasts and its TTM wrapper
 scored r2), or are normal around the point with the scale of the
 forecaster's own errors at up to three origins inside each past
-('insample', after IBM's GIFT-Eval recipe).
+('insample', after IBM's GIFT-Eval recipe); GIFT-Eval's seasonal naive
+has statsforecast's normal intervals ('statsforecast', `baseline`).
 """
 
 from __future__ import annotations
@@ -84,10 +85,20 @@ class Forecaster:
 
 def baseline(name: str = 'seasonal_naive') -> Forecaster:
   """A naive baseline (`ttm_jax.baselines`), every quantile the point (as
-  fev and GluonTS score point forecasts)."""
+  fev and GluonTS score point forecasts), but 'gift_seasonal_naive':
+  GIFT-Eval's seasonal naive with statsforecast's normal intervals
+  (`baselines.gift_seasonal_naive_quantiles`), the baseline of GIFT-Eval's
+  leaderboard."""
   if name not in baselines.FORECASTERS:
     raise errors.ConfigError(f'baseline {name!r}: expected one of '
                              f'{sorted(baselines.FORECASTERS)}.')
+  if name == 'gift_seasonal_naive':
+    def gift_fn(histories, horizon, freq, levels, season):
+      del freq
+      return baselines.gift_seasonal_naive_quantiles(histories, horizon,
+                                                     season, levels)
+    return Forecaster(name, gift_fn, 'statsforecast', pretraining_data=(),
+                      config=dict(baseline=name))
 
   def fn(histories, horizon, freq, levels, season):
     del freq

@@ -15,9 +15,10 @@ covariates are listed as ignored in its record and summary row.
 
 Per task: its windows (`tasks.windows`), one batched forecast of every
 window's past (histories of any length: padded and masked to the model's
-context), the suite's metrics (`task_metrics`), and seasonal naive on the
-same windows. Results land in `workdir/tasks/<task>.json` (a rerun skips
-finished tasks), then:
+context), the suite's metrics (`task_metrics`), and the suite's seasonal
+naive on the same windows (`suite_baseline`: GIFT-Eval's own, with
+statsforecast's intervals, for gift_eval). Results land in
+`workdir/tasks/<task>.json` (a rerun skips finished tasks), then:
 
   summary.csv        fev's summary format, one row per task (task_name,
                      MASE, WQL, SQL, test_error, ..., model_name,
@@ -185,6 +186,16 @@ def holdout(task: tasks_lib.Task, series: task_data.Series, split: str):
   return task, dataclasses.replace(series, values=values, timestamps=stamps)
 
 
+def suite_baseline(task: tasks_lib.Task) -> forecaster_lib.Forecaster:
+  """The seasonal naive a task's scores are relative to: GIFT-Eval's own
+  (statsforecast's SeasonalNaive with its normal intervals, on
+  last-value-filled float32 pasts) for gift_eval, else the point seasonal
+  naive at every quantile (fev's leaderboards)."""
+  if task.suite == 'gift_eval':
+    return forecaster_lib.baseline('gift_seasonal_naive')
+  return forecaster_lib.baseline('seasonal_naive')
+
+
 def run_task(task: tasks_lib.Task, series: task_data.Series,
              forecaster: forecaster_lib.Forecaster, split: str = 'test') -> Dict[str, Any]:
   """One task's record on `split` ('test': the task's windows;
@@ -205,8 +216,9 @@ def run_task(task: tasks_lib.Task, series: task_data.Series,
   per_window, gift = _score(task, forecaster, windows, series.freq,
                             series.dims)
   seconds = time.time() - start
-  naive_windows, naive_gift = _score(task, forecaster_lib.baseline(), windows,
-                                     series.freq, series.dims)
+  naive = suite_baseline(task)
+  naive_windows, naive_gift = _score(task, naive, windows, series.freq,
+                                     series.dims)
   record = dict(task_name=task.name, suite=task.suite, split=split,
                 dataset_id=task.dataset_id, source=series.source,
                 horizon=task.horizon, seasonality=task.seasonality,
@@ -222,6 +234,7 @@ def run_task(task: tasks_lib.Task, series: task_data.Series,
                 training_time_s=training, model_notes=forecaster.notes,
                 inference_time_s=round(seconds, 3),
                 metrics=task_metrics.fev_task(per_window),
+                baseline=naive.name,
                 seasonal_naive=task_metrics.fev_task(naive_windows))
   if forecaster.report is not None:
     record['recipe'] = forecaster.report()
