@@ -23,6 +23,7 @@ from ttm_jax import save_pretrained
 from ttm_jax.suites import benchmark
 from ttm_jax.suites import task_data
 from ttm_jax.suites import task_metrics
+from ttm_jax.suites import tables as benchmark_tables
 from ttm_jax.suites import tasks as tasks_lib
 from ttm_jax.inference import adapt
 from ttm_jax.inference import forecaster as forecaster_lib
@@ -175,6 +176,33 @@ def test_relative_scores_clip_and_geometric_mean():
   assert rel['a'] == 2.0 and rel['b'] == 0.01 and np.isnan(rel['c'])
   assert task_metrics.geometric_mean([2.0, 0.5, float('nan')]) == (
       pytest.approx(1.0))
+
+
+def test_gift_relative_scores_are_pooled_over_gifts_seasonal_naive():
+  """GIFT-Eval's relative.csv: the pooled MASE[0.5] and CRPS over GIFT's
+  seasonal naive's, unclipped (fev's per-window MASE and WQL are not
+  used); a record scored beside another baseline is refused."""
+  def record(name, mase, crps, naive_mase, naive_crps):
+    return dict(task_name=name, suite='gift_eval', split='test',
+                trained_on_this_dataset=False,
+                baseline='gift_seasonal_naive',
+                metrics={'MASE': 9.0, 'WQL': 9.0},
+                seasonal_naive={'MASE': 1.0, 'WQL': 1.0},
+                gift={'MASE[0.5]': mase,
+                      'mean_weighted_sum_quantile_loss': crps},
+                gift_seasonal_naive={
+                    'MASE[0.5]': naive_mase,
+                    'mean_weighted_sum_quantile_loss': naive_crps})
+  records = [record('a', 2.0, 0.3, 1.0, 0.6), record('b', 500.0, 0.2, 1.0,
+                                                      0.8)]
+  frame = benchmark_tables.relative(records)
+  assert list(frame['task_name']) == ['a', 'b', 'geometric mean']
+  np.testing.assert_allclose(frame['MASE'], [2.0, 500.0, np.sqrt(1000.0)])
+  np.testing.assert_allclose(frame['CRPS'], [0.5, 0.25, np.sqrt(0.125)])
+  assert 'WQL' not in frame
+  old = dict(records[0], baseline='seasonal_naive')
+  with pytest.raises(ValueError, match="a: .*beside seasonal_naive"):
+    benchmark_tables.relative([old])
 
 
 # ------------------------------------------------------- end to end

@@ -26,7 +26,9 @@ statsforecast's intervals, for gift_eval). Results land in
                      covariates_ignored, training_time_s, seconds)
   relative.csv/.md   each metric over seasonal naive's, clipped to
                      [0.01, 100], and their geometric mean (the
-                     leaderboards' aggregate)
+                     leaderboards' aggregate); GIFT-Eval: its pooled
+                     MASE[0.5] and CRPS over its own seasonal naive's
+                     (`tables.relative`)
   all_results.csv, config.json   GIFT-Eval's submission files
   relative.png       the relative MASE and WQL per task
   missing.json       datasets not found, with the id to fetch them by

@@ -57,11 +57,34 @@ def _split(record: Dict[str, Any]) -> str:
   return record.get('split', 'test')  # Records written before splits.
 
 
+# GIFT-Eval's leaderboard scores: its pooled all_results.csv columns.
+GIFT_RELATIVE = {'MASE': 'MASE[0.5]',
+                 'CRPS': 'mean_weighted_sum_quantile_loss'}
+RELATIVE_COLUMNS = ('MASE', 'WQL', 'SQL', 'CRPS')
+
+
+def _gift_relative(record: Dict[str, Any]) -> Dict[str, float]:
+  """GIFT-Eval's relative MASE and CRPS of a record: its pooled metrics
+  over GIFT-Eval's seasonal naive's, unclipped (the leaderboard divides
+  by seasonal naive's scores; no clipping is documented)."""
+  if record.get('baseline') != 'gift_seasonal_naive':
+    raise ValueError(
+        f"{record['task_name']}: its record was scored beside "
+        f"{record.get('baseline', 'the point seasonal naive')}, not "
+        "GIFT-Eval's seasonal naive (gift_seasonal_naive): rerun it in a "
+        'new workdir.')
+  return {name: task_metrics.relative(
+      record['gift'][column], record['gift_seasonal_naive'][column], 0.0,
+      np.inf) for name, column in GIFT_RELATIVE.items()}
+
+
 def relative(records: Sequence[Dict[str, Any]]) -> pandas.DataFrame:
-  """Per task, each metric over seasonal naive's on the same windows
-  (clipped to [0.01, 100], as fev's leaderboard), and a last row with
-  their geometric means; `split` says which windows (one split a table:
-  a mix is an error)."""
+  """Per task, its scores over seasonal naive's on the same windows, and a
+  last row with their geometric means: fev's MASE, WQL and SQL (per
+  window, then averaged; clipped to [0.01, 100], as fev's leaderboard),
+  or for GIFT-Eval its pooled MASE[0.5] and CRPS (mean weighted sum
+  quantile loss) over GIFT-Eval's seasonal naive's (`_gift_relative`).
+  `split` says which windows (one split a table: a mix is an error)."""
   splits = sorted({_split(r) for r in records})
   if len(splits) > 1:
     raise ValueError(f'records of splits {splits} in one table.')
@@ -69,6 +92,10 @@ def relative(records: Sequence[Dict[str, Any]]) -> pandas.DataFrame:
   for record in records:
     row = {'task_name': record['task_name'], 'split': _split(record),
            'trained_on_this_dataset': record['trained_on_this_dataset']}
+    if record.get('suite') == 'gift_eval':
+      row.update(_gift_relative(record))
+      rows.append(row)
+      continue
     for name in ('MASE', 'WQL', 'SQL'):
       ours, naive = record['metrics'].get(name), record[
           'seasonal_naive'].get(name)
@@ -78,7 +105,7 @@ def relative(records: Sequence[Dict[str, Any]]) -> pandas.DataFrame:
   frame = pandas.DataFrame(rows)
   if len(frame):
     means = {c: task_metrics.geometric_mean(frame[c].dropna())
-             for c in ('MASE', 'WQL', 'SQL') if c in frame}
+             for c in RELATIVE_COLUMNS if c in frame}
     frame = pandas.concat([frame, pandas.DataFrame(
         [dict(task_name='geometric mean', split=splits[0], **means)])],
         ignore_index=True)
@@ -117,7 +144,7 @@ def plot(path: str, frame: pandas.DataFrame) -> None:
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   tasks = frame[frame['task_name'] != 'geometric mean']
-  names = [c for c in ('MASE', 'WQL') if c in tasks]
+  names = [c for c in ('MASE', 'WQL', 'CRPS') if c in tasks]
   fig, ax = plt.subplots(figsize=(max(5, 0.6 * len(tasks) + 2), 3.6))
   width = 0.8 / max(len(names), 1)
   for k, name in enumerate(names):
