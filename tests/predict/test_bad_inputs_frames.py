@@ -107,7 +107,7 @@ def test_controls_a_model_reads_none_of_are_refused(model_dir):
       df, timestamp_column='time', horizon=HORIZON, checkpoint=model_dir,
       id_columns=['site'], target_columns=['y'], future_df=_future(df)),
            errors.ConfigError, 'future_df is given but there are no '
-           'control_columns: it would be ignored')
+           'control_columns or known_covariates: it would be ignored')
   # Without them, the same call forecasts.
   out = ttm_jax.forecast(df, timestamp_column='time', horizon=HORIZON,
                          checkpoint=model_dir, id_columns=['site'],

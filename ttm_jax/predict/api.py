@@ -28,6 +28,17 @@ head-probes the model on the first F of each history (the engine's recipe,
 validation on the rest) before forecasting from the end, in memory (its
 checkpoints and metrics in `finetune_dir` when given).
 
+Covariates: `past_covariates` (known up to each forecast origin),
+`known_covariates` (their future values in `future_df`) and
+`static_covariates` (one value per series), numeric or categorical. A
+model without an exogenous mixer reads them by in-context ridge regression
+fitted per series on its context (`regression`, `inference.covariates`);
+`finetune=F` with covariates is refused for now. `control_columns` stay the channels of a model that already has
+an exogenous mixer (covariates are refused for one). Misaligned covariates
+(`future_df` short of the horizon, missing a column, a series, or a value;
+ids of no series; a covariate that is also a target) are refused naming
+the column and the first bad rows.
+
 Timestamps must be dates or times; numbers (epoch seconds, ...) are
 refused: convert them with `pd.to_datetime(..., unit=...)` first. A given
 `freq` must agree with the timestamps. Backtest metrics that are undefined
@@ -46,6 +57,7 @@ from ttm_jax import errors
 from ttm_jax.data import categoricals
 from ttm_jax.evaluators import backtest as backtest_lib
 from ttm_jax.inference import choice
+from ttm_jax.inference import covariates as covariates_lib
 from ttm_jax.inference import inputs as inputs_lib
 from ttm_jax.inference import model as model_lib
 from ttm_jax.predict import arguments
@@ -67,6 +79,7 @@ def _load(checkpoint, revision, frame, horizon, checkpoints_dir,
         release)
   forecaster = model_lib.Model(checkpoint, revision)
   frames.check_controls(frame, forecaster.uses_controls, forecaster.source)
+  frames.check_covariates(frame, forecaster.uses_controls, forecaster.source)
   forecaster.vocabulary = categoricals.for_forecast(
       forecaster.vocabulary, categorical_vocab,
       frame.static_categorical_columns, [s.categoricals for s in frame.series],
@@ -78,14 +91,14 @@ def _load(checkpoint, revision, frame, horizon, checkpoints_dir,
 
 
 def _quantile_bands(forecaster, frame, point, horizon, levels, windows,
-                    inputs):
+                    inputs, regression):
   """Per series {level: [h, targets]}: conformal from each history."""
   needed = conformal.windows_needed(levels)
   out = []
   for index, series in enumerate(frame.series):
     residuals = rolling.calibration(forecaster, frame, index,
                                     len(series.values), horizon, windows,
-                                    needed, inputs)
+                                    needed, inputs, regression)
     out.append(conformal.bands(point[index], residuals, levels))
   return out
 
@@ -122,10 +135,28 @@ def _head_bands(forecaster, quantiles, levels):
 
 
 def _prepare(df, timestamp_column, id_columns, target_columns,
-             control_columns, static_categorical_columns, freq, regularize):
+             control_columns, static_categorical_columns, freq, regularize,
+             past_covariates=(), known_covariates=(), static_covariates=(),
+             categorical_covariates=()):
   return frames.to_series(df, timestamp_column, id_columns, target_columns,
                           control_columns, static_categorical_columns, freq,
-                          regularize)
+                          regularize, past_covariates, known_covariates,
+                          static_covariates, categorical_covariates)
+
+
+def _regression(frame: frames.Frame, regression, finetune) -> (
+    covariates_lib.Regression):
+  """The regression options; says once that static covariates change no
+  zero-shot forecast (a per-series regression's intercept absorbs
+  them)."""
+  if frame.static_covariates and not finetune:
+    _LOG.warning(
+        'static_covariates %s are constant within each series: the '
+        'per-series in-context regression\'s intercept absorbs them, so '
+        'they change no zero-shot forecast (a fine-tune, finetune=, reads '
+        'categorical ones through the model\'s static categorical '
+        'embeddings).', frame.static_covariates)
+  return covariates_lib.of(regression)
 
 
 def _last(frame: frames.Frame, context: Optional[int]) -> frames.Frame:
@@ -135,7 +166,9 @@ def _last(frame: frames.Frame, context: Optional[int]) -> frames.Frame:
   import dataclasses  # pylint: disable=g-import-not-at-top
   return dataclasses.replace(frame, series=[
       dataclasses.replace(s, values=s.values[-context:],
-                          timestamps=s.timestamps[-context:])
+                          timestamps=s.timestamps[-context:],
+                          covariates=None if s.covariates is None
+                          else s.covariates[-context:])
       for s in frame.series])
 
 
@@ -152,7 +185,10 @@ def forecast(df, *, timestamp_column: str, horizon: int, checkpoint: str,
              calibration_windows: int = arguments.CALIBRATION_WINDOWS,
              intervals: str = 'auto', short_history: str = 'pad',
              finetune_dir: Optional[str] = None, inputs='default',
-             categorical_vocab=None):
+             categorical_vocab=None, past_covariates: Sequence[str] = (),
+             known_covariates: Sequence[str] = (),
+             static_covariates: Sequence[str] = (),
+             categorical_covariates: Sequence[str] = (), regression=None):
   """Forecasts `horizon` steps after the end of every series of `df`.
 
   Args:
@@ -167,7 +203,10 @@ def forecast(df, *, timestamp_column: str, horizon: int, checkpoint: str,
     id_columns, target_columns, control_columns, static_categorical_columns:
       column roles, lists of names, each column in one role (targets
       default to every other column).
-    future_df: future values of the controls, for models that mix them.
+    future_df: the future values of the controls (for models that mix
+      them) and of the known covariates: id columns, `timestamp_column`
+      and those columns, a row per series and forecast step (rows at
+      other times are ignored).
     quantiles: unique levels in (0, 1) for `<target>_q<level>` columns.
     context: use at most this many last rows of history (>= 1).
     finetune: head-probe on the first `finetune` (in (0, 1)) of each
@@ -192,6 +231,18 @@ def forecast(df, *, timestamp_column: str, horizon: int, checkpoint: str,
       run's), a folder holding one, or a dict in its format
       (`ttm_jax.data.categoricals`). Without it such a model forecasts
       only series holding every value it embeds (a subset is refused).
+    past_covariates: columns of `df` known only up to each forecast origin
+      (the regression reads them lagged by the horizon).
+    known_covariates: columns of `df` known in the future too, their
+      future values in `future_df`.
+    static_covariates: columns of `df` with one value per series.
+    categorical_covariates: covariates to one-hot encode although they
+      hold numbers (columns that are neither numbers nor booleans are
+      categorical anyway).
+    regression: how covariates enter a model without an exogenous mixer
+      (zero-shot): a dict of `inference.covariates.Regression` options
+      (order 'xreg+ttm' or 'ttm+xreg', ridge, time_features) or a
+      `Regression`; default: `Regression()` (docs/forecasting.md).
 
   Returns:
     A DataFrame: id columns, `timestamp_column`, one column per target, and
@@ -208,7 +259,9 @@ def forecast(df, *, timestamp_column: str, horizon: int, checkpoint: str,
   levels = conformal.check_levels(quantiles or ())
   whole = _prepare(df, timestamp_column, id_columns, target_columns,
                    control_columns, static_categorical_columns, freq,
-                   regularize)
+                   regularize, past_covariates, known_covariates,
+                   static_covariates, categorical_covariates)
+  regression = _regression(whole, regression, finetune)
   frame = _last(whole, context and int(context))
   forecaster = _load(checkpoint, revision, frame, horizon, checkpoints_dir,
                      allow_download, categorical_vocab)
@@ -216,35 +269,50 @@ def forecast(df, *, timestamp_column: str, horizon: int, checkpoint: str,
                    int(calibration_windows))
   ends = [(i, len(s.values)) for i, s in enumerate(frame.series)]
   rolling.check_histories(forecaster, frame, ends, short_history)
-  futures = frames.future_controls(frame, future_df, horizon)
+  futures = frames.read_future(frame, future_df, horizon)
   if finetune:
+    if whole.has_covariates:
+      raise errors.ConfigError(
+          'finetune= with covariates is not supported yet: forecast them '
+          'zero-shot (without finetune), or fine-tune without them.')
     forecaster = finetune_lib.finetuned(forecaster, whole, float(finetune),
                                         finetune_dir)
   predicted = rolling.forecast_at(forecaster, _with_futures(frame, futures),
-                                  ends, horizon, inputs, with_quantiles=head)
+                                  ends, horizon, inputs, with_quantiles=head,
+                                  regression=regression)
   if head:
     point, quantiles = predicted
     return frames.to_frame(frame, point, levels,
                            _head_bands(forecaster, quantiles, levels))
   bands = (_quantile_bands(forecaster, frame, predicted, horizon, levels,
-                           int(calibration_windows), inputs)
+                           int(calibration_windows), inputs, regression)
            if levels else None)
   return frames.to_frame(frame, predicted, levels, bands)
 
 
-def _with_futures(frame: frames.Frame, futures) -> frames.Frame:
-  """The frame with the controls' future values (`future_df`) appended to
-  each series as rows after its end (targets missing there), so forecasts
-  from its end read them as known futures."""
-  if futures is None:
+def _with_futures(frame: frames.Frame,
+                  futures: frames.Futures) -> frames.Frame:
+  """The frame with the future values of the controls and known
+  covariates (`future_df`) appended to each series as rows after its end
+  (targets and past-only covariates missing there), so forecasts from its
+  end read them as known futures."""
+  if futures.controls is None and futures.known is None:
     return frame
   import dataclasses  # pylint: disable=g-import-not-at-top
   out = []
-  for series, future in zip(frame.series, futures):
-    rows = np.full((len(future), series.values.shape[1]), np.nan)
-    rows[:, frame.num_targets:] = future
-    out.append(dataclasses.replace(
-        series, values=np.concatenate([series.values, rows])))
+  for k, series in enumerate(frame.series):
+    horizon = len((futures.controls if futures.controls is not None
+                   else futures.known)[k])
+    rows = np.full((horizon, series.values.shape[1]), np.nan)
+    if futures.controls is not None:
+      rows[:, frame.num_targets:] = futures.controls[k]
+    changes = dict(values=np.concatenate([series.values, rows]))
+    if series.covariates is not None:
+      extra = np.full((horizon, series.covariates.shape[1]), np.nan)
+      if futures.known is not None:
+        extra[:, :futures.known.shape[2]] = futures.known[k]
+      changes['covariates'] = np.concatenate([series.covariates, extra])
+    out.append(dataclasses.replace(series, **changes))
   return dataclasses.replace(frame, series=out)
 
 
@@ -260,7 +328,11 @@ def backtest(df, *, timestamp_column: str, horizon: int, checkpoint: str,
              calibration_windows: int = arguments.CALIBRATION_WINDOWS,
              intervals: str = 'auto',
              short_history: str = 'pad', inputs='default',
-             categorical_vocab=None) -> Dict[str, Any]:
+             categorical_vocab=None, past_covariates: Sequence[str] = (),
+             known_covariates: Sequence[str] = (),
+             static_covariates: Sequence[str] = (),
+             categorical_covariates: Sequence[str] = (),
+             regression=None) -> Dict[str, Any]:
   """Rolling-origin evaluation over the last `windows` forecast windows of
   every series (origins `horizon` apart, ending at the series' end), by
   the backtest evaluator (`ttm_jax.evaluators.backtest`): MSE, MAE and
@@ -269,7 +341,9 @@ def backtest(df, *, timestamp_column: str, horizon: int, checkpoint: str,
   quantile head, or conformal from the history before each origin:
   `intervals` as in `forecast`).
 
-  Arguments are checked as in `forecast` (`categorical_vocab` too). An
+  Arguments are checked as in `forecast` (`categorical_vocab` and the
+  covariates too: the known covariates' values after each origin are
+  read from `df`, the past-only ones only before it). An
   origin needs one row of history before it (shorter than the context:
   padded, or refused with short_history='error'), and with conformal
   intervals enough history for the calibration windows its levels need.
@@ -283,7 +357,9 @@ def backtest(df, *, timestamp_column: str, horizon: int, checkpoint: str,
   levels = conformal.check_levels(quantiles or ())
   frame = _prepare(df, timestamp_column, id_columns, target_columns,
                    control_columns, static_categorical_columns, freq,
-                   regularize)
+                   regularize, past_covariates, known_covariates,
+                   static_covariates, categorical_covariates)
+  regression = _regression(frame, regression, None)
   forecaster = _load(checkpoint, revision, frame, horizon, checkpoints_dir,
                      allow_download, categorical_vocab)
   head = _use_head(forecaster, intervals, levels, horizon,
@@ -299,14 +375,14 @@ def backtest(df, *, timestamp_column: str, horizon: int, checkpoint: str,
   rolling.check_histories(forecaster, frame, requests, short_history,
                           'backtest')
   predicted = rolling.forecast_at(forecaster, frame, requests, horizon,
-                                  inputs, head)
+                                  inputs, head, regression)
   if head:
     predicted, quantiles = predicted
     bands = _head_bands(forecaster, quantiles, levels)
   else:
     bands = [conformal.bands(predicted[k], rolling.calibration(
         forecaster, frame, i, origin, horizon, int(calibration_windows),
-        needed, inputs), levels)
+        needed, inputs, regression), levels)
              for k, (i, origin) in enumerate(requests)] if levels else None
   t = frame.num_targets
   windows_ = backtest_lib.Windows.of([s.values[:, :t] for s in frame.series],
@@ -318,4 +394,10 @@ def backtest(df, *, timestamp_column: str, horizon: int, checkpoint: str,
       backtest_lib.collect_bands(bands) if bands else None))
   report['intervals'] = 'model' if head else 'conformal'
   report['inputs'] = inputs.name
+  if frame.has_covariates:
+    report['covariates'] = dict(
+        known=frame.known_covariates, past=frame.past_covariates,
+        static=frame.static_covariates,
+        categorical=frame.categorical_covariates,
+        regression=regression.as_dict())
   return report

@@ -9,6 +9,7 @@ import os
 from ttm_jax import checks
 from ttm_jax import errors
 from ttm_jax.data import categoricals
+from ttm_jax.inference import covariates as covariates_lib
 from ttm_jax.inference import inputs as inputs_lib
 from ttm_jax.models import zoo
 from ttm_jax.predict import frames
@@ -33,6 +34,18 @@ def _check_inputs(value):
     inputs_lib.of(value)
   except errors.ConfigError as e:
     return str(e).split(': ', 1)[-1].rstrip('.')
+  return None
+
+
+def _check_regression(value):
+  try:
+    covariates_lib.of(value)
+  except errors.ConfigError as e:
+    message = str(e).rstrip('.')
+    for prefix in ('regression: ', 'regression '):
+      if message.startswith(prefix):
+        return message[len(prefix):]
+    return message.split(': ', 1)[-1]
   return None
 
 
@@ -61,6 +74,11 @@ ARGUMENTS = {
     'short_history': checks.one_of(*SHORT_HISTORY),
     'inputs': _check_inputs,
     'categorical_vocab': categoricals.check_given,
+    'past_covariates': _NAMES,
+    'known_covariates': _NAMES,
+    'static_covariates': _NAMES,
+    'categorical_covariates': _NAMES,
+    'regression': _check_regression,
 }
 
 

@@ -1,11 +1,22 @@
 """A user's DataFrame in, series out, and forecasts back into a DataFrame.
 
 `to_series` checks and splits a long or wide frame into per-series arrays
-(targets then controls), with the frequency inferred and every problem
+(targets then controls; the dynamic covariates, known then past-only, in
+an array of their own), with the frequency inferred and every problem
 named: a missing column (with suggestions), non-numeric or infinite values,
 duplicated or irregular timestamps (the first offending rows), too little
 history. NaN is missing (masked). `regularize=True` puts irregular series
 on their frequency grid (duplicates: the first row; gaps: missing values).
+
+Covariates (`past_covariates`, `known_covariates`, `static_covariates`)
+are numeric, or categorical when named in `categorical_covariates` or
+when their column is neither numbers nor booleans; a categorical's values
+are coded in the order of `Frame.categories` (its values sorted as text;
+a value first seen in `future_df` is appended). `read_future` reads the
+future values of the controls and known covariates from `future_df`,
+refusing a frame that misses a column, a series or a forecast step, or
+holds NaN there, or series the data does not have, naming the column and
+the first bad rows.
 """
 
 from __future__ import annotations
@@ -33,11 +44,16 @@ class Series:
     timestamps: [t] datetime64.
     values: [t, c] float64, targets then controls (NaN missing).
     categoricals: static categorical values (raw), or empty.
+    covariates: [t, d] float64, the known then the past-only covariates
+      (NaN missing; a categorical's codes), or None when there are none.
+    static_covariates: the static covariates' values (raw), or empty.
   """
   key: tuple
   timestamps: np.ndarray
   values: np.ndarray
   categoricals: tuple = ()
+  covariates: Optional[np.ndarray] = None
+  static_covariates: tuple = ()
 
 
 @dataclasses.dataclass
@@ -50,10 +66,26 @@ class Frame:
   control_columns: List[str]
   static_categorical_columns: List[str]
   freq: str
+  known_covariates: List[str] = dataclasses.field(default_factory=list)
+  past_covariates: List[str] = dataclasses.field(default_factory=list)
+  static_covariates: List[str] = dataclasses.field(default_factory=list)
+  categorical_covariates: List[str] = dataclasses.field(
+      default_factory=list)
+  # Each categorical covariate's values, in the order of their codes.
+  categories: Dict[str, List[Any]] = dataclasses.field(default_factory=dict)
 
   @property
   def num_targets(self) -> int:
     return len(self.target_columns)
+
+  @property
+  def dynamic_covariates(self) -> List[str]:
+    """The columns of `Series.covariates`: known, then past-only."""
+    return list(self.known_covariates) + list(self.past_covariates)
+
+  @property
+  def has_covariates(self) -> bool:
+    return bool(self.dynamic_covariates or self.static_covariates)
 
 
 def _missing(name: str, columns: Sequence[str], role: str):
@@ -64,14 +96,16 @@ def _missing(name: str, columns: Sequence[str], role: str):
 
 
 def _roles(frame, timestamp_column, id_columns, target_columns,
-           control_columns, static_columns):
+           control_columns, static_columns, covariates=()):
   """The target columns, after refusing a column given twice, a column in
-  two roles, and a column that is not in the data."""
+  two roles, and a column that is not in the data. `covariates`: (name,
+  role) pairs."""
   named = ([(timestamp_column, 'timestamp')]
            + [(c, 'id') for c in id_columns]
            + [(c, 'target') for c in target_columns or ()]
            + [(c, 'control') for c in control_columns]
-           + [(c, 'static categorical') for c in static_columns])
+           + [(c, 'static categorical') for c in static_columns]
+           + list(covariates))
   role_of = {}
   for name, role in named:
     if name in role_of:
@@ -89,7 +123,8 @@ def _roles(frame, timestamp_column, id_columns, target_columns,
     target_columns = [c for c in columns if c not in role_of]
   if not target_columns:
     raise errors.DataError('No target column: every column is the '
-                           'timestamp, an id, a control or a categorical.')
+                           'timestamp, an id, a control, a categorical or '
+                           'a covariate.')
   return list(target_columns)
 
 
@@ -263,15 +298,94 @@ def series_label(id_columns: Sequence[str], key: tuple) -> str:
   return f'series {dict(zip(id_columns, key))}' if key else 'the series'
 
 
+def is_categorical(column) -> bool:
+  """Whether a covariate column holds categories: neither numbers nor
+  booleans."""
+  import pandas as pd  # pylint: disable=g-import-not-at-top
+  return not (pd.api.types.is_numeric_dtype(column)
+              or pd.api.types.is_bool_dtype(column))
+
+
+def _categories(column) -> List[Any]:
+  """A categorical column's values (no missing), sorted as text."""
+  values = {_plain(v) for v in column.dropna().unique()}
+  return sorted(values, key=lambda v: (str(v), type(v).__name__))
+
+
+def _codes(column, categories: List[Any]) -> np.ndarray:
+  """[rows] the codes of a categorical column's values (their positions in
+  `categories`, a new value appended), NaN where missing."""
+  index = {v: k for k, v in enumerate(categories)}
+  missing = column.isna().to_numpy()
+  out = np.full(len(column), np.nan)
+  for row, value in enumerate(column.to_numpy(object)):
+    if missing[row]:
+      continue
+    value = _plain(value)
+    if value not in index:
+      index[value] = len(categories)
+      categories.append(value)
+    out[row] = index[value]
+  return out
+
+
+def _dynamic(df, names: Sequence[str], categorical, categories, where='',
+             rows=None) -> np.ndarray:
+  """[rows, names] float64 of dynamic covariate columns: numbers (checked
+  as `sources.numeric` checks them), or a categorical's codes."""
+  out = np.empty((len(df), len(names)))
+  numeric = [n for n in names if n not in categorical]
+  if numeric:
+    out[:, [list(names).index(n) for n in numeric]] = sources.numeric(
+        df[numeric], where, rows)
+  for k, name in enumerate(names):
+    if name in categorical:
+      out[:, k] = _codes(df[name], categories[name])
+  return out
+
+
+def _static_values(df, names: Sequence[str], order, label: str) -> tuple:
+  """A series' static covariates: one value per column, or a DataError
+  naming the column and the first two rows that differ (or the missing
+  row)."""
+  out = []
+  for name in names:
+    column = df[name].iloc[order]
+    missing = np.flatnonzero(column.isna().to_numpy())
+    where = label.rstrip(': ') or 'the series'
+    if len(missing):
+      raise errors.DataError(
+          f'Static covariate {name!r} is missing for {where[0].lower()}'
+          f'{where[1:]} at {_rows(order[missing] + 1)}: a static covariate '
+          'needs its one value on every row of the series.')
+    values = column.to_numpy(object)
+    differ = np.flatnonzero(values != values[0])
+    if len(differ):
+      raise errors.DataError(
+          f'Static covariate {name!r} changes within {where[0].lower()}'
+          f'{where[1:]}: {checks.show(_plain(values[0]))} at row '
+          f'{int(order[0]) + 1}, {checks.show(_plain(values[differ[0]]))} '
+          f'at row {int(order[differ[0]]) + 1}; a static covariate has one '
+          'value per series (a changing one is a dynamic covariate).')
+    out.append(_plain(values[0]))
+  return tuple(out)
+
+
 def to_series(df, timestamp_column: str, id_columns: Sequence[str] = (),
               target_columns: Optional[Sequence[str]] = None,
               control_columns: Sequence[str] = (),
               static_categorical_columns: Sequence[str] = (),
-              freq: Optional[str] = None, regularize: bool = False) -> Frame:
+              freq: Optional[str] = None, regularize: bool = False,
+              past_covariates: Sequence[str] = (),
+              known_covariates: Sequence[str] = (),
+              static_covariates: Sequence[str] = (),
+              categorical_covariates: Sequence[str] = ()) -> Frame:
   """The checked series of a long (id columns) or wide frame.
 
   A series too short to infer its frequency (under 3 rows) takes the
   others' (or `freq`). A given `freq` must agree with the timestamps.
+  Covariates: see the module docstring; a static covariate must keep one
+  value within each series.
   """
   import pandas as pd  # pylint: disable=g-import-not-at-top
   if not isinstance(df, pd.DataFrame):
@@ -283,8 +397,23 @@ def to_series(df, timestamp_column: str, id_columns: Sequence[str] = (),
     check_freq(freq)
   id_columns, control_columns = list(id_columns), list(control_columns)
   static = list(static_categorical_columns)
+  known, past = list(known_covariates), list(past_covariates)
+  static_covariates = list(static_covariates)
+  dynamic = known + past
   targets = _roles(df, timestamp_column, id_columns, target_columns,
-                   control_columns, static)
+                   control_columns, static,
+                   [(c, 'known covariate') for c in known]
+                   + [(c, 'past covariate') for c in past]
+                   + [(c, 'static covariate') for c in static_covariates])
+  stray = [c for c in categorical_covariates
+           if c not in dynamic + static_covariates]
+  if stray:
+    raise errors.ConfigError(
+        f'categorical_covariates {stray} are not covariates: name them in '
+        'known_covariates, past_covariates or static_covariates too.')
+  categorical = [c for c in dynamic + static_covariates
+                 if c in categorical_covariates or is_categorical(df[c])]
+  categories = {c: _categories(df[c]) for c in categorical if c in dynamic}
   for column in id_columns:
     empty = np.flatnonzero(df[column].isna().to_numpy())
     if len(empty):
@@ -295,6 +424,8 @@ def to_series(df, timestamp_column: str, id_columns: Sequence[str] = (),
   times = parse_times(df[timestamp_column], timestamp_column)
   values = sources.numeric(df[targets + control_columns],
                            rows=np.arange(len(df)) + 1)
+  covariates = (_dynamic(df, dynamic, categorical, categories,
+                         rows=np.arange(len(df)) + 1) if dynamic else None)
   groups = ([((), np.arange(len(df)))] if not id_columns else
             [(tuple(_plain(v) for v in (k if isinstance(k, tuple) else (k,))),
               np.asarray(v))
@@ -325,12 +456,18 @@ def to_series(df, timestamp_column: str, id_columns: Sequence[str] = (),
     stamps, block = times[order], values[order]
     if key not in found and len(order) > 1:
       _check_on_grid(stamps, common, label, order + 1, regularize, origin)
+    extra = None if covariates is None else covariates[order]
     if regularize:
-      stamps, block = _regular_grid(stamps, block, common)
+      both = block if extra is None else np.concatenate([block, extra], 1)
+      stamps, both = _regular_grid(stamps, both, common)
+      block, extra = both[:, :block.shape[1]], (
+          None if extra is None else both[:, block.shape[1]:])
     cats = tuple(df[static].iloc[order[0]]) if static else ()
-    series.append(Series(key, stamps, block, cats))
+    series.append(Series(key, stamps, block, cats, extra, _static_values(
+        df, static_covariates, order, label)))
   return Frame(series, id_columns, timestamp_column, targets,
-               control_columns, static, common)
+               control_columns, static, common, known, past,
+               static_covariates, categorical, categories)
 
 
 def future_timestamps(last, freq: str, horizon: int) -> np.ndarray:
@@ -352,68 +489,156 @@ def check_controls(frame: Frame, uses_controls: bool, model: str) -> None:
         'with exogenous_channel_indices).')
 
 
-def future_controls(frame: Frame, future_df, horizon: int
-                    ) -> Optional[np.ndarray]:
-  """[series, horizon, controls] from `future_df` (id columns, timestamp,
-  control columns) at the timestamps after each series' end; None without
-  control columns.
+def check_covariates(frame: Frame, uses_controls: bool, model: str) -> None:
+  """Covariates given to a model that has an exogenous mixer are refused,
+  naming them: such a model reads its exogenous channels as
+  `control_columns` (covariates are for a model without one, through
+  in-context regression, or for `finetune=`, which trains one)."""
+  named = (frame.known_covariates + frame.past_covariates
+           + frame.static_covariates)
+  if named and uses_controls:
+    raise errors.ConfigError(
+        f'covariates {named}: the model {model} has an exogenous mixer '
+        '(or mixes channels), which reads its channels as control_columns '
+        '(their future values in future_df). Give them as control_columns '
+        'in its channel order, or use a model without an exogenous mixer '
+        '(covariates enter by in-context regression, or train one with '
+        'finetune=).')
 
-  Every problem is one DataError naming the series, column, row or
-  timestamp: `future_df` without control columns to read, a missing
-  column, a non-numeric or infinite control value (its column and row), a
-  timestamp given twice for a series, a forecast step without values.
+
+@dataclasses.dataclass
+class Futures:
+  """Future values read from `future_df` at each series' forecast steps.
+
+  Attributes:
+    controls: [series, horizon, controls], or None without controls.
+    known: [series, horizon, known covariates] (a categorical's codes), or
+      None without known covariates.
+  """
+  controls: Optional[np.ndarray] = None
+  known: Optional[np.ndarray] = None
+
+
+def _check_ids(frame: Frame, future_df) -> None:
+  """Refuses future_df rows whose ids are no series of the data, naming
+  the ids and the first such rows."""
+  if not frame.id_columns:
+    return
+  keys = {s.key for s in frame.series}
+  found = [tuple(_plain(v) for v in row) for row in future_df[
+      frame.id_columns].itertuples(index=False, name=None)]
+  stray = [r for r, key in enumerate(found) if key not in keys]
+  if stray:
+    key = found[stray[0]]
+    shown = [series_label(frame.id_columns, s.key) for s in frame.series[:3]]
+    raise errors.DataError(
+        f'future_df has {series_label(frame.id_columns, key)} at '
+        f'{_rows(np.asarray(stray) + 1)}, which is not a series of the data '
+        f'({len(frame.series)} series, e.g. {", ".join(shown)}): give '
+        'future rows for the data\'s series only, with the same ids (and '
+        'id types).')
+
+
+def read_future(frame: Frame, future_df, horizon: int) -> Futures:
+  """The controls' and known covariates' values in `future_df` (id
+  columns, timestamp, those columns) at the `horizon` timestamps after
+  each series' end. Rows at other times are ignored.
+
+  Every problem is one error naming the column, series and first rows:
+  `future_df` with nothing to read in it, or missing when needed; a
+  missing column; a non-numeric or infinite value; ids of no series of
+  the data; a series without rows, or a timestamp given twice for one; a
+  forecast step without a row (the frame does not cover the horizon); a
+  missing (NaN) value at a forecast step.
   """
   import pandas as pd  # pylint: disable=g-import-not-at-top
-  if not frame.control_columns:
+  controls, known = list(frame.control_columns), list(frame.known_covariates)
+  if not controls and not known:
     if future_df is not None:
       raise errors.ConfigError(
-          'future_df is given but there are no control_columns: it would '
-          'be ignored. Name the controls (control_columns) or leave '
-          'future_df out.')
-    return None
+          'future_df is given but there are no control_columns or '
+          'known_covariates: it would be ignored. Name the controls '
+          '(control_columns) or the known covariates (known_covariates), or '
+          'leave future_df out.')
+    return Futures()
   if future_df is None:
+    needed = ([f'the controls {controls}'] if controls else []) + (
+        [f'the known covariates {known}'] if known else [])
     raise errors.DataError(
-        'This model mixes exogenous channels: give the future values of the '
-        f'controls {frame.control_columns} for the {horizon} forecast steps '
-        'in future_df (timestamp, id and control columns).')
+        f'Give the future values of {" and ".join(needed)} for the '
+        f'{horizon} forecast steps in future_df (timestamp, id and those '
+        'columns)' + ('; this model mixes exogenous channels.' if controls
+                      else '.'))
   if not isinstance(future_df, pd.DataFrame):
     raise errors.DataError(f'future_df must be a pandas DataFrame, got '
                            f'{type(future_df).__name__}.')
-  for name in [frame.timestamp_column] + frame.id_columns + list(
-      frame.control_columns):
+  roles = ([(frame.timestamp_column, 'the timestamp')]
+           + [(c, 'an id') for c in frame.id_columns]
+           + [(c, 'a control') for c in controls]
+           + [(c, 'a known covariate') for c in known])
+  for name, role in roles:
     if name not in future_df.columns:
-      raise errors.DataError(f'future_df has no column {name!r}.')
+      raise errors.DataError(f'future_df has no column {name!r} ({role} '
+                             'column).')
   rows = np.arange(len(future_df)) + 1  # 1-based, as the errors name them.
   times = parse_times(future_df[frame.timestamp_column],
                       frame.timestamp_column, 'future_df: ')
-  values = sources.numeric(future_df[list(frame.control_columns)],
-                           'future_df', rows)
+  columns = controls + known
+  values = np.concatenate([
+      sources.numeric(future_df[controls], 'future_df', rows) if controls
+      else np.zeros((len(future_df), 0)),
+      _dynamic(future_df, known, frame.categorical_covariates,
+               frame.categories, 'future_df', rows) if known
+      else np.zeros((len(future_df), 0))], axis=1)
+  _check_ids(frame, future_df)
   out = []
   for series in frame.series:
+    label = series_label(frame.id_columns, series.key)
     mine = np.ones(len(future_df), bool)
     for column, value in zip(frame.id_columns, series.key):
       mine &= (future_df[column] == value).to_numpy()
     at = np.flatnonzero(mine)
+    if not len(at):
+      raise errors.DataError(
+          f'future_df has no rows for {label}: give its {horizon} forecast '
+          f'steps ({", ".join(columns)}).')
     repeated = pd.Index(times[at]).duplicated()
     if repeated.any():
       time = times[at][int(np.argmax(repeated))]
       twice = at[times[at] == time][:2] + 1
       raise errors.DataError(
-          f'future_df has {series_label(frame.id_columns, series.key)} at '
-          f'{pd.Timestamp(time)} twice (rows {int(twice[0])} and '
-          f'{int(twice[1])}): give each forecast step one row.')
+          f'future_df has {label} at {pd.Timestamp(time)} twice (rows '
+          f'{int(twice[0])} and {int(twice[1])}): give each forecast step '
+          'one row.')
     wanted = future_timestamps(series.timestamps[-1], frame.freq, horizon)
-    block = pd.DataFrame(values[at], index=pd.DatetimeIndex(times[at]))
-    block = block.reindex(pd.DatetimeIndex(wanted))
-    missing = block.isna().any(axis=1).to_numpy()
-    if missing.any():
+    index = pd.Series(np.arange(len(at)), index=pd.DatetimeIndex(times[at]))
+    where = index.reindex(pd.DatetimeIndex(wanted)).to_numpy()
+    absent = np.isnan(where)
+    if absent.any():
+      last = at[np.argmax(times[at])]
+      what = ' and '.join((['control'] if controls else [])
+                          + (['known covariate'] if known else []))
       raise errors.DataError(
-          f'future_df lacks control values for '
-          f'{series_label(frame.id_columns, series.key)} '
-          f'at {pd.Timestamp(wanted[np.argmax(missing)])} (and '
-          f'{int(missing.sum()) - 1} more of the {horizon} forecast steps).')
-    out.append(block.to_numpy(np.float64))
-  return np.stack(out)
+          f'future_df lacks {what} values for {label} at '
+          f'{pd.Timestamp(wanted[np.argmax(absent)])} (and '
+          f'{int(absent.sum()) - 1} more of the {horizon} forecast steps): '
+          f'it does not cover the horizon; its rows for this series end at '
+          f'row {int(last) + 1} ({pd.Timestamp(times[last])}).')
+    picked = at[where.astype(int)]
+    block = values[picked]
+    for k, name in enumerate(columns):
+      empty = np.flatnonzero(np.isnan(block[:, k]))
+      if len(empty):
+        role = 'control' if k < len(controls) else 'known covariate'
+        raise errors.DataError(
+            f'future_df: {role} {name!r} is missing (NaN) for {label} at '
+            f'{_rows(picked[empty] + 1)} ({pd.Timestamp(wanted[empty[0]])}'
+            f'{" ..." if len(empty) > 1 else ""}): every forecast step '
+            'needs its value.')
+    out.append(block)
+  out = np.stack(out)
+  return Futures(out[..., :len(controls)] if controls else None,
+                 out[..., len(controls):] if known else None)
 
 
 def to_frame(frame: Frame, forecasts: Sequence[np.ndarray],

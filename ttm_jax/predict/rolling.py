@@ -1,9 +1,10 @@
 """Forecast requests of the forecasting API: (series, origin) pairs, each
 forecast from the history before its origin by the one forecasting path
 (`inference.forecast`: the model's channels, the static categoricals'
-codes, the known future controls, rolled past the model's horizon); the
-conformal calibration residuals; the checks every request's history
-passes first."""
+codes, the known future controls, rolled past the model's horizon; the
+covariates of a model without an exogenous mixer by in-context regression,
+`inference.covariates`); the conformal calibration residuals; the checks
+every request's history passes first."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import numpy as np
 
 from ttm_jax import errors
 from ttm_jax.data import categoricals
+from ttm_jax.inference import covariates as covariates_lib
 from ttm_jax.inference import forecast as forecast_lib
 from ttm_jax.inference import inputs as inputs_lib
 from ttm_jax.inference import model as model_lib
@@ -42,17 +44,68 @@ def categorical_codes(model: model_lib.Model,
                             [s.categoricals for s in frame.series])
 
 
+def covariate_layout(frame: frames.Frame,
+                     regression: covariates_lib.Regression
+                     ) -> covariates_lib.Layout:
+  """The regression's columns: the frame's dynamic covariates and the
+  time features (known categoricals named 'time:<field>')."""
+  times = tuple(f'time:{name}' for name in regression.time_features)
+  return covariates_lib.Layout(
+      past=tuple(frame.past_covariates),
+      known=tuple(frame.known_covariates) + times,
+      categorical=frozenset(frame.categorical_covariates) | frozenset(times))
+
+
+def covariates_at(frame: frames.Frame, requests, horizon: int,
+                  regression: covariates_lib.Regression
+                  ) -> List[covariates_lib.Covariates]:
+  """Each request's covariates: the past-only ones before its origin, the
+  known ones (and time features) up to `horizon` steps after it (inside
+  the data, or from `future_df` appended after its end)."""
+  import pandas as pd  # pylint: disable=g-import-not-at-top
+  count = len(frame.known_covariates)
+  out = []
+  for i, origin in requests:
+    series = frame.series[i]
+    found = (series.covariates if series.covariates is not None
+             else np.zeros((len(series.values), 0)))
+    if count and len(found) < origin + horizon:
+      raise ValueError(f'Request {(i, origin)}: known covariates for '
+                       f'{len(found) - origin} of {horizon} steps.')
+    known = np.full((origin + horizon, count), np.nan)
+    known[:] = found[:origin + horizon, :count] if count else 0.0
+    if regression.time_features:
+      stamps = pd.date_range(pd.Timestamp(series.timestamps[0]),
+                             periods=origin + horizon, freq=frame.freq)
+      known = np.concatenate([known, covariates_lib.time_features(
+          stamps, regression.time_features)], axis=1)
+    out.append(covariates_lib.Covariates(past=found[:origin, count:],
+                                         known=known))
+  return out
+
+
 def forecast_at(model: model_lib.Model, frame: frames.Frame, requests,
                 horizon: int, inputs: inputs_lib.Inputs = inputs_lib.DEFAULT,
-                with_quantiles: bool = False):
+                with_quantiles: bool = False,
+                regression: Optional[covariates_lib.Regression] = None):
   """Forecasts [n, horizon, targets] for (series, origin) requests: the
   history before `origin`, the known controls after it (inside the data);
   with `with_quantiles` (a horizon the quantile head covers), also the
-  head's [n, horizon, targets, q]."""
+  head's [n, horizon, targets, q]. A model without an exogenous mixer
+  reads the frame's covariates (and `regression`'s time features) by
+  in-context regression (`inference.covariates`, as `regression` says)."""
   channels = model_channels(model, frame)
   codes = categorical_codes(model, frame)
   targets = frame.num_targets
   histories = [channels[i][:origin] for i, origin in requests]
+  regression = regression or covariates_lib.Regression()
+  layout = covariate_layout(frame, regression)
+  if layout and not model.uses_controls:
+    point, quantiles = covariates_lib.forecast(
+        model, histories, covariates_at(frame, requests, horizon,
+                                        regression), layout, horizon,
+        frame.freq, inputs, regression, with_quantiles=with_quantiles)
+    return (point, quantiles) if with_quantiles else point
   futures = None
   if model.uses_controls and frame.control_columns:
     futures = np.stack([channels[i][origin:origin + horizon, targets:]
@@ -70,7 +123,8 @@ def describe(frame: frames.Frame, index: int) -> str:
 
 
 def calibration(forecaster, frame, index, origin, horizon, windows,
-                needed=2, inputs: inputs_lib.Inputs = inputs_lib.DEFAULT):
+                needed=2, inputs: inputs_lib.Inputs = inputs_lib.DEFAULT,
+                regression: Optional[covariates_lib.Regression] = None):
   """Residuals [n, horizon, targets] of the last `windows` forecasts whose
   truth ends at `origin` (each from at least one patch of history); a
   window whose target context has no observed value gives NaN residuals
@@ -89,7 +143,8 @@ def calibration(forecaster, frame, index, origin, horizon, windows,
         f'{needed + horizon + patch - 1} rows of history, or less extreme '
         'quantiles.')
   predicted = forecast_at(forecaster, frame,
-                          [(index, o) for o in origins], horizon, inputs)
+                          [(index, o) for o in origins], horizon, inputs,
+                          regression=regression)
   values = frame.series[index].values[:, :frame.num_targets]
   truth = np.stack([values[o:o + horizon] for o in origins])
   context = forecaster.context_length

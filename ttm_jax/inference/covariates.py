@@ -1,0 +1,362 @@
+"""Covariates for a model without an exogenous mixer: in-context ridge
+regression, fitted per series on its context alone, in either order of
+TimesFM 2.5's `forecast_with_covariates` (its `xreg_mode`):
+
+  'xreg+ttm'  regress the targets on the covariates over the context,
+              forecast the residuals with TTM, and add the regression's
+              values at the forecast steps ("xreg + timesfm");
+  'ttm+xreg'  forecast with TTM, regress TTM's in-context errors on the
+              covariates, and add the regression's forecast of the error
+              ("timesfm + xreg"). The in-context errors are those of
+              forecasts from backtest origins inside the context
+              (`backtests.origins`: the last max(1, context // horizon)
+              windows of `horizon` steps, each forecast from everything
+              before its origin by the one path, with at least one patch
+              of history), so each error has the lead times of the
+              forecast it corrects.
+
+Both are a thin layer over the one forecasting path (`forecast.forecast`):
+TTM sees a target-only history (the residuals, or the targets), and the
+regression only adds to its outputs (the point forecast and each quantile
+of a quantile head alike).
+
+The regressors of a forecast step or context row (`design`):
+
+  known covariates  their value at that step (the future's from the
+                    caller, e.g. `future_df`);
+  past covariates   their value `horizon` steps earlier (lagged by the
+                    horizon, so every forecast step has a value that was
+                    observed before the forecast origin);
+  numeric           standardised by their mean and deviation over the
+                    fitted rows (a column constant there is all zero, so
+                    it gets no weight); a missing value is the mean (0);
+  categorical       one-hot, one column per value seen in the fitted rows
+                    (an unseen value, or a missing one, is all zero);
+  intercept         a column of ones, not penalised.
+
+Static covariates are constant within a series, so a per-series
+regression's intercept absorbs them: they change no forecast here (the
+forecasting API says so; a fine-tune uses categorical ones). Time
+features (`time_features`: calendar fields of each step's timestamp) are
+known categorical covariates the caller adds.
+
+The fit is ridge: beta minimises |y - X beta|^2 + ridge |beta[1:]|^2 over
+the rows where the target (or TTM's error) is observed, by least squares
+on the augmented system (the minimum-norm solution where columns are
+collinear, e.g. ridge 0 with every value of a categorical present), each
+target column on its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ttm_jax import errors
+from ttm_jax.inference import backtests
+from ttm_jax.inference import forecast as forecast_lib
+from ttm_jax.inference import inputs as inputs_lib
+from ttm_jax.inference import model as model_lib
+
+ORDERS = ('xreg+ttm', 'ttm+xreg')
+# Calendar fields a time feature may be (pandas DatetimeIndex attributes),
+# each a known categorical covariate.
+TIME_FEATURES = ('minute', 'hour', 'dayofweek', 'day', 'month', 'quarter',
+                 'weekofyear')
+# Provisional (TimesFM's default) until benchmarks/covariate_order.py has
+# chosen it on validation data.
+DEFAULT_ORDER = 'xreg+ttm'
+
+
+@dataclasses.dataclass(frozen=True)
+class Regression:
+  """How covariates enter a model without an exogenous mixer (module
+  docstring).
+
+  Attributes:
+    order: 'xreg+ttm' (regress, then forecast the residuals) or 'ttm+xreg'
+      (forecast, then regress the in-context errors).
+    ridge: the penalty on every coefficient but the intercept, in units of
+      the standardised regressors (>= 0; 0 is least squares).
+    time_features: calendar fields of the timestamps added as known
+      categorical covariates (`TIME_FEATURES`), e.g. ('hour', 'dayofweek').
+  """
+  order: str = DEFAULT_ORDER
+  ridge: float = 1.0
+  time_features: Tuple[str, ...] = ()
+
+  def check(self) -> 'Regression':
+    """Itself, or one ConfigError naming the bad option."""
+    if self.order not in ORDERS:
+      raise errors.ConfigError(f'regression order={self.order!r}: expected '
+                               f'one of {ORDERS}.')
+    if (isinstance(self.ridge, bool)
+        or not isinstance(self.ridge, (int, float, np.floating))
+        or not np.isfinite(self.ridge) or self.ridge < 0):
+      raise errors.ConfigError(f'regression ridge={self.ridge!r}: expected '
+                               'a finite number >= 0.')
+    features = self.time_features
+    if isinstance(features, str) or not isinstance(features, (list, tuple)):
+      raise errors.ConfigError(
+          f'regression time_features={features!r}: expected a list of '
+          f'names among {TIME_FEATURES}.')
+    unknown = [f for f in features if f not in TIME_FEATURES]
+    if unknown or len(set(features)) != len(features):
+      raise errors.ConfigError(
+          f'regression time_features={list(features)!r}: '
+          + (f'unknown {unknown}' if unknown else 'a name given twice')
+          + f'; expected distinct names among {TIME_FEATURES}.')
+    return self
+
+  def as_dict(self) -> Dict[str, Any]:
+    return dataclasses.asdict(self)
+
+
+def of(value) -> Regression:
+  """A `Regression` from itself, None (the default) or a dict of its
+  fields."""
+  if value is None:
+    return Regression()
+  if isinstance(value, Regression):
+    return value.check()
+  if isinstance(value, dict):
+    fields = {f.name for f in dataclasses.fields(Regression)}
+    unknown = sorted(set(value) - fields)
+    if unknown:
+      raise errors.ConfigError(f'regression: unknown option(s) {unknown}; '
+                               f'expected some of {sorted(fields)}.')
+    value = dict(value)
+    if 'time_features' in value and isinstance(value['time_features'],
+                                               list):
+      value['time_features'] = tuple(value['time_features'])
+    return Regression(**value).check()
+  raise errors.ConfigError(f'regression={value!r}: expected a dict of '
+                           'options (order, ridge, time_features) or a '
+                           'Regression.')
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+  """The covariate columns of a call.
+
+  Attributes:
+    past: names of the past-only covariates (columns of `Covariates.past`).
+    known: names of the known covariates (columns of `Covariates.known`).
+    categorical: the names whose values are category codes.
+  """
+  past: Tuple[str, ...] = ()
+  known: Tuple[str, ...] = ()
+  categorical: FrozenSet[str] = frozenset()
+
+  def __bool__(self) -> bool:
+    return bool(self.past or self.known)
+
+
+@dataclasses.dataclass
+class Covariates:
+  """One history's covariates (NaN missing; a categorical's values are its
+  codes, as floats).
+
+  Attributes:
+    past: [t, p] the past-only covariates over the history's t rows.
+    known: [t + h, k] the known covariates over the history and the h
+      forecast steps.
+  """
+  past: np.ndarray
+  known: np.ndarray
+
+
+def time_features(timestamps, names: Sequence[str]) -> np.ndarray:
+  """[t, f] the calendar fields `names` (`TIME_FEATURES`) of timestamps,
+  as category codes (the field's value)."""
+  import pandas as pd  # pylint: disable=g-import-not-at-top
+  index = pd.DatetimeIndex(timestamps)
+  columns = []
+  for name in names:
+    if name == 'weekofyear':
+      columns.append(index.isocalendar().week.to_numpy(np.float64))
+    else:
+      columns.append(np.asarray(getattr(index, name), np.float64))
+  return (np.stack(columns, axis=1) if columns
+          else np.zeros((len(index), 0)))
+
+
+def _raw(covariates: Covariates, layout: Layout, rows: np.ndarray,
+         horizon: int) -> List[Tuple[str, np.ndarray]]:
+  """(name, values at `rows`) of every covariate: a known one at the row,
+  a past one `horizon` rows earlier (NaN where that is before the
+  history or past its end)."""
+  out = []
+  for k, name in enumerate(layout.known):
+    out.append((name, covariates.known[rows, k]))
+  past = covariates.past
+  for k, name in enumerate(layout.past):
+    lagged = rows - horizon
+    inside = (lagged >= 0) & (lagged < len(past))
+    values = np.full(len(rows), np.nan)
+    values[inside] = past[lagged[inside], k]
+    out.append((name, values))
+  return out
+
+
+def design(covariates: Covariates, layout: Layout, horizon: int,
+           fit_rows: np.ndarray, other_rows: Sequence[np.ndarray] = ()
+           ) -> Tuple[np.ndarray, List[np.ndarray]]:
+  """The regressors (module docstring) at `fit_rows` and at each of
+  `other_rows` (row r of the history, r >= t the forecast steps), with
+  their encoding (standardisation, categories) taken from `fit_rows`.
+
+  Returns:
+    (X [len(fit_rows), m], [X [len(rows), m] for rows in other_rows]), the
+    intercept first.
+  """
+  fit_rows = np.asarray(fit_rows)
+  other_rows = [np.asarray(r) for r in other_rows]
+  fit_raw = _raw(covariates, layout, fit_rows, horizon)
+  other_raw = [_raw(covariates, layout, r, horizon) for r in other_rows]
+  fit_parts = [np.ones((len(fit_rows), 1))]
+  other_parts = [[np.ones((len(r), 1))] for r in other_rows]
+  for k, (name, values) in enumerate(fit_raw):
+    others = [raw[k][1] for raw in other_raw]
+    if name in layout.categorical:
+      seen = np.unique(values[~np.isnan(values)])
+      fit_parts.append(values[:, None] == seen[None, :])
+      for parts, v in zip(other_parts, others):
+        parts.append(v[:, None] == seen[None, :])
+      continue
+    observed = values[~np.isnan(values)]
+    mean = observed.mean() if len(observed) else 0.0
+    spread = observed.std() if len(observed) else 0.0
+    scale = spread if spread > 1e-12 * max(1.0, abs(mean)) else np.inf
+    fit_parts.append(np.nan_to_num((values - mean) / scale)[:, None])
+    for parts, v in zip(other_parts, others):
+      parts.append(np.nan_to_num((v - mean) / scale)[:, None])
+  fit_x = np.concatenate(fit_parts, axis=1).astype(np.float64)
+  return fit_x, [np.concatenate(p, axis=1).astype(np.float64)
+                 for p in other_parts]
+
+
+def ridge(x: np.ndarray, y: np.ndarray, penalty: float) -> np.ndarray:
+  """beta [m] minimising |y - x beta|^2 + penalty |beta[1:]|^2 (column 0,
+  the intercept, unpenalised): least squares on the augmented system,
+  the minimum-norm solution where columns are collinear."""
+  m = x.shape[1]
+  augmented = np.concatenate([x, np.sqrt(penalty) * np.eye(m)[1:]])
+  target = np.concatenate([y, np.zeros(m - 1)])
+  return np.linalg.lstsq(augmented, target, rcond=None)[0]
+
+
+def regress(targets: np.ndarray, covariates: Covariates, layout: Layout,
+            horizon: int, rows: np.ndarray, future_rows: np.ndarray,
+            penalty: float) -> Tuple[np.ndarray, np.ndarray]:
+  """Each column of `targets` [r, c] (its values at history `rows`, NaN
+  missing) regressed on the covariates over the rows where it is
+  observed.
+
+  Returns:
+    (fitted [r, c] at `rows`, forecast [len(future_rows), c] at
+    `future_rows`); a column with nothing observed gets zeros.
+  """
+  fitted = np.zeros(targets.shape)
+  future = np.zeros((len(future_rows), targets.shape[1]))
+  for c in range(targets.shape[1]):
+    observed = ~np.isnan(targets[:, c])
+    if not observed.any():
+      continue
+    x_fit, (x_rows, x_future) = design(
+        covariates, layout, horizon, rows[observed], (rows, future_rows))
+    beta = ridge(x_fit, targets[observed, c], penalty)
+    fitted[:, c] = x_rows @ beta
+    future[:, c] = x_future @ beta
+  return fitted, future
+
+
+def _check(histories, covariates, layout, horizon) -> None:
+  if len(covariates) != len(histories):
+    raise ValueError(f'{len(covariates)} covariates for {len(histories)} '
+                     'histories.')
+  for i, (history, found) in enumerate(zip(histories, covariates)):
+    t = len(history)
+    if found.past.shape != (t, len(layout.past)) or found.known.shape != (
+        t + horizon, len(layout.known)):
+      raise ValueError(
+          f'History {i}: covariates past {found.past.shape}, known '
+          f'{found.known.shape}; expected ({t}, {len(layout.past)}) and '
+          f'({t + horizon}, {len(layout.known)}).')
+
+
+def in_context_windows(context_length: int, horizon: int) -> int:
+  """How many backtest windows inside the context 'ttm+xreg' fits on."""
+  return max(1, context_length // horizon)
+
+
+def forecast(model: model_lib.Model, histories: Sequence[np.ndarray],
+             covariates: Sequence[Covariates], layout: Layout, horizon: int,
+             freq: str, inputs: inputs_lib.Inputs = inputs_lib.DEFAULT,
+             regression: Regression = Regression(), season: int = 1,
+             with_quantiles: bool = False
+             ) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+  """Forecasts of `horizon` steps after each history, with its covariates
+  by in-context regression (module docstring).
+
+  Args:
+    model: the TTM (`model.Model`), read through `forecast.forecast`.
+    histories: n arrays [t_i, c] (or [t_i]) of targets, NaN missing.
+    covariates: n `Covariates`, aligned with the histories.
+    layout: their columns.
+    horizon, freq, inputs, season, with_quantiles: as `forecast.forecast`.
+    regression: the order and ridge penalty.
+
+  Returns:
+    (point [n, horizon, c], the head's quantiles [n, h', c, q] or None),
+    the regression's part added to both.
+  """
+  histories = [np.asarray(h, np.float64) for h in histories]
+  histories = [h[:, None] if h.ndim == 1 else h for h in histories]
+  _check(histories, covariates, layout, horizon)
+  context = model.context_length
+  terms = []
+  if regression.order == 'xreg+ttm':
+    residuals = []
+    for history, found in zip(histories, covariates):
+      t = len(history)
+      rows = np.arange(max(0, t - context), t)
+      fitted, term = regress(history[rows], found, layout, horizon, rows,
+                             np.arange(t, t + horizon), regression.ridge)
+      residuals.append(history[rows] - fitted)
+      terms.append(term)
+    point, head = forecast_lib.forecast(
+        model, residuals, horizon, freq, inputs, season,
+        with_quantiles=with_quantiles)
+  else:
+    point, head = forecast_lib.forecast(
+        model, histories, horizon, freq, inputs, season,
+        with_quantiles=with_quantiles)
+    requests = backtests.origins(
+        [len(h) for h in histories], horizon,
+        in_context_windows(context, horizon),
+        min_history=model.config.patch_length)
+    inside = None
+    if requests:
+      _, pasts = backtests.cut(histories, requests, horizon)
+      inside, _ = forecast_lib.forecast(model, pasts, horizon, freq, inputs,
+                                        season)
+    for i, (history, found) in enumerate(zip(histories, covariates)):
+      t = len(history)
+      mine = [k for k, (j, _) in enumerate(requests) if j == i]
+      rows = np.concatenate([np.arange(requests[k][1],
+                                       requests[k][1] + horizon)
+                             for k in mine]).astype(int) if mine else (
+                                 np.zeros(0, int))
+      error = (history[rows] - np.concatenate([inside[k] for k in mine])
+               if mine else np.zeros((0, history.shape[1])))
+      _, term = regress(error, found, layout, horizon, rows,
+                        np.arange(t, t + horizon), regression.ridge)
+      terms.append(term)
+  terms = np.stack(terms)
+  point = point + terms
+  if head is not None:
+    head = head + terms[:, :head.shape[1], :, None]
+  return point, head
