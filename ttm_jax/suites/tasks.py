@@ -1,7 +1,9 @@
 """Benchmark tasks as the suites define them: fev's Chronos Benchmark II and
-fev-bench (`suites/fev_*.yaml`, copied from autogluon/fev) and GIFT-Eval
+fev-bench (`suites/fev_*.yaml`, copied from autogluon/fev), GIFT-Eval
 (`suites/gift_eval_terms.json`, derived from SalesforceAIResearch/gift-eval;
-docs/benchmark_suites.md gives every rule's source line).
+docs/benchmark_suites.md gives every rule's source line), and the covariate
+suite (`suites/covariates.yaml`, fev's format, on public data converted by
+scripts/make_covariate_suite.py).
 
 A task cuts each series into evaluation windows: window k's cutoff is
 `initial_cutoff + k * window_step_size` (fev `Task.cutoffs`), counted from
@@ -37,10 +39,10 @@ import numpy as np
 from ttm_jax import errors
 
 SUITES_DIR = os.path.join(os.path.dirname(__file__), 'files')
-SUITES = ('chronos_ii', 'fev_bench', 'gift_eval')
+SUITES = ('chronos_ii', 'fev_bench', 'gift_eval', 'covariates')
 SPLITS = ('test', 'validation')  # The task's own windows, or those before.
 _FEV_FILES = {'chronos_ii': 'fev_chronos_ii.yaml',
-              'fev_bench': 'fev_bench.yaml'}
+              'fev_bench': 'fev_bench.yaml', 'covariates': 'covariates.yaml'}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +50,7 @@ class Task:
   """One benchmark task.
 
   Attributes:
-    suite: 'chronos_ii', 'fev_bench' or 'gift_eval'.
+    suite: 'chronos_ii', 'fev_bench', 'gift_eval' or 'covariates'.
     name: the suite's task name (fev `task_name`; GIFT `dataset/freq/term`).
     dataset_path, dataset_config: where the suite publishes its data (the
       HF dataset id and config; GIFT: 'Salesforce/GiftEval' and the folder).
