@@ -22,9 +22,8 @@ HORIZON = 16
 
 @pytest.fixture(scope='module')
 def exogenous_dir(tmp_path_factory):
-  """Two targets and a control, mixed (exogenous channel 2). Without the
-  frequency token: EXOGENOUS's vocabulary of 5 has no row for 'h' (7), and
-  its forecasts are NaN."""
+  """Two targets and a control, mixed (exogenous channel 2), without the
+  frequency token."""
   folder = str(tmp_path_factory.mktemp('ttm') / 'exogenous')
   config = config_lib.TTMConfig(**dict(EXOGENOUS,
                                        resolution_prefix_tuning=False))

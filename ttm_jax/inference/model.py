@@ -167,6 +167,15 @@ class Model:
           "needs rolling, which has no quantiles: use intervals='conformal' "
           'or a model with a longer horizon.')
 
+  def frequency_token(self, freq: str) -> Optional[int]:
+    """The resolution token it reads for data of `freq` (None without
+    resolution prefix tuning); one ConfigError when its embedding has no
+    row for it (`frequency.checked_token`)."""
+    if not self.config.resolution_prefix_tuning:
+      return None
+    return frequency.checked_token(freq,
+                                   self.config.frequency_token_vocab_size)
+
   def run(self, values: np.ndarray, mask: np.ndarray, freq: str,
           futures: Optional[np.ndarray] = None,
           static_categoricals: Optional[np.ndarray] = None,
@@ -176,8 +185,7 @@ class Model:
     `with_quantiles`, also the head's [n, h, targets, q]), in the inputs'
     units."""
     out, quantiles = [], []
-    token = (frequency.frequency_token(freq)
-             if self.config.resolution_prefix_tuning else None)
+    token = self.frequency_token(freq)
     for first in range(0, len(values), batch):
       chunk = {'past_values': values[first:first + batch],
                'past_observed_mask': mask[first:first + batch].astype(
