@@ -9,7 +9,7 @@ a TTM's inputs, chosen on validation data only, never on test.
 
 Validation data:
   * the five Chronos Benchmark II Monash tasks held in ../shared, on their
-    validation split (`--holdout validation`: each series cut at its first
+    validation split (`split='validation'`: each series cut at its first
     test cutoff, the windows moved back before it): fev's MASE;
   * the 15 GIFT-Eval configurations held in ../shared, on their validation
     split likewise: GIFT-Eval's MASE[0.5];
@@ -91,7 +91,7 @@ def _gappy_frames(folder):
 
 def _runner_scores(forecaster, workdir):
   """{task: MASE} on the validation split of the Monash and GIFT tasks."""
-  from ttm_jax.evaluators import benchmark  # pylint: disable=g-import-not-at-top
+  from ttm_jax.suites import benchmark  # pylint: disable=g-import-not-at-top
   out = {}
   if _MONASH.value:
     for record in benchmark.run('chronos_ii', _MONASH.value,
