@@ -168,6 +168,29 @@ def _flag_argument(argv, name: str) -> str:
   return ''
 
 
+def _unknown_override(argv, name: str, error: BaseException,
+                      cause: BaseException):
+  """The message of a `--<name>.a.b=v` override whose group `a` the
+  config lacks (ml_collections raises a KeyError naming `a`), or None."""
+  if not isinstance(cause, KeyError) or not cause.args:
+    return None
+  key = str(cause.args[0])
+  for arg in argv:
+    if not arg.startswith(f'--{name}.'):
+      continue
+    parts = arg[len(name) + 3:].split('=', 1)[0].split('.')
+    if key in parts[:-1]:
+      hint, seen = '', error
+      while seen is not None and not hint:  # ml_collections' suggestion.
+        found = re.search(r'Did you mean \\?"([\w.]+)\\?"', str(seen))
+        hint = f' (did you mean {found.group(1)!r}?)' if found else ''
+        seen = seen.__cause__ or seen.__context__
+      group = '.'.join(parts[:parts.index(key) + 1])
+      return (f'--{name}.{".".join(parts)}: the config has no field '
+              f'{group}{hint}.')
+  return None
+
+
 def _config_failure(argv, error: BaseException):
   """The one-line message of a config file that failed to load, or None
   when `error` is not one. Only a config file runs code while flags are
@@ -181,6 +204,9 @@ def _config_failure(argv, error: BaseException):
     cause = _root_cause(error)
     if isinstance(cause, errors.TTMError):
       return f'--{name} {spec}: {_one_line(cause)}'
+    unknown = _unknown_override(argv, name, error, cause)
+    if unknown:
+      return unknown
     return (f'--{name} {spec}: the config file could not be loaded '
             f'({describe(cause)})')
   return None

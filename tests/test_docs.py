@@ -14,8 +14,16 @@ Every `python -m experiments.<name> ...` in README.md or docs/**/*.md
       of the built config, a TTMConfig field under `model.arch` and
       `model.overrides`, an evaluator field under `evals.<name>`).
 
+  (e) for a benchmark config (`configs/benchmarks/*.py`), build a config
+      that `ttm_jax.suites.config.resolve` accepts: its arguments
+      together (a baseline with a fine-tune is refused), with the free
+      text of paths, ids and task names (BENCHMARK_FREE_TEXT) not judged.
+
 A renamed flag, config argument or field then fails here, naming the doc,
-its line and the bad word, not a reader.
+its line and the bad word, not a reader. A dated result note is a record of
+what was run that day and is never edited (a new note supersedes it): its
+commands of an entry point whose interface changed after it
+(INTERFACE_CHANGED) are not checked.
 
 The notation the docs use: `\` continuations; `[optional]` parts (kept);
 `{a,b}` alternatives (each checked); `a|b` values (the first is used to
@@ -53,6 +61,16 @@ BRACES = re.compile(r'\{([^{}\s]*,[^{}\s]*)\}')
 SEPARATORS = ('&&', '||', ';', '|', '>', '>>', '<', '2>', '&')
 CONFIG_SPEC = re.compile(r'^(?P<file>[^:]+?\.py)(?::(?P<arg>.*))?$')
 PLACEHOLDER = re.compile(r'^[A-Z][A-Z0-9_]*$')
+# Entry point -> the day its interface changed (the benchmark runner's
+# flags became config files on 2026-12-07): result notes dated before it
+# give its commands as they were run then.
+INTERFACE_CHANGED = {'benchmark': '2026-12-07'}
+NOTE = re.compile(r'^docs/results/(\d{4}-\d{2}-\d{2})-')
+# Benchmark config arguments whose values are free text (paths, hub ids,
+# task and dataset names, links): not judged when the config is resolved.
+BENCHMARK_FREE_TEXT = {'checkpoint': 'C', 'revision': '', 'data_dir': 'D',
+                       'tasks': '', 'pretrained_on': '', 'org': '',
+                       'code_link': '', 'model_link': ''}
 
 
 def doc_files() -> List[str]:
@@ -60,6 +78,15 @@ def doc_files() -> List[str]:
   found = [os.path.relpath(p, ROOT) for p in glob.glob(
       os.path.join(ROOT, 'docs', '**', '*.md'), recursive=True)]
   return ['README.md'] + sorted(found)
+
+
+def is_record(command: 'Command') -> bool:
+  """Whether `command` is in a result note dated before its entry point's
+  interface changed (INTERFACE_CHANGED): a record of what was run then,
+  not checked."""
+  found = NOTE.match(command.doc.replace(os.sep, '/'))
+  changed = INTERFACE_CHANGED.get(command.entry)
+  return bool(found and changed) and found.group(1) < changed
 
 
 # --------------------------------------------------------------- reading
@@ -385,7 +412,26 @@ def _config_problems(request: dict) -> List[str]:
       problem = _path_problem(config, path)
       if problem:
         problems.append(problem)
+  if config is not None and not problems and request['file'].startswith(
+      'configs/benchmarks/'):
+    problems += _benchmark_problems(module, items)
   return problems
+
+
+def _benchmark_problems(module, items) -> List[str]:
+  """(e): the benchmark config of `items` resolved (free-text values
+  replaced; not judged when another value is a placeholder)."""
+  from ttm_jax import errors  # pylint: disable=g-import-not-at-top
+  from ttm_jax.suites import config as suites_config  # pylint: disable=g-import-not-at-top
+  given = [(k, BENCHMARK_FREE_TEXT.get(k, v)) for k, v in items]
+  if not all(_literal(v) or k in BENCHMARK_FREE_TEXT for k, v in given):
+    return []
+  try:
+    suites_config.resolve(module.get_config(
+        ','.join(f'{k}={v}' for k, v in given) or None))
+  except errors.ConfigError as e:
+    return [f'the benchmark config is refused: {e}']
+  return []
 
 
 def check(commands: Dict[str, List[Command]]) -> Dict[str, List[str]]:
@@ -428,7 +474,8 @@ def _helper():
   import ml_collections  # pylint: disable=g-import-not-at-top,unused-import
   import ttm_jax  # pylint: disable=g-import-not-at-top,unused-import
   from ttm_jax import train  # pylint: disable=g-import-not-at-top,unused-import
-  commands = {doc: read_commands(doc) for doc in doc_files()}
+  commands = {doc: [c for c in read_commands(doc) if not is_record(c)]
+              for doc in doc_files()}
   json.dump(check(commands), sys.stdout)
 
 
@@ -491,6 +538,29 @@ def test_reader_notation():
   assert flag_problems(parsed, flags) == [
       '--wrokdir is not a flag of this entry point (did you mean '
       '--workdir?)']
+
+
+
+def test_benchmark_configs_and_records():
+  """(e): a benchmark config's arguments are resolved together (free text
+  and placeholders aside); an old note's benchmark command is a record,
+  its train command is not."""
+  def request(**items):
+    return dict(file='configs/benchmarks/chronos_ii.py', overrides=[],
+                items=[[k, v] for k, v in items.items()])
+  assert _config_problems(request(checkpoint='C', data_dir='D',
+                                  tasks='a+b', quantiles='point')) == []
+  [problem] = _config_problems(request(baseline='seasonal_naive',
+                                       finetune='true'))
+  assert "config.baseline='seasonal_naive' scores a baseline alone" in (
+      problem)
+  assert _config_problems(request(checkpoint='C', recipe='R')) == []
+  old = 'docs/results/2026-12-02-x.md'
+  assert is_record(Command(old, 1, 'benchmark', []))
+  assert not is_record(Command(old, 1, 'train', []))
+  assert not is_record(Command('docs/results/2026-12-07-x.md', 1,
+                               'benchmark', []))
+  assert not is_record(Command('docs/benchmarks.md', 1, 'benchmark', []))
 
 
 if __name__ == '__main__':

@@ -113,27 +113,75 @@ def test_model_candidate_needs_a_model():
     select.forecaster(None, select.Recipe())
 
 
-def test_runner_refuses_bad_flags_first(tmp_path):
-  """One error line naming the flags, before anything is read or
-  written."""
+def test_runner_refuses_bad_configs_first(tmp_path):
+  """One error line naming the config field, before anything is read or
+  written (the old flags' conflict table, as checks of the resolved
+  config: ttm_jax/suites/config.py)."""
   from tests import entry_points  # pylint: disable=g-import-not-at-top
-  base = ['experiments.benchmark', '--suite', 'chronos_ii', '--data_dir',
-          str(tmp_path)]
+  spec = f'configs/benchmarks/chronos_ii.py:data_dir={tmp_path}'
+
+  def case(arg='', *overrides):
+    return ['--config', spec + arg] + [f'--config.{o}' for o in overrides]
+  only_baselines = "select.candidates=('seasonal_naive','drift')"
   cases = [
-      (['--finetune', '--baseline', 'seasonal_naive'], '--baseline scores'),
-      (['--finetune', '--recipe', 'backtest_select', '--select_candidates',
-        'seasonal_naive,drift'], '--finetune fine-tunes a --checkpoint'),
-      (['--recipe', 'backtest_select'], "'ttm' needs a --checkpoint"),
-      (['--recipe', 'backtest_select', '--select_candidates',
-        'naive,drift'], 'seasonal_naive must be one'),
-      (['--checkpoint', 'x', '--finetune', '--finetune_fraction', '0'],
-       '--finetune_fraction=0.0 must be in'),
-      (['--adapt', '--baseline', 'seasonal_naive'], '--baseline scores'),
-      (['--adapt', '--recipe', 'backtest_select', '--select_candidates',
-        'seasonal_naive,drift'], '--adapt adapts the pasts a --checkpoint'),
-      (['--adapt', '--checkpoint', 'x', '--finetune'],
-       'without --finetune'),
-      (['--adapt', '--checkpoint', 'x', '--adapt_upsample', '0'],
-       'upsample=0'),
+      (case(',finetune=true,baseline=seasonal_naive'),
+       "config.baseline='seasonal_naive' scores a baseline alone"),
+      (case(',finetune=true,recipe=backtest_select', only_baselines),
+       'config.finetune.enabled=True fine-tunes config.checkpoint'),
+      (case(',recipe=backtest_select'),
+       "config.select.candidates=('ttm', 'seasonal_naive', 'naive', "
+       "'drift') lists 'ttm'"),
+      (case(',recipe=backtest_select',
+            "select.candidates=('naive','drift')"),
+       'must hold seasonal_naive'),
+      (case(',checkpoint=x,finetune=true', 'finetune.fraction=0'),
+       'config.finetune.fraction=0.0 must be in (0, 1]'),
+      (case(',checkpoint=x,finetune=true', 'finetune.lr=nan'),
+       'config.finetune.lr=nan must be finite'),
+      (case(',checkpoint=x', 'finetune.lr=0.001'),
+       'config.finetune.lr=0.001 is read only when '
+       'config.finetune.enabled is true'),
+      (case(',adapt=true,baseline=seasonal_naive'),
+       'scores a baseline alone'),
+      (case(',adapt=true,recipe=backtest_select', only_baselines),
+       'config.adapt.enabled=True adapts the pasts config.checkpoint'),
+      (case(',adapt=true,checkpoint=x,finetune=true'),
+       'without config.finetune.enabled'),
+      (case(',adapt=true,checkpoint=x', 'adapt.upsample=0'),
+       'config.adapt.upsample=0 must be >= 1'),
+      (case(',checkpoint=x', 'select.mode=blend'),
+       "config.select.mode='blend' is read only with "
+       "config.recipe='backtest_select'"),
+      (case(',baseline=seasonal_naive,quantiles=point'),
+       "config.quantiles='point' is read only with config.checkpoint"),
+      (case(',checkpoint=x', 'allow_download=true'),
+       "config.allow_download=True is read only with "
+       "config.checkpoint='auto'"),
+      (case(',checkpoint=x,org=me'), "Unknown config argument 'org'"),
+      (case(',checkpoint=x', 'submission.org=me'),
+       "config.submission.org='me' is read only when config.suite is "
+       "'gift_eval'"),
+      (case(',checkpoint=x,tasks=m4_yearly+m4_yearly'),
+       "names ['m4_yearly'] twice"),
+      (case(',checkpoint=x,tasks=m6'), "has ['m6'], not tasks of suite "
+       "'chronos_ii'"),
+      (case(',checkpoint=x,split=valid'),
+       "config argument split='valid'|config.split='valid' must be one "
+       "of"),
+      (case(',checkpoint=x', 'quantile=point'),
+       'config.quantile is not a field'),
+      (case(',checkpoint=x', 'finetun.lr=1'),
+       "--config.finetun.lr: the config has no field finetun (did you "
+       "mean 'finetune'?)"),
+      (case(''), "config.checkpoint='' must name a checkpoint"),
   ]
-  entry_points.assert_refused_first(base, cases, tmp_path)
+  outcomes = entry_points.run_batch(
+      [['experiments.benchmark'] + args + ['--workdir',
+                                           str(tmp_path / f'w{k}')]
+       for k, (args, _) in enumerate(cases)])
+  for k, ((_, words), (rc, out, err)) in enumerate(zip(cases, outcomes)):
+    assert rc == 2 and 'Traceback' not in out + err, (out + err)[-2000:]
+    lines = [line for line in err.splitlines() if line.startswith('error: ')]
+    assert len(lines) == 1, err[-2000:]
+    assert any(w in lines[0] for w in words.split('|')), (k, lines[0])
+    assert not (tmp_path / f'w{k}').exists()

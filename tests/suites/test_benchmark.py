@@ -287,10 +287,11 @@ def test_gift_eval_end_to_end_in_the_save_to_disk_layout(tmp_path):
       writer.write_table(table)
   work = tmp_path / 'work'
   process = subprocess.run(
-      [sys.executable, '-m', 'experiments.benchmark', '--suite',
-       'gift_eval', '--baseline', 'seasonal_naive', '--data_dir',
-       str(tmp_path / 'data'), '--workdir', str(work), '--tasks',
-       'm4_yearly/A/short'], cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT),
+      [sys.executable, '-m', 'experiments.benchmark', '--config',
+       'configs/benchmarks/gift_eval.py:baseline=seasonal_naive,data_dir='
+       f'{tmp_path / "data"},tasks=m4_yearly/A/short,org=ttm-jax,'
+       'code_link=https://example.org/ttm-jax', '--workdir',
+       str(work)], cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT),
       capture_output=True, text=True, timeout=600)
   assert process.returncode == 0, process.stderr[-3000:]
   results = pd.read_csv(work / 'all_results.csv')
@@ -305,8 +306,12 @@ def test_gift_eval_end_to_end_in_the_save_to_disk_layout(tmp_path):
   assert results['eval_metrics/ND[0.5]'][0] == pytest.approx(
       np.abs(truth - point).sum() / np.abs(truth).sum())
   config = json.loads((work / 'config.json').read_text())
-  assert config['testdata_leakage'] == 'No' and config['model'] == (
-      'seasonal_naive')
+  # GIFT-Eval's own seasonal naive, as statistical, from the config.
+  assert config == dict(
+      model='gift_seasonal_naive', model_type='statistical',
+      model_dtype='float32', model_link='',
+      code_link='https://example.org/ttm-jax', org='ttm-jax',
+      testdata_leakage='No', replication_code_available='Yes')
 
 
 def test_fev_bench_task_end_to_end(tmp_path):
@@ -607,11 +612,11 @@ def test_validation_outputs_say_their_split(tmp_path):
   pq.write_table(pa.Table.from_pandas(_long_frame(values)),
                  folder / 'train-00000-of-00001.parquet')
   work = tmp_path / 'work'
-  base = ['experiments.benchmark', '--suite', 'chronos_ii', '--baseline',
-          'seasonal_naive', '--data_dir', str(data), '--workdir', str(work),
-          '--tasks', 'monash_m1_yearly']
-  outcomes = entry_points.run_batch([base + ['--holdout', 'validation'],
-                                     base])
+  spec = ('configs/benchmarks/chronos_ii.py:baseline=seasonal_naive,'
+          f'data_dir={data},tasks=monash_m1_yearly')
+  base = ['experiments.benchmark', '--workdir', str(work), '--config']
+  outcomes = entry_points.run_batch([base + [spec + ',split=validation'],
+                                     base + [spec]])
   for rc, out, err in outcomes:
     assert rc == 0, (out + err)[-3000:]
   assert '(validation split)' in outcomes[0][1]

@@ -1,12 +1,15 @@
 """A benchmark run's tables and plot, from its task records
-(`evaluators.benchmark`): fev's summary format, the scores relative to
-seasonal naive with their geometric means, GIFT-Eval's submission files."""
+(`suites.benchmark`): fev's results format (summary.csv: every column
+of fev's task definitions, as fev writes them, so the file pivots onto
+the leaderboard's tasks), the scores relative to seasonal naive with
+their geometric means, GIFT-Eval's submission files."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import pandas
@@ -14,43 +17,93 @@ import pandas
 from ttm_jax.suites import task_metrics
 from ttm_jax.suites import tasks as tasks_lib
 
-FEV_COLUMNS = ('task_name', 'model_name', 'split', 'dataset_path',
-               'dataset_config', 'horizon', 'num_windows', 'seasonality',
-               'eval_metric', 'test_error', 'MASE', 'WQL', 'SQL', 'WAPE',
-               'trained_on_this_dataset', 'quantile_source',
-               'covariates_ignored', 'training_time_s',
-               'inference_time_s', 'seconds', 'num_series', 'num_forecasts',
-               'model_config')
+# fev's task definition (`fev.Task.to_dict()`, in its order): fev's
+# TASK_DEF_COLUMNS (`fev.analysis`), with num_windows and window_step_size.
+TASK_COLUMNS = ('dataset_path', 'dataset_config', 'horizon', 'num_windows',
+                'initial_cutoff', 'window_step_size', 'min_context_length',
+                'max_context_length', 'seasonality', 'eval_metric',
+                'extra_metrics', 'quantile_levels', 'id_column',
+                'timestamp_column', 'target',
+                'generate_univariate_targets_from', 'known_dynamic_columns',
+                'past_dynamic_columns', 'static_columns', 'task_name')
+# The fev release whose task, window and metric rules the runner follows
+# and is tested against (tests/suites/): fev's leaderboard needs a
+# fev_version of at least 0.6.0 in every row.
+FEV_VERSION = '0.10.0'
+FEV_COLUMNS = (('model_name',) + TASK_COLUMNS + (
+    'test_error', 'MASE', 'WQL', 'SQL', 'WAPE', 'training_time_s',
+    'inference_time_s', 'trained_on_this_dataset', 'num_forecasts',
+    'fev_version', 'split',
+    'quantile_source', 'covariates_ignored', 'seconds', 'num_series',
+    'model_config'))
 
 
-def summary(records: Sequence[Dict[str, Any]], suite: str,
-            config: Dict[str, Any]) -> pandas.DataFrame:
-  """One row per task in fev's summary format (test_error is the task's
-  eval metric; `split` says whether its windows are the test's or the
-  validation ones before them)."""
+def task_definition(task: tasks_lib.Task) -> Dict[str, Any]:
+  """The task as fev's `Task.to_dict()` gives it (fev's normalisation:
+  cutoffs computed, quantile levels and column lists sorted, metrics as
+  the suite's file writes them), for the windows scored (a validation
+  split's moved cutoffs; GIFT-Eval's window count once the data fixed
+  it)."""
+  spec = task.spec if task.suite != 'gift_eval' else {}
+  target = (sorted(task.target) if isinstance(task.target, (list, tuple))
+            else task.target)
+  univariate = task.univariate_from
+  return dict(
+      dataset_path=task.dataset_path,
+      dataset_config=task.dataset_config or None, horizon=task.horizon,
+      num_windows=task.num_windows, initial_cutoff=task.initial_cutoff,
+      window_step_size=task.window_step_size,
+      min_context_length=task.min_context_length,
+      max_context_length=task.max_context_length,
+      seasonality=task.seasonality,
+      eval_metric=spec.get('eval_metric', task.eval_metric),
+      extra_metrics=list(spec.get('extra_metrics', task.extra_metrics)),
+      quantile_levels=sorted(task.quantile_levels),
+      id_column=spec.get('id_column', 'id'),
+      timestamp_column=spec.get('timestamp_column', 'timestamp'),
+      target=target,
+      generate_univariate_targets_from=(
+          list(univariate) if isinstance(univariate, (list, tuple))
+          else univariate),
+      known_dynamic_columns=sorted(task.known_dynamic),
+      past_dynamic_columns=sorted(task.past_dynamic),
+      static_columns=sorted(task.static), task_name=task.name)
+
+
+def summary(records: Sequence[Dict[str, Any]],
+            suite: str) -> pandas.DataFrame:
+  """One row per task in fev's results format: every column of fev's task
+  definition as fev writes it (lists as Python lists, None empty), the
+  model, test_error (the task's eval metric) and the metrics; then this
+  runner's columns (`split`: the test windows or the validation ones
+  before them; each row's own `model_config`)."""
   specs = {t.name: t for t in tasks_lib.load_suite(suite)}
   rows = []
   for record in records:
     task = specs[record['task_name']]
+    definition = record.get('task_definition') or task_definition(
+        dataclasses.replace(task, num_windows=record['num_windows']))
     metrics = record['metrics']
     rows.append(dict(
-        task_name=task.name, model_name=record['model_name'],
-        split=_split(record),
-        dataset_path=task.dataset_path, dataset_config=task.dataset_config,
-        horizon=task.horizon, num_windows=record['num_windows'],
-        seasonality=task.seasonality, eval_metric=task.eval_metric,
+        model_name=record['model_name'], **definition,
         test_error=metrics.get(task.eval_metric.upper(),
                                metrics.get(task.eval_metric)),
         **{k: metrics.get(k) for k in task_metrics.FEV_METRICS},
-        trained_on_this_dataset=record['trained_on_this_dataset'],
-        quantile_source=record['quantile_source'],
-        covariates_ignored=' '.join(record.get('covariates_ignored', ())),
         training_time_s=record.get('training_time_s'),
         inference_time_s=record['inference_time_s'],
+        trained_on_this_dataset=record['trained_on_this_dataset'],
+        num_forecasts=record['num_forecasts'], fev_version=FEV_VERSION,
+        split=_split(record),
+        quantile_source=record['quantile_source'],
+        covariates_ignored=' '.join(record.get('covariates_ignored', ())),
         seconds=record.get('seconds'), num_series=record['num_series'],
-        num_forecasts=record['num_forecasts'],
-        model_config=json.dumps(config)))
-  return pandas.DataFrame(rows, columns=list(FEV_COLUMNS))
+        model_config=json.dumps(record.get('model_config') or {},
+                                sort_keys=True)))
+  frame = pandas.DataFrame(rows, columns=list(FEV_COLUMNS), dtype=object)
+  twice = frame[frame.duplicated(['model_name', 'task_name'])]
+  if len(twice):
+    raise ValueError(f'tasks scored twice: {twice["task_name"].tolist()}')
+  return frame
 
 
 def _split(record: Dict[str, Any]) -> str:
@@ -112,7 +165,7 @@ def relative(records: Sequence[Dict[str, Any]]) -> pandas.DataFrame:
   return frame
 
 
-def gift_results(records, config: Dict[str, Any]) -> pandas.DataFrame:
+def gift_results(records) -> pandas.DataFrame:
   """GIFT-Eval's all_results.csv: its 15 columns, one row per config."""
   with open(os.path.join(tasks_lib.SUITES_DIR,
                          'gift_eval_terms.json')) as f:
@@ -125,7 +178,6 @@ def gift_results(records, config: Dict[str, Any]) -> pandas.DataFrame:
         **{f'eval_metrics/{k}': record['gift'][k]
            for k in task_metrics.GIFT_COLUMNS},
         domain=entry['domain'], num_variates=entry['num_variates']))
-  del config
   return pandas.DataFrame(rows)
 
 
@@ -160,27 +212,24 @@ def plot(path: str, frame: pandas.DataFrame) -> None:
 
 
 def write(workdir: str, suite: str, records: List[Dict[str, Any]],
-          config: Dict[str, Any], model_type: str = 'pretrained') -> None:
+          gift_config: Optional[Dict[str, str]] = None) -> None:
   """summary.csv, relative.csv/.md, relative.png and, for GIFT-Eval,
-  all_results.csv and config.json."""
+  all_results.csv and config.json (`gift_config`: its fields, decided
+  by the runner, `benchmark.gift_config`)."""
   if not records:
     return
-  summary(records, suite, config).to_csv(
-      os.path.join(workdir, 'summary.csv'), index=False)
+  summary(records, suite).to_csv(os.path.join(workdir, 'summary.csv'),
+                                 index=False)
   table = relative(records)
   table.to_csv(os.path.join(workdir, 'relative.csv'), index=False)
   with open(os.path.join(workdir, 'relative.md'), 'w') as f:
     f.write(_markdown(table))
   plot(os.path.join(workdir, 'relative.png'), table)
   if suite == 'gift_eval':
-    gift_results(records, config).to_csv(
+    gift_results(records).to_csv(
         os.path.join(workdir, 'all_results.csv'), index=False)
-    leaks = [r['trained_on_this_dataset'] for r in records]
+    if gift_config is None:
+      raise ValueError("GIFT-Eval's config.json needs its fields "
+                       '(benchmark.gift_config).')
     with open(os.path.join(workdir, 'config.json'), 'w') as f:
-      json.dump(dict(
-          model=records[0]['model_name'], model_type=model_type,
-          model_dtype='float32', model_link=config.get('checkpoint', ''),
-          code_link='', org='',
-          testdata_leakage='Yes' if any(leaks) else (
-              'No' if all(v is False for v in leaks) else 'Unknown'),
-          replication_code_available='Yes'), f, indent=2)
+      json.dump(gift_config, f, indent=4)

@@ -18,18 +18,27 @@ Where a task's data is looked for, in order:
 
 A missing dataset is `Missing(id, looked_in)`: the runner lists it with
 the id to fetch it by and skips the task.
+
+Checked where it enters, each problem one DataError naming the file:
+a file of the suites' whose bytes are known (`known_files`) and differ (a
+truncated `.tsf`); a parquet or arrow file that cannot be read; text in
+a target (the column, series and step); an infinite value (the series and
+step: its forecast would be NaN and drop out of the metrics while it
+counts as a forecast). NaN is a missing value.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import glob
+import numbers
 import os
-from typing import List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
 from ttm_jax import errors
+from ttm_jax.suites import known_files
 from ttm_jax.suites import tasks as tasks_lib
 
 # Chronos Benchmark II's Monash tasks and the Monash archive files they
@@ -59,12 +68,24 @@ class Series:
   source: str  # The file(s) read.
   timestamps: Optional[List[np.ndarray]] = None
   dims: Optional[np.ndarray] = None
+  # The files read: {'path' (below the data folder), 'bytes', 'sha256'}.
+  files: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
 class Missing:
   dataset_id: str
   looked_in: List[str]
+
+
+@dataclasses.dataclass
+class Located:
+  """Where a task's data is: its files (a table's parquet or arrow files,
+  or one Monash `.tsf`), each with its key in `known_files`."""
+  files: List[str]
+  keys: List[str]
+  source: str  # The folder read, or the .tsf file.
+  tsf: bool = False
 
 
 def _files(folder: str) -> List[str]:
@@ -76,20 +97,65 @@ def _files(folder: str) -> List[str]:
   return []
 
 
-def _read_table(files: Sequence[str]):
+def _one_line(error: BaseException) -> str:
+  text = ' '.join(str(error).split())
+  return f'{type(error).__name__}: {text[:300]}'
+
+
+def _read_file(path: str):
+  """One parquet or arrow file as a pyarrow table; a DataError naming it
+  when it cannot be read (damaged, truncated, not that format)."""
   import pyarrow as pa  # pylint: disable=g-import-not-at-top
   import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
-  tables = []
-  for path in files:
-    if path.endswith('.parquet'):
-      tables.append(pq.read_table(path))
-    else:  # datasets.save_to_disk writes arrow streams.
-      with pa.memory_map(path) as source:
-        try:
-          tables.append(pa.ipc.open_stream(source).read_all())
-        except pa.ArrowInvalid:
-          tables.append(pa.ipc.open_file(source).read_all())
-  return pa.concat_tables(tables).to_pandas()
+  kind = 'parquet' if path.endswith('.parquet') else 'arrow'
+  try:
+    if kind == 'parquet':
+      return pq.read_table(path)
+    with pa.memory_map(path) as source:  # save_to_disk writes streams.
+      try:
+        return pa.ipc.open_stream(source).read_all()
+      except pa.ArrowInvalid:
+        source.seek(0)
+        return pa.ipc.open_file(source).read_all()
+  except (pa.ArrowException, OSError, ValueError) as e:
+    raise errors.DataError(f'{path}: not a readable {kind} file '
+                           f'({_one_line(e)}).') from None
+
+
+def _read_table(files: Sequence[str]):
+  import pyarrow as pa  # pylint: disable=g-import-not-at-top
+  tables = [_read_file(path) for path in files]
+  try:
+    return pa.concat_tables(tables).to_pandas()
+  except (pa.ArrowException, ValueError) as e:
+    names = [os.path.basename(f) for f in files]
+    raise errors.DataError(f'{os.path.dirname(files[0])}: its files {names} '
+                           f'do not make one table ({_one_line(e)}).'
+                           ) from None
+
+
+def _numeric(value, where: str) -> np.ndarray:
+  """`value` (a sequence, or a sequence of sequences) as float64; a
+  DataError naming `where` and the step of the first value that is not a
+  number (text in a target). None is missing (NaN)."""
+  array = np.asarray(value)
+  if array.dtype.kind in 'fiub':
+    return array.astype(np.float64)
+  if array.dtype == object and array.ndim == 1 and len(array) and all(
+      isinstance(v, (list, tuple, np.ndarray)) for v in array):
+    return np.stack([_numeric(v, f'{where}, variate {k}')
+                     for k, v in enumerate(array)])
+  flat = array.ravel()
+  out = np.empty(len(flat))
+  for k, item in enumerate(flat):
+    if item is None:
+      out[k] = np.nan
+    elif isinstance(item, numbers.Real) and not isinstance(item, str):
+      out[k] = float(item)
+    else:
+      raise errors.DataError(f'{where}, step {k}: {item!r} is '
+                             f'{type(item).__name__}, not a number.')
+  return out.reshape(array.shape)
 
 
 def _freq_of(timestamps) -> str:
@@ -153,7 +219,8 @@ def _fev_series(task: tasks_lib.Task, frame, source: str) -> Series:
     for k, column in enumerate(targets):
       ids.append(f'{row["id"]}/{column}' if multivariate else
                  f'{row["id"]}_{column}' if columns else row['id'])
-      values.append(np.asarray(row[column], np.float64))
+      values.append(_numeric(row[column], f'{source}: column {column!r}, '
+                             f'series {row["id"]!r}'))
       dims.append(k if multivariate else 0)
       if 'timestamp' in frame:
         stamps.append(np.asarray(row['timestamp'], 'datetime64[ns]'))
@@ -173,34 +240,80 @@ def _tsf_series(path: str) -> Series:
 def _gift_series(task: tasks_lib.Task, frame, source: str) -> Series:
   ids, values = [], []
   for _, row in frame.iterrows():
-    target = row['target']
-    rows = list(target) if len(target) and isinstance(
-        target[0], (list, np.ndarray)) else [target]
+    target = _numeric(row['target'], f'{source}: column \'target\', item '
+                      f'{row["item_id"]!r}')
+    rows = list(target) if target.ndim == 2 else [target]
     for k, variate in enumerate(rows):
       ids.append(f'{row["item_id"]}_dim{k}' if len(rows) > 1
                  else str(row['item_id']))
-      values.append(np.asarray(variate, np.float64))
+      values.append(variate)
   freq = str(frame['freq'].iloc[0]) if 'freq' in frame else ''
   del task
   return Series(ids, values, freq, source)
 
 
-def read(task: tasks_lib.Task, data_dir: str) -> Union[Series, Missing]:
-  """The series of `task` under `data_dir`, or where they were looked
-  for."""
+def locate(task: tasks_lib.Task, data_dir: str) -> Union[Located, Missing]:
+  """Where the data of `task` is under `data_dir` (nothing read), or
+  where it was looked for."""
   folders = [os.path.join(data_dir, task.dataset_path, task.dataset_config),
              os.path.join(data_dir, task.dataset_config)]
   for folder in folders:
     files = _files(folder) if os.path.isdir(folder) else []
     if files:
-      frame = _read_table(files)
-      if task.suite == 'gift_eval':
-        return _gift_series(task, frame, folder)
-      return _fev_series(task, frame, folder)
+      keys = [f'{task.dataset_id}/{os.path.relpath(f, folder)}'
+              for f in files]
+      return Located(files, keys, files[0] if len(files) == 1 else folder)
   monash: Optional[str] = MONASH_FILES.get(task.dataset_config)
   if monash and task.suite == 'chronos_ii':
     path = os.path.join(data_dir, monash)
-    if os.path.exists(path):
-      return _tsf_series(path)
+    if os.path.isfile(path):
+      return Located([path], [f'monash/{monash}'], path, tsf=True)
     folders.append(path)
   return Missing(task.dataset_id, folders)
+
+
+def digests(located: Located, data_dir: str,
+            verify: bool = True) -> List[Dict[str, Any]]:
+  """Each file's {'path' (below `data_dir`), 'bytes', 'sha256'}; with
+  `verify`, a known file whose bytes differ is refused
+  (`known_files.check`)."""
+  out = []
+  for path, key in zip(located.files, located.keys):
+    found = (known_files.check(path, key) if verify
+             else known_files.digest(path))
+    out.append(dict(path=os.path.relpath(path, data_dir), **found))
+  return out
+
+
+def _check_finite(task: tasks_lib.Task, series: Series) -> None:
+  """No infinite value: its past's forecast would be NaN, dropped by the
+  metrics while counted as a forecast (NaN is missing, allowed)."""
+  for k, values in enumerate(series.values):
+    bad = np.flatnonzero(np.isinf(values))
+    if len(bad):
+      when = '' if series.timestamps is None else (
+          f' ({str(series.timestamps[k][bad[0]])[:19]})')
+      raise errors.DataError(
+          f'Task {task.name}: {series.source}: series {series.ids[k]!r} '
+          f'holds {len(bad)} infinite value(s), the first at step '
+          f'{bad[0]}{when}: remove them or mark them missing (NaN).')
+
+
+def read(task: tasks_lib.Task, data_dir: str, verify: bool = True,
+         located: Optional[Located] = None) -> Union[Series, Missing]:
+  """The series of `task` under `data_dir` (at `located`, default
+  `locate`'s), or where they were looked for; `verify` checks known
+  files' bytes first (`digests`)."""
+  located = locate(task, data_dir) if located is None else located
+  if isinstance(located, Missing):
+    return located
+  files = digests(located, data_dir, verify)
+  if located.tsf:
+    series = _tsf_series(located.source)
+  else:
+    frame = _read_table(located.files)
+    series = (_gift_series if task.suite == 'gift_eval' else _fev_series)(
+        task, frame, located.source)
+  _check_finite(task, series)
+  series.files = files
+  return series
