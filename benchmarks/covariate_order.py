@@ -156,8 +156,7 @@ def grid(tasks) -> None:
   lines.append('MASE over that without covariates ('
                + ', '.join(f"{r['task']} {r['none']:.4f}" for r in records)
                + f'). Chosen by the rule: {_name(chosen)}.')
-  text = '
-'.join(lines)
+  text = '\n'.join(lines)
   print(text, flush=True)
   with open(os.path.join(_WORKDIR.value, 'grid.md'), 'w') as f:
     f.write(text + '\n')
