@@ -25,12 +25,14 @@ from tests import conftest
 from tests import entry_points
 from tests.experiments.test_bad_inputs import _assert_one_line_error
 from tests.experiments.test_bad_inputs import _snapshot
+from ttm_jax import errors
 from ttm_jax import save_pretrained
 from ttm_jax.inference import forecaster as forecaster_lib
 from ttm_jax.models import checkpoint
 from ttm_jax.models import config as config_lib
 from ttm_jax.suites import benchmark
 from ttm_jax.suites import known_files
+from ttm_jax.suites import tasks as tasks_lib
 
 CHRONOS = 'configs/benchmarks/chronos_ii.py'
 GIFT = 'configs/benchmarks/gift_eval.py'
@@ -285,6 +287,23 @@ def test_a_fine_tune_is_reused_only_with_its_settings(world, tmp_path):
   assert _snapshot(work) == before
 
 
+def test_a_recipes_settings_are_part_of_its_records(world, tmp_path):
+  """Every config field away from its default names the record (here a
+  recipe's setting, which the forecaster's name does not show)."""
+  work = tmp_path / 'work'
+  spec = (f'{CHRONOS}:recipe=backtest_select,tasks={M1},'
+          f'data_dir={world["root"] / "good"}')
+  baselines = "select.candidates=('seasonal_naive','naive','drift')"
+  _ok(entry_points.run(_command(spec, work, baselines)))
+  before = _snapshot(work)
+  _assert_one_line_error(
+      *entry_points.run(_command(spec, work, baselines,
+                                 'select.windows=2')), 2,
+      r'forecaster.options.recipe.windows 3 \(now 2\), settings.'
+      r'select.windows "\(none\)" \(now 2\)')
+  assert _snapshot(work) == before
+
+
 def test_checkpoint_auto_applies_the_zoos_rule_per_task(world, tmp_path):
   """The rule by hand: M1's shortest past (20 - 6 = 14 steps) fits no
   context, so the shortest (16); tourism yearly's (60 - 4 = 56) fits
@@ -341,3 +360,10 @@ def test_known_monash_files_pass_and_a_truncated_copy_is_refused(tmp_path):
   with pytest.raises(Exception, match=r'15,181 bytes, .*the known copy of '
                      r'monash/m1_yearly_dataset.tsf is 30,362 bytes'):
     known_files.check(str(cut), 'monash/m1_yearly_dataset.tsf')
+
+
+def test_a_task_named_twice_is_refused_by_the_library_too():
+  with pytest.raises(errors.ConfigError,
+                     match=r"tasks \['m4_yearly'\] are named twice"):
+    tasks_lib.select(tasks_lib.load_suite('chronos_ii'),
+                     ['m4_yearly', 'm4_yearly'])

@@ -599,7 +599,7 @@ def test_validation_split_never_reads_the_test_windows(tiny_model, dated,
 
 
 def test_validation_outputs_say_their_split(tmp_path):
-  """The runner with --holdout validation and without, in one workdir:
+  """The runner with split=validation and without, in one workdir:
   validation in W/validation/, test in W/, every record and table row
   labelled with its split; seasonal naive on the validation windows by
   hand; a rerun skips each split's finished task; a record of the other
@@ -644,11 +644,11 @@ def test_validation_outputs_say_their_split(tmp_path):
   original = benchmark.run_task
   benchmark.run_task = fail
   try:
-    for split in splits:
-      [again] = benchmark.run('chronos_ii', str(data), str(work),
-                              forecaster_lib.baseline(),
-                              ['monash_m1_yearly'], lambda line: None,
-                              split=split)
+    from configs.benchmarks import chronos_ii  # pylint: disable=g-import-not-at-top
+    for split in splits:  # The same config (a record names its settings).
+      [again] = benchmark.run_config(
+          chronos_ii.get_config(f'{spec.split(":", 1)[1]},split={split}'),
+          str(work), lambda line: None)
       assert again == records[split]
     # A validation record where test records go: refused.
     mixed = tmp_path / 'mixed'

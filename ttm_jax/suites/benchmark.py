@@ -35,8 +35,9 @@ statsforecast's intervals, for gift_eval). Results land in
 
 A record is reused only when everything that made it is equal (its
 `identity`: the task and split, the forecaster's name, options and
-pretraining data, the checkpoint's files by sha256, the data files by
-size and sha256, and METRICS_VERSION); otherwise the run is refused with
+pretraining data, the run config's settings away from their defaults, the
+checkpoint's files by sha256, the data files by size and sha256, and
+METRICS_VERSION); otherwise the run is refused with
 one line naming the difference, or, with `rerun`, the task is scored
 again. One suite a workdir (`benchmark.json` says which).
 
@@ -302,11 +303,14 @@ def checkpoint_digest(checkpoint: str, revision: str = '') -> Dict[str, str]:
 
 def identity(task: tasks_lib.Task, split: str,
              forecaster: forecaster_lib.Forecaster,
-             files: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+             files: Sequence[Dict[str, Any]],
+             settings: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
   """Everything that makes a task's record (JSON values): the task's
   definition and split, the forecaster's name, options and pretraining
-  data, its checkpoint's files by content (not by path), the data files
-  (path below the data folder, size, sha256) and METRICS_VERSION."""
+  data, the run config's `settings` (`suites.config.settings`: its fields
+  away from their defaults), its checkpoint's files by content (not by
+  path), the data files (path below the data folder, size, sha256) and
+  METRICS_VERSION."""
   options = dict(forecaster.config)
   checkpoint = options.pop('checkpoint', '')
   revision = options.pop('revision', '')
@@ -316,6 +320,7 @@ def identity(task: tasks_lib.Task, split: str,
                       quantile_source=forecaster.quantile_source,
                       options=options, pretraining_data=None
                       if pretraining is None else sorted(pretraining)),
+      settings=dict(settings or {}),
       checkpoint=checkpoint_digest(checkpoint, revision) if checkpoint
       else None,
       data=list(files),
@@ -504,7 +509,8 @@ def run(suite: str, data_dir: str, workdir: str,
     if not fixed:
       series = task_data.read(task, data_dir, verify_files, located)
       current = forecaster(task, series, split)
-    made = identity(task, split, current, files)
+    made = identity(task, split, current, files,
+                    None if config is None else config_lib.settings(config))
     record = _reuse(path, made, split, rerun)
     if record is not None:
       records.append(record)

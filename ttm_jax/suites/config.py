@@ -337,6 +337,33 @@ def resolve(config) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(resolved)
 
 
+# Fields that do not change what a record holds: where things are, which
+# tasks, how to report (the checkpoint counts by its files, the split with
+# the task: `benchmark.identity`).
+NOT_IDENTITY = ('suite', 'checkpoint', 'revision', 'checkpoints_dir',
+                'allow_download', 'tasks', 'split', 'data_dir',
+                'verify_files', 'rerun', 'submission')
+
+
+def settings(config) -> Dict[str, Any]:
+  """{'dotted.field': value} of the fields of a resolved config that are
+  away from their defaults, but NOT_IDENTITY's (so a field added later
+  with its default changes no record's identity)."""
+  out = {}
+
+  def walk(schema, values, prefix):
+    for key, spec in schema.items():
+      if (prefix + key) in NOT_IDENTITY or key not in values:
+        continue
+      if isinstance(spec, dict):
+        walk(spec, values[key], f'{prefix}{key}.')
+      elif values[key] != fields.default_value(spec):
+        value = values[key]
+        out[prefix + key] = list(value) if isinstance(value, tuple) else value
+  walk(FIELDS, _plain(config), '')
+  return out
+
+
 def data_folder(config) -> str:
   """The folder the datasets are read from: config.data_dir, else
   $TTM_DATA_DIR/benchmarks; a DataError naming the field when it is not

@@ -110,9 +110,13 @@ def _check_select(config) -> None:
 
 def _backtest_select(config, model):
   options = config['select']
-  return select.forecaster(model, select.Recipe(
-      tuple(options['candidates']), options['mode'], options['per'],
-      options['windows'], options['pool']))
+  recipe = select.Recipe(tuple(options['candidates']), options['mode'],
+                         options['per'], options['windows'], options['pool'])
+  made = select.forecaster(model, recipe)
+  # Its options in its config, also over a fine-tune (whose prepared
+  # forecaster select wraps later): records name what made them.
+  return dataclasses.replace(made, config=dict(
+      made.config, recipe=dataclasses.asdict(recipe)))
 
 
 register('backtest_select', Recipe(

@@ -245,16 +245,21 @@ def load_suite(suite: str) -> List[Task]:
 
 
 def select(tasks: Sequence[Task], names: Sequence[str]) -> List[Task]:
-  """The tasks named (all when `names` is empty); an unknown name is a
-  ConfigError listing the known ones."""
+  """The tasks named (all when `names` is empty); an unknown name, or one
+  named twice (it would be scored and averaged twice), is a ConfigError
+  (the known ones listed)."""
   if not names:
     return list(tasks)
   known = {t.name: t for t in tasks}
   unknown = [n for n in names if n not in known]
   if unknown:
     raise errors.ConfigError(
-        f'--tasks {unknown} are not tasks of this suite; known: '
+        f'tasks {unknown} are not tasks of this suite; known: '
         f'{sorted(known)}.')
+  twice = sorted({n for n in names if list(names).count(n) > 1})
+  if twice:
+    raise errors.ConfigError(f'tasks {twice} are named twice: each task is '
+                             'scored once.')
   return [known[n] for n in names]
 
 
