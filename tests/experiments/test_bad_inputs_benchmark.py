@@ -107,6 +107,9 @@ def world(tmp_path_factory):
   corrupt.write_bytes(b'PAR1' + b'\0' * 64)
   arrow = _gift_arrow(root / 'cut_arrow/m4_yearly', short)
   arrow.write_bytes(arrow.read_bytes()[:300])
+  (root / 'no_target/m4_yearly').mkdir(parents=True)
+  pq.write_table(pa.table({'item_id': ['T0'], 'values': [[1.0, 2.0]]}),
+                 root / 'no_target/m4_yearly/data.parquet')
   (root / 'tsf').mkdir()
   (root / 'tsf/m1_yearly_dataset.tsf').write_text(
       '@frequency yearly\n@horizon 6\n@data\nT1:1950-01-01 00-00-00:'
@@ -153,6 +156,10 @@ def test_bad_data_and_settings_are_one_line_before_any_write(world,
       (f'{GIFT}:baseline=seasonal_naive,tasks=m4_yearly/A/short,data_dir='
        + str(root / 'cut_arrow'), (),
        r'm4_yearly/data-00000-of-00001.arrow: not a readable arrow file'),
+      (f'{GIFT}:baseline=seasonal_naive,tasks=m4_yearly/A/short,data_dir='
+       + str(root / 'no_target'), (),
+       r"m4_yearly/A/short: .*data.parquet has no column \['target'\] "
+       r"\(GIFT-Eval's layout"),
       # A known file (Chronos II's Monash .tsf) whose bytes differ.
       (chronos + str(root / 'tsf'), (),
        r'm1_yearly_dataset.tsf: \d+ bytes, sha256 [0-9a-f]{16}; the known '

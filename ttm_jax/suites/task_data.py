@@ -238,6 +238,12 @@ def _tsf_series(path: str) -> Series:
 
 
 def _gift_series(task: tasks_lib.Task, frame, source: str) -> Series:
+  missing = [c for c in ('item_id', 'target') if c not in frame.columns]
+  if missing:
+    raise errors.DataError(
+        f'Task {task.name}: {source} has no column {missing} (GIFT-Eval\'s '
+        f'layout: item_id, start, freq, target); its columns are '
+        f'{sorted(frame.columns)}.')
   ids, values = [], []
   for _, row in frame.iterrows():
     target = _numeric(row['target'], f'{source}: column \'target\', item '
