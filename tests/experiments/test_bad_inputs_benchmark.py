@@ -307,7 +307,7 @@ def test_a_recipes_settings_are_part_of_its_records(world, tmp_path):
       *entry_points.run(_command(spec, work, baselines,
                                  'select.windows=2')), 2,
       r'forecaster.options.recipe.windows 3 \(now 2\), settings.'
-      r'select.windows "\(none\)" \(now 2\)')
+      r'select.windows "\(default\)" \(now 2\)')
   assert _snapshot(work) == before
 
 

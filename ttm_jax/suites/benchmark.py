@@ -338,8 +338,10 @@ def _pairs(old, new, prefix: str = '') -> List[Any]:
   in `new`'s order (nested where both sides are groups)."""
   if isinstance(old, dict) and isinstance(new, dict):
     keys = list(new) + [k for k in old if k not in new]
+    # A setting absent is at its default (`suites.config.settings`).
+    absent = '(default)' if prefix.startswith('settings.') else _NONE
     return [pair for k in keys for pair in _pairs(
-        old.get(k, _NONE), new.get(k, _NONE), f'{prefix}{k}.')]
+        old.get(k, absent), new.get(k, absent), f'{prefix}{k}.')]
   if (isinstance(old, list) and isinstance(new, list)
       and len(old) == len(new)):
     return [pair for k, (a, b) in enumerate(zip(old, new))
