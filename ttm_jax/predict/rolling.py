@@ -13,6 +13,7 @@ from typing import List, Optional
 
 import numpy as np
 
+from ttm_jax import baselines
 from ttm_jax import errors
 from ttm_jax.data import categoricals
 from ttm_jax.inference import covariates as covariates_lib
@@ -113,7 +114,8 @@ def forecast_at(model: model_lib.Model, frame: frames.Frame, requests,
   cats = None if codes is None else codes[[i for i, _ in requests]]
   point, quantiles = forecast_lib.forecast(
       model, histories, horizon, frame.freq, inputs,
-      num_targets=targets, futures=futures, static_categoricals=cats,
+      season=baselines.season_length(frame.freq), num_targets=targets,
+      futures=futures, static_categoricals=cats,
       with_quantiles=with_quantiles)
   return (point, quantiles) if with_quantiles else point
 
