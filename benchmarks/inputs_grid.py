@@ -33,6 +33,7 @@ import glob
 import json
 import math
 import os
+import re
 import time
 
 from absl import app
@@ -128,15 +129,16 @@ def main(argv):
   for name, inputs in settings():
     if _ONLY.value and name not in _ONLY.value and name != 'reference':
       continue
-    path = os.path.join(_WORKDIR.value, name.split(':')[0].replace(
-        ' ', '_').replace(',', '').replace('+', 'and'), 'scores.json')
+    path = os.path.join(_WORKDIR.value, re.sub(r'[^a-z0-9]+', '_',
+                                               name.lower()), 'scores.json')
     if os.path.exists(path):
       with open(path) as f:
         rows[name] = json.load(f)
       continue
     start = time.time()
     forecaster = forecaster_lib.model_forecaster(
-        _CHECKPOINT.value, quantiles='point', inputs=inputs)
+        _CHECKPOINT.value, quantiles='point', inputs=inputs,
+        pretrained_on=['ibm-granite/granite-timeseries-ttm-r2'])
     scores = _runner_scores(forecaster, os.path.dirname(path))
     scores.update(_gap_scores(inputs, frames))
     os.makedirs(os.path.dirname(path), exist_ok=True)
