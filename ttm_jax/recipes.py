@@ -41,6 +41,31 @@ def quantile_fields(levels: Optional[Sequence[float]]) -> dict:
   return dict(multi_quantile_head=True, quantile_levels=tuple(levels))
 
 
+def exogenous_fields(num_targets: int, num_known: int, num_past: int,
+                     categorical_sizes: Sequence[int] = ()) -> dict:
+  """The TTMConfig fields that give a pretrained TTM an exogenous mixer
+  over channels [targets, known covariates, past-only covariates], as
+  IBM's exogenous tutorial (TTM_SPEC.md 4.3: ttm_with_exog_tutorial) sets
+  them: the channel-mixing decoder, the targets as prediction channels,
+  the known covariates as exogenous channels read with their future
+  values by forecast channel mixing (window 1 each side, its mixer on,
+  the last context step prepended); past-only covariates are channels the
+  decoder mixes; static categoricals get embeddings. Without known
+  covariates there is no forecast channel mixing."""
+  fields = dict(num_input_channels=num_targets + num_known + num_past,
+                decoder_mode='mix_channel',
+                prediction_channel_indices=list(range(num_targets)))
+  if num_known:
+    fields.update(
+        exogenous_channel_indices=list(range(num_targets,
+                                             num_targets + num_known)),
+        enable_forecast_channel_mixing=True, fcm_context_length=1,
+        fcm_use_mixer=True, fcm_mix_layers=2, fcm_prepend_past=True)
+  if categorical_sizes:
+    fields['categorical_vocab_size_list'] = list(categorical_sizes)
+  return fields
+
+
 def few_shot(checkpoint: str = R2_CHECKPOINT, *, data: str = 'etth1',
              fraction: float = 0.05, context: int = 512, horizon: int = 96,
              full: bool = False, seed: int = 42, revision: str = '',

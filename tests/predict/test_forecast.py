@@ -245,7 +245,8 @@ def test_finetune_head_probes_then_forecasts(model_dir, tmp_path,
   seen = {}
   finetuned = finetune.finetuned
 
-  def recording(model, frame, fraction, finetune_dir=None):
+  def recording(model, frame, fraction, finetune_dir=None, channels=None):
+    assert channels is None  # No covariates: no exogenous mixer.
     seen['frame'] = frame
     seen['model'] = finetuned(model, frame, fraction, finetune_dir)
     return seen['model']

@@ -51,7 +51,10 @@ def _rolled(model: model_lib.Model, histories: List[np.ndarray],
                          batch.values.shape[2]))
       block = futures[:, done:done + model.horizon]
       future[:, :block.shape[1], num_targets:] = block
-      future = ((future - batch.loc) / batch.scale).astype(np.float32)
+      # A channel without a known future (NaN: not exogenous) is 0; the
+      # model reads only its exogenous channels' futures.
+      future = np.nan_to_num((future - batch.loc) / batch.scale).astype(
+          np.float32)
     quantiles_now = with_quantiles and not done
     predicted = model.run(batch.values, batch.mask, freq, future,
                           static_categoricals, with_quantiles=quantiles_now)

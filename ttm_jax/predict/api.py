@@ -33,8 +33,11 @@ Covariates: `past_covariates` (known up to each forecast origin),
 `static_covariates` (one value per series), numeric or categorical. A
 model without an exogenous mixer reads them by in-context ridge regression
 fitted per series on its context (`regression`, `inference.covariates`);
-`finetune=F` with covariates is refused for now. `control_columns` stay the channels of a model that already has
-an exogenous mixer (covariates are refused for one). Misaligned covariates
+`finetune=F` with covariates trains the model's exogenous mixer on them
+instead (each series' history alone; the forecast then reads the known
+covariates' future from `future_df`). `control_columns` stay the
+channels of a model that already has an exogenous mixer (covariates are
+refused for one). Misaligned covariates
 (`future_df` short of the horizon, missing a column, a series, or a value;
 ids of no series; a covariate that is also a target) are refused naming
 the column and the first bad rows.
@@ -146,9 +149,25 @@ def _prepare(df, timestamp_column, id_columns, target_columns,
 
 def _regression(frame: frames.Frame, regression, finetune) -> (
     covariates_lib.Regression):
-  """The regression options; says once that static covariates change no
-  zero-shot forecast (a per-series regression's intercept absorbs
-  them)."""
+  """The regression options; refuses them where a fine-tune trains an
+  exogenous mixer on the covariates instead; says once that static
+  covariates change no zero-shot forecast (a per-series regression's
+  intercept absorbs them), or that numeric ones are no part of a
+  fine-tune."""
+  dynamic = frame.dynamic_covariates
+  if finetune and dynamic and regression is not None:
+    raise errors.ConfigError(
+        f'regression={regression!r} is for zero-shot covariates (in-context '
+        'regression); with finetune= the covariates train the model\'s '
+        'exogenous mixer instead. Leave regression out, or finetune.')
+  numeric = [c for c in frame.static_covariates
+             if c not in frame.categorical_covariates]
+  if finetune and numeric:
+    _LOG.warning(
+        'static_covariates %s are numeric: a fine-tune reads static '
+        'covariates through the model\'s static categorical embeddings, '
+        'so it does not use them (name them in categorical_covariates to '
+        'embed their values).', numeric)
   if frame.static_covariates and not finetune:
     _LOG.warning(
         'static_covariates %s are constant within each series: the '
@@ -210,7 +229,8 @@ def forecast(df, *, timestamp_column: str, horizon: int, checkpoint: str,
     quantiles: unique levels in (0, 1) for `<target>_q<level>` columns.
     context: use at most this many last rows of history (>= 1).
     finetune: head-probe on the first `finetune` (in (0, 1)) of each
-      history first.
+      history first; with covariates, the model gets an exogenous mixer
+      over them first (`recipes.exogenous_fields`), trained with the head.
     revision, freq, regularize, checkpoints_dir, allow_download,
     calibration_windows: see the module docstring (`freq` must agree with
       the data).
@@ -242,7 +262,9 @@ def forecast(df, *, timestamp_column: str, horizon: int, checkpoint: str,
     regression: how covariates enter a model without an exogenous mixer
       (zero-shot): a dict of `inference.covariates.Regression` options
       (order 'xreg+ttm' or 'ttm+xreg', ridge, time_features) or a
-      `Regression`; default: `Regression()` (docs/forecasting.md).
+      `Regression`; default: `Regression()`, chosen on validation
+      (docs/forecasting.md). Refused with `finetune` and covariates: the
+      fine-tune trains the model's exogenous mixer on them instead.
 
   Returns:
     A DataFrame: id columns, `timestamp_column`, one column per target, and
@@ -270,16 +292,20 @@ def forecast(df, *, timestamp_column: str, horizon: int, checkpoint: str,
   ends = [(i, len(s.values)) for i, s in enumerate(frame.series)]
   rolling.check_histories(forecaster, frame, ends, short_history)
   futures = frames.read_future(frame, future_df, horizon)
+  ahead = _with_futures(frame, futures)
   if finetune:
-    if whole.has_covariates:
-      raise errors.ConfigError(
-          'finetune= with covariates is not supported yet: forecast them '
-          'zero-shot (without finetune), or fine-tune without them.')
+    channels = frames.covariate_channels(whole)
+    if channels.names or channels.static:
+      # The covariates become the channels of the exogenous mixer the
+      # fine-tune trains (docs/forecasting.md).
+      whole, frame, ahead = (frames.with_channels(f, channels)
+                             for f in (whole, frame, ahead))
+    else:
+      channels = None
     forecaster = finetune_lib.finetuned(forecaster, whole, float(finetune),
-                                        finetune_dir)
-  predicted = rolling.forecast_at(forecaster, _with_futures(frame, futures),
-                                  ends, horizon, inputs, with_quantiles=head,
-                                  regression=regression)
+                                        finetune_dir, channels)
+  predicted = rolling.forecast_at(forecaster, ahead, ends, horizon, inputs,
+                                  with_quantiles=head, regression=regression)
   if head:
     point, quantiles = predicted
     return frames.to_frame(frame, point, levels,

@@ -1,12 +1,17 @@
 """`ttm_jax.forecast(finetune=F)`: the model head-probed on the first F of
 each history with the library's few-shot recipe (`train.finetune.table`:
 LR finder, one-cycle, early stopping on the rest), in memory, before
-forecasting."""
+forecasting. With covariates, the fine-tune gives the model an exogenous
+mixer over them first (`recipes.exogenous_fields`: the known covariates
+as exogenous channels, the past-only ones as channels the decoder mixes,
+categorical static ones as embeddings) and trains it with the head, on
+each series' history alone."""
 
 from __future__ import annotations
 
 from typing import Optional
 
+from ttm_jax import recipes
 from ttm_jax.data import categoricals
 from ttm_jax.data import sources
 from ttm_jax.inference import model as model_lib
@@ -38,14 +43,25 @@ def to_table(frame: frames.Frame,
 
 
 def finetuned(model: model_lib.Model, frame: frames.Frame, fraction: float,
-              finetune_dir: Optional[str] = None) -> model_lib.Model:
+              finetune_dir: Optional[str] = None,
+              channels: Optional[frames.Channels] = None
+              ) -> model_lib.Model:
   """The model head-probed on the first `fraction` of each history of
   `frame` (`train.finetune.table`), in memory; the run's checkpoints and
-  metrics go to `finetune_dir` when given."""
+  metrics go to `finetune_dir` when given. With `channels` (`frame`'s
+  covariates as channels: `frames.with_channels`), the model gets an
+  exogenous mixer over them first (`recipes.exogenous_fields`)."""
   from ttm_jax.train import finetune  # pylint: disable=g-import-not-at-top
   table = to_table(frame, model.vocabulary)
+  overrides = None
+  if channels is not None:
+    sizes = (table.categorical_vocab.sizes if channels.static
+             else ())
+    overrides = recipes.exogenous_fields(
+        frame.num_targets, channels.num_known,
+        len(channels.names) - channels.num_known, sizes)
   tuned, _ = finetune.table(model.model, model.source, table, fraction,
-                            workdir=finetune_dir)
+                            workdir=finetune_dir, overrides=overrides)
   return model_lib.Model(model.source, model=tuned,
                          vocabulary=table.categorical_vocab
                          or model.vocabulary)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -639,6 +639,76 @@ def read_future(frame: Frame, future_df, horizon: int) -> Futures:
   out = np.stack(out)
   return Futures(out[..., :len(controls)] if controls else None,
                  out[..., len(controls):] if known else None)
+
+
+@dataclasses.dataclass(frozen=True)
+class Channels:
+  """The covariates as channels of a model with an exogenous mixer (a
+  fine-tune's): the known covariates' channels, then the past-only ones',
+  a numeric covariate one channel, a categorical one a 0/1 channel per
+  value its history holds (a value first seen later is all zero; a missing
+  one is missing).
+
+  Attributes:
+    sources: per channel, (the covariate's column in `Series.covariates`,
+      the category code it marks, or None for a number).
+    names: per channel, the covariate or 'covariate=value'.
+    num_known: how many channels (the first) are known covariates'.
+    static: the static covariates that become static categoricals (the
+      categorical ones; a numeric static covariate is no channel).
+  """
+  sources: Tuple[Tuple[int, Optional[int]], ...]
+  names: Tuple[str, ...]
+  num_known: int
+  static: Tuple[str, ...]
+
+
+def covariate_channels(frame: Frame) -> Channels:
+  """The channels of `frame`'s covariates, from the values of its
+  history (call it before `future_df` adds categories)."""
+  sources, names, num_known = [], [], 0
+  for column, name in enumerate(frame.dynamic_covariates):
+    if name in frame.categorical_covariates:
+      seen = sorted({int(v) for s in frame.series if s.covariates is not None
+                     for v in s.covariates[:, column] if not np.isnan(v)})
+      sources += [(column, code) for code in seen]
+      names += [f'{name}={frame.categories[name][code]}' for code in seen]
+    else:
+      sources.append((column, None))
+      names.append(name)
+    if name in frame.known_covariates:
+      num_known = len(sources)
+  static = tuple(c for c in frame.static_covariates
+                 if c in frame.categorical_covariates)
+  return Channels(tuple(sources), tuple(names), num_known, static)
+
+
+def with_channels(frame: Frame, channels: Channels) -> Frame:
+  """`frame` with its covariates as control channels (after the targets,
+  in `channels`' order) and its categorical static covariates as static
+  categorical columns, for a model whose exogenous mixer reads them."""
+  series = []
+  for item in frame.series:
+    found = item.covariates
+    block = np.empty((len(item.values), len(channels.sources)))
+    for k, (column, code) in enumerate(channels.sources):
+      values = found[:, column]
+      block[:, k] = values if code is None else np.where(
+          np.isnan(values), np.nan, (values == code).astype(np.float64))
+    picked = tuple(v for c, v in zip(frame.static_covariates,
+                                     item.static_covariates)
+                   if c in channels.static)
+    series.append(dataclasses.replace(
+        item, values=np.concatenate([item.values[:, :frame.num_targets],
+                                     block], axis=1),
+        categoricals=tuple(item.categoricals) + picked, covariates=None,
+        static_covariates=()))
+  return dataclasses.replace(
+      frame, series=series, control_columns=list(channels.names),
+      static_categorical_columns=(list(frame.static_categorical_columns)
+                                  + list(channels.static)),
+      known_covariates=[], past_covariates=[], static_covariates=[],
+      categorical_covariates=[], categories={})
 
 
 def to_frame(frame: Frame, forecasts: Sequence[np.ndarray],

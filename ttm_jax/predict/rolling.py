@@ -105,12 +105,21 @@ def forecast_at(model: model_lib.Model, frame: frames.Frame, requests,
     point, quantiles = covariates_lib.forecast(
         model, histories, covariates_at(frame, requests, horizon,
                                         regression), layout, horizon,
-        frame.freq, inputs, regression, with_quantiles=with_quantiles)
+        frame.freq, inputs, regression,
+        season=baselines.season_length(frame.freq),
+        with_quantiles=with_quantiles)
     return (point, quantiles) if with_quantiles else point
   futures = None
   if model.uses_controls and frame.control_columns:
     futures = np.stack([channels[i][origin:origin + horizon, targets:]
                         for i, origin in requests])
+    # Only exogenous channels have known futures (the model's
+    # exogenous_channel_indices); the others, e.g. a fine-tune's past-only
+    # covariates, are missing after the origin, never read from the data.
+    exogenous = set(model.config.exogenous_channel_indices or ())
+    hidden = [k for k in range(futures.shape[2])
+              if targets + k not in exogenous]
+    futures[..., hidden] = np.nan
   cats = None if codes is None else codes[[i for i, _ in requests]]
   point, quantiles = forecast_lib.forecast(
       model, histories, horizon, frame.freq, inputs,

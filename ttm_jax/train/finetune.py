@@ -88,14 +88,18 @@ def histories(model: factory.Model, source: str,
 
 def table(model: factory.Model, source: str, data_table: sources.Table,
           fraction: float,
-          *, quick: bool = False, workdir: Optional[str] = None
+          *, quick: bool = False, workdir: Optional[str] = None,
+          overrides: Optional[Dict[str, Any]] = None
           ) -> Tuple[factory.Model, Dict[str, Any]]:
   """IBM's few-shot head probing (`recipes.few_shot`: LR finder,
   one-cycle, early stopping) of `model` (named `source` in the records;
   its recipe as `recipes.few_shot`'s default data, as before this ran in
   memory) on the first `fraction` of each
   series of `data_table`, validated on the rest; its batch at most the
-  number of training windows. In memory unless `workdir`."""
+  number of training windows. In memory unless `workdir`. `overrides`:
+  TTMConfig fields applied to the model first (`factory.derive`: new
+  weights initialised as the reference does), e.g.
+  `recipes.exogenous_fields`."""
   context = model.config.context_length
   horizon = model.config.output_length
   rule = windows.SplitRule(train_fraction=fraction, test_fraction=0.0)
@@ -109,6 +113,8 @@ def table(model: factory.Model, source: str, data_table: sources.Table,
         'history or a larger fraction.')
   config = recipes.few_shot(source, context=context, horizon=horizon,
                             quick=quick)
+  if overrides:
+    config.model.overrides.update(overrides)
   config.data.update(kind='csv', name='finetune', fewshot_fraction=0.0,
                      train_fraction=fraction, test_fraction=0.0)
   if config.data.batch_size > count:  # Not padded up to a full batch.
