@@ -40,6 +40,12 @@ forecasting API says so; a fine-tune uses categorical ones). Time
 features (`time_features`: calendar fields of each step's timestamp) are
 known categorical covariates the caller adds.
 
+The defaults (`Regression()`: 'xreg+ttm', ridge 10,000, no time features)
+were chosen on the covariate suite's validation split
+(benchmarks/covariate_order.py), where no setting helped on average and
+heavy shrinkage hurt least; covariates that drive the target (Beijing's
+weather for PM2.5) want ridge 1.
+
 The fit is ridge: beta minimises |y - X beta|^2 + ridge |beta[1:]|^2 over
 the rows where the target (or TTM's error) is observed, by least squares
 on the augmented system (the minimum-norm solution where columns are
@@ -65,9 +71,12 @@ ORDERS = ('xreg+ttm', 'ttm+xreg')
 # each a known categorical covariate.
 TIME_FEATURES = ('minute', 'hour', 'dayofweek', 'day', 'month', 'quarter',
                  'weekofyear')
-# Provisional (TimesFM's default) until benchmarks/covariate_order.py has
-# chosen it on validation data.
+# The defaults (order, ridge, no time features) were chosen on the covariate
+# suite's validation split (benchmarks/covariate_order.py;
+# docs/results/2026-12-07-covariate-regression.md): no setting helped on
+# average there, heavy shrinkage hurt least.
 DEFAULT_ORDER = 'xreg+ttm'
+DEFAULT_RIDGE = 10000.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,12 +88,15 @@ class Regression:
     order: 'xreg+ttm' (regress, then forecast the residuals) or 'ttm+xreg'
       (forecast, then regress the in-context errors).
     ridge: the penalty on every coefficient but the intercept, in units of
-      the standardised regressors (>= 0; 0 is least squares).
+      the standardised regressors (>= 0; 0 is least squares). The default
+      (10,000, chosen on validation) shrinks a covariate's coefficient to
+      about 5% of least squares' over a 512-step context: give 1 for
+      covariates known to drive the target (docs/forecasting.md).
     time_features: calendar fields of the timestamps added as known
       categorical covariates (`TIME_FEATURES`), e.g. ('hour', 'dayofweek').
   """
   order: str = DEFAULT_ORDER
-  ridge: float = 1.0
+  ridge: float = DEFAULT_RIDGE
   time_features: Tuple[str, ...] = ()
 
   def check(self) -> 'Regression':
