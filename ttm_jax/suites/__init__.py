@@ -12,4 +12,7 @@ training (a per-task fine-tune trains).
   benchmark.py     the runner: every task forecast and scored, records
                    reused only when made the same way
   tables.py        summary.csv, relative.csv/.md, GIFT-Eval's files
+  adapters.py      the suites' own harnesses scoring a forecaster: fev's
+                   ForecastingModel, a GluonTS Predictor for GIFT-Eval
+                   (needs fev / gluonts, not dependencies: built on use)
 """
