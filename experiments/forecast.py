@@ -3,6 +3,7 @@ r"""Forecasts your own data (CSV or Parquet) with a TTM.
   .venv/bin/python -m experiments.forecast --data FILE.csv \
       --timestamp_column date --horizon 96 --checkpoint PATH|auto \
       [--id_columns id] [--target_columns OT] [--control_columns a,b] \
+      [--known_covariates temp] [--past_covariates a] \
       [--future FUTURE.csv] [--quantiles 0.1,0.9] [--finetune 0.2] \
       [--backtest 5] --out W
 
@@ -37,8 +38,21 @@ _TARGETS = flags.DEFINE_list('target_columns', [], 'Targets (default: every '
 _CONTROLS = flags.DEFINE_list('control_columns', [], 'Exogenous columns.')
 _STATIC = flags.DEFINE_list('static_categorical_columns', [],
                             'Per-series categorical columns.')
-_FUTURE = flags.DEFINE_string('future', '', 'File with the controls\' future '
-                              'values.')
+_FUTURE = flags.DEFINE_string('future', '', 'File with the future values of '
+                              'the controls and known covariates.')
+_KNOWN = flags.DEFINE_list('known_covariates', [], 'Covariates known in the '
+                           'future too (their values in --future).')
+_PAST = flags.DEFINE_list('past_covariates', [], 'Covariates known only up '
+                          'to the forecast origin.')
+_STATIC_COVARIATES = flags.DEFINE_list('static_covariates', [], 'Covariates '
+                                       'with one value per series.')
+_CATEGORICAL = flags.DEFINE_list('categorical_covariates', [], 'Numeric '
+                                 'covariates to one-hot encode.')
+_ORDER = flags.DEFINE_enum('regression_order', None, ['xreg+ttm', 'ttm+xreg'],
+                           'Zero-shot covariates: regress first, or TTM '
+                           'first (default: the validated one).')
+_RIDGE = flags.DEFINE_float('regression_ridge', None, 'Zero-shot covariates: '
+                            'the ridge penalty (default: the validated one).')
 _QUANTILES = flags.DEFINE_list('quantiles', [], 'Interval levels, e.g. '
                                '0.1,0.9.')
 _INTERVALS = flags.DEFINE_enum(
@@ -106,8 +120,19 @@ def check_flags():
       timestamp_column=_TIMESTAMP.value, id_columns=_IDS.value,
       target_columns=_TARGETS.value, control_columns=_CONTROLS.value,
       static_categorical_columns=_STATIC.value, quantiles=quantiles,
-      freq=_FREQ.value or None, calibration_windows=_CALIBRATION.value)
+      freq=_FREQ.value or None, calibration_windows=_CALIBRATION.value,
+      known_covariates=_KNOWN.value, past_covariates=_PAST.value,
+      static_covariates=_STATIC_COVARIATES.value,
+      categorical_covariates=_CATEGORICAL.value, regression=_regression())
   return quantiles
+
+
+def _regression():
+  """--regression_order and --regression_ridge as the API's regression
+  option (None: the defaults)."""
+  given = dict(order=_ORDER.value, ridge=_RIDGE.value)
+  given = {k: v for k, v in given.items() if v is not None}
+  return given or None
 
 
 def _read(path):
@@ -184,6 +209,10 @@ def main(argv):
                    _TARGETS.value or None),
                control_columns=_CONTROLS.value,
                static_categorical_columns=_STATIC.value,
+               known_covariates=_KNOWN.value, past_covariates=_PAST.value,
+               static_covariates=_STATIC_COVARIATES.value,
+               categorical_covariates=_CATEGORICAL.value,
+               regression=_regression(),
                checkpoint=_CHECKPOINT.value, revision=_REVISION.value,
                regularize=_REGULARIZE.value,
                checkpoints_dir=_CHECKPOINTS_DIR.value or None,
@@ -199,7 +228,13 @@ def main(argv):
   forecasts.to_csv(os.path.join(_OUT.value, 'forecasts.csv'), index=False)
   frame = frames.to_series(df, roles['timestamp_column'], roles['id_columns'],
                            roles['target_columns'], roles['control_columns'],
-                           freq=roles['freq'], regularize=roles['regularize'])
+                           roles['static_categorical_columns'],
+                           freq=roles['freq'], regularize=roles['regularize'],
+                           past_covariates=roles['past_covariates'],
+                           known_covariates=roles['known_covariates'],
+                           static_covariates=roles['static_covariates'],
+                           categorical_covariates=roles[
+                               'categorical_covariates'])
   plot(os.path.join(_OUT.value, 'forecast.png'), df, forecasts, frame,
        quantiles, _PANELS.value)
   summary = (f'{len(frame.series)} series x {len(frame.target_columns)} '
