@@ -10,6 +10,7 @@ import pytest
 from tests.suites.test_benchmark import tiny_model  # pylint: disable=unused-import  # A fixture.
 from ttm_jax.data import forecasting
 from ttm_jax.suites import benchmark
+from ttm_jax.suites import finetuned
 from ttm_jax.suites import tasks as tasks_lib
 from ttm_jax.inference import forecaster as forecaster_lib
 from ttm_jax.inference import inputs as inputs_lib
@@ -67,7 +68,7 @@ def test_training_data_holds_no_test_value(tiny_model, monkeypatch):
   rng = np.random.default_rng(8)
   values = [np.concatenate([rng.normal(0, 1, n), np.full(8, 1e9)])
             for n in (52, 62, 72)]
-  forecaster = benchmark.finetune_forecaster(tiny_model)
+  forecaster = finetuned.finetune_forecaster(tiny_model)
   tuned = _prepare(forecaster, tasks_lib.windows(TASK, values))
   assert [len(h) for h in seen['histories']] == [52, 62, 72]
   assert max(np.max(h) for h in seen['histories']) < 1e9
@@ -91,7 +92,7 @@ def test_finetune_never_sees_a_test_value(tiny_model):
   forecasts = []
   for values in (clean, poisoned):
     windows = tasks_lib.windows(TASK, values)
-    forecaster = benchmark.finetune_forecaster(tiny_model, quantiles='point',
+    forecaster = finetuned.finetune_forecaster(tiny_model, quantiles='point',
                                                quick=True)
     tuned = _prepare(forecaster, windows)
     assert tuned.notes['finetuned'] and tuned.name == 'model-ft'
@@ -106,7 +107,7 @@ def test_finetune_never_sees_a_test_value(tiny_model):
 def test_too_few_windows_fall_back_to_zero_shot(tiny_model):
   values = [np.arange(30.) + k for k in range(3)]  # Parts of 18: 1 each.
   windows = tasks_lib.windows(TASK, values)
-  forecaster = benchmark.finetune_forecaster(tiny_model, quantiles='point')
+  forecaster = finetuned.finetune_forecaster(tiny_model, quantiles='point')
   tuned = _prepare(forecaster, windows)
   assert not tuned.notes['finetuned'] and '3 training windows' in (
       tuned.notes['reason'])

@@ -28,7 +28,7 @@ the past's seasonal error where there is none).
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -42,6 +42,9 @@ MODEL = 'ttm'  # The model's name among the candidates.
 CANDIDATES = (MODEL, 'seasonal_naive', 'naive', 'drift')
 MODES = ('select', 'blend')
 PER = ('series', 'dataset')
+INTERVALS = ('normal', 'empirical')
+# The fallback of a series too short to backtest: a seasonal naive.
+FALLBACKS = ('seasonal_naive', 'gift_seasonal_naive')
 
 
 def _baseline(name: str) -> Callable:
@@ -51,7 +54,8 @@ def _baseline(name: str) -> Callable:
 
 
 BASELINES: Dict[str, Callable] = {
-    name: _baseline(name) for name in ('seasonal_naive', 'naive', 'drift')}
+    name: _baseline(name) for name in ('seasonal_naive', 'naive', 'drift',
+                                       'gift_seasonal_naive')}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,24 +66,33 @@ class Recipe:
   per: str = 'series'
   windows: int = 3
   pool: float = 1.0
+  intervals: str = 'normal'
+  interval_scale: float = 1.0
 
-  def check(self, has_model: bool) -> None:
-    """One ConfigError naming the first bad option, before any work."""
-    known = (MODEL,) + tuple(BASELINES)
-    unknown = [c for c in self.candidates if c not in known]
+  def check(self, models: Sequence[str] = (MODEL,)) -> None:
+    """One ConfigError naming the first bad option, before any work;
+    `models`: the names of the model candidates given."""
+    known = tuple(models) + tuple(BASELINES)
+    unknown = [c for c in self.candidates
+               if c not in known and c != MODEL]
     if unknown or not self.candidates:
       raise errors.ConfigError(f'select candidates {list(self.candidates)}: '
                                f'each must be one of {list(known)}.')
     if len(set(self.candidates)) != len(self.candidates):
       raise errors.ConfigError(f'select candidates {list(self.candidates)} '
                                'name one twice.')
-    if 'seasonal_naive' not in self.candidates:
+    if not set(FALLBACKS) & set(self.candidates):
       raise errors.ConfigError(
           f'select candidates {list(self.candidates)}: seasonal_naive must '
           'be one (the series too short to backtest fall back to it).')
-    if MODEL in self.candidates and not has_model:
+    if MODEL in self.candidates and MODEL not in models:
       raise errors.ConfigError(f"select candidate {MODEL!r} needs a "
                                '--checkpoint.')
+    if self.intervals not in INTERVALS or not self.interval_scale > 0:
+      raise errors.ConfigError(
+          f'select intervals={self.intervals!r} interval_scale='
+          f'{self.interval_scale}: intervals is one of {list(INTERVALS)}, '
+          'interval_scale positive.')
     if self.mode not in MODES or self.per not in PER:
       raise errors.ConfigError(
           f'select mode={self.mode!r} per={self.per!r}: mode is one of '
@@ -181,31 +194,63 @@ def _interval_scale(tests: Backtests, chosen: np.ndarray, pasts,
                   forecaster_lib.fallback_scale(pasts, season)[:, None])
 
 
-def _candidates(recipe: Recipe, model, freq: str,
+def _quantiles(tests: Backtests, chosen: np.ndarray, point: np.ndarray,
+               scale: np.ndarray, levels, recipe: Recipe) -> np.ndarray:
+  """[n, h, q] around `point` [n, h]: 'normal' with standard deviation
+  `interval_scale` x `scale` (the backtests' mean absolute error per series
+  and step, IBM's in-sample intervals at 1); 'empirical': the quantiles of
+  the backtest errors divided by their series' scale, pooled over the
+  dataset's backtest windows and steps, times `scale` (normal where there
+  are fewer than 20 such errors)."""
+  if recipe.intervals == 'empirical' and len(tests.series):
+    past_point = np.einsum('rhk,rk->rh', tests.forecasts,
+                           chosen[tests.series])
+    errors_ = (tests.truth - past_point) / scale[tests.series]
+    errors_ = errors_[np.isfinite(errors_)]
+    if errors_.size >= 20:
+      spread = np.quantile(errors_, np.asarray(levels))
+      return point[..., None] + (recipe.interval_scale * scale)[
+          ..., None] * spread
+  return forecaster_lib.normal_quantiles(
+      point, recipe.interval_scale * scale, levels)
+
+
+def _candidates(recipe: Recipe, models: Dict[str, Any], freq: str,
                 season: int) -> List[Callable]:
   """`fn(histories, horizon) -> [n, h]` of each candidate."""
   out = []
   for name in recipe.candidates:
-    if name == MODEL:
-      out.append(lambda pasts, horizon: model(pasts, horizon, freq, (),
-                                              season)[0])
+    if name in models:
+      out.append(lambda pasts, horizon, model=models[name]: model(
+          pasts, horizon, freq, (), season)[0])
     else:
       out.append(lambda pasts, horizon, fn=BASELINES[name]: fn(
           pasts, horizon, season))
   return out
 
 
-def forecaster(model: Optional[forecaster_lib.Forecaster],
-               recipe: Recipe = Recipe()) -> forecaster_lib.Forecaster:
-  """The recipe as a forecaster; `model` the 'ttm' candidate (its point
-  forecasts). Its `report()` gives the share of forecasts each candidate
-  made since the last call (the runner records it per task)."""
-  recipe.check(model is not None)
+def forecaster(models, recipe: Recipe = Recipe()
+               ) -> forecaster_lib.Forecaster:
+  """The recipe as a forecaster. `models`: the model candidates by name
+  ({'ttm': a forecaster}, or several: a fine-tuned and a zero-shot model),
+  a single forecaster (the 'ttm' candidate), or None (baselines only);
+  their point forecasts are scored. Its `report()` gives the share of
+  forecasts each candidate made since the last call (the runner records
+  it per task). A model with a `prepare` step (a fine-tune) makes the
+  recipe's own `prepare`: every model prepared, then the recipe built on
+  them."""
+  if models is None:
+    models = {}
+  elif isinstance(models, forecaster_lib.Forecaster):
+    models = {MODEL: models}
+  models = dict(models)
+  recipe.check(tuple(models))
   shares = np.zeros(len(recipe.candidates))
-  fallback = recipe.candidates.index('seasonal_naive')
+  fallback = next(recipe.candidates.index(c) for c in recipe.candidates
+                  if c in FALLBACKS)
 
   def fn(pasts, horizon, freq, levels, season):
-    candidates = _candidates(recipe, model, freq, season)
+    candidates = _candidates(recipe, models, freq, season)
     tests = run_backtests(candidates, pasts, horizon, season,
                           recipe.windows)
     chosen = weights(tests, recipe, len(pasts), fallback)
@@ -215,7 +260,7 @@ def forecaster(model: Optional[forecaster_lib.Forecaster],
     if not len(levels):
       return point, point[..., :0]
     scale = _interval_scale(tests, chosen, pasts, season)
-    return point, forecaster_lib.normal_quantiles(point, scale, levels)
+    return point, _quantiles(tests, chosen, point, scale, levels, recipe)
 
   def report() -> Dict[str, object]:
     total = max(shares.sum(), 1e-12)
@@ -225,14 +270,24 @@ def forecaster(model: Optional[forecaster_lib.Forecaster],
     shares[:] = 0.0
     return out
 
-  names = [model.name if c == MODEL else c for c in recipe.candidates]
+  names = [models[c].name if c == MODEL else c for c in recipe.candidates]
   name = f'{recipe.mode}[{",".join(names)}]'
-  if model is not None and model.prepare is not None:  # Fine-tuned first.
-    return dataclasses.replace(
-        model, name=name, report=None,
-        prepare=lambda *args: forecaster(model.prepare(*args), recipe))
+  first = next(iter(models.values()), None)
+  pretraining = sorted({d for m in models.values()
+                        for d in (m.pretraining_data or ())}) if (
+                            models) else ()
+  if any(m.pretraining_data is None for m in models.values()):
+    pretraining = None
+  config = dict(first.config if first is not None else {},
+                recipe=dataclasses.asdict(recipe))
+  if any(m.prepare is not None for m in models.values()):  # Fine-tuned first.
+
+    def prepare(*args):
+      return forecaster({k: m.prepare(*args) if m.prepare else m
+                         for k, m in models.items()}, recipe)
+
+    return forecaster_lib.Forecaster(
+        name, fn, 'insample', pretraining, config, prepare=prepare)
+  notes = {k: m.notes for k, m in models.items() if m.notes}
   return forecaster_lib.Forecaster(
-      name, fn, 'insample',
-      model.pretraining_data if model is not None else (),
-      dict(model.config if model is not None else {},
-           recipe=dataclasses.asdict(recipe)), report=report)
+      name, fn, 'insample', pretraining, config, report=report, notes=notes)

@@ -7,7 +7,7 @@ baseline, scored as the suite scores it, beside seasonal naive.
 
 Forecasters (`inference.forecaster.Forecaster`): a checkpoint zero-shot
 (`forecaster.model_forecaster`), fine-tuned per task on the task's pasts
-first (`finetune_forecaster`, IBM's GIFT recipe), a baseline, or a
+first (`finetuned.finetune_forecaster`, IBM's GIFT recipe), a baseline, or a
 backtest choice among them (`inference.select`). A model
 is univariate: each target column of a multivariate task is forecast on
 its own (the metrics averaged over columns, as fev's), and the task's
@@ -67,6 +67,7 @@ import numpy as np
 from ttm_jax import errors
 from ttm_jax import fields
 from ttm_jax.suites import config as config_lib
+from ttm_jax.suites import finetuned
 from ttm_jax.suites import known_files
 from ttm_jax.suites import recipes as recipes_lib
 from ttm_jax.suites import task_data
@@ -76,7 +77,6 @@ from ttm_jax.inference import adapt
 from ttm_jax.inference import choice
 from ttm_jax.inference import forecaster as forecaster_lib
 from ttm_jax.inference import inputs as inputs_lib
-from ttm_jax.inference import model as model_lib
 from ttm_jax.suites import tables as benchmark_tables
 
 # The version of the numbers a record holds: bump it when the metrics
@@ -116,50 +116,6 @@ def task_histories(windows: Sequence[tasks_lib.Window]) -> List[np.ndarray]:
         seen.add(item)
         out.append(past)
   return out
-
-
-def finetune_forecaster(checkpoint, revision: str = '',
-                        quantiles: str = 'auto',
-                        pretrained_on: Optional[Sequence[str]] = None,
-                        fraction: float = 0.2, max_windows: int = 4000,
-                        learning_rate: float = 1e-4, quick: bool = False,
-                        inputs=inputs_lib.REFERENCE,
-                        name: Optional[str] = None
-                        ) -> forecaster_lib.Forecaster:
-  """A checkpoint fine-tuned per task on the task's pasts before its test
-  windows (`task_histories`) with IBM's GIFT recipe, in memory
-  (`train.finetune.histories`: `fraction` of the training windows, at
-  most `max_windows`; zero-shot when too few; the LR finder's rate when
-  `learning_rate` is 0), then forecast through the one path with `inputs`
-  (default the reference's: its training windows are padded with masked
-  zeros, as the reference pads) and quantiles as `model_forecaster`
-  ('auto': in-sample errors for a point model, as IBM's); named `name`
-  (default the model's) with '-ft'."""
-  model = forecaster_lib.load(checkpoint, revision)
-  base = forecaster_lib.model_forecaster(model, quantiles=quantiles,
-                                         pretrained_on=pretrained_on,
-                                         inputs=inputs, name=name)
-  config = dict(base.config, finetune=dict(
-      fraction=fraction, max_windows=max_windows,
-      learning_rate=learning_rate or 'lr_finder', quick=quick))
-  name = f'{base.name}-ft'
-
-  def prepare(histories, horizon: int, freq: str, task_name: str
-              ) -> forecaster_lib.Forecaster:
-    from ttm_jax.train import finetune  # pylint: disable=g-import-not-at-top
-    del task_name
-    tuned, notes = finetune.histories(
-        model.model, model.source, histories, horizon, freq,
-        fraction=fraction, max_windows=max_windows,
-        learning_rate=learning_rate, quick=quick)
-    found = base if tuned is None else forecaster_lib.model_forecaster(
-        model_lib.Model(model.source, model=tuned), quantiles=quantiles,
-        inputs=inputs)
-    return dataclasses.replace(
-        found, name=name, notes=notes, prepare=None,
-        pretraining_data=base.pretraining_data, config=config)
-
-  return dataclasses.replace(base, name=name, prepare=prepare, config=config)
 
 
 # ------------------------------------------------------------------ tasks
@@ -633,7 +589,7 @@ def make_forecaster(config, checkpoint: Optional[str] = None,
   pretrained_on = list(config.pretrained_on) or None
   model = None
   if checkpoint and config.finetune.enabled:
-    model = finetune_forecaster(
+    model = finetuned.finetune_forecaster(
         checkpoint, revision, config.quantiles, pretrained_on,
         config.finetune.fraction, config.finetune.max_windows,
         config.finetune.lr, quick=config.finetune.quick,

@@ -20,6 +20,7 @@ from ttm_jax import checks
 from ttm_jax import fields
 from ttm_jax.inference import forecaster as forecaster_lib
 from ttm_jax.inference import select
+from ttm_jax.suites import finetuned
 
 Build = Callable[[Mapping[str, Any], Optional[forecaster_lib.Forecaster]],
                  forecaster_lib.Forecaster]
@@ -124,3 +125,106 @@ register('backtest_select', Recipe(
     'on backtest windows inside each past, the best chosen or a blend '
     '(inference/select.py; config.select).', _backtest_select,
     fields={'select': SELECT_FIELDS}, check=_check_select))
+
+
+# --------------------------------------------------------- the leaderboard
+def _positive(value) -> Optional[str]:
+  return None if value > 0 else 'must be positive'
+
+
+LEADERBOARD_CANDIDATES = ('finetuned', 'zero_shot', 'seasonal_naive',
+                          'gift_seasonal_naive', 'naive', 'drift')
+LEADERBOARD_FIELDS = {
+    'candidates': fields.Field(
+        ('finetuned', 'zero_shot', 'seasonal_naive'),
+        "The candidates blended or chosen per series by backtest: "
+        "'finetuned' (the checkpoint fine-tuned on the task's pasts, IBM's "
+        "GIFT recipe in memory), 'zero_shot' (the checkpoint with "
+        "config.inputs), and baselines ('seasonal_naive' is GIFT-Eval's own "
+        'on gift_eval tasks).',
+        checks.each(checks.one_of(*LEADERBOARD_CANDIDATES))),
+    'mode': fields.Field('blend', "'blend' (inverse backtest error) or "
+                         "'select' (the best).",
+                         checks.one_of(*select.MODES)),
+    'per': fields.Field('series', "Weights per 'series' or per 'dataset'.",
+                        checks.one_of(*select.PER)),
+    'windows': fields.Field(3, 'Backtest windows inside each past.',
+                            checks.at_least(1)),
+    'pool': fields.Field(1.0, "Per series: the dataset's mean error weighs "
+                         "as this many of a series' own windows.",
+                         checks.at_least(0)),
+    'intervals': fields.Field(
+        'normal', "Quantiles around the point: 'normal' with the backtests' "
+        "mean absolute error per step (IBM's in-sample intervals) or "
+        "'empirical' (the backtests' scaled errors' quantiles).",
+        checks.one_of(*select.INTERVALS)),
+    'interval_scale': fields.Field(1.0, 'The intervals widened by this '
+                                   'factor (the calibration).', _positive),
+    'max_windows': fields.Field(1000, 'At most this many training windows '
+                                "per task's fine-tune (CPU time).",
+                                checks.at_least(1)),
+    'epochs': fields.Field(0, "The fine-tune's epochs (0: IBM's: 20, or 50 "
+                           'under 200 windows; early stopping after 5 '
+                           'without a better validation MAE).',
+                           checks.at_least(0)),
+    'lr': fields.Field(1e-4, "The fine-tune's peak learning rate (0: the "
+                       "LR finder's).", checks.at_least(0)),
+    'quick': fields.Field(False, 'A few fine-tuning steps (tests).'),
+}
+
+
+def _check_leaderboard(config) -> None:
+  options = config['leaderboard']
+  if not config['checkpoint']:
+    fields.fail('checkpoint', '', "must name the model the leaderboard "
+                'recipe fine-tunes and forecasts with')
+  if config['finetune']['enabled'] or config['adapt']['enabled']:
+    fields.fail('recipe', 'leaderboard', 'makes its own fine-tuned and '
+                'zero-shot candidates (config.leaderboard): leave '
+                'config.finetune.enabled and config.adapt.enabled false')
+  candidates = tuple(options['candidates'])
+  if not set(select.FALLBACKS) & set(candidates):
+    fields.fail('leaderboard.candidates', candidates,
+                'must hold seasonal_naive (the series too short to '
+                'backtest fall back to it)')
+  if len(set(candidates)) != len(candidates):
+    fields.fail('leaderboard.candidates', candidates, 'names one twice')
+
+
+def _leaderboard(config, model):
+  """The zero-shot model (`model`: the checkpoint with config.inputs) and
+  the checkpoint fine-tuned per task, with baselines, blended per series
+  by backtest inside each past (`inference.select`), with calibrated
+  intervals."""
+  options = config['leaderboard']
+  candidates = tuple(options['candidates'])
+  models = {'zero_shot': model}
+  if 'finetuned' in candidates:
+    models['finetuned'] = finetuned.finetune_forecaster(
+        forecaster_lib.load(model.config['checkpoint'],
+                            model.config.get('revision', '')),
+        quantiles='point', pretrained_on=model.pretraining_data,
+        max_windows=options['max_windows'], learning_rate=options['lr'],
+        num_epochs=options['epochs'] or None, name=model.name,
+        quick=options['quick'])
+  gift = config['suite'] == 'gift_eval'
+  candidates = tuple('gift_seasonal_naive' if gift and c == 'seasonal_naive'
+                     else c for c in candidates)
+  recipe = select.Recipe(candidates, options['mode'], options['per'],
+                         options['windows'], options['pool'],
+                         options['intervals'], options['interval_scale'])
+  made = select.forecaster(
+      {k: v for k, v in models.items() if k in candidates}, recipe)
+  name = f'{model.name}-leaderboard'
+  if made.prepare is None:
+    return dataclasses.replace(made, name=name)
+  prepare = made.prepare
+  return dataclasses.replace(made, name=name, prepare=lambda *args: (
+      dataclasses.replace(prepare(*args), name=name)))
+
+
+register('leaderboard', Recipe(
+    'The checkpoint zero-shot and fine-tuned per task, with baselines, '
+    'blended per series by backtest inside each past, with calibrated '
+    'intervals (config.leaderboard; docs/benchmarks.md).', _leaderboard,
+    fields={'leaderboard': LEADERBOARD_FIELDS}, check=_check_leaderboard))

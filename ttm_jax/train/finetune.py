@@ -49,7 +49,8 @@ def histories(model: factory.Model, source: str,
               horizon: int, freq: str, *, fraction: float = 0.2,
               max_windows: int = 4000, min_windows: int = 10,
               learning_rate: float = 1e-4, seed: int = 42,
-              quick: bool = False, workdir: Optional[str] = None
+              num_epochs: Optional[int] = None, quick: bool = False,
+              workdir: Optional[str] = None
               ) -> Tuple[Optional[factory.Model], Dict[str, Any]]:
   """IBM's GIFT fine-tune recipe (`recipes.series_finetune`) of `model`
   (named `source` in the records) on univariate histories, for forecasts
@@ -57,13 +58,16 @@ def histories(model: factory.Model, source: str,
 
   As IBM's: `fraction` of the training windows (0.9, and 50 epochs, when
   that is under 200), zero-shot when there are `min_windows` or fewer;
-  here also at most `max_windows` (CPU time). `learning_rate` 0: the LR
-  finder's. In memory unless `workdir`.
+  here also at most `max_windows` (CPU time), and `num_epochs` when given.
+  A horizon longer than the model's trains its whole horizon (the
+  forecasts are rolled past it). `learning_rate` 0: the LR finder's. In
+  memory unless `workdir`.
 
   Returns:
     (the fine-tuned model, or None for zero-shot; what was done).
   """
   context = model.config.context_length
+  horizon = min(horizon, model.config.prediction_length)
   count = series_windows([len(h) for h in series], context, horizon)
   if count <= min_windows:
     return None, dict(finetuned=False, training_windows=count,
@@ -76,6 +80,8 @@ def histories(model: factory.Model, source: str,
       source, context=context, horizon=horizon, num_windows=used,
       train_windows=used if used < count else 0,
       learning_rate=learning_rate, seed=seed, quick=quick)
+  if num_epochs and not quick:
+    config.num_epochs = num_epochs
   data = builders.series_data(
       series, freq, context, horizon, config.data.name,
       min_context_mult=config.data.min_context_mult,
