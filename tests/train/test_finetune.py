@@ -142,3 +142,25 @@ def test_series_windows_are_what_the_runner_asks_the_model():
   # The short history's training part (20 points) is padded by 16: its
   # one training window has 20 - 4 = 16 observed context steps.
   assert splits.train[1]['past_observed_mask'].sum() == 16
+
+
+def test_an_in_memory_fit_leaves_sigterm_alone(tiny_model, monkeypatch,
+                                              tmp_path):
+  """Without a run folder nothing is saved on SIGTERM, so the fit takes no
+  preemption handler (the signal ends the process as usual) and writes
+  nothing."""
+  from ttm_jax.inference import forecaster as forecaster_lib  # pylint: disable=g-import-not-at-top
+  from ttm_jax.train import checkpoints  # pylint: disable=g-import-not-at-top
+
+  def refuse(*args, **kwargs):
+    raise AssertionError('a preemption handler in memory')
+
+  monkeypatch.setattr(checkpoints, 'Preemption', refuse)
+  monkeypatch.chdir(tmp_path)
+  rng = np.random.default_rng(3)
+  model = forecaster_lib.load(tiny_model)
+  tuned, notes = finetune.histories(
+      model.model, model.source, [rng.normal(0, 1, 80).cumsum()
+                                  for _ in range(3)], 4, 'D', quick=True)
+  assert notes['finetuned'] and tuned is not None
+  assert not list(tmp_path.iterdir())

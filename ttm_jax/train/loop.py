@@ -18,6 +18,7 @@ from `data.builders`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -272,7 +273,11 @@ def fit(run: Run):
   train_step = steps.make_train_step(run.model, optimizer, run.mesh)
   start = int(state.step)
   try:
-    with checkpoints_lib.Preemption(ckpts) as preemption, progress_lib.Progress(
+    # In memory there is nothing to save on SIGTERM: the signal ends the
+    # process as usual, not a preemption.
+    preempt = (checkpoints_lib.Preemption(ckpts) if run.workdir
+               else contextlib.nullcontext())
+    with preempt as preemption, progress_lib.Progress(
         plan.total_steps, start) as progress:
       hooks = _hooks(run, plan, ckpts, selection, iterator, preemption,
                      progress, start)
