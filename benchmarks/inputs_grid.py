@@ -70,6 +70,10 @@ def settings():
           edge, adaptation=short(deseasonalize=False))),
       ('edge, last, short: deseasonalised + upsampled',
        dataclasses.replace(edge, adaptation=short())),
+      # Second round (after the first's choice; docs/forecasting.md): the
+      # offset-invariant, additive seasonal adjustment.
+      ('edge, last, short: additive deseasonalised + upsampled',
+       dataclasses.replace(edge, adaptation=short(seasonality='additive'))),
   ]
 
 

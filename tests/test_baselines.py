@@ -155,3 +155,13 @@ def test_seasonal_error_rules():
   # By hand: [0, 2, 1, 5] at season 2 has pairs |1 - 0|, |5 - 2|.
   np.testing.assert_allclose(metrics.seasonal_error(
       np.array([[[0.], [2.], [1.], [5.]]]), 2), [[2.0]])
+
+
+def test_week_length_by_hand():
+  """Steps per week at sub-weekly frequencies, GIFT-Eval's old spellings
+  too; 0 where a week is not a whole number of steps or the data is
+  weekly or coarser."""
+  cases = {'D': 7, 'B': 5, 'h': 168, 'H': 168, '15T': 672, '15min': 672,
+           '10S': 60480, '2h': 84, '5h': 0, 'W-THU': 0, 'M': 0, 'MS': 0,
+           '': 0, None: 0}
+  assert {f: baselines.week_length(f) for f in cases} == cases

@@ -172,7 +172,8 @@ def test_the_adapted_forecast_is_the_engine_on_a_context_built_by_hand(
   np.testing.assert_array_equal(quantiles[:, :, 1], point)
   assert forecaster.name.endswith('-adapted')
   assert forecaster.config['adaptation'] == dict(
-      deseasonalize=False, upsample=2, scope='all')
+      deseasonalize=False, upsample=2, scope='all',
+      seasonality='multiplicative')
 
 
 def test_a_seasonal_series_of_constant_level_is_continued(tiny_model):
@@ -191,3 +192,22 @@ def test_a_seasonal_series_of_constant_level_is_continued(tiny_model):
   plain = forecaster_lib.model_forecaster(tiny_model, quantiles='point')
   as_given, _ = plain([past], horizon, 'QS', (), 4)
   assert np.max(np.abs(as_given[0] - future) / future) > 1e-2
+
+
+def test_the_additive_adjustment_recovers_its_pattern_and_ignores_offsets():
+  """R's decompose(type='additive') figure of a trend plus a known cycle
+  is the cycle (mean 0); the additive adaptation is offset-invariant where
+  the multiplicative one is not."""
+  n = 48
+  cycle = np.array([3.0, -1.0, 0.5, -2.5])
+  past = 10 + 0.2 * np.arange(n) + cycle[np.arange(n) % 4]
+  figure = adapt.seasonal_indices(past, 4, 'additive')
+  np.testing.assert_allclose(figure, cycle - cycle.mean(), atol=1e-9)
+  adjusted, indices = adapt.deseasonalize([past, past + 1e6], 4, 'additive')
+  np.testing.assert_allclose(indices[0], indices[1], atol=1e-6)
+  np.testing.assert_allclose(adjusted[1] - 1e6, adjusted[0], atol=1e-6)
+  back = adapt.reseasonalize(np.zeros((1, 4)), indices[:1], [n], 4,
+                             'additive')
+  np.testing.assert_allclose(back[0], figure[(n + np.arange(4)) % 4])
+  _, multiplicative = adapt.deseasonalize([past, past + 1e6], 4)
+  assert not np.allclose(multiplicative[0], multiplicative[1], atol=1e-3)

@@ -39,6 +39,7 @@ import numpy as np
 from ttm_jax import errors
 
 SCOPES = ('all', 'short')
+SEASONALITIES = ('multiplicative', 'additive')
 # The M4 benchmarks' critical value (90%, one-sided normal).
 _TCRIT = 1.645
 
@@ -54,15 +55,24 @@ class Adaptation:
       season m gets max(1, upsample // m); 1 turns it off.
     scope: 'all' (every past) or 'short' (only pasts shorter than the
       model's context; longer ones are forecast as given).
+    seasonality: 'multiplicative' (M4's: the past divided by its seasonal
+      indices; positive pasts only, and not invariant to an offset) or
+      'additive' (R's decompose(type="additive"): the seasonal component
+      subtracted; invariant to offset and scale).
   """
   deseasonalize: bool = True
   upsample: int = 8
   scope: str = 'all'
+  seasonality: str = 'multiplicative'
 
   def check(self) -> 'Adaptation':
     if self.scope not in SCOPES:
       raise errors.ConfigError(f'adaptation scope={self.scope!r}: expected '
                                f'one of {SCOPES}.')
+    if self.seasonality not in SEASONALITIES:
+      raise errors.ConfigError(f'adaptation seasonality='
+                               f'{self.seasonality!r}: expected one of '
+                               f'{SEASONALITIES}.')
     if isinstance(self.upsample, bool) or not isinstance(
         self.upsample, (int, np.integer)) or self.upsample < 1:
       raise errors.ConfigError(f'adaptation upsample={self.upsample!r}: '
@@ -103,11 +113,12 @@ def is_seasonal(x: np.ndarray, season: int) -> bool:
   return bool(abs(r[season - 1]) > limit)
 
 
-def seasonal_indices(x: np.ndarray, season: int) -> np.ndarray:
-  """[season]: R's `decompose(type="multiplicative")` figure: the series
-  over its centred moving average (2 x m for an even season), averaged per
-  position in the cycle (position 0 = the first value), normalised to
-  mean 1."""
+def seasonal_indices(x: np.ndarray, season: int,
+                     kind: str = 'multiplicative') -> np.ndarray:
+  """[season]: R's `decompose(type=kind)` figure: the series over (or
+  minus, additive) its centred moving average (2 x m for an even season),
+  averaged per position in the cycle (position 0 = the first value),
+  normalised to mean 1 (mean 0, additive)."""
   x = np.asarray(x, np.float64)
   if season % 2 == 0:
     weights = np.r_[0.5, np.ones(season - 1), 0.5] / season
@@ -115,25 +126,30 @@ def seasonal_indices(x: np.ndarray, season: int) -> np.ndarray:
     weights = np.ones(season) / season
   trend = np.convolve(x, weights, mode='valid')
   offset = (len(weights) - 1) // 2
-  ratio = x[offset:offset + len(trend)] / trend
+  part = x[offset:offset + len(trend)]
+  ratio = part - trend if kind == 'additive' else part / trend
   position = (np.arange(len(trend)) + offset) % season
   figure = np.array([ratio[position == j].mean() for j in range(season)])
+  if kind == 'additive':
+    return figure - figure.mean()
   return figure / figure.mean()
 
 
-def deseasonalize(pasts: Sequence[np.ndarray], season: int
+def deseasonalize(pasts: Sequence[np.ndarray], season: int,
+                  kind: str = 'multiplicative'
                   ) -> Tuple[List[np.ndarray], List[Optional[np.ndarray]]]:
   """(adjusted pasts, each past's seasonal indices or None): a past is
-  adjusted when it is seasonal by `is_seasonal`, fully observed and
-  positive (a multiplicative decomposition needs both); others pass
-  unchanged."""
+  adjusted when it is seasonal by `is_seasonal` and fully observed (and,
+  multiplicative, positive); others pass unchanged."""
   adjusted, indices = [], []
   for past in pasts:
     past = np.asarray(past, np.float64)
-    if (season > 1 and np.all(np.isfinite(past)) and np.all(past > 0)
+    if (season > 1 and np.all(np.isfinite(past))
+        and (kind == 'additive' or np.all(past > 0))
         and is_seasonal(past, season)):
-      figure = seasonal_indices(past, season)
-      adjusted.append(past / figure[np.arange(len(past)) % season])
+      figure = seasonal_indices(past, season, kind)
+      steps = figure[np.arange(len(past)) % season]
+      adjusted.append(past - steps if kind == 'additive' else past / steps)
       indices.append(figure)
     else:
       adjusted.append(past)
@@ -141,15 +157,19 @@ def deseasonalize(pasts: Sequence[np.ndarray], season: int
   return adjusted, indices
 
 
-def reseasonalize(values: np.ndarray, indices, lengths, season: int
-                  ) -> np.ndarray:
-  """values [n, h, ...] (forecasts after pasts of `lengths`) times each
-  series' seasonal index at its steps."""
+def reseasonalize(values: np.ndarray, indices, lengths, season: int,
+                  kind: str = 'multiplicative') -> np.ndarray:
+  """values [n, h, ...] (forecasts after pasts of `lengths`) times (plus,
+  additive) each series' seasonal index at its steps."""
   out = np.array(values, np.float64, copy=True)
   for i, figure in enumerate(indices):
     if figure is not None:
       steps = figure[(lengths[i] + np.arange(out.shape[1])) % season]
-      out[i] *= steps.reshape((-1,) + (1,) * (out.ndim - 2))
+      steps = steps.reshape((-1,) + (1,) * (out.ndim - 2))
+      if kind == 'additive':
+        out[i] += steps
+      else:
+        out[i] *= steps
   return out
 
 

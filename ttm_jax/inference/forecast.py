@@ -87,7 +87,8 @@ def _adapted(model, histories, horizon, freq, inputs, season,
   lengths = [len(p) for p in pasts]
   indices = [None] * len(pasts)
   if adaptation.deseasonalize:
-    pasts, indices = adapt.deseasonalize(pasts, season)
+    pasts, indices = adapt.deseasonalize(pasts, season,
+                                         adaptation.seasonality)
   k = adaptation.factor(season)
   # Only the last context's worth is upsampled: the model reads no more
   # ((keep - 1) * k + 1 >= context), and a long past would cost k times.
@@ -96,11 +97,21 @@ def _adapted(model, histories, horizon, freq, inputs, season,
       model, [adapt.upsample(p[-keep:], k)[:, None] for p in pasts],
       k * horizon, freq, inputs, 1, None, None, with_quantiles)
   point = adapt.reseasonalize(adapt.downsample(point, k, horizon), indices,
-                              lengths, season)
+                              lengths, season, adaptation.seasonality)
   if head is not None:
     head = adapt.reseasonalize(adapt.downsample(head, k, horizon), indices,
-                               lengths, season)
+                               lengths, season, adaptation.seasonality)
   return point, head
+
+
+def _independent(model: model_lib.Model) -> bool:
+  """Whether the model forecasts each channel from that channel alone."""
+  config = model.config
+  return (config.mode == 'common_channel'
+          and config.decoder_mode == 'common_channel'
+          and not config.enable_forecast_channel_mixing
+          and not config.prediction_channel_indices
+          and not model.uses_controls)
 
 
 def forecast(model: model_lib.Model, histories: Sequence[np.ndarray],
@@ -134,8 +145,28 @@ def forecast(model: model_lib.Model, histories: Sequence[np.ndarray],
   histories = [_as_2d(h) for h in histories]
   targets = histories[0].shape[1] if num_targets is None else num_targets
   adaptation = inputs.adaptation
+  channels = histories[0].shape[1]
+  if (adaptation is not None and channels > 1 and targets == channels
+      and futures is None and static_categoricals is None
+      and _independent(model)):
+    # A channel-independent model forecasts each channel alone: the
+    # univariate path, adaptation included, for each.
+    point, head = forecast(model, [h[:, c] for h in histories
+                                   for c in range(channels)], horizon, freq,
+                           inputs, season, with_quantiles=with_quantiles)
+    point = point[..., 0].reshape(len(histories), channels, -1)
+    if head is not None:
+      head = head[:, :, 0].reshape((len(histories), channels)
+                                   + head.shape[1:2] + head.shape[3:])
+      head = np.moveaxis(head, 1, 2)
+    return np.moveaxis(point, 1, 2), head
+  # Adapted: univariate pasts without controls or categoricals, and only
+  # where the quantile head, when asked for, still covers the horizon on
+  # the finer grid.
   if adaptation is None or futures is not None or targets != 1 or (
-      histories[0].shape[1] != 1) or static_categoricals is not None:
+      histories[0].shape[1] != 1) or static_categoricals is not None or (
+          with_quantiles
+          and adaptation.factor(season) * horizon > model.horizon):
     return _rolled(model, histories, horizon, freq, inputs, targets, futures,
                    static_categoricals, with_quantiles)
   chosen = [i for i, h in enumerate(histories)

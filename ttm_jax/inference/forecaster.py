@@ -210,8 +210,8 @@ def model_forecaster(checkpoint, revision: str = '',
                 prediction_length=model.horizon, inputs=inputs.name)
   if name is None:
     name = os.path.basename(os.path.normpath(model.source))
-    if inputs.adaptation is not None:
-      name += '-adapted'
+    if inputs.adaptation is not None and inputs != inputs_lib.DEFAULT:
+      name += '-adapted'  # The default's adaptation of short pasts: none.
   if inputs.adaptation is not None:
     config['adaptation'] = inputs.adaptation.as_dict()
   return Forecaster(name, fn, source, declared, config)

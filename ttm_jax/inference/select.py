@@ -43,6 +43,9 @@ CANDIDATES = (MODEL, 'seasonal_naive', 'naive', 'drift')
 MODES = ('select', 'blend')
 PER = ('series', 'dataset')
 INTERVALS = ('normal', 'empirical')
+# A seasonal naive one week back (sub-weekly data; the task's season
+# otherwise), on last-value-filled pasts.
+WEEKLY = 'weekly_naive'
 # The fallback of a series too short to backtest: a seasonal naive.
 FALLBACKS = ('seasonal_naive', 'gift_seasonal_naive')
 
@@ -72,7 +75,7 @@ class Recipe:
   def check(self, models: Sequence[str] = (MODEL,)) -> None:
     """One ConfigError naming the first bad option, before any work;
     `models`: the names of the model candidates given."""
-    known = tuple(models) + tuple(BASELINES)
+    known = tuple(models) + tuple(BASELINES) + (WEEKLY,)
     unknown = [c for c in self.candidates
                if c not in known and c != MODEL]
     if unknown or not self.candidates:
@@ -223,6 +226,10 @@ def _candidates(recipe: Recipe, models: Dict[str, Any], freq: str,
     if name in models:
       out.append(lambda pasts, horizon, model=models[name]: model(
           pasts, horizon, freq, (), season)[0])
+    elif name == WEEKLY:
+      out.append(lambda pasts, horizon, week=(
+          baselines.week_length(freq) or season): BASELINES[
+              'gift_seasonal_naive'](pasts, horizon, week))
     else:
       out.append(lambda pasts, horizon, fn=BASELINES[name]: fn(
           pasts, horizon, season))

@@ -133,7 +133,8 @@ def _positive(value) -> Optional[str]:
 
 
 LEADERBOARD_CANDIDATES = ('finetuned', 'zero_shot', 'seasonal_naive',
-                          'gift_seasonal_naive', 'naive', 'drift')
+                          'gift_seasonal_naive', 'naive', 'drift',
+                          select.WEEKLY)
 LEADERBOARD_FIELDS = {
     'candidates': fields.Field(
         ('finetuned', 'zero_shot', 'seasonal_naive'),
