@@ -112,3 +112,14 @@ def merge(schema: Mapping[str, Any], given: Mapping[str, Any],
       fail(path, value, complaint)
     out[key] = value
   return out
+
+
+def describe(tree: Mapping[str, Any], prefix: str = '') -> str:
+  """Every field of `tree` with its default and doc, one per line."""
+  lines = []
+  for key, spec in tree.items():
+    if isinstance(spec, dict):
+      lines.append(describe(spec, f'{prefix}{key}.'))
+    else:
+      lines.append(f'{prefix}{key} = {spec.default!r}  # {spec.doc}')
+  return '\n'.join(lines)

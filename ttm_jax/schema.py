@@ -453,11 +453,4 @@ def resolve(config, in_memory: bool = False) -> ml_collections.ConfigDict:
 def describe(schema: Mapping[str, Any] = None, prefix: str = '') -> str:
   """Every field with its default and doc, one per line (for --help-like
   listings and docs/training.md)."""
-  schema = SCHEMA if schema is None else schema
-  lines = []
-  for key, spec in schema.items():
-    if isinstance(spec, dict):
-      lines.append(describe(spec, f'{prefix}{key}.'))
-    else:
-      lines.append(f'{prefix}{key} = {spec.default!r}  # {spec.doc}')
-  return '\n'.join(lines)
+  return fields.describe(SCHEMA if schema is None else schema, prefix)

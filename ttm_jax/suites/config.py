@@ -384,11 +384,4 @@ def data_folder(config) -> str:
 
 def describe(schema: Mapping[str, Any] = None, prefix: str = '') -> str:
   """Every field with its default and doc, one per line."""
-  schema = FIELDS if schema is None else schema
-  lines = []
-  for key, spec in schema.items():
-    if isinstance(spec, dict):
-      lines.append(describe(spec, f'{prefix}{key}.'))
-    else:
-      lines.append(f'{prefix}{key} = {spec.default!r}  # {spec.doc}')
-  return '\n'.join(lines)
+  return fields.describe(FIELDS if schema is None else schema, prefix)
