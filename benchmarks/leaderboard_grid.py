@@ -40,7 +40,8 @@ _EPOCHS = flags.DEFINE_integer('epochs', 5, "The fine-tune's epochs.")
 _MAX_WINDOWS = flags.DEFINE_integer('max_windows', 500, 'Training windows.')
 _SPLIT = flags.DEFINE_enum('split', 'validation', ['validation', 'test'],
                            'test only for the chosen setting, once.')
-_ONLY = flags.DEFINE_string('only', '', 'One setting by its name (test).')
+_ONLY = flags.DEFINE_list('only', [], 'Only these settings, by name.')
+_LR = flags.DEFINE_float('lr', 1e-4, "The fine-tune's peak learning rate.")
 
 
 def _cached(forecaster):
@@ -101,8 +102,9 @@ def main(argv):
       model, quantiles='insample', pretrained_on=pretrained)
   tuner = finetuned.finetune_forecaster(
       model, quantiles='insample', pretrained_on=pretrained,
-      max_windows=_MAX_WINDOWS.value, num_epochs=_EPOCHS.value)
-  grid = [s for s in settings() if not _ONLY.value or s[0] == _ONLY.value]
+      max_windows=_MAX_WINDOWS.value, num_epochs=_EPOCHS.value,
+      learning_rate=_LR.value)
+  grid = [s for s in settings() if not _ONLY.value or s[0] in _ONLY.value]
   scores = {name: {} for name, _ in grid}
   seconds = {}
   for task in tasks_lib.load_suite('gift_eval'):

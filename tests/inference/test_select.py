@@ -185,3 +185,25 @@ def test_runner_refuses_bad_configs_first(tmp_path):
     assert len(lines) == 1, err[-2000:]
     assert any(w in lines[0] for w in words.split('|')), (k, lines[0])
     assert not (tmp_path / f'w{k}').exists()
+
+
+def test_pooled_intervals_cover_a_random_walk():
+  """Gaussian random walks: the 'pooled' 80% intervals (each series' scale
+  from its backtests, the standardised errors' quantiles pooled over the
+  dataset) cover nearer 80% of a future drawn from the same process than
+  'normal' intervals scaled by the mean absolute error (IBM's in-sample
+  ones) cover less, as |error| < sigma; both never cross."""
+  rng = np.random.default_rng(5)
+  walks = rng.normal(0, 1, (300, 130)).cumsum(axis=1)
+  pasts, future = list(walks[:, :120]), walks[:, 120:]
+  coverage = {}
+  for intervals in ('normal', 'pooled'):
+    forecaster = select.forecaster(None, select.Recipe(
+        ('seasonal_naive',), windows=3, intervals=intervals))
+    point, quantiles = forecaster(pasts, 10, 'D', (0.1, 0.5, 0.9), 1)
+    assert np.all(np.diff(quantiles, axis=-1) >= 0)
+    np.testing.assert_allclose(quantiles[..., 1], point)
+    coverage[intervals] = np.mean((future >= quantiles[..., 0])
+                                  & (future <= quantiles[..., 2]))
+  assert 0.70 <= coverage['pooled'] <= 0.86
+  assert coverage['normal'] < coverage['pooled'] - 0.05

@@ -42,7 +42,7 @@ MODEL = 'ttm'  # The model's name among the candidates.
 CANDIDATES = (MODEL, 'seasonal_naive', 'naive', 'drift')
 MODES = ('select', 'blend')
 PER = ('series', 'dataset')
-INTERVALS = ('normal', 'empirical')
+INTERVALS = ('normal', 'empirical', 'pooled')
 # A seasonal naive one week back (sub-weekly data; the task's season
 # otherwise), on last-value-filled pasts.
 WEEKLY = 'weekly_naive'
@@ -197,6 +197,52 @@ def _interval_scale(tests: Backtests, chosen: np.ndarray, pasts,
                   forecaster_lib.fallback_scale(pasts, season)[:, None])
 
 
+def _pooled(tests: Backtests, chosen: np.ndarray, point: np.ndarray,
+            levels, recipe: Recipe, pasts, season: int) -> np.ndarray:
+  """[n, h, q]: 'pooled' intervals. Each series' scale is its mean
+  absolute backtest error over all its windows and steps (the past's
+  seasonal error where it has none); the backtest errors over their
+  series' scale are pooled over the dataset, and their quantiles taken
+  per step where a step has 20 or more, else over every step with each
+  step's spread (the running maximum of its root mean square, as errors
+  grow with the horizon), centred on their median, so the median is the
+  point forecast."""
+  count, horizon = len(pasts), point.shape[1]
+  past_point = np.einsum('rhk,rk->rh', tests.forecasts, chosen[tests.series])
+  error = tests.truth - past_point
+  total, _ = _mean_by_series(np.nan_to_num(np.abs(error)), tests.series,
+                             count)
+  seen, _ = _mean_by_series((~np.isnan(error)).astype(float),
+                            tests.series, count)
+  with np.errstate(invalid='ignore', divide='ignore'):
+    series_scale = total.mean(axis=1) / seen.mean(axis=1)
+  fallback = forecaster_lib.fallback_scale(pasts, season)
+  series_scale = np.where(np.isfinite(series_scale) & (series_scale > 0),
+                          series_scale, fallback)
+  z = error / series_scale[tests.series, None]
+  levels = np.asarray(levels)
+  spread = np.zeros((horizon, len(levels)))
+  finite = np.isfinite(z)
+  if finite.sum(axis=0).min() >= 20:
+    for t in range(horizon):
+      spread[t] = np.quantile(z[finite[:, t], t], levels) - np.median(
+          z[finite[:, t], t])
+  elif finite.sum() >= 20:
+    with np.errstate(invalid='ignore'):
+      rms = np.sqrt(np.nanmean(np.where(finite, z, np.nan) ** 2, axis=0))
+    rms = np.maximum.accumulate(np.where(np.isfinite(rms) & (rms > 0), rms,
+                                         np.nanmax(rms)))
+    shape = np.quantile((z / rms)[finite], levels)
+    shape = shape - np.median((z / rms)[finite])
+    spread = rms[:, None] * shape[None]
+  else:
+    return forecaster_lib.normal_quantiles(
+        point, recipe.interval_scale * np.repeat(
+            series_scale[:, None], horizon, axis=1), levels)
+  return point[..., None] + recipe.interval_scale * series_scale[
+      :, None, None] * spread[None]
+
+
 def _quantiles(tests: Backtests, chosen: np.ndarray, point: np.ndarray,
                scale: np.ndarray, levels, recipe: Recipe) -> np.ndarray:
   """[n, h, q] around `point` [n, h]: 'normal' with standard deviation
@@ -266,6 +312,9 @@ def forecaster(models, recipe: Recipe = Recipe()
         [fn(pasts, horizon) for fn in candidates], -1), chosen)
     if not len(levels):
       return point, point[..., :0]
+    if recipe.intervals == 'pooled':
+      return point, _pooled(tests, chosen, point, levels, recipe, pasts,
+                            season)
     scale = _interval_scale(tests, chosen, pasts, season)
     return point, _quantiles(tests, chosen, point, scale, levels, recipe)
 
