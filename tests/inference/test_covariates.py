@@ -4,6 +4,8 @@ past-only covariates lagged by the horizon, the intercept), the ridge fit
 by the normal equations (NumPy least squares at ridge 0), and both orders
 around TTM's forecast from the one path."""
 
+import dataclasses
+
 import jax
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ import pytest
 from ttm_jax import errors
 from ttm_jax.inference import covariates
 from ttm_jax.inference import forecast as forecast_lib
+from ttm_jax.inference import inputs as inputs_lib
 from ttm_jax.inference import model as model_lib
 from ttm_jax.models import config as config_lib
 from ttm_jax.models import factory
@@ -50,7 +53,8 @@ def _by_hand(found, rows, future_rows, fit_rows):
   """The regressors of the module docstring, written out: intercept,
   k standardised over the fitted rows, c one-hot over the values seen
   there, p lagged by the horizon (0 before the history: its mean after
-  standardising)."""
+  standardising); at rows other than the fitted ones, the numbers clipped
+  to the range they took over the fitted rows."""
   def raw(r):
     lagged = np.where(r - HORIZON >= 0, found.past[np.maximum(
         r - HORIZON, 0), 0], np.nan)
@@ -60,14 +64,19 @@ def _by_hand(found, rows, future_rows, fit_rows):
   seen = np.unique(c_fit)
   p_seen = p_fit[~np.isnan(p_fit)]
 
-  def matrix(r):
+  def matrix(r, clip=True):
     k, c, p = raw(r)
+    k = (k - k_fit.mean()) / k_fit.std()
     p = np.where(np.isnan(p), 0.0, (p - p_seen.mean()) / p_seen.std())
-    return np.column_stack([np.ones(len(r)),
-                            (k - k_fit.mean()) / k_fit.std(),
+    if clip:
+      k = np.clip(k, *bounds[0])
+      p = np.clip(p, *bounds[1])
+    return np.column_stack([np.ones(len(r)), k,
                             *[(c == v).astype(float) for v in seen], p])
 
-  return matrix(fit_rows), matrix(rows), matrix(future_rows)
+  fitted = matrix(fit_rows, clip=False)
+  bounds = [(fitted[:, j].min(), fitted[:, j].max()) for j in (1, -1)]
+  return fitted, matrix(rows), matrix(future_rows)
 
 
 def _ridge_normal_equations(x, y, penalty):
@@ -109,6 +118,11 @@ def test_regressors_by_hand():
   _, (x_future,) = covariates.design(found, LAYOUT, HORIZON, fit_rows,
                                      (np.arange(40, 48),))
   np.testing.assert_array_equal(x_future[5:7, 2:5], 0.0)
+  # A number past the fitted rows' range is clipped to it.
+  found.known[44, 0] = 1e6
+  x_fit, (x_future,) = covariates.design(found, LAYOUT, HORIZON, fit_rows,
+                                         (np.arange(40, 48),))
+  assert x_future[4, 1] == x_fit[:, 1].max()
 
 
 @pytest.mark.parametrize('ridge', [0.0, 0.5])
@@ -160,6 +174,95 @@ def test_forecast_then_regress_the_in_context_errors_by_hand(model, ridge):
   np.testing.assert_allclose(got[0, :, 0], want, rtol=1e-6, atol=1e-6)
 
 
+def _in_context_by_hand(model, y, found, origins, known='value'):
+  """TTM's forecast from the end plus the ridge (0.5) forecast of its
+  errors at `origins` (one truth missing), on regressors by hand; with
+  known='surprise', k replaced in each window by k minus TTM's forecast
+  of k from that window's origin."""
+  length = len(y)
+  if known == 'surprise':
+    known_ = found.known.copy()
+    for o in origins + [length]:
+      guess, _ = forecast_lib.forecast(model, [found.known[:o, 0]],
+                                       HORIZON, 'h')
+      known_[o:o + HORIZON, 0] -= guess[0, :, 0]
+    found = covariates.Covariates(found.past, known_)
+  inside, _ = forecast_lib.forecast(model, [y[:o] for o in origins],
+                                    HORIZON, 'h')
+  rows = np.concatenate([np.arange(o, o + HORIZON) for o in origins])
+  error = y[rows] - inside[:, :, 0].reshape(-1)
+  fit_rows = rows[~np.isnan(error)]
+  x_fit, _, x_future = _by_hand(found, rows,
+                                np.arange(length, length + HORIZON),
+                                fit_rows)
+  beta = _ridge_normal_equations(x_fit, error[~np.isnan(error)], 0.5)
+  ttm, _ = forecast_lib.forecast(model, [y], HORIZON, 'h')
+  return ttm[0, :, 0] + x_future @ beta, ttm[0, :, 0]
+
+
+@pytest.mark.parametrize('known', covariates.KNOWN)
+def test_more_windows_and_surprises_by_hand(model, known):
+  """windows=6 over a 70-row history: origins 22 to 62 (past the 32-row
+  context); known='surprise': the numeric known covariate by its
+  deviation from TTM's forecast of it from each origin."""
+  y, found = _case(70)
+  want, _ = _in_context_by_hand(model, y, found, [22, 30, 38, 46, 54, 62],
+                                known)
+  got, _ = covariates.forecast(model, [y], [found], LAYOUT, HORIZON, 'h',
+                               regression=covariates.Regression(
+                                   order='ttm+xreg', ridge=0.5, windows=6,
+                                   known=known))
+  np.testing.assert_allclose(got[0, :, 0], want, rtol=1e-6, atol=1e-6)
+
+
+def test_the_gate_weighs_the_covariates_by_their_backtest(model):
+  """gate=2: at origins 42 and 50 of a 58-row history, the forecast with
+  covariates (from the history before each) against that without; w is
+  the least-squares weight of the change on the error, in [0, 1]; the
+  forecast is TTM's plus w times the term. A covariate that is noise gets
+  a smaller weight than one that drives the target."""
+  y, found = _case(58)
+  regression = covariates.Regression(order='ttm+xreg', ridge=0.5)
+  change, error = [], []
+  for o in (42, 50):
+    mine = covariates.cut(found, o, HORIZON)
+    with_, _ = covariates.forecast(model, [y[:o]], [mine], LAYOUT, HORIZON,
+                                   'h', regression=regression)
+    without, _ = forecast_lib.forecast(model, [y[:o]], HORIZON, 'h')
+    truth = y[o:o + HORIZON]
+    seen = ~np.isnan(truth)
+    change.append((with_ - without)[0, seen, 0])
+    error.append((truth - without[0, :, 0])[seen])
+  change, error = np.concatenate(change), np.concatenate(error)
+  weight = np.clip(change @ error / (change @ change), 0, 1)
+  full, plain = _in_context_by_hand(model, y, found, [26, 34, 42, 50])
+  got, _ = covariates.forecast(
+      model, [y], [found], LAYOUT, HORIZON, 'h',
+      regression=dataclasses.replace(regression, gate=2))
+  np.testing.assert_allclose(got[0, :, 0], plain + weight * (full - plain),
+                             rtol=1e-6, atol=1e-6)
+  assert 0 < weight <= 1
+  noise = covariates.Covariates(
+      past=np.random.default_rng(5).normal(size=found.past.shape),
+      known=np.random.default_rng(6).normal(size=found.known.shape))
+  layout = covariates.Layout(past=('p',), known=('k', 'q'))
+  assert covariates.gate_weights(
+      model, [y[:, None]], [noise], layout, HORIZON, 'h', inputs_lib.DEFAULT,
+      dataclasses.replace(regression, gate=2), 1)[0, 0] < weight
+
+
+def test_the_regression_only_baseline_by_hand():
+  """The targets regressed (ridge 2) on the regressors of every history
+  row, the regression's values at the next steps."""
+  y, found = _case(40)
+  rows = np.arange(40)
+  fit_rows = rows[~np.isnan(y)]
+  x_fit, _, x_future = _by_hand(found, rows, np.arange(40, 48), fit_rows)
+  beta = _ridge_normal_equations(x_fit, y[fit_rows], 2.0)
+  got = covariates.regression_only([y], [found], LAYOUT, HORIZON, 2.0)
+  np.testing.assert_allclose(got[0, :, 0], x_future @ beta, atol=1e-9)
+
+
 def test_several_series_and_targets_are_each_their_own_fit(model):
   """Two series of different lengths, two targets each: every (series,
   target) forecast is that of the series and target alone."""
@@ -194,6 +297,10 @@ def test_time_features_are_calendar_fields():
     (dict(ridge=-1), 'ridge=-1: expected a finite number >= 0'),
     (dict(time_features=('hours',)), "unknown ['hours']"),
     (dict(lag=3), "unknown option(s) ['lag']"),
+    (dict(windows=-1), 'windows=-1: expected an integer >= 0'),
+    (dict(gate=1.5), 'gate=1.5: expected an integer >= 0'),
+    (dict(known='delta'), "known='delta': expected one of"),
+    (dict(order='xreg+ttm', known='surprise'), "needs order='ttm+xreg'"),
     ('xreg+ttm', 'expected a dict of options')])
 def test_bad_options_name_the_option(value, words):
   with pytest.raises(errors.ConfigError) as caught:

@@ -20,6 +20,31 @@ TTM sees a target-only history (the residuals, or the targets), and the
 regression only adds to its outputs (the point forecast and each quantile
 of a quantile head alike).
 
+Options (`Regression`) beyond the order and the ridge penalty:
+
+  windows     'ttm+xreg' fits on this many in-context windows (0: those
+              inside the model's context, as above; more lets the
+              regression see further back than TTM does); 'xreg+ttm' on
+              the last windows x horizon rows (0: the context).
+  known       'value': a known covariate enters by its value;
+              'surprise' ('ttm+xreg' only): a numeric known covariate
+              enters by its deviation from TTM's own forecast of it from
+              the same origin (its value minus what its past foretold),
+              so TTM's error is explained by what the covariate did that
+              its history did not foretell, and a daily cycle that the
+              target and the covariate share is not credited to the
+              covariate. Categorical ones and time features enter by
+              value.
+  gate        0: the regression's term is added as fitted. k > 0: per
+              series and target, the term is scaled by a weight in
+              [0, 1] fitted on the last k backtest windows of the
+              history (each forecast with and without the covariates
+              from everything before its origin): the least-squares
+              weight of the covariates' change to the forecast against
+              the errors of the forecast without them, so covariates
+              that did not help in-context are turned down or off for
+              that series.
+
 The regressors of a forecast step or context row (`design`):
 
   known covariates  their value at that step (the future's from the
@@ -29,7 +54,12 @@ The regressors of a forecast step or context row (`design`):
                     observed before the forecast origin);
   numeric           standardised by their mean and deviation over the
                     fitted rows (a column constant there is all zero, so
-                    it gets no weight); a missing value is the mean (0);
+                    it gets no weight), and at other rows clipped to the
+                    range they took over the fitted rows (no
+                    extrapolation: one outlier at a forecast step, as
+                    metro's rain_1h of 9,831 mm, would otherwise move the
+                    forecast without bound); a missing value is the mean
+                    (0);
   categorical       one-hot, one column per value seen in the fitted rows
                     (an unseen value, or a missing one, is all zero);
   intercept         a column of ones, not penalised.
@@ -40,11 +70,13 @@ forecasting API says so; a fine-tune uses categorical ones). Time
 features (`time_features`: calendar fields of each step's timestamp) are
 known categorical covariates the caller adds.
 
-The defaults (`Regression()`: 'xreg+ttm', ridge 10,000, no time features)
-were chosen on the covariate suite's validation split
-(benchmarks/covariate_order.py), where no setting helped on average and
-heavy shrinkage hurt least; covariates that drive the target (Beijing's
-weather for PM2.5) want ridge 1.
+The defaults (`Regression()`) were chosen on the covariate suite's
+validation split (benchmarks/covariate_order.py; docs/results/
+2026-12-07-covariate-suite.md).
+
+A regression-only baseline (`regression_only`: the targets regressed on
+the covariates alone over each history, no TTM) measures what the
+covariates explain by themselves.
 
 The fit is ridge: beta minimises |y - X beta|^2 + ridge |beta[1:]|^2 over
 the rows where the target (or TTM's error) is observed, by least squares
@@ -67,6 +99,7 @@ from ttm_jax.inference import inputs as inputs_lib
 from ttm_jax.inference import model as model_lib
 
 ORDERS = ('xreg+ttm', 'ttm+xreg')
+KNOWN = ('value', 'surprise')
 # Calendar fields a time feature may be (pandas DatetimeIndex attributes),
 # each a known categorical covariate.
 TIME_FEATURES = ('minute', 'hour', 'dayofweek', 'day', 'month', 'quarter',
@@ -77,6 +110,9 @@ TIME_FEATURES = ('minute', 'hour', 'dayofweek', 'day', 'month', 'quarter',
 # average there, heavy shrinkage hurt least.
 DEFAULT_ORDER = 'xreg+ttm'
 DEFAULT_RIDGE = 10000.0
+DEFAULT_WINDOWS = 0
+DEFAULT_KNOWN = 'value'
+DEFAULT_GATE = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,10 +130,19 @@ class Regression:
       covariates known to drive the target (docs/forecasting.md).
     time_features: calendar fields of the timestamps added as known
       categorical covariates (`TIME_FEATURES`), e.g. ('hour', 'dayofweek').
+    windows: the in-context windows the regression fits on (0: the
+      model's context; module docstring).
+    known: how known covariates enter: 'value', or 'surprise' (their
+      deviation from TTM's forecast of them; 'ttm+xreg' only).
+    gate: backtest windows of the per-series weight on the covariates'
+      term (0: none; module docstring).
   """
   order: str = DEFAULT_ORDER
   ridge: float = DEFAULT_RIDGE
   time_features: Tuple[str, ...] = ()
+  windows: int = DEFAULT_WINDOWS
+  known: str = DEFAULT_KNOWN
+  gate: int = DEFAULT_GATE
 
   def check(self) -> 'Regression':
     """Itself, or one ConfigError naming the bad option."""
@@ -109,6 +154,20 @@ class Regression:
         or not np.isfinite(self.ridge) or self.ridge < 0):
       raise errors.ConfigError(f'regression ridge={self.ridge!r}: expected '
                                'a finite number >= 0.')
+    for name in ('windows', 'gate'):
+      value = getattr(self, name)
+      if (isinstance(value, bool) or not isinstance(value, (int, np.integer))
+          or value < 0):
+        raise errors.ConfigError(f'regression {name}={value!r}: expected '
+                                 'an integer >= 0.')
+    if self.known not in KNOWN:
+      raise errors.ConfigError(f'regression known={self.known!r}: expected '
+                               f'one of {KNOWN}.')
+    if self.known == 'surprise' and self.order != 'ttm+xreg':
+      raise errors.ConfigError(
+          "regression known='surprise' regresses TTM's in-context errors "
+          "on the covariates' own forecast errors: it needs "
+          f"order='ttm+xreg' (not {self.order!r}).")
     features = self.time_features
     if isinstance(features, str) or not isinstance(features, (list, tuple)):
       raise errors.ConfigError(
@@ -145,8 +204,8 @@ def of(value) -> Regression:
       value['time_features'] = tuple(value['time_features'])
     return Regression(**value).check()
   raise errors.ConfigError(f'regression={value!r}: expected a dict of '
-                           'options (order, ridge, time_features) or a '
-                           'Regression.')
+                           'options (order, ridge, time_features, windows, '
+                           'known, gate) or a Regression.')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -242,9 +301,12 @@ def design(covariates: Covariates, layout: Layout, horizon: int,
     mean = observed.mean() if len(observed) else 0.0
     spread = observed.std() if len(observed) else 0.0
     scale = spread if spread > 1e-12 * max(1.0, abs(mean)) else np.inf
-    fit_parts.append(np.nan_to_num((values - mean) / scale)[:, None])
-    for parts, v in zip(other_parts, others):
-      parts.append(np.nan_to_num((v - mean) / scale)[:, None])
+    fitted = np.nan_to_num((values - mean) / scale)
+    fit_parts.append(fitted[:, None])
+    low, high = (fitted.min(), fitted.max()) if len(fitted) else (0.0, 0.0)
+    for parts, v in zip(other_parts, others):  # No extrapolation.
+      parts.append(np.clip(np.nan_to_num((v - mean) / scale), low,
+                           high)[:, None])
   fit_x = np.concatenate(fit_parts, axis=1).astype(np.float64)
   return fit_x, [np.concatenate(p, axis=1).astype(np.float64)
                  for p in other_parts]
@@ -299,9 +361,145 @@ def _check(histories, covariates, layout, horizon) -> None:
           f'({t + horizon}, {len(layout.known)}).')
 
 
-def in_context_windows(context_length: int, horizon: int) -> int:
-  """How many backtest windows inside the context 'ttm+xreg' fits on."""
-  return max(1, context_length // horizon)
+def in_context_windows(context_length: int, horizon: int,
+                       windows: int = 0) -> int:
+  """How many backtest windows inside the history 'ttm+xreg' fits on:
+  `windows`, or (0) those inside the context."""
+  return windows or max(1, context_length // horizon)
+
+
+def cut(found: Covariates, origin: int, horizon: int) -> Covariates:
+  """The covariates of the history before `origin`: the past-only ones
+  before it, the known ones up to `horizon` steps after it."""
+  return Covariates(past=found.past[:origin],
+                    known=found.known[:origin + horizon])
+
+
+@dataclasses.dataclass
+class Given:
+  """Covariates handed to a forecaster with its histories (`forecaster.
+  Forecaster`): their layout and one `Covariates` per history."""
+  layout: Layout
+  values: List[Covariates]
+
+  def at(self, requests, horizon: int) -> 'Given':
+    """Those of the histories cut at (history, origin) `requests`."""
+    return Given(self.layout, [cut(self.values[i], o, horizon)
+                               for i, o in requests])
+
+
+def _surprises(model, histories, covariates, layout, horizon, freq, inputs,
+               season, origins) -> List[Covariates]:
+  """Each history's covariates with its numeric known ones replaced, over
+  the `horizon` rows after each of its `origins` (ascending, `horizon`
+  apart or more), by their deviation from TTM's forecast of them from
+  that origin (`known='surprise'`)."""
+  numeric = [k for k, name in enumerate(layout.known)
+             if name not in layout.categorical]
+  out = [Covariates(f.past, f.known.copy()) for f in covariates]
+  if not numeric:
+    return out
+  jobs = [(i, o, k) for i, mine in enumerate(origins) for o in mine
+          for k in numeric]
+  if not jobs:
+    return out
+  pasts = [covariates[i].known[:o, k] for i, o, k in jobs]
+  predicted, _ = forecast_lib.forecast(model, pasts, horizon, freq, inputs,
+                                       season)
+  for (i, o, k), values in zip(jobs, predicted[:, :, 0]):
+    out[i].known[o:o + horizon, k] -= values
+  return out
+
+
+def _xreg_ttm(model, histories, covariates, layout, horizon, freq, inputs,
+              regression, season, with_quantiles):
+  """'xreg+ttm': (point, head, terms) (module docstring)."""
+  rows_kept = (regression.windows * horizon if regression.windows
+               else model.context_length)
+  residuals, terms = [], []
+  for history, found in zip(histories, covariates):
+    t = len(history)
+    rows = np.arange(max(0, t - rows_kept), t)
+    fitted, term = regress(history[rows], found, layout, horizon, rows,
+                           np.arange(t, t + horizon), regression.ridge)
+    residuals.append(history[rows] - fitted)
+    terms.append(term)
+  point, head = forecast_lib.forecast(
+      model, residuals, horizon, freq, inputs, season,
+      with_quantiles=with_quantiles)
+  return point, head, np.stack(terms)
+
+
+def _ttm_xreg(model, histories, covariates, layout, horizon, freq, inputs,
+              regression, season, with_quantiles):
+  """'ttm+xreg': (point, head, terms) (module docstring)."""
+  point, head = forecast_lib.forecast(
+      model, histories, horizon, freq, inputs, season,
+      with_quantiles=with_quantiles)
+  requests = backtests.origins(
+      [len(h) for h in histories], horizon,
+      in_context_windows(model.context_length, horizon, regression.windows),
+      min_history=model.config.patch_length)
+  inside = None
+  if requests:
+    _, pasts = backtests.cut(histories, requests, horizon)
+    inside, _ = forecast_lib.forecast(model, pasts, horizon, freq, inputs,
+                                      season)
+  if regression.known == 'surprise':
+    covariates = _surprises(
+        model, histories, covariates, layout, horizon, freq, inputs, season,
+        [[o for j, o in requests if j == i] + [len(h)]
+         for i, h in enumerate(histories)])
+  terms = []
+  for i, (history, found) in enumerate(zip(histories, covariates)):
+    t = len(history)
+    mine = [k for k, (j, _) in enumerate(requests) if j == i]
+    rows = np.concatenate([np.arange(requests[k][1],
+                                     requests[k][1] + horizon)
+                           for k in mine]).astype(int) if mine else (
+                               np.zeros(0, int))
+    error = (history[rows] - np.concatenate([inside[k] for k in mine])
+             if mine else np.zeros((0, history.shape[1])))
+    _, term = regress(error, found, layout, horizon, rows,
+                      np.arange(t, t + horizon), regression.ridge)
+    terms.append(term)
+  return point, head, np.stack(terms)
+
+
+def gate_weights(model, histories, covariates, layout, horizon, freq,
+                 inputs, regression, season) -> np.ndarray:
+  """[n, c]: each history's weight in [0, 1] on its covariates' term
+  (`gate` > 0; module docstring): over its last `gate` backtest windows
+  (origins `horizon` apart, ending at its end), the least-squares w of
+  its errors without covariates on (with - without); 0 where it has no
+  window or the covariates change nothing there."""
+  weights = np.zeros((len(histories), histories[0].shape[1]))
+  requests = backtests.origins([len(h) for h in histories], horizon,
+                               regression.gate,
+                               min_history=model.config.patch_length)
+  if not requests:
+    return weights
+  truth, pasts = backtests.cut(histories, requests, horizon)
+  inner = dataclasses.replace(regression, gate=0)
+  found = [cut(covariates[i], o, horizon) for i, o in requests]
+  with_, _ = forecast(model, pasts, found, layout, horizon, freq, inputs,
+                      inner, season)
+  without, _ = forecast_lib.forecast(model, pasts, horizon, freq, inputs,
+                                     season)
+  change = with_ - without
+  error = np.where(np.isnan(truth), 0.0, truth - without)
+  change = np.where(np.isnan(truth), 0.0, change)
+  series = np.array([i for i, _ in requests])
+  for i in range(len(histories)):
+    mine = series == i
+    if not mine.any():
+      continue
+    top = (error[mine] * change[mine]).sum(axis=(0, 1))
+    bottom = (change[mine] ** 2).sum(axis=(0, 1))
+    with np.errstate(invalid='ignore', divide='ignore'):
+      weights[i] = np.where(bottom > 0, np.clip(top / bottom, 0.0, 1.0),
+                            0.0)
+  return weights
 
 
 def forecast(model: model_lib.Model, histories: Sequence[np.ndarray],
@@ -319,56 +517,52 @@ def forecast(model: model_lib.Model, histories: Sequence[np.ndarray],
     covariates: n `Covariates`, aligned with the histories.
     layout: their columns.
     horizon, freq, inputs, season, with_quantiles: as `forecast.forecast`.
-    regression: the order and ridge penalty.
+    regression: the order, ridge penalty, windows, known and gate.
 
   Returns:
     (point [n, horizon, c], the head's quantiles [n, h', c, q] or None),
-    the regression's part added to both.
+    the regression's part added to both (scaled by the gate's weight).
   """
   histories = [np.asarray(h, np.float64) for h in histories]
   histories = [h[:, None] if h.ndim == 1 else h for h in histories]
   _check(histories, covariates, layout, horizon)
-  context = model.context_length
-  terms = []
-  if regression.order == 'xreg+ttm':
-    residuals = []
-    for history, found in zip(histories, covariates):
-      t = len(history)
-      rows = np.arange(max(0, t - context), t)
-      fitted, term = regress(history[rows], found, layout, horizon, rows,
-                             np.arange(t, t + horizon), regression.ridge)
-      residuals.append(history[rows] - fitted)
-      terms.append(term)
-    point, head = forecast_lib.forecast(
-        model, residuals, horizon, freq, inputs, season,
-        with_quantiles=with_quantiles)
-  else:
-    point, head = forecast_lib.forecast(
-        model, histories, horizon, freq, inputs, season,
-        with_quantiles=with_quantiles)
-    requests = backtests.origins(
-        [len(h) for h in histories], horizon,
-        in_context_windows(context, horizon),
-        min_history=model.config.patch_length)
-    inside = None
-    if requests:
-      _, pasts = backtests.cut(histories, requests, horizon)
-      inside, _ = forecast_lib.forecast(model, pasts, horizon, freq, inputs,
-                                        season)
-    for i, (history, found) in enumerate(zip(histories, covariates)):
-      t = len(history)
-      mine = [k for k, (j, _) in enumerate(requests) if j == i]
-      rows = np.concatenate([np.arange(requests[k][1],
-                                       requests[k][1] + horizon)
-                             for k in mine]).astype(int) if mine else (
-                                 np.zeros(0, int))
-      error = (history[rows] - np.concatenate([inside[k] for k in mine])
-               if mine else np.zeros((0, history.shape[1])))
-      _, term = regress(error, found, layout, horizon, rows,
-                        np.arange(t, t + horizon), regression.ridge)
-      terms.append(term)
-  terms = np.stack(terms)
+  run = _xreg_ttm if regression.order == 'xreg+ttm' else _ttm_xreg
+  point, head, terms = run(model, histories, covariates, layout, horizon,
+                           freq, inputs, regression, season, with_quantiles)
   point = point + terms
   if head is not None:
     head = head + terms[:, :head.shape[1], :, None]
+  if not regression.gate:
+    return point, head
+  weights = gate_weights(model, histories, covariates, layout, horizon,
+                         freq, inputs, regression, season)
+  if regression.order == 'ttm+xreg':  # TTM's own forecast is under it.
+    plain, plain_head = point - terms, (
+        None if head is None else head - terms[:, :head.shape[1], :, None])
+  else:
+    plain, plain_head = forecast_lib.forecast(
+        model, histories, horizon, freq, inputs, season,
+        with_quantiles=with_quantiles)
+  point = plain + weights[:, None, :] * (point - plain)
+  if head is not None:
+    head = plain_head + weights[:, None, :, None] * (head - plain_head)
   return point, head
+
+
+def regression_only(histories: Sequence[np.ndarray],
+                    covariates: Sequence[Covariates], layout: Layout,
+                    horizon: int, penalty: float = 1.0) -> np.ndarray:
+  """[n, horizon, c]: each history's targets regressed on its covariates
+  alone (the regressors of `design`, intercept included) over all its
+  rows, and the regression's values at the next `horizon` steps: the
+  regression-only baseline (no TTM)."""
+  histories = [np.asarray(h, np.float64) for h in histories]
+  histories = [h[:, None] if h.ndim == 1 else h for h in histories]
+  _check(histories, covariates, layout, horizon)
+  out = []
+  for history, found in zip(histories, covariates):
+    t = len(history)
+    _, future = regress(history, found, layout, horizon, np.arange(t),
+                        np.arange(t, t + horizon), penalty)
+    out.append(future)
+  return np.stack(out)
