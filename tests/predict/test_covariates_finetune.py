@@ -37,9 +37,11 @@ def tuned(model_dir, tmp_path_factory):  # pylint: disable=redefined-outer-name
   original = api.finetune_lib.finetuned
   table = train_finetune.table
 
-  def recording(model, frame, fraction, finetune_dir=None, channels=None):
-    seen.update(frame=frame, channels=channels, start=model)
-    seen['model'] = original(model, frame, fraction, finetune_dir, channels)
+  def recording(model, frame, fraction, finetune_dir=None, channels=None,
+                inputs=None):
+    seen.update(frame=frame, channels=channels, start=model, inputs=inputs)
+    seen['model'] = original(model, frame, fraction, finetune_dir, channels,
+                             inputs)
     return seen['model']
 
   with pytest.MonkeyPatch.context() as patch:

@@ -103,12 +103,14 @@ def _csv(config, required: Tuple[str, ...]) -> Data:
 def table_data(table: sources.Table, context_length: int,
                prediction_length: int, rule: windows.SplitRule, name: str,
                fewshot_fraction: Optional[float] = None,
-               required: Tuple[str, ...] = ('train', 'valid')) -> Data:
+               required: Tuple[str, ...] = ('train', 'valid'),
+               transform=None) -> Data:
   """The window sources of a table in memory (a user's file as read, or
-  the forecasting API's frame), split by `rule` (IBM's protocol)."""
+  the forecasting API's frame), split by `rule` (IBM's protocol); each
+  window through `transform` when given."""
   splits = forecasting.make_splits(table, context_length, prediction_length,
                                    rule, fewshot_fraction=fewshot_fraction,
-                                   required=required)
+                                   required=required, transform=transform)
   return Data(splits.train, splits.valid, splits.test, name,
               splits.scalers, notes=splits.notes, freq=table.freq,
               categorical_vocab=table.categorical_vocab)
@@ -220,14 +222,16 @@ def series_data(histories, freq: str, context_length: int,
                 prediction_length: int, name: str, *,
                 min_context_mult: int = 4, train_windows: int = 0,
                 valid_windows: int = 0, seed: int = 0,
-                where: str = 'The histories') -> Data:
-  """Univariate histories in memory: padded training windows (IBM's GIFT
-  recipe, `forecasting.series_splits`), a seeded sample of `train_windows`
-  of them (0: all), and each history's last window for validation
-  (`valid_windows` of them, 0: all)."""
+                where: str = 'The histories', transform=None) -> Data:
+  """Univariate histories in memory (or [t, c]: the target, then channels
+  a model mixes): padded training windows (IBM's GIFT recipe,
+  `forecasting.series_splits`, each window through `transform` when
+  given), a seeded sample of `train_windows` of them (0: all), and each
+  history's last window for validation (`valid_windows` of them, 0:
+  all)."""
   splits = forecasting.series_splits(histories, context_length,
                                      prediction_length, min_context_mult,
-                                     freq)
+                                     freq, transform)
   if not len(splits.train):
     raise errors.DataError(
         f'{where}: no history has a training window of '

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -33,6 +33,9 @@ class WindowSource:
     static_categoricals: per series [k] int32 codes, or None.
     relative: each window divided by its context's mean absolute value
       (`windows.relative_window`).
+    transform: a function of each window (`take_window`'s dict) applied
+      last, e.g. the forecasting path's standardisation of its context
+      (`train.finetune.Standardized`); None: none.
   """
   values: List[np.ndarray]
   series_index: np.ndarray
@@ -42,6 +45,8 @@ class WindowSource:
   freq_tokens: np.ndarray
   static_categoricals: Optional[List[np.ndarray]] = None
   relative: bool = False
+  transform: Optional[Callable[[Dict[str, np.ndarray]],
+                               Dict[str, np.ndarray]]] = None
 
   def __len__(self) -> int:
     return int(len(self.starts))
@@ -55,6 +60,8 @@ class WindowSource:
                                self.context_length, self.prediction_length)
     if self.relative:
       item = windows.relative_window(item)
+    if self.transform is not None:
+      item = self.transform(item)
     item['freq_token'] = np.asarray(self.freq_tokens[series], np.int32)
     if self.static_categoricals is not None:
       item['static_categorical_values'] = np.asarray(
@@ -107,13 +114,14 @@ def make_splits(table: sources.Table, context_length: int,
                 fewshot_fraction: Optional[float] = None,
                 fewshot_location: str = 'first', scale: bool = True,
                 stride: int = 1,
-                required: Sequence[str] = ('train', 'valid', 'test')
-                ) -> Splits:
+                required: Sequence[str] = ('train', 'valid', 'test'),
+                transform: Optional[Callable] = None) -> Splits:
   """The three window sources of `table` under the protocol.
 
   Args:
     required: the splits that must have windows (zero-shot needs only the
       test split; the others may then be empty).
+    transform: applied to every window last (`WindowSource.transform`).
 
   Raises:
     sources.DataError: when a required split has no window.
@@ -151,7 +159,7 @@ def make_splits(table: sources.Table, context_length: int,
         values=parts, series_index=series, starts=starts,
         context_length=context_length, prediction_length=prediction_length,
         freq_tokens=np.full(len(parts), token, np.int32),
-        static_categoricals=table.static_categoricals)
+        static_categoricals=table.static_categoricals, transform=transform)
   for note in notes:
     _LOG.warning('%s', note)
   return Splits(scalers=scalers, columns=list(table.columns), notes=notes,
@@ -207,39 +215,47 @@ def padding(length: int, context_length: int, prediction_length: int,
 
 def series_splits(histories: Sequence[np.ndarray], context_length: int,
                   prediction_length: int, min_context_mult: int = 4,
-                  freq: str = '') -> Splits:
-  """Training and validation windows of univariate histories.
+                  freq: str = '', transform: Optional[Callable] = None
+                  ) -> Splits:
+  """Training and validation windows of histories ([t] univariate, or
+  [t, c]: the target first, then channels a model mixes).
 
   Validation is each history's last window (its last `prediction_length`
   steps); training every stride-1 window of the rest, which is padded in
   front (NaN: masked, 0) by `padding`, as the benchmark runner pads a
   context; each window is divided by its context's mean absolute value
-  (`relative`), which keeps the padding 0. The histories are kept in
+  (`relative`), which keeps the padding 0, or, with `transform`, given
+  to it instead (`WindowSource.transform`). The histories are kept in
   their own units (no shift: it would move the padding). Histories with
-  no observed training step are left out. The test split is the
+  no observed training step (target) are left out. The test split is the
   validation one.
   """
   horizon, parts = prediction_length, []
   for history in histories:
-    values = np.asarray(history, np.float64)[:, None]
+    values = np.asarray(history, np.float64)
+    values = values[:, None] if values.ndim == 1 else values
     train = values[:-horizon]
-    if not np.any(~np.isnan(train)):
+    if not np.any(~np.isnan(train[:, 0])):
       continue
     pad = padding(len(train), context_length, horizon, min_context_mult)
-    parts.append(np.concatenate([np.full((pad, 1), np.nan),
+    parts.append(np.concatenate([np.full((pad, values.shape[1]), np.nan),
                                  values]).astype(np.float32))
   token = np.full(len(parts), frequency.frequency_token(freq), np.int32)
   train_parts = [p[:-horizon] for p in parts]  # Views, no copies.
   series, starts = windows.window_starts(
       [len(p) for p in train_parts], context_length, horizon)
+  relative = transform is None
   train = WindowSource(train_parts, series, starts, context_length, horizon,
-                       token, relative=True)
+                       token, relative=relative, transform=transform)
   lengths = np.array([len(p) for p in parts], np.int64)
   keep = np.flatnonzero(lengths >= context_length + horizon)
   valid = WindowSource(parts, keep, lengths[keep] - context_length - horizon,
-                       context_length, horizon, token, relative=True)
-  return Splits(train, valid, valid, [windows.Scaler.identity(1)] * len(parts),
-                ['target'])
+                       context_length, horizon, token, relative=relative,
+                       transform=transform)
+  channels = parts[0].shape[1] if parts else 1
+  return Splits(train, valid, valid,
+                [windows.Scaler.identity(channels)] * len(parts),
+                ['target'] + [f'channel_{k}' for k in range(1, channels)])
 
 
 class ConcatSource:

@@ -284,6 +284,12 @@ def forecast(df, *, timestamp_column: str, horizon: int, checkpoint: str,
                    regularize, past_covariates, known_covariates,
                    static_covariates, categorical_covariates)
   regression = _regression(whole, regression, finetune)
+  if finetune and whole.dynamic_covariates and not inputs.standardize:
+    raise errors.ConfigError(
+        f'inputs={inputs.name!r} do not standardise each context, so the '
+        "exogenous mixer a fine-tune trains would read the covariates' "
+        'future values raw: with finetune= and covariates give '
+        'standardised inputs (the default).')
   frame = _last(whole, context and int(context))
   forecaster = _load(checkpoint, revision, frame, horizon, checkpoints_dir,
                      allow_download, categorical_vocab)
@@ -303,7 +309,7 @@ def forecast(df, *, timestamp_column: str, horizon: int, checkpoint: str,
     else:
       channels = None
     forecaster = finetune_lib.finetuned(forecaster, whole, float(finetune),
-                                        finetune_dir, channels)
+                                        finetune_dir, channels, inputs)
   predicted = rolling.forecast_at(forecaster, ahead, ends, horizon, inputs,
                                   with_quantiles=head, regression=regression)
   if head:

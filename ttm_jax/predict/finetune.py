@@ -5,7 +5,9 @@ forecasting. With covariates, the fine-tune gives the model an exogenous
 mixer over them first (`recipes.exogenous_fields`: the known covariates
 as exogenous channels, the past-only ones as channels the decoder mixes,
 categorical static ones as embeddings) and trains it with the head, on
-each series' history alone."""
+each series' history alone, on windows standardised as the forecast's
+`inputs` standardise its contexts (`train.finetune.Standardized`), so the
+mixer reads the covariates' future values as it will when forecasting."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from typing import Optional
 from ttm_jax import recipes
 from ttm_jax.data import categoricals
 from ttm_jax.data import sources
+from ttm_jax.inference import inputs as inputs_lib
 from ttm_jax.inference import model as model_lib
 from ttm_jax.predict import frames
 
@@ -44,13 +47,15 @@ def to_table(frame: frames.Frame,
 
 def finetuned(model: model_lib.Model, frame: frames.Frame, fraction: float,
               finetune_dir: Optional[str] = None,
-              channels: Optional[frames.Channels] = None
+              channels: Optional[frames.Channels] = None,
+              inputs: Optional[inputs_lib.Inputs] = None
               ) -> model_lib.Model:
   """The model head-probed on the first `fraction` of each history of
   `frame` (`train.finetune.table`), in memory; the run's checkpoints and
   metrics go to `finetune_dir` when given. With `channels` (`frame`'s
   covariates as channels: `frames.with_channels`), the model gets an
-  exogenous mixer over them first (`recipes.exogenous_fields`)."""
+  exogenous mixer over them first (`recipes.exogenous_fields`), trained
+  on windows standardised as `inputs` (the forecast's) do."""
   from ttm_jax.train import finetune  # pylint: disable=g-import-not-at-top
   table = to_table(frame, model.vocabulary)
   overrides = None
@@ -61,7 +66,8 @@ def finetuned(model: model_lib.Model, frame: frames.Frame, fraction: float,
         frame.num_targets, channels.num_known,
         len(channels.names) - channels.num_known, sizes)
   tuned, _ = finetune.table(model.model, model.source, table, fraction,
-                            workdir=finetune_dir, overrides=overrides)
+                            workdir=finetune_dir, overrides=overrides,
+                            inputs=inputs)
   return model_lib.Model(model.source, model=tuned,
                          vocabulary=table.categorical_vocab
                          or model.vocabulary)
