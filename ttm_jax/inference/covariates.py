@@ -388,6 +388,67 @@ class Given:
                                for i, o in requests])
 
 
+@dataclasses.dataclass(frozen=True)
+class Channels:
+  """Covariates as the channels after the targets of a model with an
+  exogenous mixer (a fine-tune's: `recipes.exogenous_fields`): the known
+  covariates first (its exogenous channels, read with their future
+  values), then the past-only ones; a numeric covariate one channel, a
+  categorical one a 0/1 channel per value seen (`of`).
+
+  Attributes:
+    sources: per channel, ('known' or 'past', the column, the category's
+      code or None for a number).
+    names: per channel, the column (a category's as 'column=code').
+    num_known: how many of the channels are known covariates.
+  """
+  sources: Tuple[Tuple[str, int, Optional[float]], ...]
+  names: Tuple[str, ...]
+  num_known: int
+
+  @classmethod
+  def of(cls, layout: Layout, covariates: Sequence[Covariates]
+         ) -> 'Channels':
+    """The channels of `layout`'s covariates, a categorical's values those
+    its histories hold (`Covariates.past`'s rows)."""
+    sources, names, num_known = [], [], 0
+    for part, columns in (('known', layout.known), ('past', layout.past)):
+      for k, name in enumerate(columns):
+        if name in layout.categorical:
+          seen = sorted({float(v) for f in covariates
+                         for v in getattr(f, part)[:len(f.past), k]
+                         if not np.isnan(v)})
+          sources += [(part, k, code) for code in seen]
+          names += [f'{name}={code:g}' for code in seen]
+        else:
+          sources.append((part, k, None))
+          names.append(name)
+      if part == 'known':
+        num_known = len(sources)
+    return cls(tuple(sources), tuple(names), num_known)
+
+  def apply(self, histories: Sequence[np.ndarray],
+            covariates: Sequence[Covariates], horizon: int
+            ) -> Tuple[List[np.ndarray], np.ndarray]:
+    """(each history [t] as [t, 1 + channels], the channels' known future
+    [n, horizon, channels], NaN for past-only ones)."""
+    values, futures = [], []
+    for history, found in zip(histories, covariates):
+      t = len(history)
+      rows = np.full((t + horizon, len(self.sources)), np.nan)
+      for j, (part, k, code) in enumerate(self.sources):
+        column = getattr(found, part)[:, k]
+        column = column if code is None else np.where(
+            np.isnan(column), np.nan, (column == code).astype(np.float64))
+        end = t + horizon if part == 'known' else t
+        rows[:min(end, len(column)), j] = column[:end]
+      values.append(np.concatenate(
+          [np.asarray(history, np.float64).reshape(t, -1)[:, :1],
+           rows[:t]], axis=1))
+      futures.append(rows[t:])
+    return values, np.stack(futures)
+
+
 def _surprises(model, histories, covariates, layout, horizon, freq, inputs,
                season, origins) -> List[Covariates]:
   """Each history's covariates with its numeric known ones replaced, over

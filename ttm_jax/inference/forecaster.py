@@ -6,7 +6,11 @@ blend or selection of them (`select`) all have one call,
 univariate histories (ragged, NaN missing, any length) in; point
 forecasts [n, h] and quantiles [n, h, q] at `levels` out. The benchmark
 runner, the suites' harness adapters and the recipes score and combine
-forecasters through it.
+forecasters through it. A forecaster that reads covariates
+(`Forecaster.covariates`: a model zero-shot by in-context regression, a
+fine-tune with an exogenous mixer, the regression-only baseline) also
+takes them, `covariates=` a `covariates.Given` aligned with the
+histories; the others are never handed any.
 
 Quantiles come from the model's head ('head'), are the point forecast at
 every level ('point', as fev scores point forecasts and its TTM wrapper
@@ -29,6 +33,7 @@ from ttm_jax import baselines
 from ttm_jax import errors
 from ttm_jax import metrics as metrics_lib
 from ttm_jax.inference import backtests
+from ttm_jax.inference import covariates as covariates_lib
 from ttm_jax.inference import forecast as forecast_lib
 from ttm_jax.inference import inputs as inputs_lib
 from ttm_jax.inference import model as model_lib
@@ -62,6 +67,8 @@ class Forecaster:
     prepare: `(histories, horizon, freq, name) -> Forecaster` run on a
       task's pasts before its forecasts (a fine-tune); None: none.
     notes: how it was made (a fine-tune's windows, epochs, ...).
+    covariates: whether `fn` (and `prepare`) read covariates: they then
+      take `covariates=` (a `covariates.Given`, or None without any).
   """
   name: str
   fn: Callable
@@ -71,16 +78,24 @@ class Forecaster:
   report: Optional[Callable[[], Dict[str, Any]]] = None
   prepare: Optional[Callable[..., 'Forecaster']] = None
   notes: Dict[str, Any] = dataclasses.field(default_factory=dict)
+  covariates: bool = False
 
   def __call__(self, histories: Sequence[np.ndarray], horizon: int,
                freq: str, levels: Sequence[float] = (),
-               season: Optional[int] = None):
+               season: Optional[int] = None,
+               covariates: Optional[covariates_lib.Given] = None):
     """(point [n, h], quantiles [n, h, q]) of univariate `histories`;
-    `season` defaults to the frequency's (`baselines.season_length`)."""
+    `season` defaults to the frequency's (`baselines.season_length`);
+    `covariates` reach a forecaster that reads them (else an error)."""
     if season is None:
       season = baselines.season_length(freq)
+    extra = {}
+    if covariates is not None:
+      if not self.covariates:
+        raise ValueError(f'{self.name} reads no covariates.')
+      extra['covariates'] = covariates
     return self.fn([np.asarray(h, np.float64) for h in histories],
-                   int(horizon), freq, tuple(levels), int(season))
+                   int(horizon), freq, tuple(levels), int(season), **extra)
 
 
 def baseline(name: str = 'seasonal_naive') -> Forecaster:
@@ -124,18 +139,24 @@ def fallback_scale(histories, season: int) -> np.ndarray:
   return np.where(np.isfinite(error) & (error > 0), error, 1.0)
 
 
-def insample_scale(point_fn, histories, horizon, season) -> np.ndarray:
+def insample_scale(point_fn, histories, horizon, season,
+                   covariates: Optional[covariates_lib.Given] = None
+                   ) -> np.ndarray:
   """[n, h]: per series and step, the mean |error| of `point_fn(origins,
   horizon) -> [m, h]` at up to three origins inside each history (h
   apart, `backtests.origins`); a series with no room for one takes
-  `fallback_scale`."""
+  `fallback_scale`. With `covariates`, `point_fn(origins, horizon,
+  covariates at the origins)`."""
   requests = backtests.origins([len(h) for h in histories], horizon, 3,
                                min_history=2)
   total = np.zeros((len(histories), horizon))
   count = np.zeros(len(histories))
   if requests:
     truth, origins = backtests.cut(histories, requests, horizon)
-    errors_ = np.nan_to_num(np.abs(truth - point_fn(origins, horizon)))
+    extra = () if covariates is None else (covariates.at(requests,
+                                                         horizon),)
+    errors_ = np.nan_to_num(np.abs(truth - point_fn(origins, horizon,
+                                                    *extra)))
     rows = np.array([i for i, _ in requests])
     np.add.at(total, rows, errors_)
     np.add.at(count, rows, 1)
@@ -156,7 +177,10 @@ def model_forecaster(checkpoint, revision: str = '',
                      quantiles: str = 'auto',
                      pretrained_on: Optional[Sequence[str]] = None,
                      inputs: inputs_lib.Inputs = inputs_lib.DEFAULT,
-                     name: Optional[str] = None) -> Forecaster:
+                     name: Optional[str] = None,
+                     regression: Optional[covariates_lib.Regression] = None,
+                     channels: Optional[covariates_lib.Channels] = None
+                     ) -> Forecaster:
   """A TTM through the one forecasting path (`forecast.forecast`).
 
   Args:
@@ -169,6 +193,12 @@ def model_forecaster(checkpoint, revision: str = '',
     inputs: how histories become its inputs (`inputs.Inputs`).
     name: its name in rows (default the checkpoint's folder name, with
       '-adapted' when the inputs adapt pasts).
+    regression: it reads covariates (`Forecaster.covariates`), a model
+      without an exogenous mixer by in-context regression with these
+      options (`covariates.forecast`).
+    channels: it reads covariates, a model with an exogenous mixer (a
+      fine-tune's) as these channels after the target
+      (`covariates.Channels`).
   """
   inputs = inputs_lib.of(inputs)
   model = load(checkpoint, revision)
@@ -181,14 +211,25 @@ def model_forecaster(checkpoint, revision: str = '',
     raise errors.ConfigError(f'{model.source} has no quantile head: use '
                              "quantiles='insample' or 'point'.")
 
-  def predict(histories, horizon, freq, season):
-    point, head = forecast_lib.forecast(
-        model, histories, horizon, freq, inputs, season,
-        with_quantiles=bool(model.quantile_levels))
+  def predict(histories, horizon, freq, season, given=None):
+    with_quantiles = bool(model.quantile_levels)
+    if given is not None and channels is not None:
+      values, futures = channels.apply(histories, given.values, horizon)
+      point, head = forecast_lib.forecast(
+          model, values, horizon, freq, inputs, season, num_targets=1,
+          futures=futures, with_quantiles=with_quantiles)
+    elif given is not None and given.layout:
+      point, head = covariates_lib.forecast(
+          model, histories, given.values, given.layout, horizon, freq,
+          inputs, regression, season, with_quantiles=with_quantiles)
+    else:
+      point, head = forecast_lib.forecast(
+          model, histories, horizon, freq, inputs, season,
+          with_quantiles=with_quantiles)
     return point[..., 0], None if head is None else head[:, :, 0]
 
-  def fn(histories, horizon, freq, levels, season):
-    point, head = predict(histories, horizon, freq, season)
+  def fn(histories, horizon, freq, levels, season, covariates=None):
+    point, head = predict(histories, horizon, freq, season, covariates)
     if source == 'point' or not len(levels):
       return point, np.repeat(point[..., None], len(levels), axis=-1)
     if source == 'head' and head is not None and head.shape[1] == horizon:
@@ -197,8 +238,9 @@ def model_forecaster(checkpoint, revision: str = '',
           levels, grid, head[i, t]) for t in range(horizon)])
                               for i in range(len(head))])
     scale = insample_scale(
-        lambda origins, h: predict(origins, h, freq, season)[0], histories,
-        horizon, season)
+        lambda origins, h, *given: predict(origins, h, freq, season,
+                                           *given)[0],
+        histories, horizon, season, covariates)
     return point, normal_quantiles(point, scale, levels)
 
   declared = pretraining_data(model.source)
@@ -214,7 +256,31 @@ def model_forecaster(checkpoint, revision: str = '',
       name += '-adapted'  # The default's adaptation of short pasts: none.
   if inputs.adaptation is not None:
     config['adaptation'] = inputs.adaptation.as_dict()
-  return Forecaster(name, fn, source, declared, config)
+  if regression is not None:
+    config['regression'] = regression.as_dict()
+  if channels is not None:
+    config['channels'] = list(channels.names)
+  return Forecaster(name, fn, source, declared, config,
+                    covariates=regression is not None or channels is not None)
+
+
+def regression_baseline(penalty: float = 1.0) -> Forecaster:
+  """The regression-only baseline (`covariates.regression_only`: each
+  history's target regressed on its covariates alone, ridge `penalty`),
+  every quantile the point; without covariates, the history's mean."""
+
+  def fn(histories, horizon, freq, levels, season, covariates=None):
+    del freq, season
+    if covariates is None or not covariates.layout:
+      point = np.stack([np.full(horizon, np.nanmean(h)) for h in histories])
+    else:
+      point = covariates_lib.regression_only(
+          histories, covariates.values, covariates.layout, horizon,
+          penalty)[..., 0]
+    return point, np.repeat(point[..., None], len(levels), axis=-1)
+  return Forecaster('covariate_regression', fn, 'point', pretraining_data=(),
+                    config=dict(baseline='covariate_regression',
+                                ridge=penalty), covariates=True)
 
 
 def pretraining_data(checkpoint: str) -> Optional[List[str]]:

@@ -10,8 +10,15 @@ Forecasters (`inference.forecaster.Forecaster`): a checkpoint zero-shot
 first (`finetuned.finetune_forecaster`, IBM's GIFT recipe), a baseline, or a
 backtest choice among them (`inference.select`). A model
 is univariate: each target column of a multivariate task is forecast on
-its own (the metrics averaged over columns, as fev's), and the task's
-covariates are listed as ignored in its record and summary row.
+its own (the metrics averaged over columns, as fev's). A task's
+covariates (fev's known_dynamic_columns, past_dynamic_columns,
+static_columns) reach a forecaster that reads them (config covariates=
+'use': a checkpoint zero-shot by in-context regression, fine-tuned with
+an exogenous mixer, or the regression-only baseline): each window's
+covariates cut as its past is, the known ones also over its horizon
+(their actual values, as fev-bench's), and the record says which were
+used and how (`covariates`); otherwise they are listed as ignored in its
+record and summary row.
 
 Per task: its windows (`tasks.windows`), one batched forecast of every
 window's past (histories of any length: padded and masked to the model's
@@ -75,6 +82,7 @@ from ttm_jax.suites import task_metrics
 from ttm_jax.suites import tasks as tasks_lib
 from ttm_jax.inference import adapt
 from ttm_jax.inference import choice
+from ttm_jax.inference import covariates as covariates_lib
 from ttm_jax.inference import forecaster as forecaster_lib
 from ttm_jax.inference import inputs as inputs_lib
 from ttm_jax.suites import tables as benchmark_tables
@@ -118,17 +126,56 @@ def task_histories(windows: Sequence[tasks_lib.Window]) -> List[np.ndarray]:
   return out
 
 
+def task_covariates(windows: Sequence[tasks_lib.Window]
+                    ) -> List[covariates_lib.Covariates]:
+  """The covariates of `task_histories`' pasts, over those pasts only
+  (nothing at or after the first cutoff, known ones included)."""
+  seen, out = set(), []
+  for window in windows:
+    for item, past, found in zip(window.items, window.pasts,
+                                 window.covariates):
+      if item not in seen:
+        seen.add(item)
+        out.append(covariates_lib.cut(found, len(past), 0))
+  return out
+
+
+def _uses_covariates(forecaster: forecaster_lib.Forecaster,
+                     series: task_data.Series) -> bool:
+  return forecaster.covariates and series.covariates is not None
+
+
+def covariates_record(task: tasks_lib.Task, series: task_data.Series,
+                      forecaster: forecaster_lib.Forecaster
+                      ) -> Dict[str, Any]:
+  """What a record says of the covariates a forecaster read: the columns
+  by role, the categorical ones, and how (its config's regression options
+  or exogenous channels; static columns change no per-series regression
+  and no fine-tune here)."""
+  config = forecaster.config
+  how = (dict(exogenous_mixer=config['channels']) if 'channels' in config
+         else dict(regression=config.get('regression'))
+         if 'regression' in config else dict(baseline=forecaster.name))
+  return dict(known=list(task.known_dynamic), past=list(task.past_dynamic),
+              static_unused=list(task.static),
+              categorical=sorted(series.categories), **how)
+
+
 # ------------------------------------------------------------------ tasks
 def _score(task: tasks_lib.Task, forecaster: forecaster_lib.Forecaster,
            windows, freq,
-           dims: Optional[np.ndarray] = None):
+           dims: Optional[np.ndarray] = None,
+           layout: Optional[covariates_lib.Layout] = None):
   """(fev metrics per window, GIFT inputs) of one forecaster; `dims` each
-  series' target column (multivariate tasks)."""
+  series' target column (multivariate tasks); with `layout`, each
+  window's covariates handed to it."""
   levels = task.quantile_levels
   per_window, gift = [], []
   for window in windows:
+    given = None if layout is None else covariates_lib.Given(
+        layout, window.covariates)
     median, quantiles = forecaster(window.pasts, task.horizon, freq, levels,
-                                   task.seasonality)
+                                   task.seasonality, covariates=given)
     per_window.append(task_metrics.fev_window_dims(
         window.futures, median, quantiles, window.pasts, task.seasonality,
         levels, None if dims is None else dims[window.items],
@@ -170,7 +217,10 @@ def holdout(task: tasks_lib.Task, series: task_data.Series, split: str):
     return task, series
   task, values, stamps = tasks_lib.validation(task, series.values,
                                               series.timestamps, series.freq)
-  return task, dataclasses.replace(series, values=values, timestamps=stamps)
+  covariates = None if series.covariates is None else [
+      c[:len(v)] for c, v in zip(series.covariates, values)]
+  return task, dataclasses.replace(series, values=values, timestamps=stamps,
+                                   covariates=covariates)
 
 
 def suite_baseline(task: tasks_lib.Task) -> forecaster_lib.Forecaster:
@@ -189,19 +239,28 @@ def run_task(task: tasks_lib.Task, series: task_data.Series,
   'validation': those before them, `holdout`): its metrics, seasonal
   naive's on the same windows, the overlap flag, the timings."""
   task, series = holdout(task, series, split)
+  use = _uses_covariates(forecaster, series)
   windows = tasks_lib.windows(task, series.values, series.timestamps,
-                              series.freq)
+                              series.freq,
+                              series.covariates if use else None)
+  layout = series.layout(task) if use else None
+  used = covariates_record(task, series, forecaster) if use else None
   training = None
   if forecaster.prepare is not None:
     start = time.time()
+    extra = {} if not use else dict(covariates=covariates_lib.Given(
+        layout, task_covariates(windows)))
     forecaster = forecaster.prepare(task_histories(windows), task.horizon,
-                                    series.freq, task.name)
+                                    series.freq, task.name, **extra)
     training = round(time.time() - start, 2)
+    use = use and forecaster.covariates  # A fine-tune left zero-shot.
+    layout = layout if use else None
+    used = covariates_record(task, series, forecaster) if use else None
   if forecaster.report is not None:
     forecaster.report()  # Only this task's forecasts in its record.
   start = time.time()
   per_window, gift = _score(task, forecaster, windows, series.freq,
-                            series.dims)
+                            series.dims, layout)
   _check_forecasts(task, forecaster, windows, gift)
   seconds = time.time() - start
   naive = suite_baseline(task)
@@ -214,7 +273,8 @@ def run_task(task: tasks_lib.Task, series: task_data.Series,
                 num_series=len(series.values),
                 num_forecasts=int(sum(len(w.items) for w in windows)),
                 target_columns=task.target_columns,
-                covariates_ignored=list(task.covariates),
+                covariates_ignored=[] if use else list(task.covariates),
+                covariates=used,
                 model_name=forecaster.name,
                 quantile_source=forecaster.quantile_source,
                 trained_on_this_dataset=overlaps(
@@ -496,9 +556,12 @@ def run(suite: str, data_dir: str, workdir: str,
              f'{n["MASE"]:.4f}), WQL {m.get("WQL", float("nan")):.4f}, '
              f'{record["num_forecasts"]} forecasts, {record["seconds"]} s')
     if record['covariates_ignored']:
-      progress(f'{task.name}: covariates ignored ({current.name} has no '
-               'exogenous inputs): '
-               + ', '.join(record['covariates_ignored']))
+      progress(f'{task.name}: covariates ignored ({current.name} reads '
+               'none here): ' + ', '.join(record['covariates_ignored']))
+    elif record.get('covariates'):
+      found = record['covariates']
+      progress(f'{task.name}: covariates used: '
+               + ', '.join(found['known'] + found['past']))
   begin()
   _write_json(os.path.join(out, 'missing.json'), missing)
   gift = None
@@ -582,6 +645,9 @@ def make_forecaster(config, checkpoint: Optional[str] = None,
   """The forecaster of a resolved benchmark config (`suites.config`), for
   its checkpoint or `checkpoint` (an 'auto' choice), named `name`
   (default the checkpoint's)."""
+  use = config.get('covariates', 'ignore') == 'use'
+  if config.baseline == 'covariate_regression':
+    return forecaster_lib.regression_baseline()
   if config.baseline:  # The suite's seasonal naive (GIFT-Eval's own).
     return suite_baseline(tasks_lib.load_suite(config.suite)[0])
   checkpoint = config.checkpoint if checkpoint is None else checkpoint
@@ -593,7 +659,9 @@ def make_forecaster(config, checkpoint: Optional[str] = None,
         checkpoint, revision, config.quantiles, pretrained_on,
         config.finetune.fraction, config.finetune.max_windows,
         config.finetune.lr, quick=config.finetune.quick,
-        inputs=inputs_lib.of(config.inputs or 'reference'), name=name)
+        inputs=inputs_lib.of(config.inputs or 'reference'), name=name,
+        exogenous_inputs=inputs_lib.of(config.inputs or 'default')
+        if use else None)
   elif checkpoint:
     inputs = inputs_lib.of(config.inputs or 'default')
     if config.adapt.enabled:
@@ -603,7 +671,8 @@ def make_forecaster(config, checkpoint: Optional[str] = None,
       name = name and f'{name}-adapted'
     model = forecaster_lib.model_forecaster(
         checkpoint, revision, config.quantiles, pretrained_on, inputs,
-        name=name)
+        name=name, regression=covariates_lib.of(
+            dict(config.regression)) if use else None)
   return recipes_lib.RECIPES[config.recipe].build(config, model)
 
 

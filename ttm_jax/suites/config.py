@@ -19,6 +19,7 @@ import ml_collections
 from ttm_jax import checks
 from ttm_jax import errors
 from ttm_jax import fields
+from ttm_jax.inference import covariates as covariates_lib
 from ttm_jax.inference import forecaster as forecaster_lib
 from ttm_jax.inference import inputs as inputs_lib
 from ttm_jax.suites import recipes as recipes_lib
@@ -69,6 +70,30 @@ ADAPT = {
                                   'pasts.'),
 }
 
+REGRESSION = {
+    'order': fields.Field(
+        covariates_lib.DEFAULT_ORDER, "covariates='use' zero-shot: "
+        "'xreg+ttm' (regress, TTM on the residuals) or 'ttm+xreg' (TTM, "
+        'then its in-context errors regressed; inference/covariates.py).',
+        checks.one_of(*covariates_lib.ORDERS)),
+    'ridge': fields.Field(covariates_lib.DEFAULT_RIDGE,
+                          'The ridge penalty (standardised regressors).',
+                          checks.at_least(0)),
+    'windows': fields.Field(
+        covariates_lib.DEFAULT_WINDOWS, 'In-context windows the regression '
+        "fits on (0: the model's context).", checks.integer(0)),
+    'known': fields.Field(
+        covariates_lib.DEFAULT_KNOWN, "Known covariates by 'value', or "
+        "'surprise' (their deviation from TTM's forecast of them; "
+        'ttm+xreg).', checks.one_of(*covariates_lib.KNOWN)),
+    'gate': fields.Field(
+        covariates_lib.DEFAULT_GATE, "Backtest windows of each series' "
+        "weight on the covariates' term (0: none).", checks.integer(0)),
+    'time_features': fields.Field(
+        (), 'Calendar fields added as known categorical covariates.',
+        checks.each(checks.one_of(*covariates_lib.TIME_FEATURES))),
+}
+
 SUBMISSION = {
     'org': fields.Field('', "GIFT-Eval's config.json: the organisation "
                         'submitting.'),
@@ -109,8 +134,19 @@ FIELDS: Dict[str, Any] = {
         False, "checkpoint='auto' (or 'auto:<hub id>'): may choose, and "
         'fetch, releases on the Hugging Face hub.'),
     'baseline': fields.Field(
-        '', "Score a baseline alone: 'seasonal_naive'.",
-        checks.one_of('', 'seasonal_naive')),
+        '', "Score a baseline alone: 'seasonal_naive', or "
+        "'covariate_regression' (each series' target regressed on its "
+        "covariates alone, ridge 1; with covariates='use').",
+        checks.one_of('', 'seasonal_naive', 'covariate_regression')),
+    'covariates': fields.Field(
+        'ignore', "A task's covariates (fev's known_dynamic_columns, "
+        "past_dynamic_columns, static_columns): 'use' hands them to the "
+        'checkpoint (zero-shot: in-context regression as '
+        'config.regression says; fine-tuned: an exogenous mixer over them) '
+        "or to baseline='covariate_regression'; 'ignore' lists them as "
+        'ignored (rows without covariates, to compare).',
+        checks.one_of('ignore', 'use')),
+    'regression': REGRESSION,
     'quantiles': fields.Field(
         'auto', "Where a model's quantiles come from: its head ('head'), "
         "the point forecast at every level ('point', fev's TTM wrapper), "
@@ -171,7 +207,8 @@ def defaults() -> ml_collections.ConfigDict:
 # and their defaults; the other fields through --config.<field>=...
 ARGS = dict(checkpoint='', revision='', baseline='', data_dir='', tasks='',
             recipe='', quantiles=AUTO, inputs='', split='test',
-            finetune=False, adapt=False, pretrained_on='', rerun=False)
+            finetune=False, adapt=False, pretrained_on='', rerun=False,
+            covariates='ignore')
 # GIFT-Eval's also take its config.json fields (config.submission).
 GIFT_ARGS = dict(ARGS, org='', code_link='', model_link='', model_type='',
                  testdata_leakage='')
@@ -187,14 +224,15 @@ def benchmark(suite: str, *, checkpoint: str = '', revision: str = '',
               recipe: str = '', quantiles: str = AUTO, inputs: str = '',
               split: str = 'test', finetune: bool = False,
               adapt: bool = False, pretrained_on: str = '',
-              rerun: bool = False, **submission) -> ml_collections.ConfigDict:
+              rerun: bool = False, covariates: str = 'ignore',
+              **submission) -> ml_collections.ConfigDict:
   """The config of a benchmark run of `suite` (every field present, for
   `--config.<field>` overrides; `resolve` checks them).
 
   Args:
     suite: 'chronos_ii', 'fev_bench' or 'gift_eval'.
     checkpoint, revision, baseline, data_dir, recipe, quantiles, inputs,
-      split, rerun: the fields of those names.
+      split, rerun, covariates: the fields of those names.
     tasks: task names joined by '+'.
     finetune, adapt: finetune.enabled, adapt.enabled.
     pretrained_on: dataset names (or a model card's hub id) joined by '+'.
@@ -208,6 +246,7 @@ def benchmark(suite: str, *, checkpoint: str = '', revision: str = '',
   config.quantiles, config.inputs, config.split = quantiles, inputs, split
   config.finetune.enabled, config.adapt.enabled = finetune, adapt
   config.pretrained_on, config.rerun = _names(pretrained_on), rerun
+  config.covariates = covariates
   for key, value in submission.items():
     if key not in SUBMISSION:
       raise errors.ConfigError(f'config.submission has no field {key!r}; '
@@ -281,6 +320,29 @@ def _check_parts(resolved) -> None:
                 'forecasts zero-shot: give one, without '
                 'config.finetune.enabled (the fine-tune trains on the pasts '
                 'as they are)')
+  use = resolved['covariates'] == 'use'
+  if baseline == 'covariate_regression' and not use:
+    fields.fail('baseline', baseline, "reads the tasks' covariates: set "
+                "config.covariates='use'")
+  if use and (resolved['recipe'] or adapt['enabled']):
+    fields.fail('covariates', 'use', 'is read by the checkpoint zero-shot '
+                'or fine-tuned, or the covariate_regression baseline: not '
+                'with config.recipe or config.adapt.enabled')
+  if use and finetune['enabled'] and resolved['inputs'] and not (
+      inputs_lib.of(resolved['inputs']).standardize):
+    fields.fail('inputs', resolved['inputs'], "does not standardise each "
+                'context, so the exogenous mixer a fine-tune with '
+                "covariates='use' trains would read their future values "
+                'raw: leave it empty (the default inputs)')
+  changed = _changed(resolved, 'regression')
+  if changed and not (use and checkpoint and not finetune['enabled']):
+    fields.fail(f'regression.{changed[0]}', changed[1], 'is read only with '
+                "config.covariates='use' and a checkpoint zero-shot (a "
+                'fine-tune reads covariates through its exogenous mixer)')
+  try:
+    covariates_lib.of(dict(resolved['regression'])).check()
+  except errors.ConfigError as e:
+    fields.fail('regression', dict(resolved['regression']), f'({e})')
   for group, part in (('finetune', finetune), ('adapt', adapt)):
     changed = _changed(resolved, group)
     if changed and not part['enabled']:

@@ -34,7 +34,8 @@ FEV_COLUMNS = (('model_name',) + TASK_COLUMNS + (
     'test_error', 'MASE', 'WQL', 'SQL', 'WAPE', 'training_time_s',
     'inference_time_s', 'trained_on_this_dataset', 'num_forecasts',
     'fev_version', 'split',
-    'quantile_source', 'covariates_ignored', 'seconds', 'num_series',
+    'quantile_source', 'covariates_ignored', 'covariates_used', 'seconds',
+    'num_series',
     'model_config'))
 
 
@@ -96,6 +97,7 @@ def summary(records: Sequence[Dict[str, Any]],
         split=_split(record),
         quantile_source=record['quantile_source'],
         covariates_ignored=' '.join(record.get('covariates_ignored', ())),
+        covariates_used=_used(record.get('covariates')),
         seconds=record.get('seconds'), num_series=record['num_series'],
         model_config=json.dumps(record.get('model_config') or {},
                                 sort_keys=True)))
@@ -104,6 +106,16 @@ def summary(records: Sequence[Dict[str, Any]],
   if len(twice):
     raise ValueError(f'tasks scored twice: {twice["task_name"].tolist()}')
   return frame
+
+
+def _used(covariates: Optional[Dict[str, Any]]) -> str:
+  """The covariates a record's forecaster read, and how, in one cell."""
+  if not covariates:
+    return ''
+  how = ('exogenous mixer' if 'exogenous_mixer' in covariates else
+         'regression ' + json.dumps(covariates['regression'], sort_keys=True)
+         if covariates.get('regression') else covariates.get('baseline', ''))
+  return ' '.join(covariates['known'] + covariates['past']) + f' ({how})'
 
 
 def _split(record: Dict[str, Any]) -> str:

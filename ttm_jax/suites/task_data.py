@@ -19,6 +19,13 @@ Where a task's data is looked for, in order:
 A missing dataset is `Missing(id, looked_in)`: the runner lists it with
 the id to fetch it by and skips the task.
 
+A fev task's covariates are read with its targets (`Series.covariates`:
+per series the known dynamic columns then the past ones, as float64,
+NaN missing; a column holding text is categorical, its values coded by
+their sorted order over the table, `Series.categories`; the static
+columns' values per series, `Series.statics`). The runner hands them to
+a forecaster that reads them (`suites.config` covariates='use').
+
 Checked where it enters, each problem one DataError naming the file:
 a file of the suites' whose bytes are known (`known_files`) and differ (a
 truncated `.tsf`); a parquet or arrow file that cannot be read; text in
@@ -38,6 +45,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import numpy as np
 
 from ttm_jax import errors
+from ttm_jax.inference import covariates as covariates_lib
 from ttm_jax.suites import known_files
 from ttm_jax.suites import tasks as tasks_lib
 
@@ -70,6 +78,19 @@ class Series:
   dims: Optional[np.ndarray] = None
   # The files read: {'path' (below the data folder), 'bytes', 'sha256'}.
   files: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
+  # Per series [t, k]: the task's known then past dynamic covariates
+  # (categorical ones as codes), or None (no dynamic covariates).
+  covariates: Optional[List[np.ndarray]] = None
+  # A categorical covariate's values by code (its sorted values).
+  categories: Dict[str, List[str]] = dataclasses.field(default_factory=dict)
+  # Per series, the static columns' values, or None.
+  statics: Optional[List[Dict[str, Any]]] = None
+
+  def layout(self, task: tasks_lib.Task) -> covariates_lib.Layout:
+    """The covariate columns of `covariates` (`inference.covariates`)."""
+    return covariates_lib.Layout(
+        past=tuple(task.past_dynamic), known=tuple(task.known_dynamic),
+        categorical=frozenset(self.categories))
 
 
 @dataclasses.dataclass
@@ -225,8 +246,59 @@ def _fev_series(task: tasks_lib.Task, frame, source: str) -> Series:
       if 'timestamp' in frame:
         stamps.append(np.asarray(row['timestamp'], 'datetime64[ns]'))
   freq = _freq_of(frame['timestamp'].iloc[0]) if 'timestamp' in frame else ''
-  return Series(ids, values, freq, source, stamps or None,
-                np.asarray(dims) if multivariate else None)
+  series = Series(ids, values, freq, source, stamps or None,
+                  np.asarray(dims) if multivariate else None)
+  if not columns:  # Generated univariate targets take no covariates.
+    _read_covariates(task, frame, len(targets), series, source)
+  return series
+
+
+def _is_text(value) -> bool:
+  array = np.asarray(value)
+  return array.dtype.kind in 'OSU' and any(
+      isinstance(v, str) for v in array.ravel())
+
+
+def _read_covariates(task: tasks_lib.Task, frame, per_item: int,
+                     series: Series, source: str) -> None:
+  """The task's covariates into `series` (module docstring), each item's
+  repeated for its `per_item` target series."""
+  dynamic = list(task.known_dynamic) + list(task.past_dynamic)
+  if task.static:
+    series.statics = [{c: row[c] for c in task.static}
+                      for _, row in frame.iterrows() for _ in range(per_item)]
+  if not dynamic:
+    return
+  codes = {}
+  for column in dynamic:
+    if any(_is_text(v) for v in frame[column]):
+      seen = sorted({str(v) for value in frame[column]
+                     for v in np.asarray(value).ravel() if v is not None
+                     and not (isinstance(v, float) and np.isnan(v))})
+      codes[column] = {v: float(k) for k, v in enumerate(seen)}
+      series.categories[column] = seen
+  out = []
+  for _, row in frame.iterrows():
+    parts = []
+    for column in dynamic:
+      value = row[column]
+      if column in codes:
+        parts.append(np.array([
+            np.nan if v is None or (isinstance(v, float) and np.isnan(v))
+            else codes[column][str(v)] for v in np.asarray(value).ravel()]))
+      else:
+        parts.append(_numeric(value, f'{source}: column {column!r}, series '
+                              f'{row["id"]!r}'))
+    block = np.stack(parts, axis=1)
+    block[np.isinf(block)] = np.nan  # A covariate's inf: missing.
+    out += [block] * per_item
+  for k, (values, block) in enumerate(zip(series.values, out)):
+    if len(values) != len(block):
+      raise errors.DataError(
+          f'Task {task.name}: {source}: series {series.ids[k]!r} has '
+          f'{len(values)} target values but {len(block)} of its covariates '
+          f'{dynamic}.')
+  series.covariates = out
 
 
 def _tsf_series(path: str) -> Series:

@@ -37,6 +37,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ttm_jax import errors
+from ttm_jax.inference import covariates as covariates_lib
 
 SUITES_DIR = os.path.join(os.path.dirname(__file__), 'files')
 SUITES = ('chronos_ii', 'fev_bench', 'gift_eval', 'covariates')
@@ -266,10 +267,14 @@ def select(tasks: Sequence[Task], names: Sequence[str]) -> List[Task]:
 @dataclasses.dataclass
 class Window:
   """One evaluation window of a task: the kept series' positions, their
-  pasts (ragged, float64, NaN missing) and futures [n, horizon]."""
+  pasts (ragged, float64, NaN missing) and futures [n, horizon]; with
+  covariates, each kept series' (`inference.covariates.Covariates`: the
+  past-only ones over its past, the known ones over its past and
+  horizon)."""
   items: np.ndarray
   pasts: List[np.ndarray]
   futures: np.ndarray
+  covariates: Optional[List[covariates_lib.Covariates]] = None
 
 
 def _cutoff_indices(task: Task, cutoff, lengths: np.ndarray,
@@ -291,28 +296,39 @@ def _cutoff_indices(task: Task, cutoff, lengths: np.ndarray,
 
 def windows(task: Task, series: Sequence[np.ndarray],
             timestamps: Optional[Sequence[np.ndarray]] = None,
-            freq: str = '') -> List[Window]:
+            freq: str = '',
+            covariates: Optional[Sequence[np.ndarray]] = None
+            ) -> List[Window]:
   """The task's windows over `series` (fev's cutoff arithmetic and length
   filter); a date cutoff needs each series' `timestamps` (sorted), and,
-  with a step count between windows, the data's `freq`."""
+  with a step count between windows, the data's `freq`. `covariates`:
+  per series [t, k] the task's known then past dynamic covariates
+  (`task_data.Series.covariates`), cut for each window as its past is
+  (the known ones also over its horizon)."""
+  known = len(task.known_dynamic)
   out = []
   lengths = np.array([len(s) for s in series])
   for cutoff in task.cutoffs(freq):
     index = _cutoff_indices(task, cutoff, lengths, timestamps)
     keep = np.flatnonzero((index >= task.min_context_length)
                           & (lengths - index >= task.horizon))
-    pasts, futures = [], []
+    pasts, futures, found = [], [], []
     for i in keep:
       first = 0 if task.max_context_length is None else max(
           0, index[i] - task.max_context_length)
       pasts.append(np.asarray(series[i][first:index[i]], np.float64))
       futures.append(np.asarray(series[i][index[i]:index[i] + task.horizon],
                                 np.float64))
+      if covariates is not None:
+        found.append(covariates_lib.Covariates(
+            past=covariates[i][first:index[i], known:],
+            known=covariates[i][first:index[i] + task.horizon, :known]))
     if not len(keep):
       raise errors.DataError(
           f'Task {task.name}: no series has {task.min_context_length} past '
           f'and {task.horizon} future points at cutoff {cutoff}.')
-    out.append(Window(keep, pasts, np.stack(futures)))
+    out.append(Window(keep, pasts, np.stack(futures),
+                      found if covariates is not None else None))
   return out
 
 
