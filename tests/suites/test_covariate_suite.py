@@ -102,3 +102,29 @@ def test_the_tasks_have_real_covariates(built):
       assert len(set(values.tolist())) > 1, (task.name, column)
     for column in task.static:
       assert frame[column].nunique() == len(frame), (task.name, column)
+
+
+def test_the_runner_reads_each_tasks_covariates(built):
+  """The runner's task reader gives every task's covariates as the parquet
+  holds them: known then past columns per series, text columns coded by
+  their sorted values, the static zone per series."""
+  import pandas as pd  # pylint: disable=g-import-not-at-top
+  for task in tasks_lib.load_suite('covariates'):
+    series = task_data.read(task, str(built[0]))
+    frame = pd.read_parquet(built[0] / task.dataset_config / 'train.parquet')
+    columns = list(task.known_dynamic + task.past_dynamic)
+    for k, found in enumerate(series.covariates):
+      assert found.shape == (len(series.values[k]), len(columns))
+      for c, column in enumerate(columns):
+        values = np.asarray(frame[column][k])
+        if column in series.categories:
+          assert series.categories[column] == sorted(set(values.tolist()))
+          values = np.searchsorted(series.categories[column], values)
+        np.testing.assert_array_equal(found[:, c], values.astype(float),
+                                      err_msg=(task.name, column))
+    if task.static:
+      assert [s['zone'] for s in series.statics] == list(frame['zone'])
+    assert set(series.categories) == {
+        'beijing_pm25_1H': {'wind_direction'},
+        'metro_traffic_1H': {'weather_main'}}.get(task.dataset_config,
+                                                  set()), task.name
