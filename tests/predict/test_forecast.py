@@ -245,10 +245,12 @@ def test_finetune_head_probes_then_forecasts(model_dir, tmp_path,
   seen = {}
   finetuned = finetune.finetuned
 
-  def recording(model, frame, fraction, finetune_dir=None, channels=None):
+  def recording(model, frame, fraction, finetune_dir=None, channels=None,
+                *args, **kwargs):
     assert channels is None  # No covariates: no exogenous mixer.
     seen['frame'] = frame
-    seen['model'] = finetuned(model, frame, fraction, finetune_dir)
+    seen['model'] = finetuned(model, frame, fraction, finetune_dir, channels,
+                              *args, **kwargs)
     return seen['model']
 
   monkeypatch.setattr(api.finetune_lib, 'finetuned', recording)

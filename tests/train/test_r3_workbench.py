@@ -179,7 +179,7 @@ def test_auto_r3_chooses_by_the_branch_rule_and_refuses_clearly():
                                            freq='h'), 'y': np.arange(100.)})
   with pytest.raises(errors.ConfigError, match="'auto:' must name"):
     ttm_jax.forecast(df, timestamp_column='time', horizon=8,
-                     checkpoint='auto:ibm-granite/granite-timeseries-ttm-r3')
+                     checkpoint='auto:ibm-granite/granite-timeseries-ttm-r5')
   with pytest.raises(errors.CheckpointError, match='allow_download=True'):
     ttm_jax.forecast(df, timestamp_column='time', horizon=8,
                      checkpoint='auto:ibm-research/ttm-r3')
