@@ -26,6 +26,13 @@ LAYOUT = covariates.Layout(past=('p',), known=('k', 'c'),
                            categorical=frozenset({'c'}))
 
 
+def _regression(**options):
+  """A regression fitted as the hand computations below write it out: on
+  the context's windows, known covariates by value, ungated."""
+  return covariates.Regression(**{**dict(windows=0, known='value', gate=0),
+                                  **options})
+
+
 @pytest.fixture(scope='module')
 def model():
   config = config_lib.TTMConfig(**SMALL)
@@ -143,7 +150,7 @@ def test_regress_then_forecast_the_residuals_by_hand(model, ridge):
   ttm, _ = forecast_lib.forecast(model, [residual], HORIZON, 'h')
   want = ttm[0, :, 0] + x_future @ beta
   got, _ = covariates.forecast(model, [y], [found], LAYOUT, HORIZON, 'h',
-                               regression=covariates.Regression(
+                               regression=_regression(
                                    order='xreg+ttm', ridge=ridge))
   np.testing.assert_allclose(got[0, :, 0], want, rtol=1e-6, atol=1e-6)
 
@@ -169,7 +176,7 @@ def test_forecast_then_regress_the_in_context_errors_by_hand(model, ridge):
   ttm, _ = forecast_lib.forecast(model, [y], HORIZON, 'h')
   want = ttm[0, :, 0] + x_future @ beta
   got, _ = covariates.forecast(model, [y], [found], LAYOUT, HORIZON, 'h',
-                               regression=covariates.Regression(
+                               regression=_regression(
                                    order='ttm+xreg', ridge=ridge))
   np.testing.assert_allclose(got[0, :, 0], want, rtol=1e-6, atol=1e-6)
 
@@ -209,7 +216,7 @@ def test_more_windows_and_surprises_by_hand(model, known):
   want, _ = _in_context_by_hand(model, y, found, [22, 30, 38, 46, 54, 62],
                                 known)
   got, _ = covariates.forecast(model, [y], [found], LAYOUT, HORIZON, 'h',
-                               regression=covariates.Regression(
+                               regression=_regression(
                                    order='ttm+xreg', ridge=0.5, windows=6,
                                    known=known))
   np.testing.assert_allclose(got[0, :, 0], want, rtol=1e-6, atol=1e-6)
@@ -222,7 +229,7 @@ def test_the_gate_weighs_the_covariates_by_their_backtest(model):
   forecast is TTM's plus w times the term. A covariate that is noise gets
   a smaller weight than one that drives the target."""
   y, found = _case(58)
-  regression = covariates.Regression(order='ttm+xreg', ridge=0.5)
+  regression = _regression(order='ttm+xreg', ridge=0.5)
   change, error = [], []
   for o in (42, 50):
     mine = covariates.cut(found, o, HORIZON)
@@ -271,7 +278,7 @@ def test_several_series_and_targets_are_each_their_own_fit(model):
   both = [np.stack([first, 2 * first + 1], axis=1),
           np.stack([second, -second], axis=1)]
   for order in covariates.ORDERS:
-    regression = covariates.Regression(order=order)
+    regression = _regression(order=order)
     got, _ = covariates.forecast(model, both, [found_first, found_second],
                                  LAYOUT, HORIZON, 'h', regression=regression)
     for i, (history, found) in enumerate(zip(both, [found_first,
@@ -306,3 +313,14 @@ def test_bad_options_name_the_option(value, words):
   with pytest.raises(errors.ConfigError) as caught:
     covariates.of(value)
   assert words in str(caught.value)
+
+
+def test_the_defaults_are_the_validated_ones():
+  """The defaults chosen on the covariate suite's validation split, and a
+  dict that sets the regress-first order alone reads known covariates by
+  value (surprises are 'ttm+xreg''s)."""
+  assert covariates.Regression() == covariates.Regression(
+      order='ttm+xreg', ridge=100.0, time_features=(), windows=40,
+      known='surprise', gate=5)
+  assert covariates.of(dict(order='xreg+ttm')) == covariates.Regression(
+      order='xreg+ttm', known='value')

@@ -70,8 +70,8 @@ def test_the_api_places_history_and_future_as_the_regression_reads_them(
       [covariates.Covariates(past=np.zeros((len(mine), 0)),
                              known=known.astype(float))],
       covariates.Layout(known=('temp', 'day'), categorical=frozenset(
-          {'day'})), HORIZON, 'h', regression=covariates.Regression(
-              order=order))
+          {'day'})), HORIZON, 'h', regression=covariates.of(dict(
+              order=order)), season=24)
   np.testing.assert_allclose(out[out['site'] == 'b']['load'], want[0, :, 0],
                              rtol=1e-6)
 
@@ -109,12 +109,12 @@ def test_a_constant_covariate_changes_nothing(model_dir):
 def test_past_covariates_are_not_read_after_a_backtest_origin(model_dir):
   """The last backtest window's forecast is the same whatever the past-only
   temperature is after its origin (it is lagged by the horizon), and
-  changes with it before."""
+  changes with it before (ungated: the gate may turn it off)."""
   df, _ = _load_frames(sites=('a',))
   common = dict(timestamp_column='time', horizon=HORIZON,
                 checkpoint=model_dir, id_columns=['site'],
                 target_columns=['load'], windows=1, quantiles=(),
-                past_covariates=['temp'])
+                past_covariates=['temp'], regression=dict(gate=0))
   report = ttm_jax.backtest(df[['site', 'time', 'load', 'temp']], **common)
   later = df[['site', 'time', 'load', 'temp']].copy()
   later.loc[len(df) - HORIZON:, 'temp'] += 50
