@@ -16,7 +16,10 @@ geometric mean over the configurations of MASE[0.5] and CRPS relative to
 GIFT-Eval's seasonal naive on the same windows, as the leaderboard pools
 them. The rule, fixed before the grid runs: the lowest geometric mean of
 (relative MASE x relative CRPS)^(1/2); ties within 0.002 go to the simpler
-setting (the earlier row). The table is printed and written to
+setting (the earlier row). Round 1 (`--round 1`): candidates, blend or
+select, intervals and backtest windows; round 2, declared after round 1
+chose pooled intervals over 8 backtest windows and before it ran, with the
+same rule: the intervals' width (x1.0, x1.25) and 8 or 16 windows. The table is printed and written to
 <out>/grid.md, the records to <out>/records.json.
 """
 
@@ -42,6 +45,7 @@ _SPLIT = flags.DEFINE_enum('split', 'validation', ['validation', 'test'],
                            'test only for the chosen setting, once.')
 _ONLY = flags.DEFINE_list('only', [], 'Only these settings, by name.')
 _LR = flags.DEFINE_float('lr', 1e-4, "The fine-tune's peak learning rate.")
+_ROUND = flags.DEFINE_integer('round', 1, 'The grid round (settings()).')
 
 
 def _cached(forecaster):
@@ -66,18 +70,20 @@ def settings():
   first."""
   from ttm_jax.inference import select  # pylint: disable=g-import-not-at-top
   out = [('zero_shot alone', None), ('finetuned alone', None)]
-  bases = {
-      'ft+sn': ('finetuned', 'gift_seasonal_naive'),
-      'ft+zs+sn+week': ('finetuned', 'zero_shot', 'gift_seasonal_naive',
-                        select.WEEKLY),
-      'ft+zs+sn+week+drift': ('finetuned', 'zero_shot',
-                              'gift_seasonal_naive', select.WEEKLY,
-                              'drift'),
-  }
+  everything = ('finetuned', 'zero_shot', 'gift_seasonal_naive',
+                select.WEEKLY, 'drift')
+  if _ROUND.value == 1:  # Intervals and backtest windows.
+    bases = {'ft+sn': ('finetuned', 'gift_seasonal_naive'),
+             'ft+zs+sn+week': everything[:4],
+             'ft+zs+sn+week+drift': everything}
+    options = (('normal', 1.25, 3), ('pooled', 1.0, 3), ('pooled', 1.0, 8))
+  else:  # Declared after round 1 chose pooled intervals over 8 windows.
+    bases = {'ft+sn': ('finetuned', 'gift_seasonal_naive'),
+             'ft+zs+sn+week+drift': everything}
+    options = (('pooled', 1.0, 8), ('pooled', 1.25, 8), ('pooled', 1.0, 16),
+               ('pooled', 1.25, 16))
   for (label, candidates), mode, (intervals, scale, windows) in (
-      itertools.product(bases.items(), ('blend', 'select'),
-                        (('normal', 1.25, 3), ('pooled', 1.0, 3),
-                         ('pooled', 1.0, 8)))):
+      itertools.product(bases.items(), ('blend', 'select'), options)):
     recipe = select.Recipe(candidates, mode, 'series', windows, 1.0,
                            intervals, scale)
     out.append((f'{label} {mode} {intervals} x{scale} w{windows}', recipe))
