@@ -24,6 +24,7 @@ from ttm_jax.suites import benchmark
 from ttm_jax.suites import task_data
 from ttm_jax.suites import task_metrics
 from ttm_jax.suites import tables as benchmark_tables
+from ttm_jax.suites import recipes
 from ttm_jax.suites import tasks as tasks_lib
 from ttm_jax.inference import adapt
 from ttm_jax.inference import forecaster as forecaster_lib
@@ -685,3 +686,40 @@ def test_reproduces_fevs_published_ttm_r2_and_seasonal_naive(name):
     theirs = published.loc[(model, name)]
     assert ours['MASE'] == pytest.approx(theirs['MASE'], rel=5e-3), model
     assert ours['WQL'] == pytest.approx(theirs['WQL'], rel=5e-3), model
+
+
+def _leaderboard(tiny_model, **options):
+  """recipe=leaderboard over the tiny model: a quick fine-tune, every
+  candidate, as the runner builds it from its config."""
+  settings = {name: field.default
+              for name, field in recipes.LEADERBOARD_FIELDS.items()}
+  settings.update(quick=True, windows=2, **options)
+  return recipes.RECIPES['leaderboard'].build(
+      dict(suite='chronos_ii', leaderboard=settings),
+      forecaster_lib.model_forecaster(tiny_model, quantiles='point'))
+
+
+@pytest.mark.parametrize('intervals', ['pooled', 'normal'])
+def test_the_leaderboard_recipe_never_reads_the_test_windows(tiny_model,
+                                                            intervals):
+  """Every value at or after each series' first test cutoff poisoned:
+  the leaderboard recipe's validation record (its per-task fine-tune, the
+  zero-shot model, the baselines, the choice by backtest and its
+  intervals) is bit-identical; and it scores every series."""
+  task, series = _holdout_case(2, None, False)
+  series = dataclasses.replace(series, values=[
+      np.abs(v) + 10 for v in series.values])
+  first = [max(0, len(v) - 6) for v in series.values]
+  poison = np.array([np.nan, 1e12, -1e12, np.inf])
+  poisoned = dataclasses.replace(series, values=[
+      np.concatenate([v[:k], np.resize(poison, len(v) - k)])
+      for v, k in zip(series.values, first)])
+  records = [benchmark.run_task(task, values, _leaderboard(
+      tiny_model, intervals=intervals), split='validation')
+             for values in (series, poisoned)]
+  _same_records(*records)
+  assert records[0]['model_name'] == 'model-leaderboard'
+  assert records[0]['model_notes']['finetuned']['finetuned']  # It trained.
+  assert sum(records[0]['recipe']['share'].values()) == pytest.approx(1.0)
+  assert np.isfinite(records[0]['metrics']['MASE'])
+  assert np.isfinite(records[0]['metrics']['WQL'])

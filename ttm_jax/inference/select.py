@@ -42,7 +42,7 @@ MODEL = 'ttm'  # The model's name among the candidates.
 CANDIDATES = (MODEL, 'seasonal_naive', 'naive', 'drift')
 MODES = ('select', 'blend')
 PER = ('series', 'dataset')
-INTERVALS = ('normal', 'empirical', 'pooled')
+INTERVALS = ('normal', 'pooled')
 # A seasonal naive one week back (sub-weekly data; the task's season
 # otherwise), on last-value-filled pasts.
 WEEKLY = 'weekly_naive'
@@ -243,27 +243,6 @@ def _pooled(tests: Backtests, chosen: np.ndarray, point: np.ndarray,
       :, None, None] * spread[None]
 
 
-def _quantiles(tests: Backtests, chosen: np.ndarray, point: np.ndarray,
-               scale: np.ndarray, levels, recipe: Recipe) -> np.ndarray:
-  """[n, h, q] around `point` [n, h]: 'normal' with standard deviation
-  `interval_scale` x `scale` (the backtests' mean absolute error per series
-  and step, IBM's in-sample intervals at 1); 'empirical': the quantiles of
-  the backtest errors divided by their series' scale, pooled over the
-  dataset's backtest windows and steps, times `scale` (normal where there
-  are fewer than 20 such errors)."""
-  if recipe.intervals == 'empirical' and len(tests.series):
-    past_point = np.einsum('rhk,rk->rh', tests.forecasts,
-                           chosen[tests.series])
-    errors_ = (tests.truth - past_point) / scale[tests.series]
-    errors_ = errors_[np.isfinite(errors_)]
-    if errors_.size >= 20:
-      spread = np.quantile(errors_, np.asarray(levels))
-      return point[..., None] + (recipe.interval_scale * scale)[
-          ..., None] * spread
-  return forecaster_lib.normal_quantiles(
-      point, recipe.interval_scale * scale, levels)
-
-
 def _candidates(recipe: Recipe, models: Dict[str, Any], freq: str,
                 season: int) -> List[Callable]:
   """`fn(histories, horizon) -> [n, h]` of each candidate."""
@@ -315,8 +294,11 @@ def forecaster(models, recipe: Recipe = Recipe()
     if recipe.intervals == 'pooled':
       return point, _pooled(tests, chosen, point, levels, recipe, pasts,
                             season)
+    # IBM's in-sample intervals (at interval_scale 1): normal, with the
+    # chosen forecast's mean absolute backtest error per series and step.
     scale = _interval_scale(tests, chosen, pasts, season)
-    return point, _quantiles(tests, chosen, point, scale, levels, recipe)
+    return point, forecaster_lib.normal_quantiles(
+        point, recipe.interval_scale * scale, levels)
 
   def report() -> Dict[str, object]:
     total = max(shares.sum(), 1e-12)

@@ -137,34 +137,36 @@ LEADERBOARD_CANDIDATES = ('finetuned', 'zero_shot', 'seasonal_naive',
                           select.WEEKLY)
 LEADERBOARD_FIELDS = {
     'candidates': fields.Field(
-        ('finetuned', 'zero_shot', 'seasonal_naive'),
+        ('finetuned', 'zero_shot', 'seasonal_naive', select.WEEKLY,
+         'drift'),
         "The candidates blended or chosen per series by backtest: "
         "'finetuned' (the checkpoint fine-tuned on the task's pasts, IBM's "
         "GIFT recipe in memory), 'zero_shot' (the checkpoint with "
         "config.inputs), and baselines ('seasonal_naive' is GIFT-Eval's own "
         'on gift_eval tasks).',
         checks.each(checks.one_of(*LEADERBOARD_CANDIDATES))),
-    'mode': fields.Field('blend', "'blend' (inverse backtest error) or "
-                         "'select' (the best).",
+    'mode': fields.Field('select', "'select' (the best by backtest) or "
+                         "'blend' (weighted by inverse backtest error).",
                          checks.one_of(*select.MODES)),
     'per': fields.Field('series', "Weights per 'series' or per 'dataset'.",
                         checks.one_of(*select.PER)),
-    'windows': fields.Field(3, 'Backtest windows inside each past.',
+    'windows': fields.Field(8, 'Backtest windows inside each past.',
                             checks.at_least(1)),
     'pool': fields.Field(1.0, "Per series: the dataset's mean error weighs "
                          "as this many of a series' own windows.",
                          checks.at_least(0)),
     'intervals': fields.Field(
-        'normal', "Quantiles around the point: 'normal' with the backtests' "
-        "mean absolute error per step (IBM's in-sample intervals) or "
-        "'empirical' (the backtests' scaled errors' quantiles).",
+        'pooled', "Quantiles around the point: 'pooled' (each series' "
+        "backtest error scale times the dataset's pooled standardised "
+        "error quantiles per step) or 'normal' with the backtests' mean "
+        "absolute error per step (IBM's in-sample intervals).",
         checks.one_of(*select.INTERVALS)),
     'interval_scale': fields.Field(1.0, 'The intervals widened by this '
                                    'factor (the calibration).', _positive),
-    'max_windows': fields.Field(1000, 'At most this many training windows '
+    'max_windows': fields.Field(500, 'At most this many training windows '
                                 "per task's fine-tune (CPU time).",
                                 checks.at_least(1)),
-    'epochs': fields.Field(0, "The fine-tune's epochs (0: IBM's: 20, or 50 "
+    'epochs': fields.Field(5, "The fine-tune's epochs (0: IBM's: 20, or 50 "
                            'under 200 windows; early stopping after 5 '
                            'without a better validation MAE).',
                            checks.at_least(0)),
