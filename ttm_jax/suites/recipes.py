@@ -70,24 +70,30 @@ register('', Recipe(
     'baseline.', _as_is))
 
 
-def _candidates(value) -> Optional[str]:
-  complaint = checks.each(checks.one_of(*select.CANDIDATES))(value)
-  if complaint:
-    return complaint
-  if not value:
-    return 'must name at least one candidate'
-  if len(set(value)) != len(value):
-    return 'names a candidate twice'
-  if 'seasonal_naive' not in value:
-    return ('must hold seasonal_naive (the series too short to backtest '
-            'fall back to it)')
-  return None
+def _candidates_of(known):
+  """The check of a candidates field: names of `known`, at least one, none
+  twice, a seasonal naive among them (the fallback)."""
+
+  def check(value) -> Optional[str]:
+    complaint = checks.each(checks.one_of(*known))(value)
+    if complaint:
+      return complaint
+    if not value:
+      return 'must name at least one candidate'
+    if len(set(value)) != len(value):
+      return 'names a candidate twice'
+    if not set(select.FALLBACKS) & set(value):
+      return ('must hold seasonal_naive (the series too short to backtest '
+              'fall back to it)')
+    return None
+  return check
 
 
 SELECT_FIELDS = {
     'candidates': fields.Field(
         select.CANDIDATES, "The candidates: 'ttm' (the checkpoint), "
-        "'seasonal_naive', 'naive', 'drift'.", _candidates),
+        "'seasonal_naive', 'naive', 'drift'.",
+        _candidates_of(select.CANDIDATES)),
     'per': fields.Field('series', "Choose per 'series' or per 'dataset'.",
                         checks.one_of(*select.PER)),
     'mode': fields.Field('select', "The best candidate ('select') or a "
@@ -144,7 +150,7 @@ LEADERBOARD_FIELDS = {
         "GIFT recipe in memory), 'zero_shot' (the checkpoint with "
         "config.inputs), and baselines ('seasonal_naive' is GIFT-Eval's own "
         'on gift_eval tasks).',
-        checks.each(checks.one_of(*LEADERBOARD_CANDIDATES))),
+        _candidates_of(LEADERBOARD_CANDIDATES)),
     'mode': fields.Field('select', "'select' (the best by backtest) or "
                          "'blend' (weighted by inverse backtest error).",
                          checks.one_of(*select.MODES)),
@@ -177,7 +183,6 @@ LEADERBOARD_FIELDS = {
 
 
 def _check_leaderboard(config) -> None:
-  options = config['leaderboard']
   if not config['checkpoint']:
     fields.fail('checkpoint', '', "must name the model the leaderboard "
                 'recipe fine-tunes and forecasts with')
@@ -185,13 +190,6 @@ def _check_leaderboard(config) -> None:
     fields.fail('recipe', 'leaderboard', 'makes its own fine-tuned and '
                 'zero-shot candidates (config.leaderboard): leave '
                 'config.finetune.enabled and config.adapt.enabled false')
-  candidates = tuple(options['candidates'])
-  if not set(select.FALLBACKS) & set(candidates):
-    fields.fail('leaderboard.candidates', candidates,
-                'must hold seasonal_naive (the series too short to '
-                'backtest fall back to it)')
-  if len(set(candidates)) != len(candidates):
-    fields.fail('leaderboard.candidates', candidates, 'names one twice')
 
 
 def _leaderboard(config, model):
