@@ -8,8 +8,11 @@ column), ready for fev's leaderboard.
       --workdir W
 
 Arguments as configs/benchmarks/chronos_ii.py (`ttm_jax.suites.config.
-ARGS`). The covariates of a task are checked to be in its table and then
-listed as ignored (no model here reads them in the runner).
+ARGS`). The covariates of a task are checked to be in its table, then
+listed as ignored (covariates=ignore, the default), or with
+covariates=use handed to the checkpoint (zero-shot: in-context
+regression, --config.regression.<field>; finetune=true: an exogenous
+mixer) or to baseline=covariate_regression (docs/benchmarks.md).
 
 Not yet measured on fev-bench's data (not held here); its path is tested
 against `fev.Task` itself on small datasets in fev's layout
