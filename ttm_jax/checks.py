@@ -8,6 +8,7 @@ module imports nothing heavy, so configs stay cheap to build.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 import re
@@ -275,3 +276,13 @@ def from_text(text: str, like):
   if isinstance(like, float):
     return float(text)
   return text
+
+
+def unknown_options(cls, options: dict) -> Optional[str]:
+  """A complaint naming the keys of `options` that are not fields of the
+  dataclass `cls` (and the fields it has), or None."""
+  names = {f.name for f in dataclasses.fields(cls)}
+  unknown = sorted(set(options) - names)
+  if unknown:
+    return f'unknown option(s) {unknown}; expected some of {sorted(names)}'
+  return None

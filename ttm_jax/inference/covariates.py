@@ -92,6 +92,7 @@ from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ttm_jax import checks
 from ttm_jax import errors
 from ttm_jax.inference import backtests
 from ttm_jax.inference import forecast as forecast_lib
@@ -192,11 +193,9 @@ def of(value) -> Regression:
   if isinstance(value, Regression):
     return value.check()
   if isinstance(value, dict):
-    fields = {f.name for f in dataclasses.fields(Regression)}
-    unknown = sorted(set(value) - fields)
-    if unknown:
-      raise errors.ConfigError(f'regression: unknown option(s) {unknown}; '
-                               f'expected some of {sorted(fields)}.')
+    complaint = checks.unknown_options(Regression, value)
+    if complaint:
+      raise errors.ConfigError(f'regression: {complaint}.')
     value = dict(value)
     if value.get('order') == 'xreg+ttm' and 'known' not in value:
       value['known'] = 'value'  # The default 'surprise' is ttm+xreg's.

@@ -52,6 +52,7 @@ from typing import Any, Dict, NamedTuple, Optional, Sequence
 import numpy as np
 
 from ttm_jax import baselines
+from ttm_jax import checks
 from ttm_jax import errors
 from ttm_jax.inference import adapt
 
@@ -127,11 +128,9 @@ def of(value) -> Inputs:
                                f'{sorted(PRESETS)} or a dict of options.')
     return PRESETS[value]
   if isinstance(value, dict):
-    fields = {f.name for f in dataclasses.fields(Inputs)}
-    unknown = sorted(set(value) - fields)
-    if unknown:
-      raise errors.ConfigError(f'inputs: unknown option(s) {unknown}; '
-                               f'expected some of {sorted(fields)}.')
+    complaint = checks.unknown_options(Inputs, value)
+    if complaint:
+      raise errors.ConfigError(f'inputs: {complaint}.')
     value = dict(value)
     if isinstance(value.get('adaptation'), dict):
       value['adaptation'] = adapt.Adaptation(**value['adaptation'])
