@@ -9,9 +9,10 @@ Traffic), LR finder, one-cycle AdamW, up to 50 epochs with early stopping
 
 Targets (5%, horizon 96): ETTh1 0.362, ETTh2 0.273, ETTm1 0.341, ETTm2
 0.176, Weather 0.150, Electricity 0.145, Traffic 0.410.
-Measured (2 CPU cores, seed 42): ETTh1 5% 0.3616 (273 s); ETTm1 5% 0.3263
-(784 s; the epoch-8 validation minimum won by 2e-4 over epoch 1, whose
-model scores 0.349; with seed=43 epoch 1 wins and it reports 0.3410: see
+Measured (2 CPU cores, seed 42): ETTh1 5% 0.3616 (244 s); ETTm1 5% 0.3403
+(762 s; LR finder 2.5e-4, the epoch-1 validation minimum kept; before
+540f26b changed the epoch shuffle the finder picked 1.1e-3 and the run
+kept epoch 8, 0.3263: docs/results/2026-12-07-one-path-remeasured.md, and
 docs/results/2026-11-24-paper-table.md on this cell's two minima).
 `seed=S` sets the dropout and shuffling seeds;
 `--config.evals.test.every_steps=0` also scores the test split at every
