@@ -147,6 +147,8 @@ def test_runner_refuses_bad_configs_first(tmp_path):
        'config.adapt.enabled=True adapts the pasts config.checkpoint'),
       (case(',adapt=true,checkpoint=x,finetune=true'),
        'without config.finetune.enabled'),
+      (case(',checkpoint=x,finetune=true,inputs=default'),
+       "config.inputs='default' adapts short pasts, which the fine-tune"),
       (case(',adapt=true,checkpoint=x', 'adapt.upsample=0'),
        'config.adapt.upsample=0 must be >= 1'),
       (case(',checkpoint=x', 'select.mode=blend'),

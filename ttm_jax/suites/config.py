@@ -321,6 +321,15 @@ def _check_parts(resolved) -> None:
                 'config.finetune.enabled (the fine-tune trains on the pasts '
                 'as they are)')
   use = resolved['covariates'] == 'use'
+  if (finetune['enabled'] and not use and resolved['inputs'] and
+      inputs_lib.of(resolved['inputs']).adaptation is not None):
+    # Measured: r2 fine-tuned on M1 yearly's pasts as they are, then fed
+    # adapted ones, scored MASE 12.5 (docs/results/
+    # 2026-12-07-one-path-remeasured.md).
+    fields.fail('inputs', resolved['inputs'], 'adapts short pasts, which '
+                'the fine-tune (config.finetune.enabled) does not train '
+                "on: leave it empty (the reference's inputs) or give one "
+                'without an adaptation')
   if baseline == 'covariate_regression' and not use:
     fields.fail('baseline', baseline, "reads the tasks' covariates: set "
                 "config.covariates='use'")
