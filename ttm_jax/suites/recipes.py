@@ -156,7 +156,7 @@ LEADERBOARD_FIELDS = {
                          checks.one_of(*select.MODES)),
     'per': fields.Field('series', "Weights per 'series' or per 'dataset'.",
                         checks.one_of(*select.PER)),
-    'windows': fields.Field(8, 'Backtest windows inside each past.',
+    'windows': fields.Field(16, 'Backtest windows inside each past.',
                             checks.at_least(1)),
     'pool': fields.Field(1.0, "Per series: the dataset's mean error weighs "
                          "as this many of a series' own windows.",
