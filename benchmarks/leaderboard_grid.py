@@ -19,8 +19,16 @@ them. The rule, fixed before the grid runs: the lowest geometric mean of
 setting (the earlier row). Round 1 (`--round 1`): candidates, blend or
 select, intervals and backtest windows; round 2, declared after round 1
 chose pooled intervals over 8 backtest windows and before it ran, with the
-same rule: the intervals' width (x1.0, x1.25) and 8 or 16 windows. The table is printed and written to
-<out>/grid.md, the records to <out>/records.json.
+same rule: the intervals' width (x1.0, x1.25) and 8 or 16 windows. Round 3
+(`--round 3`), declared after round 2 chose x1.0 over 16 windows and the
+one test look of that choice took 307 s of the 15 minutes the recipe may
+take (docs/results/2026-12-07-gift-eval-leaderboard.md): the fine-tune's
+budget, with round 2's combination fixed, one run per budget
+(`--max_windows`, `--epochs`): (500, 5) as in rounds 1-2, (2000, 5) and
+(500, 20); the same rule, ties within 0.002 to the cheaper budget (that
+order); a budget whose test run would take over 15 minutes alone is out.
+The table is printed and written to <out>/grid.md, the records to
+<out>/records.json.
 """
 
 import dataclasses
@@ -72,6 +80,10 @@ def settings():
   out = [('zero_shot alone', None), ('finetuned alone', None)]
   everything = ('finetuned', 'zero_shot', 'gift_seasonal_naive',
                 select.WEEKLY, 'drift')
+  if _ROUND.value == 3:  # The fine-tune's budget (flags), round 2's choice.
+    return out[1:] + [('ft+zs+sn+week+drift select pooled x1.0 w16',
+                       select.Recipe(everything, 'select', 'series', 16,
+                                     1.0, 'pooled', 1.0))]
   if _ROUND.value == 1:  # Intervals and backtest windows.
     bases = {'ft+sn': ('finetuned', 'gift_seasonal_naive'),
              'ft+zs+sn+week': everything[:4],
