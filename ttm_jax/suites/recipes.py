@@ -169,7 +169,7 @@ LEADERBOARD_FIELDS = {
         checks.one_of(*select.INTERVALS)),
     'interval_scale': fields.Field(1.0, 'The intervals widened by this '
                                    'factor (the calibration).', _positive),
-    'max_windows': fields.Field(500, 'At most this many training windows '
+    'max_windows': fields.Field(2000, 'At most this many training windows '
                                 "per task's fine-tune (CPU time).",
                                 checks.at_least(1)),
     'epochs': fields.Field(5, "The fine-tune's epochs (0: IBM's: 20, or 50 "
