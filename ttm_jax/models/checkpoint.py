@@ -134,6 +134,17 @@ def to_state_dict(variables: Mapping[str, Any]) -> Dict[str, np.ndarray]:
   return state
 
 
+def _origin(name: str, value, provenance, missing: str) -> str:
+  """Where a config field's value came from: the user's override, the
+  default (`missing`: config.json does not have it) or config.json."""
+  file_values, overrides = provenance or ({}, {})
+  if name in overrides:
+    return f'your override {name}={value!r}'
+  if provenance is not None and name not in file_values:
+    return missing
+  return f'config.json says {name}={value!r}'
+
+
 def _branch_conflict(key: str, got, expected, config: TTMConfig,
                      state_dict, provenance) -> Optional[str]:
   """For a weight of a decomposed model's trend branch: 'config.json has
@@ -143,7 +154,6 @@ def _branch_conflict(key: str, got, expected, config: TTMConfig,
   prefix = 'trend_forecaster.'
   if not config.decompose or not key.startswith(prefix):
     return None
-  file_values, overrides = provenance or ({}, {})
   said, _ = config_rules.weights_say(
       {k[len(prefix):]: v for k, v in state_dict.items()
        if k.startswith(prefix)})
@@ -155,13 +165,9 @@ def _branch_conflict(key: str, got, expected, config: TTMConfig,
             else field)
     if ours == weights_value:
       continue
-    if name in overrides:
-      origin = f'your override {name}={getattr(config, name)!r}'
-    elif provenance is not None and name not in file_values:
-      origin = (f'config.json has no {name}, so the trend branch takes '
-                f'{field}={ours!r}')
-    else:
-      origin = f'config.json says {name}={getattr(config, name)!r}'
+    origin = _origin(name, getattr(config, name), provenance,
+                     f'config.json has no {name}, so the trend branch '
+                     f'takes {field}={ours!r}')
     conflicts.append(f'{origin}, but its weights say {name}='
                      f'{weights_value!r}')
     settings[name] = weights_value
@@ -183,20 +189,15 @@ def _shape_conflict(key: str, got, expected, config: TTMConfig, state_dict,
                             provenance)
   if branch:
     return branch
-  file_values, overrides = provenance or ({}, {})
+  _, overrides = provenance or ({}, {})
   said, _ = config_rules.weights_say(state_dict)
   conflicts = []
   for field, weights_value in said.items():
     ours = getattr(config, field)
     if ours == weights_value:
       continue
-    if field in overrides:
-      origin = f'your override {field}={ours!r}'
-    elif provenance is not None and field not in file_values:
-      origin = (f'config.json has no {field}, so it is the default '
-                f'{ours!r}')
-    else:
-      origin = f'config.json says {field}={ours!r}'
+    origin = _origin(field, ours, provenance, f'config.json has no '
+                     f'{field}, so it is the default {ours!r}')
     conflicts.append(f'{origin}, the weights say {field}={weights_value!r}')
   if not conflicts:
     conflicts = ['the weights were made for another configuration of '

@@ -151,16 +151,11 @@ LEADERBOARD_FIELDS = {
         "config.inputs), and baselines ('seasonal_naive' is GIFT-Eval's own "
         'on gift_eval tasks).',
         _candidates_of(LEADERBOARD_CANDIDATES)),
-    'mode': fields.Field('select', "'select' (the best by backtest) or "
-                         "'blend' (weighted by inverse backtest error).",
-                         checks.one_of(*select.MODES)),
-    'per': fields.Field('series', "Weights per 'series' or per 'dataset'.",
-                        checks.one_of(*select.PER)),
+    'mode': SELECT_FIELDS['mode'],
+    'per': SELECT_FIELDS['per'],
     'windows': fields.Field(16, 'Backtest windows inside each past.',
                             checks.at_least(1)),
-    'pool': fields.Field(1.0, "Per series: the dataset's mean error weighs "
-                         "as this many of a series' own windows.",
-                         checks.at_least(0)),
+    'pool': SELECT_FIELDS['pool'],
     'intervals': fields.Field(
         'pooled', "Quantiles around the point: 'pooled' (each series' "
         "backtest error scale times the dataset's pooled standardised "
