@@ -77,13 +77,14 @@ covariates.py, docs/results/2026-12-07-covariate-suite.md). Written to
 <workdir>/stage3.md and stage3.json (records under <workdir>/stage3/).
 """
 
-import json
 import math
 import os
 import time
 
 from absl import app
 from absl import flags
+
+from benchmarks import common
 
 _CHECKPOINT = flags.DEFINE_string('checkpoint', '', 'The TTM (IBM r2 512-96).')
 _DATA = flags.DEFINE_string('data_dir', '', 'The covariate suite\'s data '
@@ -197,12 +198,8 @@ def grid(tasks) -> None:
                + ', '.join(f"{r['task']} {r['none']:.4f}" for r in records)
                + f'). Chosen by the rule: {_name(chosen)}.')
   text = '\n'.join(lines)
-  print(text, flush=True)
-  with open(os.path.join(_WORKDIR.value, 'grid.md'), 'w') as f:
-    f.write(text + '\n')
-  with open(os.path.join(_WORKDIR.value, 'grid.json'), 'w') as f:
-    json.dump(dict(records=records, ratios=ratios, means=means,
-                   chosen=_name(chosen)), f, indent=2)
+  common.report(_WORKDIR.value, 'grid', text, dict(
+      records=records, ratios=ratios, means=means, chosen=_name(chosen)))
 
 
 # Stage 3: (order, known, ridge, windows, gate), in the tie-break order.
@@ -279,12 +276,9 @@ def stage3(names) -> None:
       f'{t} {none[t]:.4f}' for t in tasks) + f'. Chosen by the rule: '
                f'{chosen}.')
   text = '\n'.join(lines)
-  print(text, flush=True)
-  with open(os.path.join(_WORKDIR.value, 'stage3.md'), 'w') as f:
-    f.write(text + '\n')
-  with open(os.path.join(_WORKDIR.value, 'stage3.json'), 'w') as f:
-    json.dump(dict(none=none, mase=mase, ratios=ratios, means=means,
-                   worst=worst, chosen=chosen), f, indent=2)
+  common.report(_WORKDIR.value, 'stage3', text, dict(
+      none=none, mase=mase, ratios=ratios, means=means, worst=worst,
+      chosen=chosen))
 
 
 def main(argv):
@@ -331,12 +325,9 @@ def main(argv):
   lines.append('')
   lines.append(f'Tasks won: {wins}. Chosen by the rule: {chosen}.')
   text = '\n'.join(lines)
-  print(text, flush=True)
-  with open(os.path.join(_WORKDIR.value, 'order.md'), 'w') as f:
-    f.write(text + '\n')
-  with open(os.path.join(_WORKDIR.value, 'order.json'), 'w') as f:
-    json.dump(dict(records=records, ratios=ratios, means=means, wins=wins,
-                   chosen=chosen), f, indent=2)
+  common.report(_WORKDIR.value, 'order', text, dict(
+      records=records, ratios=ratios, means=means, wins=wins,
+      chosen=chosen))
 
 
 if __name__ == '__main__':

@@ -39,6 +39,8 @@ import time
 from absl import app
 from absl import flags
 
+from benchmarks import common
+
 _CHECKPOINT = flags.DEFINE_string('checkpoint', '', 'The TTM (IBM r2 512-96).')
 _MONASH = flags.DEFINE_string('monash_dir', '', "Chronos II's Monash files.")
 _GIFT = flags.DEFINE_string('gift_dir', '', 'GIFT-Eval configurations.')
@@ -170,9 +172,7 @@ def main(argv):
       f'{t} {reference[t]:.4f}' for t in tasks))
   lines.append(f'Chosen: {best[0] if best else "none qualifies"}')
   text = '\n'.join(lines)
-  print(text)
-  with open(os.path.join(_WORKDIR.value, 'grid.md'), 'w') as f:
-    f.write(text + '\n')
+  common.report(_WORKDIR.value, 'grid', text)
 
 
 if __name__ == '__main__':

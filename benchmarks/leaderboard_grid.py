@@ -43,6 +43,8 @@ from absl import app
 from absl import flags
 import numpy as np
 
+from benchmarks import common
+
 _CHECKPOINT = flags.DEFINE_string('checkpoint', '', 'The TTM (IBM r2).')
 _DATA_DIR = flags.DEFINE_string('data_dir', '', 'GIFT-Eval configurations.')
 _OUT = flags.DEFINE_string('out', '', 'Where the table and records go.')
@@ -178,9 +180,7 @@ def main(argv):
   lines.append(f'\nChosen ({_SPLIT.value}): {best[0]}; seconds per '
                f'configuration: {seconds}')
   text = '\n'.join(lines)
-  print(text)
-  with open(os.path.join(_OUT.value, 'grid.md'), 'w') as f:
-    f.write(text + '\n')
+  common.report(_OUT.value, 'grid', text)
 
 
 if __name__ == '__main__':
