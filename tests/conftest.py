@@ -62,6 +62,22 @@ def require_module(name: str):
   _missing(f'cannot import {name}{detail}: {error}; {DEV_SETUP}')
 
 
+def require_fev(monkeypatch, prefix=None):
+  """The `fev` package, ready to read local data in a test: fev 0.10.0's
+  download config wrapper predates datasets 5's signature, so it is
+  shimmed (for this test only); with `prefix`, FEV_DATASETS_PREFIX points
+  fev's dataset paths at that folder (fev's mirror layout)."""
+  fev = require_module('fev')
+  datasets = require_module('datasets')
+  from fev import utils as fev_utils  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(fev_utils, 'PatchedDownloadConfig', lambda
+                      storage_options: datasets.DownloadConfig(
+                          storage_options=storage_options))
+  if prefix is not None:
+    monkeypatch.setenv('FEV_DATASETS_PREFIX', str(prefix))
+  return fev
+
+
 def require_shared(path: str, how_to_get: str) -> str:
   """`path` (a file or folder under ../shared), skipping when it is absent
   (failing under CI=true) with `how_to_get` in the reason."""

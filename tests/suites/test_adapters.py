@@ -25,6 +25,7 @@ import pytest
 
 from tests import conftest
 from tests.suites import test_benchmark
+from tests.suites import test_gift_eval_published
 from ttm_jax.data import pretrain
 from ttm_jax.inference import forecaster as forecaster_lib
 from ttm_jax.suites import adapters
@@ -92,13 +93,7 @@ def _fev_task(task: tasks_lib.Task, data, monkeypatch):
   from `data` as fev's mirror (FEV_DATASETS_PREFIX); fev 0.10.0 under
   datasets 5 needs its download config shimmed, and no fork in a process
   running JAX (num_proc=0)."""
-  fev = conftest.require_module('fev')
-  datasets = conftest.require_module('datasets')
-  from fev import utils as fev_utils  # pylint: disable=g-import-not-at-top
-  monkeypatch.setattr(fev_utils, 'PatchedDownloadConfig', lambda
-                      storage_options: datasets.DownloadConfig(
-                          storage_options=storage_options))
-  monkeypatch.setenv('FEV_DATASETS_PREFIX', str(data))
+  fev = conftest.require_fev(monkeypatch, data)
   fev_task = fev.Task(**task.spec)
   fev_task.load_full_dataset(num_proc=0)
   return fev_task
@@ -427,12 +422,7 @@ def _gift_agrees(forecaster, root: str, task, work):
   return differences
 
 
-GIFT_CONFIGS = (
-    'ett1/15T/short', 'ett1/15T/medium', 'ett1/15T/long', 'ett1/H/short',
-    'ett1/H/medium', 'ett1/H/long', 'ett1/D/short', 'ett1/W/short',
-    'm4_hourly/H/short', 'saugeen/D/short', 'saugeen/W/short',
-    'saugeen/M/short', 'us_births/D/short', 'us_births/W/short',
-    'us_births/M/short')
+GIFT_CONFIGS = test_gift_eval_published.CONFIGS
 CHEAP = ('us_births/M/short', 'saugeen/M/short', 'ett1/W/short')
 
 

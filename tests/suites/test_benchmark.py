@@ -332,15 +332,9 @@ def test_fev_bench_task_end_to_end(tmp_path):
   assert record['num_forecasts'] == 4 * task.num_windows
 
 
-def _fev_task(spec, path):
-  """fev's own Task over a local parquet file (fev 0.10.0 under datasets 5:
-  its download config wrapper predates datasets 5's signature)."""
-  fev = conftest.require_module('fev')
-  datasets = conftest.require_module('datasets')
-  from fev import utils as fev_utils  # pylint: disable=g-import-not-at-top
-  fev_utils.PatchedDownloadConfig = (
-      lambda storage_options: datasets.DownloadConfig(
-          storage_options=storage_options))
+def _fev_task(spec, path, monkeypatch):
+  """fev's own Task over a local parquet file."""
+  fev = conftest.require_fev(monkeypatch)
   fields = {k: v for k, v in spec.items() if k not in ('dataset_path',
                                                        'dataset_config')}
   task = fev.Task(dataset_path=str(path), **fields)
@@ -418,7 +412,7 @@ def _covid_wide(rng):
     ('rohlik_orders_1W', _rohlik_long), ('uk_covid_nation_1D/new',
                                          _covid_wide)])
 def test_fev_bench_covariates_and_multivariate_match_fev(tmp_path, name,
-                                                         make):
+                                                         make, monkeypatch):
   """Date cutoffs (rohlik: weekly, long format, series dropped by later
   windows) and several targets (uk covid: three columns, 20 windows): the
   windows, metrics and forecast count are fev's own, and the covariates
@@ -434,7 +428,7 @@ def test_fev_bench_covariates_and_multivariate_match_fev(tmp_path, name,
                            str(tmp_path / 'work'),
                            forecaster_lib.baseline(), [name],
                            progress=lines.append)
-  fev_task = _fev_task(task.spec, folder / 'train.parquet')
+  fev_task = _fev_task(task.spec, folder / 'train.parquet', monkeypatch)
   theirs = fev_task.evaluation_summary(_fev_seasonal_naive(fev_task),
                                        'seasonal_naive')
   assert record['num_forecasts'] == theirs['num_forecasts']

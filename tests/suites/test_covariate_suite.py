@@ -34,17 +34,8 @@ def built(tmp_path_factory):
 
 
 def _fev_benchmark(prefix, monkeypatch):
-  """fev's Benchmark of the YAML, its data under `prefix` (fev 0.10.0
-  under datasets 5: its download config wrapper predates datasets 5's
-  signature, as tests/suites/test_benchmark.py patches it)."""
-  fev = conftest.require_module('fev')
-  datasets = conftest.require_module('datasets')
-  from fev import utils as fev_utils  # pylint: disable=g-import-not-at-top
-  monkeypatch.setattr(fev_utils, 'PatchedDownloadConfig', lambda
-                      storage_options: datasets.DownloadConfig(
-                          storage_options=storage_options))
-  monkeypatch.setenv('FEV_DATASETS_PREFIX', str(prefix))
-  return fev.Benchmark.from_yaml(YAML)
+  """fev's Benchmark of the YAML, its data under `prefix`."""
+  return conftest.require_fev(monkeypatch, prefix).Benchmark.from_yaml(YAML)
 
 
 def test_the_build_is_deterministic(built):
