@@ -180,17 +180,27 @@ def weights(tests: Backtests, recipe: Recipe, count: int,
   return out
 
 
+def _chosen_errors(tests: Backtests, chosen: np.ndarray, count: int):
+  """The chosen forecast's (weights `chosen` [n, k]) backtest errors:
+  (truth - forecast [windows, h], and per series and step the mean of the
+  absolute errors and of the share observed [n, h], both over the series'
+  windows)."""
+  point = np.einsum('rhk,rk->rh', tests.forecasts, chosen[tests.series])
+  error = tests.truth - point
+  total, _ = _mean_by_series(np.nan_to_num(np.abs(error)), tests.series,
+                             count)
+  seen, _ = _mean_by_series((~np.isnan(error)).astype(float), tests.series,
+                            count)
+  return error, total, seen
+
+
 def _interval_scale(tests: Backtests, chosen: np.ndarray, pasts,
                     season: int) -> np.ndarray:
   """[n, h]: per series and step, the mean absolute error of the chosen
   forecast (weights `chosen` [n, k]) on its backtest windows; the past's
   seasonal error (or 1) where it has none or it is 0."""
   count, horizon = len(pasts), tests.truth.shape[1]
-  point = np.einsum('rhk,rk->rh', tests.forecasts, chosen[tests.series])
-  error = np.abs(tests.truth - point)
-  observed = (~np.isnan(error)).astype(float)
-  total, _ = _mean_by_series(np.nan_to_num(error), tests.series, count)
-  seen, _ = _mean_by_series(observed, tests.series, count)
+  _, total, seen = _chosen_errors(tests, chosen, count)
   with np.errstate(invalid='ignore', divide='ignore'):
     scale = total / seen if len(tests.series) else np.zeros((count, horizon))
   return np.where(np.isfinite(scale) & (scale > 0), scale,
@@ -208,12 +218,7 @@ def _pooled(tests: Backtests, chosen: np.ndarray, point: np.ndarray,
   grow with the horizon), centred on their median, so the median is the
   point forecast."""
   count, horizon = len(pasts), point.shape[1]
-  past_point = np.einsum('rhk,rk->rh', tests.forecasts, chosen[tests.series])
-  error = tests.truth - past_point
-  total, _ = _mean_by_series(np.nan_to_num(np.abs(error)), tests.series,
-                             count)
-  seen, _ = _mean_by_series((~np.isnan(error)).astype(float),
-                            tests.series, count)
+  error, total, seen = _chosen_errors(tests, chosen, count)
   with np.errstate(invalid='ignore', divide='ignore'):
     series_scale = total.mean(axis=1) / seen.mean(axis=1)
   fallback = forecaster_lib.fallback_scale(pasts, season)
