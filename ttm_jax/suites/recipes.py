@@ -134,10 +134,6 @@ register('backtest_select', Recipe(
 
 
 # --------------------------------------------------------- the leaderboard
-def _positive(value) -> Optional[str]:
-  return None if value > 0 else 'must be positive'
-
-
 LEADERBOARD_CANDIDATES = ('finetuned', 'zero_shot', 'seasonal_naive',
                           'gift_seasonal_naive', 'naive', 'drift',
                           select.WEEKLY)
@@ -163,7 +159,8 @@ LEADERBOARD_FIELDS = {
         "absolute error per step (IBM's in-sample intervals).",
         checks.one_of(*select.INTERVALS)),
     'interval_scale': fields.Field(1.0, 'The intervals widened by this '
-                                   'factor (the calibration).', _positive),
+                                   'factor (the calibration).',
+                                   checks.positive()),
     'max_windows': fields.Field(2000, 'At most this many training windows '
                                 "per task's fine-tune (CPU time).",
                                 checks.at_least(1)),
