@@ -527,6 +527,28 @@ def _ttm_xreg(model, histories, covariates, layout, horizon, freq, inputs,
   return point, head, np.stack(terms)
 
 
+def _with_and_without(model, histories, covariates, layout, horizon, freq,
+                      inputs, regression, season, with_quantiles,
+                      without: bool):
+  """((point, head) with the covariates' term, ungated; (point, head) of
+  TTM alone, when `without`, else (None, None)). 'ttm+xreg' forecasts
+  TTM alone under the term; 'xreg+ttm' forecasts the residuals, so TTM
+  alone is a further call."""
+  run = _xreg_ttm if regression.order == 'xreg+ttm' else _ttm_xreg
+  base, base_head, terms = run(model, histories, covariates, layout,
+                               horizon, freq, inputs, regression, season,
+                               with_quantiles)
+  with_ = (base + terms, None if base_head is None
+           else base_head + terms[:, :base_head.shape[1], :, None])
+  if not without:
+    return with_, (None, None)
+  if regression.order == 'ttm+xreg':
+    return with_, (base, base_head)
+  return with_, forecast_lib.forecast(model, histories, horizon, freq,
+                                      inputs, season,
+                                      with_quantiles=with_quantiles)
+
+
 def gate_weights(model, histories, covariates, layout, horizon, freq,
                  inputs, regression, season) -> np.ndarray:
   """[n, c]: each history's weight in [0, 1] on its covariates' term
@@ -541,12 +563,10 @@ def gate_weights(model, histories, covariates, layout, horizon, freq,
   if not requests:
     return weights
   truth, pasts = backtests.cut(histories, requests, horizon)
-  inner = dataclasses.replace(regression, gate=0)
   found = [cut(covariates[i], o, horizon) for i, o in requests]
-  with_, _ = forecast(model, pasts, found, layout, horizon, freq, inputs,
-                      inner, season)
-  without, _ = forecast_lib.forecast(model, pasts, horizon, freq, inputs,
-                                     season)
+  (with_, _), (without, _) = _with_and_without(
+      model, pasts, found, layout, horizon, freq, inputs, regression,
+      season, False, True)
   change = with_ - without
   error = np.where(np.isnan(truth), 0.0, truth - without)
   change = np.where(np.isnan(truth), 0.0, change)
@@ -587,23 +607,13 @@ def forecast(model: model_lib.Model, histories: Sequence[np.ndarray],
   histories = [np.asarray(h, np.float64) for h in histories]
   histories = [h[:, None] if h.ndim == 1 else h for h in histories]
   _check(histories, covariates, layout, horizon)
-  run = _xreg_ttm if regression.order == 'xreg+ttm' else _ttm_xreg
-  point, head, terms = run(model, histories, covariates, layout, horizon,
-                           freq, inputs, regression, season, with_quantiles)
-  point = point + terms
-  if head is not None:
-    head = head + terms[:, :head.shape[1], :, None]
+  (point, head), (plain, plain_head) = _with_and_without(
+      model, histories, covariates, layout, horizon, freq, inputs,
+      regression, season, with_quantiles, bool(regression.gate))
   if not regression.gate:
     return point, head
   weights = gate_weights(model, histories, covariates, layout, horizon,
                          freq, inputs, regression, season)
-  if regression.order == 'ttm+xreg':  # TTM's own forecast is under it.
-    plain, plain_head = point - terms, (
-        None if head is None else head - terms[:, :head.shape[1], :, None])
-  else:
-    plain, plain_head = forecast_lib.forecast(
-        model, histories, horizon, freq, inputs, season,
-        with_quantiles=with_quantiles)
   point = plain + weights[:, None, :] * (point - plain)
   if head is not None:
     head = plain_head + weights[:, None, :, None] * (head - plain_head)
