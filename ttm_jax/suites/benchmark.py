@@ -244,7 +244,6 @@ def run_task(task: tasks_lib.Task, series: task_data.Series,
                               series.freq,
                               series.covariates if use else None)
   layout = series.layout(task) if use else None
-  used = covariates_record(task, series, forecaster) if use else None
   training = None
   if forecaster.prepare is not None:
     start = time.time()
@@ -255,7 +254,7 @@ def run_task(task: tasks_lib.Task, series: task_data.Series,
     training = round(time.time() - start, 2)
     use = use and forecaster.covariates  # A fine-tune left zero-shot.
     layout = layout if use else None
-    used = covariates_record(task, series, forecaster) if use else None
+  used = covariates_record(task, series, forecaster) if use else None
   if forecaster.report is not None:
     forecaster.report()  # Only this task's forecasts in its record.
   start = time.time()
