@@ -116,6 +116,19 @@ PRESETS = {'reference': REFERENCE, 'default': DEFAULT,
            'legacy_api': LEGACY_API}
 
 
+def check_for_mixer(inputs: Inputs) -> None:
+  """Refuses `inputs` that do not standardise each context for a model
+  with an exogenous mixer (a fine-tune with covariates): the mixer reads
+  the known covariates' future values scaled by the context's statistics,
+  and would read them raw."""
+  if not inputs.standardize:
+    raise errors.ConfigError(
+        f'inputs={inputs.name!r} do not standardise each context, so an '
+        "exogenous mixer would read its covariates' future values raw: "
+        'fine-tune with covariates with standardised inputs (the '
+        'default).')
+
+
 def of(value) -> Inputs:
   """An `Inputs` from itself, a preset's name or a dict of its fields
   (over `DEFAULT`'s: {'pad': 'mean'} changes the pads alone; an

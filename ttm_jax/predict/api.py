@@ -284,12 +284,8 @@ def forecast(df, *, timestamp_column: str, horizon: int, checkpoint: str,
                    regularize, past_covariates, known_covariates,
                    static_covariates, categorical_covariates)
   regression = _regression(whole, regression, finetune)
-  if finetune and whole.dynamic_covariates and not inputs.standardize:
-    raise errors.ConfigError(
-        f'inputs={inputs.name!r} do not standardise each context, so the '
-        "exogenous mixer a fine-tune trains would read the covariates' "
-        'future values raw: with finetune= and covariates give '
-        'standardised inputs (the default).')
+  if finetune and whole.dynamic_covariates:
+    inputs_lib.check_for_mixer(inputs)  # Before any work.
   frame = _last(whole, context and int(context))
   forecaster = _load(checkpoint, revision, frame, horizon, checkpoints_dir,
                      allow_download, categorical_vocab)

@@ -75,12 +75,7 @@ def exogenous_transform(overrides: Optional[Dict[str, Any]],
   if not (overrides or {}).get('exogenous_channel_indices'):
     return None
   inputs = inputs or inputs_lib.DEFAULT
-  if not inputs.standardize:
-    raise errors.ConfigError(
-        f'inputs={inputs.name!r} do not standardise each context, so an '
-        "exogenous mixer would read its covariates' future values raw: "
-        'fine-tune with covariates with standardised inputs (the '
-        "default).")
+  inputs_lib.check_for_mixer(inputs)
   return Standardized(dataclasses.replace(inputs, adaptation=None), scaler)
 
 
