@@ -259,6 +259,11 @@ def _is_text(value) -> bool:
       isinstance(v, str) for v in array.ravel())
 
 
+def _absent(value) -> bool:
+  """A missing value of a categorical covariate (None or a float NaN)."""
+  return value is None or (isinstance(value, float) and np.isnan(value))
+
+
 def _read_covariates(task: tasks_lib.Task, frame, per_item: int,
                      series: Series, source: str) -> None:
   """The task's covariates into `series` (module docstring), each item's
@@ -273,8 +278,7 @@ def _read_covariates(task: tasks_lib.Task, frame, per_item: int,
   for column in dynamic:
     if any(_is_text(v) for v in frame[column]):
       seen = sorted({str(v) for value in frame[column]
-                     for v in np.asarray(value).ravel() if v is not None
-                     and not (isinstance(v, float) and np.isnan(v))})
+                     for v in np.asarray(value).ravel() if not _absent(v)})
       codes[column] = {v: float(k) for k, v in enumerate(seen)}
       series.categories[column] = seen
   out = []
@@ -284,8 +288,8 @@ def _read_covariates(task: tasks_lib.Task, frame, per_item: int,
       value = row[column]
       if column in codes:
         parts.append(np.array([
-            np.nan if v is None or (isinstance(v, float) and np.isnan(v))
-            else codes[column][str(v)] for v in np.asarray(value).ravel()]))
+            np.nan if _absent(v) else codes[column][str(v)]
+            for v in np.asarray(value).ravel()]))
       else:
         parts.append(_numeric(value, f'{source}: column {column!r}, series '
                               f'{row["id"]!r}'))
