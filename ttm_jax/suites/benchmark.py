@@ -113,31 +113,32 @@ def overlaps(task: tasks_lib.Task, pretraining: Optional[Sequence[str]]):
 
 
 # ------------------------------------------------------------ forecasters
+def _first_windows(windows: Sequence[tasks_lib.Window]):
+  """(window, position) of each evaluated series' first window, in the
+  order the series first come."""
+  seen, out = set(), []
+  for w, window in enumerate(windows):
+    for j, item in enumerate(window.items):
+      if item not in seen:
+        seen.add(item)
+        out.append((w, j))
+  return out
+
+
 def task_histories(windows: Sequence[tasks_lib.Window]) -> List[np.ndarray]:
   """Each evaluated series' past at its first window: nothing at or after
   any of its cutoffs (later windows' pasts hold earlier windows'
   futures)."""
-  seen, out = set(), []
-  for window in windows:
-    for item, past in zip(window.items, window.pasts):
-      if item not in seen:
-        seen.add(item)
-        out.append(past)
-  return out
+  return [windows[w].pasts[j] for w, j in _first_windows(windows)]
 
 
 def task_covariates(windows: Sequence[tasks_lib.Window]
                     ) -> List[covariates_lib.Covariates]:
   """The covariates of `task_histories`' pasts, over those pasts only
   (nothing at or after the first cutoff, known ones included)."""
-  seen, out = set(), []
-  for window in windows:
-    for item, past, found in zip(window.items, window.pasts,
-                                 window.covariates):
-      if item not in seen:
-        seen.add(item)
-        out.append(covariates_lib.cut(found, len(past), 0))
-  return out
+  return [covariates_lib.cut(windows[w].covariates[j],
+                             len(windows[w].pasts[j]), 0)
+          for w, j in _first_windows(windows)]
 
 
 def _uses_covariates(forecaster: forecaster_lib.Forecaster,
