@@ -121,18 +121,19 @@ def check_flags():
       target_columns=_TARGETS.value, control_columns=_CONTROLS.value,
       static_categorical_columns=_STATIC.value, quantiles=quantiles,
       freq=_FREQ.value or None, calibration_windows=_CALIBRATION.value,
-      known_covariates=_KNOWN.value, past_covariates=_PAST.value,
-      static_covariates=_STATIC_COVARIATES.value,
-      categorical_covariates=_CATEGORICAL.value, regression=_regression())
+      **_covariates())
   return quantiles
 
 
-def _regression():
-  """--regression_order and --regression_ridge as the API's regression
-  option (None: the defaults)."""
+def _covariates():
+  """The covariate flags as the API's arguments; --regression_order and
+  --regression_ridge as its regression option (None: the defaults)."""
   given = dict(order=_ORDER.value, ridge=_RIDGE.value)
   given = {k: v for k, v in given.items() if v is not None}
-  return given or None
+  return dict(known_covariates=_KNOWN.value, past_covariates=_PAST.value,
+              static_covariates=_STATIC_COVARIATES.value,
+              categorical_covariates=_CATEGORICAL.value,
+              regression=given or None)
 
 
 def _read(path):
@@ -209,10 +210,7 @@ def main(argv):
                    _TARGETS.value or None),
                control_columns=_CONTROLS.value,
                static_categorical_columns=_STATIC.value,
-               known_covariates=_KNOWN.value, past_covariates=_PAST.value,
-               static_covariates=_STATIC_COVARIATES.value,
-               categorical_covariates=_CATEGORICAL.value,
-               regression=_regression(),
+               **_covariates(),
                checkpoint=_CHECKPOINT.value, revision=_REVISION.value,
                regularize=_REGULARIZE.value,
                checkpoints_dir=_CHECKPOINTS_DIR.value or None,
