@@ -111,6 +111,12 @@ SCHEMA: Dict[str, Any] = {
         'overrides': fields.Field({}, 'TTMConfig fields changed when loading '
                            '`checkpoint` (as from_pretrained(**kwargs)).',
                            resume=True),
+        'zero_new_residuals': fields.Field(
+            False, 'Start the residual branches the overrides add to '
+            "`checkpoint` (a mix_channel decoder's channel mixers, the "
+            "exogenous mixer) with zero output layers, so the model "
+            "forecasts as the checkpoint until trained; False: as the "
+            'reference initialises them (random).', resume=True),
     },
     'data': {
         'kind': fields.Field('benchmark', "'benchmark' (registered file), 'csv' "

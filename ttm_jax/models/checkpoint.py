@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import re
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import flax
 import jax
@@ -286,6 +286,33 @@ def convert_state_dict(
     raise CheckpointError(f'Checkpoint does not match the configuration: new '
                           f'{report.new}, dropped {report.dropped}.')
   return flax.traverse_util.unflatten_dict(out), report
+
+
+# The output layers of the residual branches a fine-tune can add to a
+# pretrained TTM: a mix_channel decoder's channel mixers (h + mix(norm(h)))
+# and the exogenous mixer (forecast + mlp(...)). Zero, each branch adds
+# nothing: the model forecasts its prediction channels as the checkpoint.
+RESIDUAL_OUTPUTS = ('channel_feature_mixer.mlp.fc2.weight',
+                    'channel_feature_mixer.mlp.fc2.bias',
+                    'fcm_block.mlp.weight', 'fcm_block.mlp.bias')
+
+
+def zero_new_residuals(variables: Mapping[str, Any], new: Sequence[str]
+                       ) -> Tuple[Dict[str, Any], List[str]]:
+  """`variables` with the output layer of every new residual branch
+  (`RESIDUAL_OUTPUTS` among the reference keys `new`) set to zero, so the
+  model starts from the checkpoint's forecast (a zero-initialised
+  residual branch, as ReZero and ControlNet start theirs); its other new
+  weights stay as initialised. Returns (variables, the keys zeroed)."""
+  new = set(new)
+  flat = _flatten(variables)
+  zeroed = []
+  for path, value in flat.items():
+    key = torch_key(path[0], path[1:])
+    if key in new and key.endswith(RESIDUAL_OUTPUTS):
+      flat[path] = jnp.zeros_like(value)
+      zeroed.append(key)
+  return flax.traverse_util.unflatten_dict(flat), sorted(zeroed)
 
 
 # ------------------------------------------------------------------- files

@@ -125,14 +125,15 @@ def create_model(config) -> Model:
       return_report=True, **overrides)
   _check_matches(config, ttm_config)
   return Model(ttm_config, modules.build_module(ttm_config, dtype=dtype),
-               variables, report.new)
+               _new_residuals(config, variables, report.new), report.new)
 
 
 def derive(model: Model, config) -> Model:
   """The experiment's model from one already in memory (a fine-tune of a
   loaded model): `config.model.overrides` and the horizon applied as
   `create_model` applies them to a checkpoint (new weights initialised as
-  the reference does), the variables carried over."""
+  the reference does, the new residual branches' outputs zero with
+  `config.model.zero_new_residuals`), the variables carried over."""
   overrides = _horizon_overrides(
       config, dict(config.model.overrides),
       config_lib.TTMConfig.from_dict(model.config.to_dict(),
@@ -144,5 +145,17 @@ def derive(model: Model, config) -> Model:
       jax.random.key(config.seed), provenance=(stored, overrides))
   _check_matches(config, ttm_config)
   return Model(ttm_config, modules.build_module(
-      ttm_config, dtype=compute_dtype(config.compute_dtype)), variables,
-               report.new)
+      ttm_config, dtype=compute_dtype(config.compute_dtype)),
+               _new_residuals(config, variables, report.new), report.new)
+
+
+def _new_residuals(config, variables, new: List[str]):
+  """`variables` with the new residual branches' outputs zeroed when
+  `config.model.zero_new_residuals` (`checkpoint.zero_new_residuals`)."""
+  if not config.model.get('zero_new_residuals', False):
+    return variables
+  variables, zeroed = checkpoint.zero_new_residuals(variables, new)
+  if zeroed:
+    _LOG.info('Zero-initialised %d new residual output weights: %s',
+              len(zeroed), ', '.join(zeroed))
+  return variables

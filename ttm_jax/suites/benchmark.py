@@ -661,7 +661,8 @@ def make_forecaster(config, checkpoint: Optional[str] = None,
         config.finetune.lr, quick=config.finetune.quick,
         inputs=inputs_lib.of(config.inputs or 'reference'), name=name,
         exogenous_inputs=inputs_lib.of(config.inputs or 'default')
-        if use else None)
+        if use else None,
+        zero_residuals=config.finetune.zero_residuals)
   elif checkpoint:
     inputs = inputs_lib.of(config.inputs or 'default')
     if config.adapt.enabled:

@@ -26,7 +26,8 @@ def finetune_forecaster(checkpoint, revision: str = '',
                         inputs=inputs_lib.REFERENCE,
                         name: Optional[str] = None,
                         num_epochs: Optional[int] = None,
-                        exogenous_inputs: Optional[inputs_lib.Inputs] = None
+                        exogenous_inputs: Optional[inputs_lib.Inputs] = None,
+                        zero_residuals: Optional[bool] = None
                         ) -> forecaster_lib.Forecaster:
   """A checkpoint fine-tuned per task on the task's pasts before its test
   windows (`benchmark.task_histories`) with IBM's GIFT recipe, in memory
@@ -42,8 +43,10 @@ def finetune_forecaster(checkpoint, revision: str = '',
   task's dynamic covariates are the channels [target | known | past-only]
   (`covariates.Channels`, a categorical a 0/1 channel per value its pasts
   hold) of an exogenous mixer trained with the recipe, on windows and
-  forecast contexts standardised by these inputs; a task without
-  covariates is fine-tuned as without them."""
+  forecast contexts standardised by these inputs, its new residual
+  branches starting at zero when `zero_residuals` (default
+  `train.finetune.ZERO_RESIDUALS`); a task without covariates is
+  fine-tuned as without them."""
   model = forecaster_lib.load(checkpoint, revision)
   base = forecaster_lib.model_forecaster(model, quantiles=quantiles,
                                          pretrained_on=pretrained_on,
@@ -52,8 +55,12 @@ def finetune_forecaster(checkpoint, revision: str = '',
       fraction=fraction, max_windows=max_windows,
       learning_rate=learning_rate or 'lr_finder', quick=quick,
       **({'num_epochs': num_epochs} if num_epochs else {})))
+  if zero_residuals is None:
+    from ttm_jax.train import finetune  # pylint: disable=g-import-not-at-top
+    zero_residuals = finetune.ZERO_RESIDUALS
   if exogenous_inputs is not None:
     config['exogenous_inputs'] = exogenous_inputs.name
+    config['zero_residuals'] = zero_residuals
   name = f'{base.name}-ft'
 
   def prepare(histories, horizon: int, freq: str, task_name: str,
@@ -73,7 +80,8 @@ def finetune_forecaster(checkpoint, revision: str = '',
         model.model, model.source, series, horizon, freq,
         fraction=fraction, max_windows=max_windows,
         learning_rate=learning_rate, num_epochs=num_epochs, quick=quick,
-        overrides=overrides, inputs=exogenous_inputs)
+        overrides=overrides, inputs=exogenous_inputs,
+        zero_residuals=zero_residuals)
     if tuned is None:  # Zero-shot (too few windows): no mixer.
       found, channels = base, None
     else:

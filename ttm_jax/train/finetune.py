@@ -42,6 +42,12 @@ from ttm_jax.train import loop
 
 _LOG = logging.getLogger(__name__)
 
+# Whether a fine-tune that adds channels (`overrides`) starts the new
+# residual branches at zero (`factory`'s `zero_new_residuals`: the model
+# forecasts as the pretrained one until trained) rather than as the
+# reference initialises them (random): the reference's, until measured.
+ZERO_RESIDUALS = False
+
 
 @dataclasses.dataclass(frozen=True)
 class Standardized:
@@ -102,14 +108,17 @@ def histories(model: factory.Model, source: str,
               num_epochs: Optional[int] = None, quick: bool = False,
               workdir: Optional[str] = None,
               overrides: Optional[Dict[str, Any]] = None,
-              inputs: Optional[inputs_lib.Inputs] = None
+              inputs: Optional[inputs_lib.Inputs] = None,
+              zero_residuals: bool = ZERO_RESIDUALS
               ) -> Tuple[Optional[factory.Model], Dict[str, Any]]:
   """IBM's GIFT fine-tune recipe (`recipes.series_finetune`) of `model`
   (named `source` in the records) on univariate histories, for forecasts
   of `horizon` steps; or on histories [t, c] (the target, then the
   channels of `overrides`, e.g. `recipes.exogenous_fields`: TTMConfig
   fields applied first), their windows `Standardized` by `inputs` when
-  the model gets exogenous channels (module docstring).
+  the model gets exogenous channels (module docstring); the residual
+  branches the overrides add start at zero when `zero_residuals`
+  (`ZERO_RESIDUALS`).
 
   As IBM's: `fraction` of the training windows (0.9, and 50 epochs, when
   that is under 200), zero-shot when there are `min_windows` or fewer;
@@ -139,6 +148,7 @@ def histories(model: factory.Model, source: str,
     config.num_epochs = num_epochs
   if overrides:
     config.model.overrides.update(overrides)
+    config.model.zero_new_residuals = zero_residuals
   data = builders.series_data(
       series, freq, context, horizon, config.data.name,
       min_context_mult=config.data.min_context_mult,
@@ -155,7 +165,8 @@ def table(model: factory.Model, source: str, data_table: sources.Table,
           fraction: float,
           *, quick: bool = False, workdir: Optional[str] = None,
           overrides: Optional[Dict[str, Any]] = None,
-          inputs: Optional[inputs_lib.Inputs] = None
+          inputs: Optional[inputs_lib.Inputs] = None,
+          zero_residuals: bool = ZERO_RESIDUALS
           ) -> Tuple[factory.Model, Dict[str, Any]]:
   """IBM's few-shot head probing (`recipes.few_shot`: LR finder,
   one-cycle, early stopping) of `model` (named `source` in the records;
@@ -164,7 +175,8 @@ def table(model: factory.Model, source: str, data_table: sources.Table,
   series of `data_table`, validated on the rest; its batch at most the
   number of training windows. In memory unless `workdir`. `overrides`:
   TTMConfig fields applied to the model first (`factory.derive`: new
-  weights initialised as the reference does), e.g.
+  weights initialised as the reference does, the new residual branches'
+  outputs zero when `zero_residuals`), e.g.
   `recipes.exogenous_fields`, whose windows are then `Standardized` by
   `inputs` (the forecast's; module docstring)."""
   context = model.config.context_length
@@ -182,6 +194,7 @@ def table(model: factory.Model, source: str, data_table: sources.Table,
                             quick=quick)
   if overrides:
     config.model.overrides.update(overrides)
+    config.model.zero_new_residuals = zero_residuals
   config.data.update(kind='csv', name='finetune', fewshot_fraction=0.0,
                      train_fraction=fraction, test_fraction=0.0)
   if config.data.batch_size > count:  # Not padded up to a full batch.
