@@ -45,8 +45,10 @@ _LOG = logging.getLogger(__name__)
 # Whether a fine-tune that adds channels (`overrides`) starts the new
 # residual branches at zero (`factory`'s `zero_new_residuals`: the model
 # forecasts as the pretrained one until trained) rather than as the
-# reference initialises them (random): the reference's, until measured.
-ZERO_RESIDUALS = False
+# reference initialises them (random). Chosen on the covariate suite's
+# validation split by a rule fixed before:
+# docs/results/2026-12-07-covariate-finetune-zero-start.md.
+ZERO_RESIDUALS = True
 
 
 @dataclasses.dataclass(frozen=True)
