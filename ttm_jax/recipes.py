@@ -41,6 +41,16 @@ def quantile_fields(levels: Optional[Sequence[float]]) -> dict:
   return dict(multi_quantile_head=True, quantile_levels=tuple(levels))
 
 
+# Whether a fine-tune that gives a pretrained TTM the channels of
+# `exogenous_fields` starts the residual branches they add at zero
+# (`model.zero_new_residuals`: the model forecasts as the pretrained one
+# until trained) rather than as the reference initialises them (random):
+# `train.finetune`'s default, and so the runner's and the API's. Chosen on
+# the covariate suite's validation split by a rule fixed before:
+# docs/results/2026-12-07-covariate-finetune-zero-start.md.
+EXOGENOUS_ZERO_RESIDUALS = True
+
+
 def exogenous_fields(num_targets: int, num_known: int, num_past: int,
                      categorical_sizes: Sequence[int] = ()) -> dict:
   """The TTMConfig fields that give a pretrained TTM an exogenous mixer

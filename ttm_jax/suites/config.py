@@ -19,12 +19,12 @@ import ml_collections
 from ttm_jax import checks
 from ttm_jax import errors
 from ttm_jax import fields
+from ttm_jax import recipes as model_recipes
 from ttm_jax.inference import covariates as covariates_lib
 from ttm_jax.inference import forecaster as forecaster_lib
 from ttm_jax.inference import inputs as inputs_lib
 from ttm_jax.suites import recipes as recipes_lib
 from ttm_jax.suites import tasks as tasks_lib
-from ttm_jax.train import finetune as finetune_lib
 
 DATA_ENV = 'TTM_DATA_DIR'
 # GIFT-Eval's config.json: the kinds of model it lists (its README).
@@ -54,11 +54,12 @@ FINETUNE = {
         'docs/results/2026-12-02-chronos-ii-finetune-backtest.md).',
         checks.at_least(0)),
     'zero_residuals': fields.Field(
-        finetune_lib.ZERO_RESIDUALS, "covariates='use': the exogenous mixer and the decoder's "
-        'channel mixers start with zero output layers (the model '
-        'forecasts as the checkpoint until trained); False: random, as '
-        "the reference initialises them (train/finetune.py "
-        'ZERO_RESIDUALS, chosen on validation).'),
+        model_recipes.EXOGENOUS_ZERO_RESIDUALS,
+        "covariates='use': the exogenous mixer and the decoder's channel "
+        'mixers start with zero output layers (the model forecasts as the '
+        'checkpoint until trained); False: random, as the reference '
+        'initialises them (ttm_jax/recipes.py EXOGENOUS_ZERO_RESIDUALS, '
+        'chosen on validation).'),
     'quick': fields.Field(False, 'A few steps, no LR finder (tests).'),
 }
 

@@ -27,7 +27,8 @@ def finetune_forecaster(checkpoint, revision: str = '',
                         name: Optional[str] = None,
                         num_epochs: Optional[int] = None,
                         exogenous_inputs: Optional[inputs_lib.Inputs] = None,
-                        zero_residuals: Optional[bool] = None
+                        zero_residuals: bool = (
+                            recipes.EXOGENOUS_ZERO_RESIDUALS)
                         ) -> forecaster_lib.Forecaster:
   """A checkpoint fine-tuned per task on the task's pasts before its test
   windows (`benchmark.task_histories`) with IBM's GIFT recipe, in memory
@@ -44,8 +45,8 @@ def finetune_forecaster(checkpoint, revision: str = '',
   (`covariates.Channels`, a categorical a 0/1 channel per value its pasts
   hold) of an exogenous mixer trained with the recipe, on windows and
   forecast contexts standardised by these inputs, its new residual
-  branches starting at zero when `zero_residuals` (default
-  `train.finetune.ZERO_RESIDUALS`); a task without covariates is
+  branches starting at zero when `zero_residuals`; a task without
+  covariates is
   fine-tuned as without them."""
   model = forecaster_lib.load(checkpoint, revision)
   base = forecaster_lib.model_forecaster(model, quantiles=quantiles,
@@ -55,9 +56,6 @@ def finetune_forecaster(checkpoint, revision: str = '',
       fraction=fraction, max_windows=max_windows,
       learning_rate=learning_rate or 'lr_finder', quick=quick,
       **({'num_epochs': num_epochs} if num_epochs else {})))
-  if zero_residuals is None:
-    from ttm_jax.train import finetune  # pylint: disable=g-import-not-at-top
-    zero_residuals = finetune.ZERO_RESIDUALS
   if exogenous_inputs is not None:
     config['exogenous_inputs'] = exogenous_inputs.name
     config['zero_residuals'] = zero_residuals

@@ -42,14 +42,6 @@ from ttm_jax.train import loop
 
 _LOG = logging.getLogger(__name__)
 
-# Whether a fine-tune that adds channels (`overrides`) starts the new
-# residual branches at zero (`factory`'s `zero_new_residuals`: the model
-# forecasts as the pretrained one until trained) rather than as the
-# reference initialises them (random). Chosen on the covariate suite's
-# validation split by a rule fixed before:
-# docs/results/2026-12-07-covariate-finetune-zero-start.md.
-ZERO_RESIDUALS = True
-
 
 @dataclasses.dataclass(frozen=True)
 class Standardized:
@@ -111,7 +103,7 @@ def histories(model: factory.Model, source: str,
               workdir: Optional[str] = None,
               overrides: Optional[Dict[str, Any]] = None,
               inputs: Optional[inputs_lib.Inputs] = None,
-              zero_residuals: bool = ZERO_RESIDUALS
+              zero_residuals: bool = recipes.EXOGENOUS_ZERO_RESIDUALS
               ) -> Tuple[Optional[factory.Model], Dict[str, Any]]:
   """IBM's GIFT fine-tune recipe (`recipes.series_finetune`) of `model`
   (named `source` in the records) on univariate histories, for forecasts
@@ -120,7 +112,7 @@ def histories(model: factory.Model, source: str,
   fields applied first), their windows `Standardized` by `inputs` when
   the model gets exogenous channels (module docstring); the residual
   branches the overrides add start at zero when `zero_residuals`
-  (`ZERO_RESIDUALS`).
+  (`recipes.EXOGENOUS_ZERO_RESIDUALS`).
 
   As IBM's: `fraction` of the training windows (0.9, and 50 epochs, when
   that is under 200), zero-shot when there are `min_windows` or fewer;
@@ -168,7 +160,7 @@ def table(model: factory.Model, source: str, data_table: sources.Table,
           *, quick: bool = False, workdir: Optional[str] = None,
           overrides: Optional[Dict[str, Any]] = None,
           inputs: Optional[inputs_lib.Inputs] = None,
-          zero_residuals: bool = ZERO_RESIDUALS
+          zero_residuals: bool = recipes.EXOGENOUS_ZERO_RESIDUALS
           ) -> Tuple[factory.Model, Dict[str, Any]]:
   """IBM's few-shot head probing (`recipes.few_shot`: LR finder,
   one-cycle, early stopping) of `model` (named `source` in the records;
